@@ -1,0 +1,78 @@
+//! Switchyard's backend contract.
+//!
+//! * [`Backend`]: a runtime (ONNX Runtime with one execution provider, OpenVINO, ...) that can
+//!   load a model onto a device. Implementations live in their own feature-gated crates.
+//! * [`LoadedModel`]: one model instance on one device; it runs classify/embed batches or
+//!   streams generated tokens. It is driven by exactly one thread ([`worker::ModelWorker`]).
+//! * [`registry`]: the model registry file (names, stages, files, memory estimates, limits).
+//!
+//! Nothing here links a vendor SDK, so the controller builds without one.
+
+pub mod error;
+pub mod registry;
+pub mod stage;
+pub mod worker;
+
+pub use error::BackendError;
+pub use registry::{ModelRegistry, ModelSpec, OverflowPolicy};
+pub use stage::{
+    ClassScores, DeviceRef, DeviceType, EmbedOutput, FinishReason, GenerateParams,
+    GenerateSummary, StageKind, TokenEvent,
+};
+
+/// A runtime that can load models onto devices (e.g. `ort-cpu`, `ort-cuda`, `openvino`).
+pub trait Backend: Send + Sync {
+    /// Stable id used in inventories, placement and traces: `ort-cpu`, `ort-cuda`,
+    /// `ort-tensorrt`, `openvino`.
+    fn id(&self) -> &'static str;
+
+    /// Checks that this backend really runs on `device` (loads a tiny model and runs it).
+    /// The error says why it does not.
+    fn probe(&self, device: &DeviceRef) -> Result<(), BackendError>;
+
+    /// Loads `spec` onto `device`. Missing/corrupt files, wrong input names and unsupported
+    /// devices are errors; a backend never silently runs somewhere other than `device`.
+    fn load(&self, spec: &ModelSpec, device: &DeviceRef)
+    -> Result<Box<dyn LoadedModel>, BackendError>;
+}
+
+/// One model loaded on one device. Not `Sync`: exactly one thread drives it.
+pub trait LoadedModel: Send {
+    /// The registry entry this instance was loaded from.
+    fn spec(&self) -> &ModelSpec;
+
+    /// Embeds a batch of texts (mean-pooled, L2-normalised).
+    fn embed(&mut self, inputs: &[String]) -> Result<EmbedOutput, BackendError> {
+        let _ = inputs;
+        Err(BackendError::WrongStage {
+            model: self.spec().name.clone(),
+            stage: self.spec().stage,
+            requested: StageKind::Embed,
+        })
+    }
+
+    /// Classifies a batch of texts.
+    fn classify(&mut self, inputs: &[String]) -> Result<Vec<ClassScores>, BackendError> {
+        let _ = inputs;
+        Err(BackendError::WrongStage {
+            model: self.spec().name.clone(),
+            stage: self.spec().stage,
+            requested: StageKind::Classify,
+        })
+    }
+
+    /// Generates text, calling `on_token` for every decoded piece; generation stops early
+    /// when `on_token` returns `false` (client went away).
+    fn generate(
+        &mut self,
+        params: &GenerateParams,
+        on_token: &mut dyn FnMut(TokenEvent) -> bool,
+    ) -> Result<GenerateSummary, BackendError> {
+        let _ = (params, on_token);
+        Err(BackendError::WrongStage {
+            model: self.spec().name.clone(),
+            stage: self.spec().stage,
+            requested: StageKind::Generate,
+        })
+    }
+}

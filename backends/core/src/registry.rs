@@ -1,0 +1,275 @@
+//! The model registry file (`models/registry.toml`): which models exist, what stage they
+//! serve, which files they need (relative to the models directory), how much memory they
+//! take and what input limits apply.
+//!
+//! ```toml
+//! [[model]]
+//! name = "minilm-l6-v2"
+//! stage = "embed"
+//! onnx = "minilm-l6-v2/model.onnx"
+//! tokenizer = "minilm-l6-v2/tokenizer.json"
+//! memory_bytes = 120_000_000
+//! max_input_tokens = 128
+//! overflow = "truncate"
+//! ```
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+
+use serde::Deserialize;
+
+use crate::stage::StageKind;
+
+/// What to do with an input longer than `max_input_tokens`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum OverflowPolicy {
+    /// Cut the input to the limit.
+    Truncate,
+    /// Refuse the request with an InvalidInput error.
+    Refuse,
+}
+
+/// One registry entry.
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ModelSpec {
+    /// Unique name clients use (`minilm-l6-v2`, `router`, `smollm2-135m`).
+    pub name: String,
+    pub stage: StageKind,
+    /// ONNX graph, relative to the models directory (absolute after [`ModelRegistry::load`]).
+    pub onnx: PathBuf,
+    /// `tokenizer.json`, relative to the models directory.
+    pub tokenizer: PathBuf,
+    /// Expected SHA-256 of the ONNX file (hex), checked by the set-up step.
+    #[serde(default)]
+    pub sha256: Option<String>,
+    /// Estimated resident memory on a device, bytes.
+    pub memory_bytes: u64,
+    /// Longest input accepted, in tokens.
+    pub max_input_tokens: u32,
+    #[serde(default = "default_overflow")]
+    pub overflow: OverflowPolicy,
+    /// Classify: label names in output order.
+    #[serde(default)]
+    pub labels: Vec<String>,
+    /// Embed: vector width.
+    #[serde(default)]
+    pub embedding_dim: Option<u32>,
+    /// Generate: the tier this model answers (`fast`, `code`, `heavy`).
+    #[serde(default)]
+    pub tier: Option<String>,
+    /// Generate: context window in tokens (prompt + completion).
+    #[serde(default)]
+    pub context_tokens: Option<u32>,
+    /// Generate: chat template name (`chatml`).
+    #[serde(default)]
+    pub chat_template: Option<String>,
+    /// Generate: a system prompt prepended when the request has none.
+    #[serde(default)]
+    pub system_prompt: Option<String>,
+    /// Generate: tokens that end generation (e.g. `<|im_end|>`).
+    #[serde(default)]
+    pub stop_tokens: Vec<String>,
+    /// Largest batch the model accepts in one call (classify/embed).
+    #[serde(default = "default_max_batch")]
+    pub max_batch: u32,
+    /// Free-form facts (licence, origin package) shown by `GET /v1/models`.
+    #[serde(default)]
+    pub info: BTreeMap<String, String>,
+}
+
+fn default_overflow() -> OverflowPolicy {
+    OverflowPolicy::Truncate
+}
+
+fn default_max_batch() -> u32 {
+    32
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RegistryFile {
+    #[serde(default, rename = "model")]
+    models: Vec<ModelSpec>,
+}
+
+/// Errors reading a registry file.
+#[derive(Debug, thiserror::Error)]
+pub enum RegistryError {
+    #[error("cannot read model registry {path}: {source}")]
+    Read {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    #[error("invalid model registry {path}: {message}")]
+    Parse { path: PathBuf, message: String },
+    #[error("invalid model registry {path}: {message}")]
+    Invalid { path: PathBuf, message: String },
+}
+
+/// All registered models, by name.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct ModelRegistry {
+    models: BTreeMap<String, ModelSpec>,
+    /// Directory the relative file paths were resolved against.
+    pub models_dir: PathBuf,
+}
+
+impl ModelRegistry {
+    /// Reads `path`, resolving file paths against `models_dir`. Unknown keys, duplicate
+    /// names and inconsistent entries (a classifier without labels, ...) are errors.
+    pub fn load(path: &Path, models_dir: &Path) -> Result<Self, RegistryError> {
+        let text = std::fs::read_to_string(path).map_err(|source| RegistryError::Read {
+            path: path.to_owned(),
+            source,
+        })?;
+        Self::parse(&text, path, models_dir)
+    }
+
+    /// Parses registry text (see [`ModelRegistry::load`]); `origin` names it in errors.
+    pub fn parse(text: &str, origin: &Path, models_dir: &Path) -> Result<Self, RegistryError> {
+        let file: RegistryFile = toml::from_str(text).map_err(|e| RegistryError::Parse {
+            path: origin.to_owned(),
+            message: e.to_string().trim().replace('\n', " "),
+        })?;
+        let invalid = |message: String| RegistryError::Invalid {
+            path: origin.to_owned(),
+            message,
+        };
+        let mut models = BTreeMap::new();
+        for mut spec in file.models {
+            if spec.name.is_empty() {
+                return Err(invalid("a model has an empty name".into()));
+            }
+            if spec.memory_bytes == 0 {
+                return Err(invalid(format!("model {}: memory_bytes must be > 0", spec.name)));
+            }
+            if spec.max_input_tokens == 0 {
+                return Err(invalid(format!(
+                    "model {}: max_input_tokens must be > 0",
+                    spec.name
+                )));
+            }
+            if spec.max_batch == 0 {
+                return Err(invalid(format!("model {}: max_batch must be > 0", spec.name)));
+            }
+            match spec.stage {
+                StageKind::Classify if spec.labels.len() < 2 => {
+                    return Err(invalid(format!(
+                        "model {}: a classify model needs at least two labels",
+                        spec.name
+                    )));
+                }
+                StageKind::Generate if spec.context_tokens.is_none() => {
+                    return Err(invalid(format!(
+                        "model {}: a generate model needs context_tokens",
+                        spec.name
+                    )));
+                }
+                _ => {}
+            }
+            spec.onnx = models_dir.join(&spec.onnx);
+            spec.tokenizer = models_dir.join(&spec.tokenizer);
+            let name = spec.name.clone();
+            if models.insert(name.clone(), spec).is_some() {
+                return Err(invalid(format!("model {name} is registered twice")));
+            }
+        }
+        Ok(ModelRegistry {
+            models,
+            models_dir: models_dir.to_owned(),
+        })
+    }
+
+    /// Builds a registry from specs whose paths are already absolute (tests, embedding).
+    pub fn from_specs(specs: impl IntoIterator<Item = ModelSpec>) -> Self {
+        ModelRegistry {
+            models: specs.into_iter().map(|s| (s.name.clone(), s)).collect(),
+            models_dir: PathBuf::new(),
+        }
+    }
+
+    /// The entry named `name`.
+    pub fn get(&self, name: &str) -> Option<&ModelSpec> {
+        self.models.get(name)
+    }
+
+    /// Every entry, sorted by name.
+    pub fn iter(&self) -> impl Iterator<Item = &ModelSpec> {
+        self.models.values()
+    }
+
+    /// Number of entries.
+    pub fn len(&self) -> usize {
+        self.models.len()
+    }
+
+    /// True when no model is registered.
+    pub fn is_empty(&self) -> bool {
+        self.models.is_empty()
+    }
+
+    /// Names of models whose files exist on this host.
+    pub fn available(&self) -> Vec<String> {
+        self.iter()
+            .filter(|s| s.onnx.is_file() && s.tokenizer.is_file())
+            .map(|s| s.name.clone())
+            .collect()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const GOOD: &str = r#"
+[[model]]
+name = "minilm"
+stage = "embed"
+onnx = "minilm/model.onnx"
+tokenizer = "minilm/tokenizer.json"
+memory_bytes = 100
+max_input_tokens = 128
+
+[[model]]
+name = "router"
+stage = "classify"
+onnx = "router/model.onnx"
+tokenizer = "minilm/tokenizer.json"
+memory_bytes = 100
+max_input_tokens = 128
+labels = ["fast", "code", "heavy"]
+"#;
+
+    #[test]
+    fn parses_and_resolves_paths() {
+        let reg = ModelRegistry::parse(GOOD, Path::new("r.toml"), Path::new("/m")).unwrap();
+        assert_eq!(reg.len(), 2);
+        let router = reg.get("router").unwrap();
+        assert_eq!(router.stage, StageKind::Classify);
+        assert_eq!(router.onnx, Path::new("/m/router/model.onnx"));
+        assert_eq!(router.overflow, OverflowPolicy::Truncate);
+        assert_eq!(router.max_batch, 32);
+    }
+
+    #[test]
+    fn rejects_unknown_key_with_its_name() {
+        let text = GOOD.replace("max_input_tokens = 128\n\n", "max_input_tokens = 128\nbogus = 1\n\n");
+        let err = ModelRegistry::parse(&text, Path::new("r.toml"), Path::new("/m")).unwrap_err();
+        let msg = err.to_string();
+        assert!(msg.contains("bogus"), "{msg}");
+        assert!(msg.contains("r.toml"), "{msg}");
+    }
+
+    #[test]
+    fn rejects_classifier_without_labels_and_duplicates() {
+        let text = GOOD.replace("labels = [\"fast\", \"code\", \"heavy\"]", "");
+        let err = ModelRegistry::parse(&text, Path::new("r.toml"), Path::new("/m")).unwrap_err();
+        assert!(err.to_string().contains("at least two labels"), "{err}");
+
+        let dup = format!("{GOOD}\n{}", &GOOD[..GOOD.find("[[model]]\nname = \"router\"").unwrap()]);
+        let err = ModelRegistry::parse(&dup, Path::new("r.toml"), Path::new("/m")).unwrap_err();
+        assert!(err.to_string().contains("registered twice"), "{err}");
+    }
+}

@@ -1,0 +1,227 @@
+//! A loaded model on its own OS thread, fed by a bounded channel (the backend actor).
+//!
+//! Inference runtimes block; the async agent must not. [`ModelWorker`] owns one
+//! [`LoadedModel`] on a dedicated thread and exposes async-friendly calls. A full queue is
+//! reported as [`BackendError::QueueFull`] instead of growing without bound.
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU32, Ordering};
+use std::sync::mpsc;
+use std::thread;
+use std::time::Instant;
+
+use tokio::sync::oneshot;
+
+use crate::{
+    BackendError, ClassScores, EmbedOutput, GenerateParams, GenerateSummary, LoadedModel,
+    ModelSpec, TokenEvent,
+};
+
+/// Reply channel of a job.
+type Reply<T> = oneshot::Sender<T>;
+
+enum Job {
+    Embed(Vec<String>, Reply<Timed<Result<EmbedOutput, BackendError>>>),
+    Classify(Vec<String>, Reply<Timed<Result<Vec<ClassScores>, BackendError>>>),
+    Generate(
+        GenerateParams,
+        Box<dyn FnMut(TokenEvent) -> bool + Send>,
+        Reply<Timed<Result<GenerateSummary, BackendError>>>,
+    ),
+}
+
+/// A result with the time it waited in the queue and the time it computed.
+#[derive(Debug)]
+pub struct Timed<T> {
+    pub value: T,
+    pub queue_ms: f64,
+    pub compute_ms: f64,
+}
+
+/// Handle to a model running on its own thread. Cloning shares the same thread.
+#[derive(Clone)]
+pub struct ModelWorker {
+    spec: Arc<ModelSpec>,
+    tx: mpsc::SyncSender<(Instant, Job)>,
+    in_flight: Arc<AtomicU32>,
+}
+
+impl std::fmt::Debug for ModelWorker {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ModelWorker")
+            .field("model", &self.spec.name)
+            .field("in_flight", &self.in_flight())
+            .finish()
+    }
+}
+
+impl ModelWorker {
+    /// Moves `model` onto a new thread named after it. `queue_capacity` bounds waiting jobs.
+    pub fn spawn(model: Box<dyn LoadedModel>, queue_capacity: usize) -> Self {
+        let spec = Arc::new(model.spec().clone());
+        let (tx, rx) = mpsc::sync_channel::<(Instant, Job)>(queue_capacity.max(1));
+        let name = format!("model-{}", spec.name);
+        thread::Builder::new()
+            .name(name)
+            .spawn(move || run(model, rx))
+            .expect("spawning a model thread");
+        ModelWorker {
+            spec,
+            tx,
+            in_flight: Arc::new(AtomicU32::new(0)),
+        }
+    }
+
+    /// The model's registry entry.
+    pub fn spec(&self) -> &ModelSpec {
+        &self.spec
+    }
+
+    /// Requests queued or running.
+    pub fn in_flight(&self) -> u32 {
+        self.in_flight.load(Ordering::Relaxed)
+    }
+
+    fn submit<T: Send + 'static>(
+        &self,
+        make: impl FnOnce(Reply<Timed<Result<T, BackendError>>>) -> Job,
+    ) -> Result<oneshot::Receiver<Timed<Result<T, BackendError>>>, BackendError> {
+        let (reply_tx, reply_rx) = oneshot::channel();
+        match self.tx.try_send((Instant::now(), make(reply_tx))) {
+            Ok(()) => Ok(reply_rx),
+            Err(mpsc::TrySendError::Full(_)) => Err(BackendError::QueueFull(self.spec.name.clone())),
+            Err(mpsc::TrySendError::Disconnected(_)) => {
+                Err(BackendError::NotLoaded(self.spec.name.clone()))
+            }
+        }
+    }
+
+    async fn wait<T: Send + 'static>(
+        &self,
+        rx: oneshot::Receiver<Timed<Result<T, BackendError>>>,
+    ) -> Result<Timed<T>, BackendError> {
+        self.in_flight.fetch_add(1, Ordering::Relaxed);
+        let name = self.spec.name.clone();
+        let out = rx.await.ok();
+        self.in_flight.fetch_sub(1, Ordering::Relaxed);
+        let timed = out.ok_or(BackendError::NotLoaded(name))?;
+        let value = timed.value?;
+        Ok(Timed {
+            value,
+            queue_ms: timed.queue_ms,
+            compute_ms: timed.compute_ms,
+        })
+    }
+
+    /// Embeds a batch on the model thread.
+    pub async fn embed(&self, inputs: Vec<String>) -> Result<Timed<EmbedOutput>, BackendError> {
+        let rx = self.submit(|r| Job::Embed(inputs, r))?;
+        self.wait(rx).await
+    }
+
+    /// Classifies a batch on the model thread.
+    pub async fn classify(
+        &self,
+        inputs: Vec<String>,
+    ) -> Result<Timed<Vec<ClassScores>>, BackendError> {
+        let rx = self.submit(|r| Job::Classify(inputs, r))?;
+        self.wait(rx).await
+    }
+
+    /// Generates on the model thread; `on_token` runs on that thread for every piece and
+    /// returning `false` from it stops generation.
+    pub async fn generate(
+        &self,
+        params: GenerateParams,
+        on_token: impl FnMut(TokenEvent) -> bool + Send + 'static,
+    ) -> Result<Timed<GenerateSummary>, BackendError> {
+        let rx = self.submit(|r| Job::Generate(params, Box::new(on_token), r))?;
+        self.wait(rx).await
+    }
+}
+
+fn run(mut model: Box<dyn LoadedModel>, rx: mpsc::Receiver<(Instant, Job)>) {
+    while let Ok((queued_at, job)) = rx.recv() {
+        let started = Instant::now();
+        let queue_ms = started.duration_since(queued_at).as_secs_f64() * 1e3;
+        let span = tracing::debug_span!("model_job", model = %model.spec().name);
+        let _g = span.enter();
+        macro_rules! finish {
+            ($reply:expr, $value:expr) => {{
+                let value = $value;
+                let compute_ms = started.elapsed().as_secs_f64() * 1e3;
+                let _ = $reply.send(Timed {
+                    value,
+                    queue_ms,
+                    compute_ms,
+                });
+            }};
+        }
+        match job {
+            Job::Embed(inputs, reply) => finish!(reply, model.embed(&inputs)),
+            Job::Classify(inputs, reply) => finish!(reply, model.classify(&inputs)),
+            Job::Generate(params, mut on_token, reply) => {
+                finish!(reply, model.generate(&params, &mut *on_token))
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::{OverflowPolicy, StageKind};
+
+    /// A deterministic in-memory model: embeds a text as `[len, 1]` normalised.
+    struct LengthModel(ModelSpec);
+
+    impl LoadedModel for LengthModel {
+        fn spec(&self) -> &ModelSpec {
+            &self.0
+        }
+        fn embed(&mut self, inputs: &[String]) -> Result<EmbedOutput, BackendError> {
+            if inputs.iter().any(|s| s.is_empty()) {
+                return Err(BackendError::InvalidInput("empty".into()));
+            }
+            Ok(EmbedOutput {
+                vectors: inputs.iter().map(|s| vec![s.len() as f32, 1.0]).collect(),
+                token_counts: inputs.iter().map(|s| s.len() as u32).collect(),
+            })
+        }
+    }
+
+    fn spec() -> ModelSpec {
+        ModelSpec {
+            name: "len".into(),
+            stage: StageKind::Embed,
+            onnx: "x".into(),
+            tokenizer: "y".into(),
+            sha256: None,
+            memory_bytes: 1,
+            max_input_tokens: 8,
+            overflow: OverflowPolicy::Truncate,
+            labels: vec![],
+            embedding_dim: Some(2),
+            tier: None,
+            context_tokens: None,
+            chat_template: None,
+            system_prompt: None,
+            stop_tokens: vec![],
+            max_batch: 4,
+            info: Default::default(),
+        }
+    }
+
+    #[tokio::test]
+    async fn runs_jobs_and_reports_errors_and_wrong_stage() {
+        let w = ModelWorker::spawn(Box::new(LengthModel(spec())), 4);
+        let out = w.embed(vec!["abc".into(), "de".into()]).await.unwrap();
+        assert_eq!(out.value.vectors, vec![vec![3.0, 1.0], vec![2.0, 1.0]]);
+        assert!(out.compute_ms >= 0.0 && out.queue_ms >= 0.0);
+        let err = w.embed(vec![String::new()]).await.unwrap_err();
+        assert!(matches!(err, BackendError::InvalidInput(_)));
+        let err = w.classify(vec!["x".into()]).await.unwrap_err();
+        assert!(matches!(err, BackendError::WrongStage { .. }), "{err}");
+        assert_eq!(w.in_flight(), 0);
+    }
+}
