@@ -1,0 +1,1 @@
+//! Backend set: builds every compiled-in backend, probes backend x device pairs, calibrates
