@@ -12,4 +12,6 @@ pub mod v1 {
         include_bytes!(concat!(env!("OUT_DIR"), "/switchyard_descriptor.bin"));
 }
 
+pub mod codec;
+pub mod errors;
 pub mod names;
