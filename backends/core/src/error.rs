@@ -35,6 +35,9 @@ pub enum BackendError {
     /// The model's worker queue is full.
     #[error("queue full for model {0}")]
     QueueFull(String),
+    /// Loading would overcommit the device's memory.
+    #[error("out of device memory: {0}")]
+    OutOfMemory(String),
     /// The worker thread is gone (model unloaded or crashed).
     #[error("model {0} is not loaded")]
     NotLoaded(String),
@@ -51,6 +54,7 @@ impl BackendError {
             BackendError::RuntimeUnavailable(_)
                 | BackendError::DeviceUnsupported { .. }
                 | BackendError::QueueFull(_)
+                | BackendError::OutOfMemory(_)
                 | BackendError::NotLoaded(_)
                 | BackendError::Inference(_)
         )
