@@ -1,1 +1,112 @@
-//! switchyard-agent
+//! The Switchyard node agent.
+//!
+//! * [`inventory`]: where the agent's device list comes from (real discovery or a fixture).
+//! * [`session`]: registration with the controller and the heartbeat/command stream, with
+//!   reconnects (exponential backoff + jitter) so a controller restart needs no agent restart.
+//! * [`runner`]: owns the loaded models (one worker thread per model × device) and merges
+//!   concurrent classify/embed requests into batches ([`batcher`]).
+//! * [`service`]: the data-path gRPC server (`switchyard.v1.Agent`) the controller calls.
+
+pub mod batcher;
+pub mod errors;
+pub mod inventory;
+pub mod runner;
+pub mod service;
+pub mod session;
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use tokio::net::TcpListener;
+use tokio::sync::watch;
+
+pub use inventory::{InventorySource, StaticInventory};
+pub use runner::StageRunner;
+pub use session::SessionError;
+
+/// Settings the agent runs with (already merged from defaults, file, env and flags).
+#[derive(Debug, Clone)]
+pub struct AgentSettings {
+    /// Unique node name in the cluster.
+    pub node_name: String,
+    /// Controller gRPC URL, e.g. `http://10.0.0.2:50051`.
+    pub controller: String,
+    /// Address the data-path server binds (port 0 = any free port).
+    pub listen: SocketAddr,
+    /// URL the controller uses to reach this agent; derived from the bound address when
+    /// `None`.
+    pub advertise: Option<String>,
+    /// Longest the batcher waits to fill a batch.
+    pub batch_max_wait: Duration,
+    /// Requests waiting per model × device before new ones are refused (ResourceExhausted).
+    pub queue_capacity: usize,
+}
+
+/// A running agent: its bound data-path address and a way to stop it.
+pub struct AgentHandle {
+    /// Address the data-path server is bound to.
+    pub data_addr: SocketAddr,
+    /// The stage runner (shared with the service).
+    pub runner: Arc<StageRunner>,
+    shutdown: watch::Sender<bool>,
+    session: tokio::task::JoinHandle<Result<(), SessionError>>,
+    server: tokio::task::JoinHandle<()>,
+}
+
+impl AgentHandle {
+    /// Waits until the session gives up (fatal error such as a duplicate node name) or
+    /// the agent is stopped.
+    pub async fn wait(self) -> Result<(), SessionError> {
+        let res = self
+            .session
+            .await
+            .unwrap_or_else(|e| Err(SessionError::Fatal(format!("session task failed: {e}"))));
+        let _ = self.shutdown.send(true);
+        let _ = self.server.await;
+        res
+    }
+
+    /// Asks the agent to stop.
+    pub fn stop(&self) {
+        let _ = self.shutdown.send(true);
+    }
+}
+
+/// Starts the data-path server and the controller session.
+pub async fn start(
+    settings: AgentSettings,
+    inventory: Box<dyn InventorySource>,
+    runner: Arc<StageRunner>,
+) -> std::io::Result<AgentHandle> {
+    let listener = TcpListener::bind(settings.listen).await?;
+    let data_addr = listener.local_addr()?;
+    let advertise = settings.advertise.clone().unwrap_or_else(|| {
+        let host = if data_addr.ip().is_unspecified() {
+            "127.0.0.1".to_string()
+        } else {
+            data_addr.ip().to_string()
+        };
+        format!("http://{host}:{}", data_addr.port())
+    });
+    let (shutdown_tx, shutdown_rx) = watch::channel(false);
+    let server = tokio::spawn(service::serve(
+        listener,
+        runner.clone(),
+        shutdown_rx.clone(),
+    ));
+    let session = tokio::spawn(session::run(
+        settings,
+        advertise,
+        inventory,
+        runner.clone(),
+        shutdown_rx,
+    ));
+    Ok(AgentHandle {
+        data_addr,
+        runner,
+        shutdown: shutdown_tx,
+        session,
+        server,
+    })
+}

@@ -47,7 +47,10 @@ impl<U: prost::Message + Default> Decoder for StrictDecoder<U> {
         self.0.decode(buf).map_err(|s| {
             Status::invalid_argument(format!(
                 "malformed protobuf message ({}): {}",
-                std::any::type_name::<U>().rsplit("::").next().unwrap_or("message"),
+                std::any::type_name::<U>()
+                    .rsplit("::")
+                    .next()
+                    .unwrap_or("message"),
                 s.message()
             ))
         })

@@ -36,20 +36,68 @@ struct Row {
 }
 
 const TABLE: &[Row] = &[
-    Row { class: ErrorClass::InvalidArgument, grpc: Code::InvalidArgument, http: 400, openai_type: "invalid_request_error" },
-    Row { class: ErrorClass::NotFound, grpc: Code::NotFound, http: 404, openai_type: "invalid_request_error" },
-    Row { class: ErrorClass::AlreadyExists, grpc: Code::AlreadyExists, http: 409, openai_type: "invalid_request_error" },
-    Row { class: ErrorClass::ResourceExhausted, grpc: Code::ResourceExhausted, http: 429, openai_type: "rate_limit_error" },
-    Row { class: ErrorClass::Unavailable, grpc: Code::Unavailable, http: 503, openai_type: "server_error" },
-    Row { class: ErrorClass::FailedPrecondition, grpc: Code::FailedPrecondition, http: 409, openai_type: "invalid_request_error" },
-    Row { class: ErrorClass::DeadlineExceeded, grpc: Code::DeadlineExceeded, http: 504, openai_type: "timeout_error" },
-    Row { class: ErrorClass::Unauthenticated, grpc: Code::Unauthenticated, http: 401, openai_type: "authentication_error" },
-    Row { class: ErrorClass::Internal, grpc: Code::Internal, http: 500, openai_type: "server_error" },
+    Row {
+        class: ErrorClass::InvalidArgument,
+        grpc: Code::InvalidArgument,
+        http: 400,
+        openai_type: "invalid_request_error",
+    },
+    Row {
+        class: ErrorClass::NotFound,
+        grpc: Code::NotFound,
+        http: 404,
+        openai_type: "invalid_request_error",
+    },
+    Row {
+        class: ErrorClass::AlreadyExists,
+        grpc: Code::AlreadyExists,
+        http: 409,
+        openai_type: "invalid_request_error",
+    },
+    Row {
+        class: ErrorClass::ResourceExhausted,
+        grpc: Code::ResourceExhausted,
+        http: 429,
+        openai_type: "rate_limit_error",
+    },
+    Row {
+        class: ErrorClass::Unavailable,
+        grpc: Code::Unavailable,
+        http: 503,
+        openai_type: "server_error",
+    },
+    Row {
+        class: ErrorClass::FailedPrecondition,
+        grpc: Code::FailedPrecondition,
+        http: 409,
+        openai_type: "invalid_request_error",
+    },
+    Row {
+        class: ErrorClass::DeadlineExceeded,
+        grpc: Code::DeadlineExceeded,
+        http: 504,
+        openai_type: "timeout_error",
+    },
+    Row {
+        class: ErrorClass::Unauthenticated,
+        grpc: Code::Unauthenticated,
+        http: 401,
+        openai_type: "authentication_error",
+    },
+    Row {
+        class: ErrorClass::Internal,
+        grpc: Code::Internal,
+        http: 500,
+        openai_type: "server_error",
+    },
 ];
 
 impl ErrorClass {
     fn row(self) -> &'static Row {
-        TABLE.iter().find(|r| r.class == self).expect("every class has a row")
+        TABLE
+            .iter()
+            .find(|r| r.class == self)
+            .expect("every class has a row")
     }
 
     /// gRPC status code.
@@ -106,6 +154,9 @@ mod tests {
         }
         assert_eq!(ErrorClass::ResourceExhausted.http_status(), 429);
         assert_eq!(ErrorClass::NotFound.status("x").code(), Code::NotFound);
-        assert_eq!(ErrorClass::from_grpc(Code::Cancelled), ErrorClass::Unavailable);
+        assert_eq!(
+            ErrorClass::from_grpc(Code::Cancelled),
+            ErrorClass::Unavailable
+        );
     }
 }

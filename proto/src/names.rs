@@ -77,7 +77,10 @@ mod tests {
             let kind = DeviceKind::from_short_name(name).expect("known name");
             assert_eq!(kind.short_name(), *name);
         }
-        assert_eq!(DeviceKind::from_short_name("NVIDIA_GPU"), Some(DeviceKind::NvidiaGpu));
+        assert_eq!(
+            DeviceKind::from_short_name("NVIDIA_GPU"),
+            Some(DeviceKind::NvidiaGpu)
+        );
         assert_eq!(DeviceKind::from_short_name("tpu"), None);
         assert_eq!(StageKind::from_short_name("embed"), Some(StageKind::Embed));
     }

@@ -1,0 +1,435 @@
+//! The stage runner: owns every loaded model on this node (one worker thread per
+//! model × device, with a batcher in front for classify/embed) and runs stages on them.
+//!
+//! Devices that exist only in a fixture inventory (`simulated`) execute on the CPU; their
+//! traces say `simulated = true`.
+
+use std::collections::{BTreeMap, HashMap};
+use std::sync::Arc;
+use std::sync::Mutex;
+use std::time::{Duration, Instant};
+
+use switchyard_backend_core::worker::ModelWorker;
+use switchyard_backend_core::{
+    Backend, BackendError, ClassScores, DeviceRef, DeviceType, GenerateParams, GenerateSummary,
+    ModelRegistry, ModelSpec, StageKind, TokenEvent,
+};
+use switchyard_proto::v1::{Device, DeviceKind, ResidentModel};
+use tracing::{Instrument, info, info_span};
+
+use crate::batcher::{BatchOutput, BatchReply, Batcher};
+
+/// A device as the runner addresses it.
+#[derive(Debug, Clone)]
+struct DeviceSlot {
+    /// Where the runtime actually executes (the CPU for simulated devices).
+    target: DeviceRef,
+    simulated: bool,
+    memory_total_bytes: u64,
+}
+
+/// One model resident on one device.
+#[derive(Debug)]
+struct Resident {
+    spec: ModelSpec,
+    device_id: String,
+    backend: String,
+    worker: ModelWorker,
+    batcher: Option<Batcher>,
+    last_used: Mutex<Instant>,
+}
+
+/// Result of a classify/embed stage.
+#[derive(Debug, Clone)]
+pub struct StageResult {
+    pub reply: BatchReply,
+    pub backend: String,
+    pub simulated: bool,
+}
+
+/// Where a generation ran.
+#[derive(Debug, Clone)]
+pub struct GenerateOutcome {
+    pub summary: GenerateSummary,
+    pub backend: String,
+    pub simulated: bool,
+    pub queue_ms: f64,
+    pub compute_ms: f64,
+}
+
+/// Runs stages on this node's devices.
+pub struct StageRunner {
+    node_name: String,
+    registry: ModelRegistry,
+    backends: BTreeMap<String, Arc<dyn Backend>>,
+    devices: Mutex<HashMap<String, DeviceSlot>>,
+    resident: Mutex<HashMap<(String, String), Arc<Resident>>>,
+    /// Serialises loads so two requests don't load the same model twice.
+    load_lock: tokio::sync::Mutex<()>,
+    batch_max_wait: Duration,
+    queue_capacity: usize,
+}
+
+impl std::fmt::Debug for StageRunner {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("StageRunner")
+            .field("node", &self.node_name)
+            .field("backends", &self.backends.keys().collect::<Vec<_>>())
+            .finish()
+    }
+}
+
+fn device_type(kind: DeviceKind) -> DeviceType {
+    match kind {
+        DeviceKind::NvidiaGpu => DeviceType::NvidiaGpu,
+        DeviceKind::IntelGpu => DeviceType::IntelGpu,
+        DeviceKind::IntelNpu => DeviceType::IntelNpu,
+        DeviceKind::Ncs2 => DeviceType::Ncs2,
+        DeviceKind::Cpu | DeviceKind::Unspecified => DeviceType::Cpu,
+    }
+}
+
+impl StageRunner {
+    /// A runner for `node_name` with the given backends and model registry.
+    pub fn new(
+        node_name: impl Into<String>,
+        registry: ModelRegistry,
+        backends: Vec<Arc<dyn Backend>>,
+        batch_max_wait: Duration,
+        queue_capacity: usize,
+    ) -> Self {
+        StageRunner {
+            node_name: node_name.into(),
+            registry,
+            backends: backends
+                .into_iter()
+                .map(|b| (b.id().to_string(), b))
+                .collect(),
+            devices: Mutex::new(HashMap::new()),
+            resident: Mutex::new(HashMap::new()),
+            load_lock: tokio::sync::Mutex::new(()),
+            batch_max_wait,
+            queue_capacity,
+        }
+    }
+
+    /// The node this runner belongs to.
+    pub fn node_name(&self) -> &str {
+        &self.node_name
+    }
+
+    /// Ids of the backends compiled in and loadable.
+    pub fn backend_ids(&self) -> Vec<String> {
+        self.backends.keys().cloned().collect()
+    }
+
+    /// The model registry.
+    pub fn registry(&self) -> &ModelRegistry {
+        &self.registry
+    }
+
+    /// Replaces the device table from a fresh inventory. Ordinals count devices of the same
+    /// kind in inventory order (CUDA ordinal, OpenVINO `GPU.N`).
+    pub fn set_devices(&self, devices: &[Device]) {
+        let mut ordinals: HashMap<DeviceType, u32> = HashMap::new();
+        let mut table = HashMap::new();
+        for d in devices {
+            let ty = device_type(d.kind());
+            let ordinal = ordinals.entry(ty).or_default();
+            let target = if d.simulated {
+                DeviceRef::cpu()
+            } else {
+                DeviceRef {
+                    id: d.id.clone(),
+                    device_type: ty,
+                    ordinal: *ordinal,
+                }
+            };
+            *ordinal += 1;
+            table.insert(
+                d.id.clone(),
+                DeviceSlot {
+                    target,
+                    simulated: d.simulated,
+                    memory_total_bytes: d.memory_total_bytes,
+                },
+            );
+        }
+        *self.devices.lock().expect("device table") = table;
+    }
+
+    /// Models resident on this node.
+    pub fn resident_models(&self) -> Vec<ResidentModel> {
+        let resident = self.resident.lock().expect("resident table");
+        let mut out: Vec<ResidentModel> = resident
+            .values()
+            .map(|r| ResidentModel {
+                model: r.spec.name.clone(),
+                device_id: r.device_id.clone(),
+                backend: r.backend.clone(),
+                memory_bytes: r.spec.memory_bytes,
+                in_flight: r.worker.in_flight(),
+            })
+            .collect();
+        out.sort_by(|a, b| (&a.model, &a.device_id).cmp(&(&b.model, &b.device_id)));
+        out
+    }
+
+    /// Seconds since each resident model was last used, for keep-alive decisions.
+    pub fn idle_seconds(&self, model: &str, device_id: &str) -> Option<f64> {
+        let resident = self.resident.lock().expect("resident table");
+        resident
+            .get(&(model.to_string(), device_id.to_string()))
+            .map(|r| {
+                r.last_used
+                    .lock()
+                    .expect("last used")
+                    .elapsed()
+                    .as_secs_f64()
+            })
+    }
+
+    fn spec(&self, model: &str) -> Result<&ModelSpec, BackendError> {
+        self.registry.get(model).ok_or_else(|| {
+            BackendError::InvalidInput(format!(
+                "unknown model '{model}' (registered: {})",
+                self.registry
+                    .iter()
+                    .map(|s| s.name.as_str())
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            ))
+        })
+    }
+
+    fn slot(&self, device_id: &str) -> Result<DeviceSlot, BackendError> {
+        let devices = self.devices.lock().expect("device table");
+        devices.get(device_id).cloned().ok_or_else(|| {
+            let mut known: Vec<&String> = devices.keys().collect();
+            known.sort();
+            BackendError::DeviceUnsupported {
+                backend: "-".into(),
+                device: device_id.into(),
+                reason: format!(
+                    "no such device on node {} (devices: {known:?})",
+                    self.node_name
+                ),
+            }
+        })
+    }
+
+    fn backend(&self, id: &str) -> Result<Arc<dyn Backend>, BackendError> {
+        self.backends.get(id).cloned().ok_or_else(|| {
+            BackendError::InvalidInput(format!(
+                "unknown or unavailable backend '{id}' on node {} (available: {})",
+                self.node_name,
+                self.backends.keys().cloned().collect::<Vec<_>>().join(", ")
+            ))
+        })
+    }
+
+    /// Loads `model` on `device_id` with `backend` (no-op when already resident there).
+    /// Refuses when the device's memory would be overcommitted.
+    pub async fn load(
+        &self,
+        model: &str,
+        device_id: &str,
+        backend: &str,
+    ) -> Result<ResidentModel, BackendError> {
+        self.resident_or_load(model, device_id, backend)
+            .await
+            .map(|r| ResidentModel {
+                model: r.spec.name.clone(),
+                device_id: r.device_id.clone(),
+                backend: r.backend.clone(),
+                memory_bytes: r.spec.memory_bytes,
+                in_flight: r.worker.in_flight(),
+            })
+    }
+
+    /// Unloads `model` from `device_id`. Returns false when it was not resident.
+    pub fn unload(&self, model: &str, device_id: &str) -> bool {
+        let removed = self
+            .resident
+            .lock()
+            .expect("resident table")
+            .remove(&(model.to_string(), device_id.to_string()));
+        if removed.is_some() {
+            info!(model, device = device_id, "model unloaded");
+        }
+        removed.is_some()
+    }
+
+    fn lookup(&self, model: &str, device_id: &str) -> Option<Arc<Resident>> {
+        self.resident
+            .lock()
+            .expect("resident table")
+            .get(&(model.to_string(), device_id.to_string()))
+            .cloned()
+    }
+
+    async fn resident_or_load(
+        &self,
+        model: &str,
+        device_id: &str,
+        backend_id: &str,
+    ) -> Result<Arc<Resident>, BackendError> {
+        if let Some(r) = self.lookup(model, device_id) {
+            if backend_id.is_empty() || r.backend == backend_id {
+                *r.last_used.lock().expect("last used") = Instant::now();
+                return Ok(r);
+            }
+        }
+        let _guard = self.load_lock.lock().await;
+        if let Some(r) = self.lookup(model, device_id)
+            && (backend_id.is_empty() || r.backend == backend_id)
+        {
+            return Ok(r);
+        }
+        let spec = self.spec(model)?.clone();
+        let slot = self.slot(device_id)?;
+        if backend_id.is_empty() {
+            return Err(BackendError::InvalidInput(format!(
+                "model {model} is not loaded on {device_id} and no backend was named"
+            )));
+        }
+        let backend = self.backend(backend_id)?;
+        let used: u64 = self
+            .resident
+            .lock()
+            .expect("resident table")
+            .values()
+            .filter(|r| r.device_id == device_id && r.spec.name != model)
+            .map(|r| r.spec.memory_bytes)
+            .sum();
+        if slot.memory_total_bytes > 0 && used + spec.memory_bytes > slot.memory_total_bytes {
+            return Err(BackendError::OutOfMemory(format!(
+                "{model} needs {} MiB on {device_id}, only {} MiB of {} MiB unreserved",
+                spec.memory_bytes >> 20,
+                slot.memory_total_bytes.saturating_sub(used) >> 20,
+                slot.memory_total_bytes >> 20
+            )));
+        }
+        let span = info_span!("load", model, device = device_id, backend = backend_id);
+        let started = Instant::now();
+        let target = slot.target.clone();
+        let load_spec = spec.clone();
+        let loaded = tokio::task::spawn_blocking(move || backend.load(&load_spec, &target))
+            .instrument(span.clone())
+            .await
+            .map_err(|e| BackendError::Inference(format!("load task failed: {e}")))??;
+        let worker = ModelWorker::spawn(loaded, self.queue_capacity);
+        let batcher = match spec.stage {
+            StageKind::Classify | StageKind::Embed => Some(Batcher::spawn(
+                worker.clone(),
+                self.batch_max_wait,
+                self.queue_capacity,
+            )),
+            StageKind::Generate => None,
+        };
+        let resident = Arc::new(Resident {
+            spec,
+            device_id: device_id.to_string(),
+            backend: backend_id.to_string(),
+            worker,
+            batcher,
+            last_used: Mutex::new(Instant::now()),
+        });
+        self.resident
+            .lock()
+            .expect("resident table")
+            .insert((model.to_string(), device_id.to_string()), resident.clone());
+        span.in_scope(|| {
+            info!(
+                elapsed_ms = started.elapsed().as_millis() as u64,
+                simulated = slot.simulated,
+                "model loaded"
+            )
+        });
+        Ok(resident)
+    }
+
+    /// Runs a classify or embed stage (merged with concurrent requests by the batcher).
+    pub async fn run_batch(
+        &self,
+        stage: StageKind,
+        model: &str,
+        device_id: &str,
+        backend: &str,
+        inputs: Vec<String>,
+    ) -> Result<StageResult, BackendError> {
+        let resident = self.resident_or_load(model, device_id, backend).await?;
+        if resident.spec.stage != stage {
+            return Err(BackendError::WrongStage {
+                model: model.into(),
+                stage: resident.spec.stage,
+                requested: stage,
+            });
+        }
+        let batcher = resident
+            .batcher
+            .as_ref()
+            .ok_or_else(|| BackendError::WrongStage {
+                model: model.into(),
+                stage: resident.spec.stage,
+                requested: stage,
+            })?;
+        let simulated = self.slot(device_id)?.simulated;
+        let reply = batcher.submit(inputs).await?;
+        *resident.last_used.lock().expect("last used") = Instant::now();
+        Ok(StageResult {
+            reply,
+            backend: resident.backend.clone(),
+            simulated,
+        })
+    }
+
+    /// Classify helper returning scores.
+    pub async fn classify(
+        &self,
+        model: &str,
+        device_id: &str,
+        backend: &str,
+        inputs: Vec<String>,
+    ) -> Result<(Vec<ClassScores>, StageResult), BackendError> {
+        let res = self
+            .run_batch(StageKind::Classify, model, device_id, backend, inputs)
+            .await?;
+        match &res.reply.output {
+            BatchOutput::Classify(c) => Ok((c.clone(), res)),
+            BatchOutput::Embed { .. } => Err(BackendError::Inference(
+                "batcher returned embeddings".into(),
+            )),
+        }
+    }
+
+    /// Generates with `model` on `device_id`, calling `on_token` for each piece (on the
+    /// model's thread); returning false from it cancels.
+    pub async fn generate(
+        &self,
+        model: &str,
+        device_id: &str,
+        backend: &str,
+        params: GenerateParams,
+        on_token: impl FnMut(TokenEvent) -> bool + Send + 'static,
+    ) -> Result<GenerateOutcome, BackendError> {
+        let resident = self.resident_or_load(model, device_id, backend).await?;
+        if resident.spec.stage != StageKind::Generate {
+            return Err(BackendError::WrongStage {
+                model: model.into(),
+                stage: resident.spec.stage,
+                requested: StageKind::Generate,
+            });
+        }
+        let simulated = self.slot(device_id)?.simulated;
+        let timed = resident.worker.generate(params, on_token).await?;
+        *resident.last_used.lock().expect("last used") = Instant::now();
+        Ok(GenerateOutcome {
+            summary: timed.value,
+            backend: resident.backend.clone(),
+            simulated,
+            queue_ms: timed.queue_ms,
+            compute_ms: timed.compute_ms,
+        })
+    }
+}

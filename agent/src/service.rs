@@ -1,0 +1,290 @@
+//! The agent's data-path gRPC server (`switchyard.v1.Agent`), with grpc.health.v1 and
+//! reflection. The controller calls it to run stages; the agent never decides placement.
+
+use std::pin::Pin;
+use std::sync::Arc;
+
+use switchyard_backend_core::{GenerateParams, StageKind};
+use switchyard_proto::errors::ErrorClass;
+use switchyard_proto::v1::agent_server::{Agent, AgentServer};
+use switchyard_proto::v1::{
+    AgentGenerateRequest, Classification, Embedding, GenerateChunk, ListResidentRequest,
+    ListResidentResponse, LoadModelRequest, LoadModelResponse, RunStageRequest, RunStageResponse,
+    StageTrace, UnloadModelRequest, UnloadModelResponse,
+};
+use tokio::net::TcpListener;
+use tokio::sync::{mpsc, watch};
+use tokio_stream::Stream;
+use tokio_stream::wrappers::{ReceiverStream, TcpListenerStream};
+use tonic::{Request, Response, Status};
+use tracing::{Instrument, info_span, warn};
+
+use crate::batcher::BatchOutput;
+use crate::errors::to_status;
+use crate::runner::StageRunner;
+
+/// Serves the data path on `listener` until `shutdown` turns true.
+pub async fn serve(
+    listener: TcpListener,
+    runner: Arc<StageRunner>,
+    mut shutdown: watch::Receiver<bool>,
+) {
+    let (health_reporter, health_service) = tonic_health::server::health_reporter();
+    health_reporter
+        .set_serving::<AgentServer<AgentService>>()
+        .await;
+    let reflection = tonic_reflection::server::Builder::configure()
+        .register_encoded_file_descriptor_set(switchyard_proto::v1::FILE_DESCRIPTOR_SET)
+        .register_encoded_file_descriptor_set(tonic_health::pb::FILE_DESCRIPTOR_SET)
+        .build_v1()
+        .expect("embedded descriptor sets are valid");
+    let service = AgentService { runner };
+    let result = tonic::transport::Server::builder()
+        .add_service(health_service)
+        .add_service(reflection)
+        .add_service(AgentServer::new(service))
+        .serve_with_incoming_shutdown(TcpListenerStream::new(listener), async move {
+            let _ = shutdown.wait_for(|stop| *stop).await;
+        })
+        .await;
+    if let Err(e) = result {
+        warn!(error = %e, "agent data-path server stopped");
+    }
+}
+
+/// `switchyard.v1.Agent` implementation.
+pub struct AgentService {
+    runner: Arc<StageRunner>,
+}
+
+fn require(field: &str, value: &str) -> Result<(), Status> {
+    if value.trim().is_empty() {
+        Err(ErrorClass::InvalidArgument.status(format!("{field} must not be empty")))
+    } else {
+        Ok(())
+    }
+}
+
+fn stage_of(raw: i32) -> Result<StageKind, Status> {
+    match switchyard_proto::v1::StageKind::try_from(raw) {
+        Ok(switchyard_proto::v1::StageKind::Classify) => Ok(StageKind::Classify),
+        Ok(switchyard_proto::v1::StageKind::Embed) => Ok(StageKind::Embed),
+        Ok(switchyard_proto::v1::StageKind::Generate) => Err(ErrorClass::InvalidArgument
+            .status("RunStage runs classify/embed batches; use Generate for generation")),
+        _ => Err(ErrorClass::InvalidArgument.status(format!(
+            "stage must be STAGE_KIND_CLASSIFY or STAGE_KIND_EMBED, got {raw}"
+        ))),
+    }
+}
+
+/// Proto stage kind of a core stage kind.
+pub fn proto_stage(stage: StageKind) -> switchyard_proto::v1::StageKind {
+    match stage {
+        StageKind::Classify => switchyard_proto::v1::StageKind::Classify,
+        StageKind::Embed => switchyard_proto::v1::StageKind::Embed,
+        StageKind::Generate => switchyard_proto::v1::StageKind::Generate,
+    }
+}
+
+type ChunkStream = Pin<Box<dyn Stream<Item = Result<GenerateChunk, Status>> + Send>>;
+
+#[tonic::async_trait]
+impl Agent for AgentService {
+    async fn run_stage(
+        &self,
+        request: Request<RunStageRequest>,
+    ) -> Result<Response<RunStageResponse>, Status> {
+        let req = request.into_inner();
+        let stage = stage_of(req.stage)?;
+        require("model", &req.model)?;
+        require("device_id", &req.device_id)?;
+        if req.inputs.is_empty() {
+            return Err(ErrorClass::InvalidArgument.status("inputs must not be empty"));
+        }
+        let span = info_span!("stage", stage = stage.as_str(), node = self.runner.node_name(),
+            device = %req.device_id, backend = %req.backend, model = %req.model);
+        let res = self
+            .runner
+            .run_batch(stage, &req.model, &req.device_id, &req.backend, req.inputs)
+            .instrument(span)
+            .await
+            .map_err(|e| to_status(&e))?;
+        let trace = StageTrace {
+            stage: proto_stage(stage) as i32,
+            model: req.model.clone(),
+            node: self.runner.node_name().to_string(),
+            device_id: req.device_id,
+            backend: res.backend,
+            queue_ms: res.reply.queue_ms,
+            compute_ms: res.reply.compute_ms,
+            retries: 0,
+            batch_size: res.reply.batch_size,
+            simulated: res.simulated,
+        };
+        let mut out = RunStageResponse {
+            trace: Some(trace),
+            ..Default::default()
+        };
+        match res.reply.output {
+            BatchOutput::Embed {
+                vectors,
+                token_counts,
+            } => {
+                out.embeddings = vectors
+                    .into_iter()
+                    .map(|values| Embedding { values })
+                    .collect();
+                out.input_tokens = token_counts;
+            }
+            BatchOutput::Classify(scores) => {
+                let labels = self
+                    .runner
+                    .registry()
+                    .get(&req.model)
+                    .map(|s| s.labels.clone())
+                    .unwrap_or_default();
+                out.classifications = scores
+                    .into_iter()
+                    .map(|c| Classification {
+                        label: labels.get(c.top).cloned().unwrap_or_default(),
+                        score: c.probabilities.get(c.top).copied().unwrap_or_default(),
+                        probabilities: c.probabilities,
+                        labels: labels.clone(),
+                    })
+                    .collect();
+            }
+        }
+        Ok(Response::new(out))
+    }
+
+    type GenerateStream = ChunkStream;
+
+    async fn generate(
+        &self,
+        request: Request<AgentGenerateRequest>,
+    ) -> Result<Response<Self::GenerateStream>, Status> {
+        let req = request.into_inner();
+        require("model", &req.model)?;
+        require("device_id", &req.device_id)?;
+        if req.messages.is_empty() && req.prompt.is_empty() {
+            return Err(ErrorClass::InvalidArgument.status("either messages or prompt is required"));
+        }
+        let sampling = req.sampling.unwrap_or_default();
+        let params = GenerateParams {
+            messages: req
+                .messages
+                .into_iter()
+                .map(|m| (m.role, m.content))
+                .collect(),
+            prompt: req.prompt,
+            max_tokens: if sampling.max_tokens == 0 {
+                128
+            } else {
+                sampling.max_tokens
+            },
+            temperature: sampling.temperature,
+            top_p: if sampling.top_p <= 0.0 {
+                1.0
+            } else {
+                sampling.top_p
+            },
+            seed: sampling.seed,
+            stop: sampling.stop,
+        };
+        let (tx, rx) = mpsc::channel::<Result<GenerateChunk, Status>>(64);
+        let runner = self.runner.clone();
+        let span = info_span!("stage", stage = "generate", node = runner.node_name(),
+            device = %req.device_id, backend = %req.backend, model = %req.model);
+        tokio::spawn(
+            async move {
+                let token_tx = tx.clone();
+                let result = runner
+                    .generate(
+                        &req.model,
+                        &req.device_id,
+                        &req.backend,
+                        params,
+                        move |ev| {
+                            // Runs on the model thread: blocking send applies back-pressure, and a
+                            // closed channel (client gone) cancels generation.
+                            token_tx
+                                .blocking_send(Ok(GenerateChunk {
+                                    text: ev.text,
+                                    ..Default::default()
+                                }))
+                                .is_ok()
+                        },
+                    )
+                    .await;
+                let last = match result {
+                    Ok(outcome) => Ok(GenerateChunk {
+                        text: String::new(),
+                        finish_reason: Some(outcome.summary.finish_reason.as_str().to_string()),
+                        prompt_tokens: outcome.summary.prompt_tokens,
+                        completion_tokens: outcome.summary.completion_tokens,
+                        trace: Some(StageTrace {
+                            stage: switchyard_proto::v1::StageKind::Generate as i32,
+                            model: req.model.clone(),
+                            node: runner.node_name().to_string(),
+                            device_id: req.device_id.clone(),
+                            backend: outcome.backend,
+                            queue_ms: outcome.queue_ms,
+                            compute_ms: outcome.compute_ms,
+                            retries: 0,
+                            batch_size: 1,
+                            simulated: outcome.simulated,
+                        }),
+                    }),
+                    Err(e) => Err(to_status(&e)),
+                };
+                let _ = tx.send(last).await;
+            }
+            .instrument(span),
+        );
+        Ok(Response::new(Box::pin(ReceiverStream::new(rx))))
+    }
+
+    async fn load_model(
+        &self,
+        request: Request<LoadModelRequest>,
+    ) -> Result<Response<LoadModelResponse>, Status> {
+        let req = request.into_inner();
+        require("model", &req.model)?;
+        require("device_id", &req.device_id)?;
+        require("backend", &req.backend)?;
+        let resident = self
+            .runner
+            .load(&req.model, &req.device_id, &req.backend)
+            .await
+            .map_err(|e| to_status(&e))?;
+        Ok(Response::new(LoadModelResponse {
+            resident: Some(resident),
+        }))
+    }
+
+    async fn unload_model(
+        &self,
+        request: Request<UnloadModelRequest>,
+    ) -> Result<Response<UnloadModelResponse>, Status> {
+        let req = request.into_inner();
+        require("model", &req.model)?;
+        require("device_id", &req.device_id)?;
+        if self.runner.unload(&req.model, &req.device_id) {
+            Ok(Response::new(UnloadModelResponse {}))
+        } else {
+            Err(ErrorClass::NotFound.status(format!(
+                "model {} is not loaded on device {}",
+                req.model, req.device_id
+            )))
+        }
+    }
+
+    async fn list_resident(
+        &self,
+        _request: Request<ListResidentRequest>,
+    ) -> Result<Response<ListResidentResponse>, Status> {
+        Ok(Response::new(ListResidentResponse {
+            resident_models: self.runner.resident_models(),
+        }))
+    }
+}
