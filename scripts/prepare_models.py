@@ -123,7 +123,7 @@ class Progress:
             self._draw(force=True)
             sys.stderr.write(f" {secs:.1f}s\n")
         else:
-            sys.stderr.write(f"  {self.label}: done ({self._fmt(self.total)}, {secs:.1f}s)\n")
+            sys.stderr.write(f"  {self.label}: done ({self._fmt(self.total)}{'' if self.unit else ' steps'}, {secs:.1f}s)\n")
         sys.stderr.flush()
 
 
