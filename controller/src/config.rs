@@ -1,0 +1,323 @@
+//! Configuration: defaults < TOML file < `SWITCHYARD_*` environment < command-line flags.
+//!
+//! The file is strict: an unknown key is an error naming the key and its line and column.
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+
+use serde::{Deserialize, Serialize};
+
+/// Controller settings (`[controller]`).
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields, default)]
+pub struct ControllerConfig {
+    /// gRPC address (registry, cluster, inference).
+    pub listen: SocketAddr,
+    /// HTTP address (OpenAI-compatible API, /health, /metrics).
+    pub http_listen: SocketAddr,
+    /// Heartbeat interval agents are told to use, milliseconds.
+    pub heartbeat_interval_ms: u32,
+    /// Heartbeats missed before a node is lost.
+    pub missed_heartbeats: u32,
+}
+
+impl Default for ControllerConfig {
+    fn default() -> Self {
+        ControllerConfig {
+            listen: "127.0.0.1:50051".parse().expect("valid default"),
+            http_listen: "127.0.0.1:8080".parse().expect("valid default"),
+            heartbeat_interval_ms: 1000,
+            missed_heartbeats: 3,
+        }
+    }
+}
+
+/// Agent settings (`[agent]`).
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields, default)]
+pub struct AgentConfig {
+    /// Unique node name (default: the host name).
+    pub node_name: String,
+    /// Controller gRPC URL.
+    pub controller: String,
+    /// Data-path gRPC address.
+    pub listen: SocketAddr,
+    /// URL the controller should use to reach this agent (default: derived from `listen`).
+    pub advertise: Option<String>,
+    /// Longest wait to fill a classify/embed batch, milliseconds.
+    pub batch_max_wait_ms: u64,
+    /// Waiting requests per model × device before refusing more.
+    pub queue_capacity: usize,
+    /// Serve a recorded inventory (a fixture tree) instead of this host's devices; every
+    /// device is marked simulated and executes on the CPU.
+    pub fixture: Option<PathBuf>,
+}
+
+impl Default for AgentConfig {
+    fn default() -> Self {
+        AgentConfig {
+            node_name: default_node_name(),
+            controller: "http://127.0.0.1:50051".into(),
+            listen: "127.0.0.1:0".parse().expect("valid default"),
+            advertise: None,
+            batch_max_wait_ms: 2,
+            queue_capacity: 256,
+            fixture: None,
+        }
+    }
+}
+
+/// Model settings (`[models]`).
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields, default)]
+pub struct ModelsConfig {
+    /// Model registry file.
+    pub registry: PathBuf,
+    /// Directory holding prepared model files.
+    pub dir: PathBuf,
+}
+
+impl Default for ModelsConfig {
+    fn default() -> Self {
+        ModelsConfig {
+            registry: default_registry_path(),
+            dir: cache_dir().join("models"),
+        }
+    }
+}
+
+/// The whole configuration file.
+#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields, default)]
+pub struct Config {
+    pub controller: ControllerConfig,
+    pub agent: AgentConfig,
+    pub models: ModelsConfig,
+    /// Generation tiers → model names, in fallback order within the tier.
+    pub routes: Routes,
+    /// Client API settings.
+    pub api: ApiConfig,
+}
+
+/// Tier routes (`[routes]`).
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields, default)]
+pub struct Routes {
+    /// Classifier that picks the tier.
+    pub router: String,
+    /// Embedding model used for retrieval.
+    pub embed: String,
+    pub fast: Vec<String>,
+    pub code: Vec<String>,
+    pub heavy: Vec<String>,
+}
+
+impl Default for Routes {
+    fn default() -> Self {
+        Routes {
+            router: "router".into(),
+            embed: "minilm-l6-v2".into(),
+            fast: vec!["smollm2-135m".into()],
+            code: vec!["smollm2-135m-code".into()],
+            heavy: vec!["smollm2-135m-heavy".into()],
+        }
+    }
+}
+
+/// Client API settings (`[api]`).
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields, default)]
+pub struct ApiConfig {
+    /// Bearer tokens accepted by the client APIs; empty = no auth. Never logged.
+    pub tokens: Vec<String>,
+    /// Largest HTTP body accepted, bytes.
+    pub max_body_bytes: usize,
+    /// Most inputs in one embeddings/classify request.
+    pub max_inputs: usize,
+    /// Largest `max_tokens` a generation may ask for.
+    pub max_tokens: u32,
+    /// Whole-request deadline, milliseconds.
+    pub request_timeout_ms: u64,
+}
+
+impl Default for ApiConfig {
+    fn default() -> Self {
+        ApiConfig {
+            tokens: Vec::new(),
+            max_body_bytes: 2 * 1024 * 1024,
+            max_inputs: 256,
+            max_tokens: 512,
+            request_timeout_ms: 120_000,
+        }
+    }
+}
+
+/// A configuration error, on one line.
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    #[error("cannot read config file {path}: {source}")]
+    Read {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    #[error("{path}:{line}:{column}: {message}")]
+    Parse {
+        path: PathBuf,
+        line: usize,
+        column: usize,
+        message: String,
+    },
+    #[error("invalid configuration: {0}")]
+    Invalid(String),
+}
+
+/// `${XDG_CACHE_HOME:-$HOME/.cache}/switchyard`.
+pub fn cache_dir() -> PathBuf {
+    let base = std::env::var_os("XDG_CACHE_HOME")
+        .filter(|v| !v.is_empty())
+        .map(PathBuf::from)
+        .or_else(|| std::env::var_os("HOME").map(|h| PathBuf::from(h).join(".cache")))
+        .unwrap_or_else(|| PathBuf::from("/var/cache"));
+    base.join("switchyard")
+}
+
+fn default_registry_path() -> PathBuf {
+    // Next to the binary's repo checkout when run from it, else the cache copy.
+    let repo = Path::new(env!("CARGO_MANIFEST_DIR")).join("../models/registry.toml");
+    if repo.is_file() {
+        repo
+    } else {
+        cache_dir().join("registry.toml")
+    }
+}
+
+fn default_node_name() -> String {
+    std::fs::read_to_string("/proc/sys/kernel/hostname")
+        .ok()
+        .map(|s| s.trim().to_string())
+        .filter(|s| !s.is_empty())
+        .unwrap_or_else(|| "node".into())
+}
+
+impl Config {
+    /// Parses TOML text; `path` names the file in errors.
+    pub fn parse(text: &str, path: &Path) -> Result<Config, ConfigError> {
+        toml::from_str(text).map_err(|e| {
+            let (line, column) = e.span().map(|s| line_col(text, s.start)).unwrap_or((1, 1));
+            ConfigError::Parse {
+                path: path.to_owned(),
+                line,
+                column,
+                message: e.message().trim().replace('\n', " "),
+            }
+        })
+    }
+
+    /// Reads the file at `path`, or the defaults when `path` is `None`.
+    pub fn load(path: Option<&Path>) -> Result<Config, ConfigError> {
+        let Some(path) = path else {
+            return Ok(Config::default());
+        };
+        let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
+            path: path.to_owned(),
+            source,
+        })?;
+        Config::parse(&text, path)
+    }
+
+    /// Checks cross-field rules.
+    pub fn validate(&self) -> Result<(), ConfigError> {
+        let c = &self.controller;
+        if !(50..=60_000).contains(&c.heartbeat_interval_ms) {
+            return Err(ConfigError::Invalid(format!(
+                "controller.heartbeat_interval_ms must be 50..=60000, got {}",
+                c.heartbeat_interval_ms
+            )));
+        }
+        if c.missed_heartbeats == 0 {
+            return Err(ConfigError::Invalid(
+                "controller.missed_heartbeats must be ≥ 1".into(),
+            ));
+        }
+        if self.agent.queue_capacity == 0 {
+            return Err(ConfigError::Invalid(
+                "agent.queue_capacity must be ≥ 1".into(),
+            ));
+        }
+        if self.api.tokens.iter().any(|t| t.trim().is_empty()) {
+            return Err(ConfigError::Invalid(
+                "api.tokens must not contain empty tokens".into(),
+            ));
+        }
+        Ok(())
+    }
+
+    /// The effective configuration as TOML with secrets redacted, for the start-up log.
+    pub fn redacted(&self) -> String {
+        let mut copy = self.clone();
+        copy.api.tokens = copy
+            .api
+            .tokens
+            .iter()
+            .map(|_| "<redacted>".to_string())
+            .collect();
+        toml::to_string(&copy).unwrap_or_default()
+    }
+}
+
+fn line_col(text: &str, offset: usize) -> (usize, usize) {
+    let before = &text[..offset.min(text.len())];
+    let line = before.matches('\n').count() + 1;
+    let column = before.rfind('\n').map(|i| offset - i).unwrap_or(offset + 1);
+    (line, column)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn unknown_key_is_named_with_position() {
+        let text = "[controller]\nlisten = \"127.0.0.1:1\"\nbogus_key = 3\n";
+        let err = Config::parse(text, Path::new("sy.toml"))
+            .unwrap_err()
+            .to_string();
+        assert!(err.starts_with("sy.toml:3:1:"), "{err}");
+        assert!(err.contains("bogus_key"), "{err}");
+        assert!(!err.contains('\n'));
+    }
+
+    #[test]
+    fn malformed_file_is_one_line_with_position() {
+        let err = Config::parse("[agent\nnode_name = 1", Path::new("c.toml"))
+            .unwrap_err()
+            .to_string();
+        assert!(err.starts_with("c.toml:1:"), "{err}");
+        assert!(!err.contains('\n'), "{err}");
+        let err = Config::parse("[agent]\nnode_name = 1\n", Path::new("c.toml"))
+            .unwrap_err()
+            .to_string();
+        assert!(err.starts_with("c.toml:2:"), "{err}");
+    }
+
+    #[test]
+    fn file_values_override_defaults_and_validate() {
+        let c = Config::parse(
+            "[controller]\nheartbeat_interval_ms = 250\n[api]\ntokens=[\"s3cret\"]\n",
+            Path::new("c"),
+        )
+        .unwrap();
+        assert_eq!(c.controller.heartbeat_interval_ms, 250);
+        assert_eq!(c.controller.missed_heartbeats, 3);
+        assert!(c.validate().is_ok());
+        assert!(!c.redacted().contains("s3cret"));
+        let bad =
+            Config::parse("[controller]\nheartbeat_interval_ms = 1\n", Path::new("c")).unwrap();
+        assert!(
+            bad.validate()
+                .unwrap_err()
+                .to_string()
+                .contains("heartbeat_interval_ms")
+        );
+    }
+}

@@ -1,0 +1,215 @@
+//! `switchyard.v1.Registry`: agents register and hold a session (heartbeats up, commands
+//! down). Every field a peer sends is validated before it reaches the cluster state.
+
+use std::collections::HashSet;
+use std::pin::Pin;
+use std::sync::Arc;
+
+use switchyard_proto::errors::ErrorClass;
+use switchyard_proto::v1::registry_server::Registry;
+use switchyard_proto::v1::{
+    AgentMessage, ControllerCommand, NodeInfo, RegisterRequest, RegisterResponse, agent_message,
+};
+use tokio::sync::mpsc;
+use tokio_stream::wrappers::ReceiverStream;
+use tokio_stream::{Stream, StreamExt};
+use tonic::{Request, Response, Status, Streaming};
+use tracing::{Instrument, debug, info_span, warn};
+
+use crate::cluster::{ClusterError, ClusterState};
+
+/// The registry service.
+#[derive(Debug, Clone)]
+pub struct RegistryService {
+    cluster: Arc<ClusterState>,
+}
+
+impl RegistryService {
+    /// A registry over `cluster`.
+    pub fn new(cluster: Arc<ClusterState>) -> Self {
+        RegistryService { cluster }
+    }
+}
+
+/// Checks a node's self-description; the error names the offending field.
+pub fn validate_node_info(info: &NodeInfo) -> Result<(), String> {
+    let name = &info.node_name;
+    if name.is_empty() || name.len() > 63 {
+        return Err(format!("node_name must be 1-63 characters, got {:?}", name));
+    }
+    if !name
+        .chars()
+        .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_' || c == '.')
+    {
+        return Err(format!(
+            "node_name {name:?} may only contain letters, digits, '-', '_' and '.'"
+        ));
+    }
+    let ep = &info.agent_endpoint;
+    if !(ep.starts_with("http://") || ep.starts_with("https://"))
+        || ep.parse::<tonic::transport::Uri>().is_err()
+    {
+        return Err(format!(
+            "agent_endpoint {ep:?} must be an http(s)://HOST:PORT URL"
+        ));
+    }
+    let mut seen = HashSet::new();
+    for (i, d) in info.devices.iter().enumerate() {
+        if d.id.is_empty() {
+            return Err(format!("devices[{i}].id must not be empty"));
+        }
+        if !seen.insert(d.id.as_str()) {
+            return Err(format!("devices[{i}].id {:?} is duplicated", d.id));
+        }
+        if switchyard_proto::v1::DeviceKind::try_from(d.kind).is_err() || d.kind == 0 {
+            return Err(format!(
+                "devices[{i}] ({}) has an unknown kind {}",
+                d.id, d.kind
+            ));
+        }
+        if d.memory_free_bytes > d.memory_total_bytes && d.memory_total_bytes > 0 {
+            return Err(format!(
+                "devices[{i}] ({}) reports more free memory than total",
+                d.id
+            ));
+        }
+    }
+    Ok(())
+}
+
+fn to_status(e: ClusterError) -> Status {
+    match e {
+        ClusterError::NameTaken { .. } => ErrorClass::AlreadyExists.status(e.to_string()),
+        ClusterError::UnknownLease(_) => ErrorClass::NotFound.status(e.to_string()),
+        ClusterError::Superseded(_) => ErrorClass::FailedPrecondition.status(e.to_string()),
+    }
+}
+
+type CommandStream = Pin<Box<dyn Stream<Item = Result<ControllerCommand, Status>> + Send>>;
+
+#[tonic::async_trait]
+impl Registry for RegistryService {
+    async fn register(
+        &self,
+        request: Request<RegisterRequest>,
+    ) -> Result<Response<RegisterResponse>, Status> {
+        let req = request.into_inner();
+        let info = req
+            .node
+            .ok_or_else(|| ErrorClass::InvalidArgument.status("node is required"))?;
+        validate_node_info(&info).map_err(|m| ErrorClass::InvalidArgument.status(m))?;
+        if req.instance_id.is_empty() {
+            return Err(ErrorClass::InvalidArgument.status("instance_id must not be empty"));
+        }
+        let (node_id, lease_id) = self
+            .cluster
+            .register(info, &req.instance_id)
+            .map_err(to_status)?;
+        Ok(Response::new(RegisterResponse {
+            node_id,
+            lease_id,
+            heartbeat_interval_ms: self.cluster.heartbeat_interval.as_millis() as u32,
+            missed_heartbeats_before_lost: self.cluster.missed_before_lost,
+        }))
+    }
+
+    type SessionStream = CommandStream;
+
+    async fn session(
+        &self,
+        request: Request<Streaming<AgentMessage>>,
+    ) -> Result<Response<Self::SessionStream>, Status> {
+        let mut inbound = request.into_inner();
+        let hello = match inbound.next().await {
+            Some(Ok(AgentMessage {
+                kind: Some(agent_message::Kind::Hello(h)),
+            })) => h,
+            Some(Ok(_)) => {
+                return Err(ErrorClass::InvalidArgument
+                    .status("the first session message must be a SessionHello"));
+            }
+            Some(Err(s)) => return Err(s),
+            None => return Err(ErrorClass::InvalidArgument.status("session closed before hello")),
+        };
+        let (tx, rx) = mpsc::channel(64);
+        let (node, epoch) = self
+            .cluster
+            .attach_session(&hello.node_id, &hello.lease_id, tx)
+            .map_err(to_status)?;
+        let span = info_span!("session", node_id = %hello.node_id);
+        tokio::spawn(
+            async move {
+                let reason = loop {
+                    match inbound.next().await {
+                        Some(Ok(msg)) => match msg.kind {
+                            Some(agent_message::Kind::Heartbeat(hb)) => {
+                                if !ClusterState::heartbeat(&node, epoch, hb) {
+                                    break "superseded by a newer session".to_string();
+                                }
+                            }
+                            Some(agent_message::Kind::Result(r)) => {
+                                debug!(command = r.command_id, ok = r.ok, message = %r.message, "command result");
+                            }
+                            Some(agent_message::Kind::Hello(_)) | None => {
+                                warn!("unexpected message on an established session; ignored");
+                            }
+                        },
+                        Some(Err(s)) => break format!("session broke: {}", s.message()),
+                        None => break "session closed by agent".to_string(),
+                    }
+                };
+                ClusterState::session_closed(&node, epoch, &reason);
+            }
+            .instrument(span),
+        );
+        let stream = ReceiverStream::new(rx).map(Ok);
+        Ok(Response::new(Box::pin(stream)))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use switchyard_proto::v1::Device;
+
+    #[test]
+    fn node_info_validation_names_the_field() {
+        let mut info = NodeInfo {
+            node_name: "node-1".into(),
+            agent_endpoint: "http://127.0.0.1:5000".into(),
+            ..Default::default()
+        };
+        assert!(validate_node_info(&info).is_ok());
+        info.node_name = "bad name".into();
+        assert!(validate_node_info(&info).unwrap_err().contains("node_name"));
+        info.node_name = "n".into();
+        info.agent_endpoint = "127.0.0.1:5000".into();
+        assert!(
+            validate_node_info(&info)
+                .unwrap_err()
+                .contains("agent_endpoint")
+        );
+        info.agent_endpoint = "http://127.0.0.1:5000".into();
+        let d = Device {
+            id: "cpu".into(),
+            kind: 1,
+            ..Default::default()
+        };
+        info.devices = vec![d.clone(), d];
+        assert!(
+            validate_node_info(&info)
+                .unwrap_err()
+                .contains("duplicated")
+        );
+        info.devices = vec![Device {
+            id: "x".into(),
+            kind: 99,
+            ..Default::default()
+        }];
+        assert!(
+            validate_node_info(&info)
+                .unwrap_err()
+                .contains("unknown kind")
+        );
+    }
+}

@@ -1,0 +1,122 @@
+//! Starts the controller: the gRPC server (registry, cluster, health, reflection) and the
+//! liveness sweep, each in its own tracing span.
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use switchyard_backend_core::ModelRegistry;
+use switchyard_proto::v1::cluster_server::ClusterServer;
+use switchyard_proto::v1::registry_server::RegistryServer;
+use tokio::net::TcpListener;
+use tokio::sync::watch;
+use tokio_stream::wrappers::TcpListenerStream;
+use tracing::{Instrument, info, info_span, warn};
+
+use crate::cluster::ClusterState;
+use crate::cluster_service::ClusterService;
+use crate::config::Config;
+use crate::registry_service::RegistryService;
+
+/// A running controller.
+pub struct ControllerHandle {
+    /// Bound gRPC address.
+    pub grpc_addr: SocketAddr,
+    /// Cluster state (shared with the services).
+    pub cluster: Arc<ClusterState>,
+    shutdown: watch::Sender<bool>,
+    tasks: Vec<tokio::task::JoinHandle<()>>,
+}
+
+impl ControllerHandle {
+    /// Stops every task and waits for them.
+    pub async fn stop(self) {
+        let _ = self.shutdown.send(true);
+        for t in self.tasks {
+            let _ = t.await;
+        }
+    }
+
+    /// Waits until the servers stop (they run until [`ControllerHandle::stop`]).
+    pub async fn wait(self) {
+        for t in self.tasks {
+            let _ = t.await;
+        }
+    }
+}
+
+/// Binds the gRPC port and starts serving.
+pub async fn start(
+    config: &Config,
+    models: Arc<ModelRegistry>,
+) -> std::io::Result<ControllerHandle> {
+    let cluster = Arc::new(ClusterState::new(
+        Duration::from_millis(config.controller.heartbeat_interval_ms as u64),
+        config.controller.missed_heartbeats,
+    ));
+    let listener = TcpListener::bind(config.controller.listen).await?;
+    let grpc_addr = listener.local_addr()?;
+    let (shutdown_tx, shutdown_rx) = watch::channel(false);
+
+    let (health_reporter, health_service) = tonic_health::server::health_reporter();
+    health_reporter
+        .set_serving::<RegistryServer<RegistryService>>()
+        .await;
+    health_reporter
+        .set_serving::<ClusterServer<ClusterService>>()
+        .await;
+    let reflection = tonic_reflection::server::Builder::configure()
+        .register_encoded_file_descriptor_set(switchyard_proto::v1::FILE_DESCRIPTOR_SET)
+        .register_encoded_file_descriptor_set(tonic_health::pb::FILE_DESCRIPTOR_SET)
+        .build_v1()
+        .expect("embedded descriptor sets are valid");
+    let router = tonic::transport::Server::builder()
+        .http2_keepalive_interval(Some(Duration::from_secs(5)))
+        .http2_keepalive_timeout(Some(Duration::from_secs(3)))
+        .add_service(health_service)
+        .add_service(reflection)
+        .add_service(RegistryServer::new(RegistryService::new(cluster.clone())))
+        .add_service(ClusterServer::new(ClusterService::new(
+            cluster.clone(),
+            models.clone(),
+        )));
+
+    let mut rx = shutdown_rx.clone();
+    let grpc = tokio::spawn(
+        async move {
+            info!(addr = %grpc_addr, "gRPC server listening");
+            let res = router
+                .serve_with_incoming_shutdown(TcpListenerStream::new(listener), async move {
+                    let _ = rx.wait_for(|s| *s).await;
+                })
+                .await;
+            if let Err(e) = res {
+                warn!(error = %e, "gRPC server stopped");
+            }
+        }
+        .instrument(info_span!("grpc")),
+    );
+
+    let sweep_cluster = cluster.clone();
+    let mut rx = shutdown_rx.clone();
+    let tick = (sweep_cluster.heartbeat_interval / 4).max(Duration::from_millis(20));
+    let liveness = tokio::spawn(
+        async move {
+            let mut interval = tokio::time::interval(tick);
+            loop {
+                tokio::select! {
+                    _ = interval.tick() => sweep_cluster.sweep(),
+                    _ = rx.changed() => break,
+                }
+            }
+        }
+        .instrument(info_span!("liveness")),
+    );
+
+    Ok(ControllerHandle {
+        grpc_addr,
+        cluster,
+        shutdown: shutdown_tx,
+        tasks: vec![grpc, liveness],
+    })
+}

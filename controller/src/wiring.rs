@@ -1,0 +1,262 @@
+//! Wires the agent library to the real world: device discovery (or a fixture inventory),
+//! the compiled-in backends, and the CLI's tables/JSON.
+
+use std::path::Path;
+use std::sync::Arc;
+use std::time::Duration;
+
+use anyhow::{Context, Result};
+use serde_json::{Value, json};
+use switchyard_agent::{AgentHandle, AgentSettings, InventorySource, StageRunner};
+use switchyard_backend_core::ModelRegistry;
+use switchyard_controller::config::Config;
+use switchyard_controller::table::gib;
+use switchyard_discovery::{Discovery, DiscoveryConfig};
+use switchyard_proto::v1::{Device, DeviceTelemetry, HostFacts, NodeState, NodeStatus};
+use tracing::{info, warn};
+
+/// Discovery as the agent's inventory source.
+struct DiscoveredInventory {
+    discovery: Discovery,
+}
+
+impl InventorySource for DiscoveredInventory {
+    fn scan(&mut self) -> (HostFacts, Vec<Device>) {
+        let inv = self.discovery.scan();
+        (inv.host, inv.devices)
+    }
+
+    fn telemetry(&mut self, devices: &[Device]) -> Vec<DeviceTelemetry> {
+        let inv = switchyard_discovery::Inventory {
+            host: HostFacts::default(),
+            devices: devices.to_vec(),
+            notes: Vec::new(),
+        };
+        self.discovery.telemetry(&inv)
+    }
+}
+
+fn discovery_config(fixture: Option<&Path>) -> DiscoveryConfig {
+    match fixture {
+        Some(root) => DiscoveryConfig::fixture(root),
+        None => DiscoveryConfig::host(),
+    }
+}
+
+/// Scans this host (or a fixture tree) once: host facts, devices, findings.
+pub fn scan_local(fixture: Option<&Path>) -> (HostFacts, Vec<Device>, Vec<String>) {
+    let mut discovery = Discovery::new(discovery_config(fixture));
+    let inv = discovery.scan();
+    (inv.host, inv.devices, inv.notes)
+}
+
+/// Starts the agent role with real discovery and every compiled-in backend.
+pub async fn start_agent(config: &Config, models: ModelRegistry) -> Result<AgentHandle> {
+    let a = &config.agent;
+    let settings = AgentSettings {
+        node_name: a.node_name.clone(),
+        controller: a.controller.clone(),
+        listen: a.listen,
+        advertise: a.advertise.clone(),
+        batch_max_wait: Duration::from_millis(a.batch_max_wait_ms),
+        queue_capacity: a.queue_capacity,
+    };
+    switchyard_agent::session::controller_endpoint(&settings.controller)
+        .map_err(anyhow::Error::msg)?;
+    if let Some(f) = &a.fixture
+        && !f.is_dir()
+    {
+        anyhow::bail!("fixture {} is not a directory", f.display());
+    }
+    let mut discovery = Discovery::new(discovery_config(a.fixture.as_deref()));
+    let first = discovery.scan();
+    for note in &first.notes {
+        info!(note = %note, "discovery");
+    }
+    let backends = crate::wiring::backends(&first.devices);
+    let runner = Arc::new(StageRunner::new(
+        a.node_name.clone(),
+        models,
+        backends,
+        settings.batch_max_wait,
+        a.queue_capacity,
+    ));
+    let inventory: Box<dyn InventorySource> = Box::new(DiscoveredInventory { discovery });
+    switchyard_agent::start(settings, inventory, runner)
+        .await
+        .with_context(|| format!("cannot listen on {}", a.listen))
+}
+
+/// The backends this build can use on this host (none when their runtimes are missing).
+fn backends(_devices: &[Device]) -> Vec<Arc<dyn switchyard_backend_core::Backend>> {
+    warn!("no inference backends compiled in");
+    Vec::new()
+}
+
+fn kind_name(d: &Device) -> &'static str {
+    d.kind().short_name()
+}
+
+fn tops_cell(d: &Device) -> (String, String) {
+    match (&d.measured_tops, &d.tops) {
+        (Some(m), Some(t)) => (
+            format!("{:.1} (measured) / {:.1}", m.int8_tops, t.int8_tops),
+            t.source().short_name().to_string(),
+        ),
+        (_, Some(t)) => (
+            format!("{:.1}", t.int8_tops),
+            t.source().short_name().to_string(),
+        ),
+        _ => ("0.0".into(), "unknown".into()),
+    }
+}
+
+/// One row of the devices table.
+pub fn device_row(node: &str, d: &Device) -> Vec<String> {
+    let (tops, source) = tops_cell(d);
+    let used = d.memory_total_bytes.saturating_sub(d.memory_free_bytes);
+    let backends: Vec<&str> = d
+        .backends
+        .iter()
+        .filter(|b| b.usable)
+        .map(|b| b.backend.as_str())
+        .collect();
+    let mut health = d.health().short_name().to_string();
+    if !d.health_reason.is_empty() {
+        health = format!("{health}: {}", d.health_reason);
+    }
+    let mut model = d.model.clone();
+    if d.simulated {
+        model.push_str(" [simulated]");
+    }
+    vec![
+        node.to_string(),
+        d.id.clone(),
+        kind_name(d).to_string(),
+        model,
+        format!("{}/{}", gib(used), gib(d.memory_total_bytes)),
+        tops,
+        source,
+        if backends.is_empty() {
+            "-".into()
+        } else {
+            backends.join(",")
+        },
+        health,
+    ]
+}
+
+/// One row of the status table.
+pub fn node_row(n: &NodeStatus) -> Vec<String> {
+    let info = n.info.clone().unwrap_or_default();
+    let total: u64 = info.devices.iter().map(|d| d.memory_total_bytes).sum();
+    let free: u64 = info.devices.iter().map(|d| d.memory_free_bytes).sum();
+    let tops: f64 = info
+        .devices
+        .iter()
+        .map(|d| {
+            d.measured_tops
+                .as_ref()
+                .or(d.tops.as_ref())
+                .map(|t| t.int8_tops)
+                .unwrap_or(0.0)
+        })
+        .sum();
+    let kinds: Vec<String> = info
+        .devices
+        .iter()
+        .map(|d| {
+            if d.simulated {
+                format!("{}*", kind_name(d))
+            } else {
+                kind_name(d).to_string()
+            }
+        })
+        .collect();
+    vec![
+        info.node_name.clone(),
+        NodeState::try_from(n.state)
+            .unwrap_or(NodeState::Unspecified)
+            .short_name()
+            .to_string(),
+        format!("{:.1}s ago", n.last_heartbeat_age_ms as f64 / 1000.0),
+        format!("{} ({})", info.devices.len(), kinds.join(",")),
+        format!("{}/{}", gib(total.saturating_sub(free)), gib(total)),
+        format!("{tops:.1}"),
+        info.resident_models.len().to_string(),
+        info.agent_endpoint.clone(),
+    ]
+}
+
+/// A device as JSON.
+pub fn device_json(d: &Device) -> Value {
+    let tops = |t: &Option<switchyard_proto::v1::Tops>| {
+        t.as_ref().map(
+            |t| json!({"int8": t.int8_tops, "source": t.source().short_name(), "detail": t.detail}),
+        )
+    };
+    let telemetry = d.telemetry.as_ref().map(|t| {
+        json!({
+            "memory_free_bytes": t.memory_free_bytes,
+            "utilization_ratio": t.utilization_ratio,
+            "temperature_celsius": t.temperature_celsius,
+            "power_watts": t.power_watts,
+        })
+    });
+    json!({
+        "id": d.id,
+        "kind": kind_name(d),
+        "vendor": d.vendor,
+        "model": d.model,
+        "memory_total_bytes": d.memory_total_bytes,
+        "memory_free_bytes": d.memory_free_bytes,
+        "tops": tops(&d.tops),
+        "measured_tops": tops(&d.measured_tops),
+        "backends": d.backends.iter().map(|b| json!({"backend": b.backend, "usable": b.usable, "reason": b.reason})).collect::<Vec<_>>(),
+        "health": d.health().short_name(),
+        "health_reason": d.health_reason,
+        "simulated": d.simulated,
+        "max_concurrency": d.max_concurrency,
+        "attributes": d.attributes,
+        "telemetry": telemetry,
+    })
+}
+
+/// `status --output json`.
+pub fn nodes_json(nodes: &[NodeStatus]) -> Value {
+    Value::Array(
+        nodes
+            .iter()
+            .map(|n| {
+                let info = n.info.clone().unwrap_or_default();
+                json!({
+                    "name": info.node_name,
+                    "node_id": n.node_id,
+                    "state": NodeState::try_from(n.state).unwrap_or(NodeState::Unspecified).short_name(),
+                    "last_heartbeat_age_ms": n.last_heartbeat_age_ms,
+                    "heartbeats_received": n.heartbeats_received,
+                    "agent_version": info.agent_version,
+                    "endpoint": info.agent_endpoint,
+                    "devices": info.devices.iter().map(device_json).collect::<Vec<_>>(),
+                    "resident_models": info.resident_models.iter().map(|r| json!({"model": r.model, "device_id": r.device_id, "backend": r.backend})).collect::<Vec<_>>(),
+                })
+            })
+            .collect(),
+    )
+}
+
+/// `devices --output json`.
+pub fn devices_json(per_node: &[(String, Vec<Device>)]) -> Value {
+    Value::Array(
+        per_node
+            .iter()
+            .flat_map(|(node, devs)| {
+                devs.iter().map(move |d| {
+                    let mut v = device_json(d);
+                    v["node"] = json!(node);
+                    v
+                })
+            })
+            .collect(),
+    )
+}
