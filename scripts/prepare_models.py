@@ -558,7 +558,11 @@ def file_key(*paths: Path) -> str:
 
 
 def steps(ctx: Context):
-    """(name, output files relative to models dir, key of inputs (callable), builder, out dir)."""
+    """(name, output files relative to the models dir, key-of-inputs callable, builder) per step.
+
+    A step is rebuilt when its key changes (new pinned wheel, edited script or prompts, new
+    onnx/numpy version) or when an output is missing or fails its recorded SHA-256.
+    """
     conv_script = SCRIPTS / "convert_gguf_to_onnx.py"
     me = SCRIPTS / "prepare_models.py"
     import onnx
