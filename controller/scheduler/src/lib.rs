@@ -1,1 +1,47 @@
-//! Placement: filter and score (node, device, backend) candidates; circuit breakers, adaptive timeouts. No I/O.
+//! Switchyard's scheduler: pure placement and resilience logic, no I/O.
+//!
+//! The controller feeds it snapshots and acts on its decisions:
+//!
+//! * [`view`]: the cluster snapshot ([`ClusterView`], [`NodeView`], [`DeviceView`]), built
+//!   once and updated in place on heartbeats.
+//! * [`policy`]: [`PlacementPolicy`] (pack/spread, headroom, per-stage device preferences,
+//!   per-kind backend preferences, score weights), from TOML.
+//! * [`scheduler`]: [`place`] (fast path: best `top_k` candidates) and [`explain`] (dry run:
+//!   every candidate and every rejection with its reason).
+//! * [`circuit`]: [`CircuitBreakers`] per (node, device).
+//! * [`latency`]: [`LatencyStats`] (EWMA, p95) and adaptive timeouts.
+//! * [`retry`]: [`RetryPolicy`], exponential backoff with jitter.
+//! * [`tiers`]: [`Tier`] fallback order and [`choose_model`].
+//!
+//! A request's stage, in the controller's pipeline:
+//!
+//! ```text
+//! let mut req = PlacementRequest::new(stage, model, memory_bytes, Instant::now());
+//! for attempt in 0..retry.max_attempts {
+//!     let Some(c) = place(&view, &req, &policy, &breakers, &latency).best().cloned() else { break };
+//!     breakers.on_dispatch(&c.node, &c.device, now);
+//!     let timeout = latency.adaptive_timeout_on(stage, model, &c.node, &c.device);
+//!     match run_on(c, timeout) {
+//!         Ok(..)  => { breakers.record_success(..); latency.record(..); return }
+//!         Err(..) => { breakers.record_failure(..); req = req.excluding(c.node, c.device);
+//!                      sleep(retry.delay(attempt + 1, rng)) }
+//!     }
+//! }
+//! ```
+
+pub mod circuit;
+pub mod latency;
+pub mod policy;
+pub mod scheduler;
+pub mod view;
+
+pub use circuit::{Admission, BreakerConfig, CircuitBreakers, CircuitState};
+pub use latency::{LatencyConfig, LatencyConfigError, LatencyStats, TimeoutRule};
+pub use policy::{
+    BackendPreferences, PlacementMode, PlacementPolicy, PolicyError, ScoreWeights, StagePreferences,
+};
+pub use scheduler::{
+    Candidate, Explanation, Placement, PlacementRequest, RejectReason, Rejection, ScoreTerms,
+    explain, place,
+};
+pub use view::{ClusterView, DeviceView, NodeView, ViewError};

@@ -1,0 +1,351 @@
+//! Placement policy: pack or spread, memory headroom, per-stage device preferences,
+//! per-device-kind backend preferences and score weights.
+//!
+//! Deserialises from the controller's TOML (`[placement]`), unknown keys rejected:
+//!
+//! ```toml
+//! mode = "spread"                 # or "pack"
+//! memory_headroom_ratio = 0.1     # keep 10 % of a device's memory free
+//! allow_unlisted_kinds = true     # kinds missing from a stage's list rank last instead of never
+//! allow_simulated = true
+//!
+//! [stage_preferences]
+//! classify = ["ncs2", "intel_npu", "cpu"]
+//!
+//! [backend_preferences]
+//! cpu = ["openvino", "ort-cpu"]   # measured faster on this CPU
+//!
+//! [weights]
+//! kind_step = 10.0
+//! ```
+
+use serde::Deserialize;
+use switchyard_backend_core::{DeviceType, StageKind};
+
+use crate::view::{DEVICE_KINDS, kind_index, kind_name};
+
+/// Whether new work goes where memory is already used (pack) or where most is free (spread).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum PlacementMode {
+    /// Fill devices up: prefer the device with the least free memory left after placement.
+    Pack,
+    /// Balance: prefer the device with the most free memory left after placement.
+    #[default]
+    Spread,
+}
+
+/// Ordered device kinds per stage (best first).
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct StagePreferences {
+    /// Router / classifier models.
+    pub classify: Vec<DeviceType>,
+    /// Embedding models.
+    pub embed: Vec<DeviceType>,
+    /// Generators.
+    pub generate: Vec<DeviceType>,
+}
+
+impl Default for StagePreferences {
+    fn default() -> Self {
+        use DeviceType::*;
+        StagePreferences {
+            classify: vec![Ncs2, IntelNpu, Cpu],
+            embed: vec![IntelNpu, IntelGpu, NvidiaGpu, Cpu],
+            generate: vec![NvidiaGpu, IntelGpu, Cpu],
+        }
+    }
+}
+
+impl StagePreferences {
+    /// The list for one stage.
+    pub fn for_stage(&self, stage: StageKind) -> &[DeviceType] {
+        match stage {
+            StageKind::Classify => &self.classify,
+            StageKind::Embed => &self.embed,
+            StageKind::Generate => &self.generate,
+        }
+    }
+}
+
+/// Ordered backend ids per device kind (best first). Backends a device offers that are not
+/// listed stay usable, after the listed ones, in the device's own order.
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct BackendPreferences {
+    /// Host CPU.
+    pub cpu: Vec<String>,
+    /// NVIDIA GPUs.
+    pub nvidia_gpu: Vec<String>,
+    /// Intel GPUs.
+    pub intel_gpu: Vec<String>,
+    /// Intel NPUs.
+    pub intel_npu: Vec<String>,
+    /// NCS2 sticks.
+    pub ncs2: Vec<String>,
+}
+
+impl Default for BackendPreferences {
+    fn default() -> Self {
+        let v = |xs: &[&str]| xs.iter().map(|s| s.to_string()).collect::<Vec<_>>();
+        BackendPreferences {
+            // OpenVINO measured 2.3x faster than ORT's CPU EP on MiniLM here (FIELD-NOTES).
+            cpu: v(&["openvino", "ort-openvino", "ort-cpu"]),
+            // CUDA before TensorRT: TensorRT needs a long engine build on first load.
+            nvidia_gpu: v(&["ort-cuda", "ort-tensorrt"]),
+            intel_gpu: v(&["openvino", "ort-openvino"]),
+            intel_npu: v(&["openvino", "ort-openvino"]),
+            ncs2: v(&["openvino"]),
+        }
+    }
+}
+
+impl BackendPreferences {
+    /// The list for one device kind.
+    pub fn for_kind(&self, kind: DeviceType) -> &[String] {
+        match kind {
+            DeviceType::Cpu => &self.cpu,
+            DeviceType::NvidiaGpu => &self.nvidia_gpu,
+            DeviceType::IntelGpu => &self.intel_gpu,
+            DeviceType::IntelNpu => &self.intel_npu,
+            DeviceType::Ncs2 => &self.ncs2,
+        }
+    }
+}
+
+/// Weights of the score terms. A candidate's score is the sum of its terms; higher wins.
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct ScoreWeights {
+    /// Score per step of kind preference (the best listed kind gets `5 × kind_step`, the next
+    /// `4 × kind_step`...). Larger than the other terms together so preference dominates.
+    pub kind_step: f64,
+    /// Bonus when the model is already resident on the device (no load, no memory needed).
+    pub warm: f64,
+    /// Weight of `tops / (tops + tops_ref)` (measured TOPS when known).
+    pub tops: f64,
+    /// TOPS at which the TOPS term reaches half its weight.
+    pub tops_ref: f64,
+    /// Weight of the free-memory ratio after placement (spread) or its complement (pack).
+    pub memory: f64,
+    /// Weight of the idle share of the device's queue.
+    pub queue: f64,
+    /// Weight of `avg / (avg + ewma)`: latency EWMA on this device against the model's
+    /// average over all devices (half the weight when unknown or average).
+    pub latency: f64,
+}
+
+impl Default for ScoreWeights {
+    fn default() -> Self {
+        ScoreWeights {
+            kind_step: 10.0,
+            warm: 6.0,
+            tops: 1.0,
+            tops_ref: 50.0,
+            memory: 1.0,
+            queue: 2.0,
+            latency: 2.0,
+        }
+    }
+}
+
+/// The placement policy.
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct PlacementPolicy {
+    /// Pack or spread.
+    pub mode: PlacementMode,
+    /// Share of a device's total memory that must stay free after placement (0 ≤ r < 1).
+    pub memory_headroom_ratio: f64,
+    /// Device kinds per stage, best first.
+    pub stage_preferences: StagePreferences,
+    /// When `true`, kinds missing from a stage's list are still eligible, ranked after every
+    /// listed kind; when `false` they are rejected.
+    pub allow_unlisted_kinds: bool,
+    /// When `false`, simulated devices are rejected.
+    pub allow_simulated: bool,
+    /// Backend ids per device kind, best first.
+    pub backend_preferences: BackendPreferences,
+    /// Score weights.
+    pub weights: ScoreWeights,
+}
+
+impl Default for PlacementPolicy {
+    fn default() -> Self {
+        PlacementPolicy {
+            mode: PlacementMode::Spread,
+            memory_headroom_ratio: 0.1,
+            stage_preferences: StagePreferences::default(),
+            allow_unlisted_kinds: true,
+            allow_simulated: true,
+            backend_preferences: BackendPreferences::default(),
+            weights: ScoreWeights::default(),
+        }
+    }
+}
+
+/// A policy value out of range.
+#[derive(Debug, Clone, PartialEq, thiserror::Error)]
+pub enum PolicyError {
+    /// Headroom must be in [0, 1).
+    #[error("memory_headroom_ratio must be in [0, 1), got {0}")]
+    Headroom(f64),
+    /// A weight is negative or not finite.
+    #[error("weights.{name} must be a finite number ≥ 0, got {value}")]
+    Weight {
+        /// Field name.
+        name: &'static str,
+        /// The value given.
+        value: f64,
+    },
+    /// A kind appears twice in one stage's list.
+    #[error("stage_preferences.{stage} lists {kind} twice")]
+    DuplicateKind {
+        /// Stage name.
+        stage: &'static str,
+        /// Kind name.
+        kind: &'static str,
+    },
+}
+
+impl PlacementPolicy {
+    /// Checks ranges; call after deserialising.
+    pub fn validate(&self) -> Result<(), PolicyError> {
+        let h = self.memory_headroom_ratio;
+        if !(h.is_finite() && (0.0..1.0).contains(&h)) {
+            return Err(PolicyError::Headroom(h));
+        }
+        let w = &self.weights;
+        for (name, value) in [
+            ("kind_step", w.kind_step),
+            ("warm", w.warm),
+            ("tops", w.tops),
+            ("tops_ref", w.tops_ref),
+            ("memory", w.memory),
+            ("queue", w.queue),
+            ("latency", w.latency),
+        ] {
+            if !(value.is_finite() && value >= 0.0) {
+                return Err(PolicyError::Weight { name, value });
+            }
+        }
+        for stage in [StageKind::Classify, StageKind::Embed, StageKind::Generate] {
+            let list = self.stage_preferences.for_stage(stage);
+            for (i, k) in list.iter().enumerate() {
+                if list[..i].contains(k) {
+                    return Err(PolicyError::DuplicateKind {
+                        stage: stage.as_str(),
+                        kind: kind_name(*k),
+                    });
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// Preference rank of each kind (index by [`DEVICE_KINDS`] order) for a stage: 0 is best;
+    /// unlisted kinds get the list length when allowed, `None` otherwise.
+    pub fn kind_ranks(&self, stage: StageKind) -> [Option<u8>; 5] {
+        let list = self.stage_preferences.for_stage(stage);
+        let mut ranks = [None; 5];
+        for (rank, kind) in list.iter().enumerate() {
+            let slot = &mut ranks[kind_index(*kind)];
+            if slot.is_none() {
+                *slot = Some(rank as u8);
+            }
+        }
+        if self.allow_unlisted_kinds {
+            let last = list.len() as u8;
+            for (i, _) in DEVICE_KINDS.iter().enumerate() {
+                ranks[i].get_or_insert(last);
+            }
+        }
+        ranks
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn defaults_follow_the_issue() {
+        let p = PlacementPolicy::default();
+        p.validate().unwrap();
+        use DeviceType::*;
+        assert_eq!(p.stage_preferences.classify, vec![Ncs2, IntelNpu, Cpu]);
+        assert_eq!(
+            p.stage_preferences.embed,
+            vec![IntelNpu, IntelGpu, NvidiaGpu, Cpu]
+        );
+        assert_eq!(p.stage_preferences.generate, vec![NvidiaGpu, IntelGpu, Cpu]);
+        let r = p.kind_ranks(StageKind::Classify);
+        assert_eq!(r[kind_index(Ncs2)], Some(0));
+        assert_eq!(r[kind_index(Cpu)], Some(2));
+        assert_eq!(r[kind_index(NvidiaGpu)], Some(3), "unlisted ranks last");
+    }
+
+    #[test]
+    fn toml_overrides_and_rejects_unknown_keys() {
+        let p: PlacementPolicy = toml::from_str(
+            r#"
+            mode = "pack"
+            memory_headroom_ratio = 0.2
+            allow_unlisted_kinds = false
+            [stage_preferences]
+            classify = ["cpu"]
+            [backend_preferences]
+            cpu = ["ort-cpu"]
+            [weights]
+            warm = 20.0
+            "#,
+        )
+        .unwrap();
+        p.validate().unwrap();
+        assert_eq!(p.mode, PlacementMode::Pack);
+        assert_eq!(p.stage_preferences.classify, vec![DeviceType::Cpu]);
+        assert_eq!(
+            p.stage_preferences.generate,
+            StagePreferences::default().generate
+        );
+        assert_eq!(p.backend_preferences.cpu, vec!["ort-cpu".to_string()]);
+        assert_eq!(p.weights.warm, 20.0);
+        assert_eq!(p.weights.kind_step, 10.0);
+        let r = p.kind_ranks(StageKind::Classify);
+        assert_eq!(r[kind_index(DeviceType::Ncs2)], None);
+
+        let err = toml::from_str::<PlacementPolicy>("modee = \"pack\"").unwrap_err();
+        assert!(err.to_string().contains("modee"), "{err}");
+        let err = toml::from_str::<PlacementPolicy>("[stage_preferences]\nclassify = [\"tpu\"]")
+            .unwrap_err();
+        assert!(err.to_string().contains("tpu"), "{err}");
+        assert!(toml::from_str::<PlacementPolicy>("[weights]\nwarmth = 1.0").is_err());
+    }
+
+    #[test]
+    fn validate_reports_the_bad_value() {
+        let p = PlacementPolicy {
+            memory_headroom_ratio: 1.0,
+            ..Default::default()
+        };
+        assert_eq!(p.validate(), Err(PolicyError::Headroom(1.0)));
+        let mut p = PlacementPolicy::default();
+        p.weights.queue = -1.0;
+        assert!(
+            p.validate()
+                .unwrap_err()
+                .to_string()
+                .contains("weights.queue")
+        );
+        let mut p = PlacementPolicy::default();
+        p.stage_preferences.embed = vec![DeviceType::Cpu, DeviceType::Cpu];
+        assert_eq!(
+            p.validate(),
+            Err(PolicyError::DuplicateKind {
+                stage: "embed",
+                kind: "cpu"
+            })
+        );
+    }
+}

@@ -1,0 +1,524 @@
+//! The cluster snapshot the scheduler reads.
+//!
+//! [`NodeView`] and [`DeviceView`] are plain data the controller fills from heartbeats.
+//! [`ClusterView`] owns them plus a compact, cache-friendly index (one [`HotDevice`] per device,
+//! backends as a bit mask, resident models as interned ids) that the placement loop scans.
+//! Build it once with [`ClusterView::new`] and keep it up to date in place with
+//! [`ClusterView::upsert_node`], [`ClusterView::update_device`], [`ClusterView::set_node_ready`]
+//! and [`ClusterView::remove_node`]: each refreshes only what changed.
+
+use std::collections::HashMap;
+
+use switchyard_backend_core::DeviceType;
+
+/// Every device kind, in a fixed order (the index used by per-kind tables).
+pub const DEVICE_KINDS: [DeviceType; 5] = [
+    DeviceType::Cpu,
+    DeviceType::NvidiaGpu,
+    DeviceType::IntelGpu,
+    DeviceType::IntelNpu,
+    DeviceType::Ncs2,
+];
+
+/// Index of a device kind in [`DEVICE_KINDS`].
+pub(crate) fn kind_index(kind: DeviceType) -> usize {
+    match kind {
+        DeviceType::Cpu => 0,
+        DeviceType::NvidiaGpu => 1,
+        DeviceType::IntelGpu => 2,
+        DeviceType::IntelNpu => 3,
+        DeviceType::Ncs2 => 4,
+    }
+}
+
+/// Snake-case name of a device kind (`cpu`, `nvidia_gpu`, `intel_gpu`, `intel_npu`, `ncs2`).
+pub fn kind_name(kind: DeviceType) -> &'static str {
+    match kind {
+        DeviceType::Cpu => "cpu",
+        DeviceType::NvidiaGpu => "nvidia_gpu",
+        DeviceType::IntelGpu => "intel_gpu",
+        DeviceType::IntelNpu => "intel_npu",
+        DeviceType::Ncs2 => "ncs2",
+    }
+}
+
+/// One device as the controller last saw it.
+#[derive(Debug, Clone, PartialEq)]
+pub struct DeviceView {
+    /// Inventory id, unique within its node (UUID, PCI address, `cpu`).
+    pub id: String,
+    /// Device family.
+    pub kind: DeviceType,
+    /// The agent reports the device usable (driver up, no fatal error).
+    pub healthy: bool,
+    /// Total memory the device can give to models, in bytes (host RAM for the CPU).
+    pub memory_total_bytes: u64,
+    /// Memory free right now, in bytes.
+    pub memory_free_bytes: u64,
+    /// Catalog or device-property INT8 TOPS (0 when unknown).
+    pub tops: f64,
+    /// TOPS measured by the agent's probe; preferred over [`DeviceView::tops`] when known.
+    pub measured_tops: Option<f64>,
+    /// Backend ids that were probed and work on this device (`ort-cpu`, `openvino`...),
+    /// in the agent's order of preference.
+    pub backends: Vec<String>,
+    /// Requests running or queued on the device right now.
+    pub in_flight: u32,
+    /// Requests the device accepts at once, queue included; 0 means unbounded. NPUs and NCS2
+    /// sticks are concurrency-1 queues (see [`DeviceView::default_max_concurrency`]).
+    pub max_concurrency: u32,
+    /// Models loaded on the device (warm).
+    pub resident_models: Vec<String>,
+    /// A simulated device (fixture); placed like any other unless the policy says otherwise.
+    pub simulated: bool,
+}
+
+impl DeviceView {
+    /// A healthy device with no memory, no backends and the kind's default concurrency.
+    pub fn new(id: impl Into<String>, kind: DeviceType) -> Self {
+        DeviceView {
+            id: id.into(),
+            kind,
+            healthy: true,
+            memory_total_bytes: 0,
+            memory_free_bytes: 0,
+            tops: 0.0,
+            measured_tops: None,
+            backends: Vec::new(),
+            in_flight: 0,
+            max_concurrency: Self::default_max_concurrency(kind),
+            resident_models: Vec::new(),
+            simulated: false,
+        }
+    }
+
+    /// 1 for NPUs and NCS2 sticks (they serve one request at a time), 0 (unbounded) otherwise.
+    pub fn default_max_concurrency(kind: DeviceType) -> u32 {
+        match kind {
+            DeviceType::IntelNpu | DeviceType::Ncs2 => 1,
+            DeviceType::Cpu | DeviceType::NvidiaGpu | DeviceType::IntelGpu => 0,
+        }
+    }
+
+    /// Measured TOPS when known (and finite, positive), else the catalog figure.
+    pub fn effective_tops(&self) -> (f64, bool) {
+        match self.measured_tops {
+            Some(t) if t.is_finite() && t > 0.0 => (t, true),
+            _ => (sanitize(self.tops), false),
+        }
+    }
+}
+
+/// One node as the controller last saw it.
+#[derive(Debug, Clone, PartialEq)]
+pub struct NodeView {
+    /// Node name, unique in the cluster.
+    pub name: String,
+    /// `true` when the node state is `ready`; `false` for `lost` or `draining`.
+    pub ready: bool,
+    /// The node's devices.
+    pub devices: Vec<DeviceView>,
+}
+
+impl NodeView {
+    /// A ready node.
+    pub fn new(name: impl Into<String>, devices: Vec<DeviceView>) -> Self {
+        NodeView {
+            name: name.into(),
+            ready: true,
+            devices,
+        }
+    }
+}
+
+/// Why a view could not be built or updated.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum ViewError {
+    /// Two nodes share a name.
+    #[error("node {0:?} appears twice in the cluster view")]
+    DuplicateNode(String),
+    /// Two devices of one node share an id.
+    #[error("device {device:?} appears twice on node {node:?}")]
+    DuplicateDevice {
+        /// The node.
+        node: String,
+        /// The repeated device id.
+        device: String,
+    },
+}
+
+/// The flattened, scan-friendly copy of one device (plus its node's readiness).
+#[derive(Debug, Clone)]
+pub struct HotDevice {
+    /// Index of the node in [`ClusterView::nodes`].
+    pub node: u32,
+    /// Index of the device in its node's `devices`.
+    pub device: u32,
+    /// Device family.
+    pub kind: DeviceType,
+    /// The node is ready.
+    pub node_ready: bool,
+    /// The device is healthy.
+    pub healthy: bool,
+    /// The device is simulated.
+    pub simulated: bool,
+    /// Bit `i` set: backend `i` of the view's backend table is usable on this device.
+    pub backend_mask: u64,
+    /// Free memory, bytes.
+    pub free: u64,
+    /// Total memory, bytes.
+    pub total: u64,
+    /// Effective TOPS (measured when known).
+    pub tops: f64,
+    /// Whether `tops` was measured.
+    pub tops_measured: bool,
+    /// Requests in flight.
+    pub in_flight: u32,
+    /// Requests accepted at once (0: unbounded).
+    pub max_concurrency: u32,
+    /// Interned ids of the resident models.
+    pub resident: Box<[u32]>,
+}
+
+/// String → small id table (backends, models), grown on demand.
+#[derive(Debug, Clone, Default)]
+struct Interner {
+    ids: HashMap<String, u32>,
+    names: Vec<String>,
+}
+
+impl Interner {
+    fn intern(&mut self, name: &str) -> u32 {
+        if let Some(&id) = self.ids.get(name) {
+            return id;
+        }
+        let id = self.names.len() as u32;
+        self.ids.insert(name.to_owned(), id);
+        self.names.push(name.to_owned());
+        id
+    }
+
+    fn get(&self, name: &str) -> Option<u32> {
+        self.ids.get(name).copied()
+    }
+}
+
+/// Most distinct backend ids a view tracks; ids seen after the 64th are never usable.
+pub const MAX_BACKENDS: usize = 64;
+
+/// The cluster snapshot: nodes and devices plus the index placement scans.
+#[derive(Debug, Clone, Default)]
+pub struct ClusterView {
+    nodes: Vec<NodeView>,
+    node_index: HashMap<String, usize>,
+    /// First hot index of each node (same order as `nodes`), plus a final end marker.
+    node_start: Vec<usize>,
+    hot: Vec<HotDevice>,
+    backends: Interner,
+    models: Interner,
+}
+
+impl ClusterView {
+    /// Builds the view and its index. Fails on duplicate node names or device ids.
+    pub fn new(nodes: Vec<NodeView>) -> Result<Self, ViewError> {
+        let mut view = ClusterView::default();
+        for node in &nodes {
+            check_node(node)?;
+            if view.node_index.contains_key(&node.name) {
+                return Err(ViewError::DuplicateNode(node.name.clone()));
+            }
+            view.node_index
+                .insert(node.name.clone(), view.node_index.len());
+        }
+        view.nodes = nodes;
+        view.rebuild_hot();
+        Ok(view)
+    }
+
+    /// The nodes, in insertion order.
+    pub fn nodes(&self) -> &[NodeView] {
+        &self.nodes
+    }
+
+    /// A node by name.
+    pub fn node(&self, name: &str) -> Option<&NodeView> {
+        self.node_index.get(name).map(|&i| &self.nodes[i])
+    }
+
+    /// A device by node name and device id.
+    pub fn device(&self, node: &str, device: &str) -> Option<&DeviceView> {
+        self.node(node)?.devices.iter().find(|d| d.id == device)
+    }
+
+    /// Number of devices over all nodes.
+    pub fn device_count(&self) -> usize {
+        self.hot.len()
+    }
+
+    /// The flattened index, one entry per device (node order, then device order).
+    pub fn hot(&self) -> &[HotDevice] {
+        &self.hot
+    }
+
+    /// Node and device of a hot entry.
+    pub fn resolve(&self, hot: &HotDevice) -> (&NodeView, &DeviceView) {
+        let node = &self.nodes[hot.node as usize];
+        (node, &node.devices[hot.device as usize])
+    }
+
+    /// Adds a node or replaces the one with the same name. Only that node's entries are
+    /// rebuilt when its device count is unchanged; otherwise the index is rebuilt.
+    pub fn upsert_node(&mut self, node: NodeView) -> Result<(), ViewError> {
+        check_node(&node)?;
+        match self.node_index.get(&node.name).copied() {
+            Some(i) => {
+                let same_shape = self.nodes[i].devices.len() == node.devices.len();
+                self.nodes[i] = node;
+                if same_shape {
+                    for d in 0..self.nodes[i].devices.len() {
+                        self.refresh(i, d);
+                    }
+                } else {
+                    self.rebuild_hot();
+                }
+            }
+            None => {
+                let i = self.nodes.len();
+                self.node_index.insert(node.name.clone(), i);
+                self.nodes.push(node);
+                // Append its entries: the end marker moves.
+                self.node_start.pop();
+                self.node_start.push(self.hot.len());
+                for d in 0..self.nodes[i].devices.len() {
+                    let hot = self.make_hot(i, d);
+                    self.hot.push(hot);
+                }
+                self.node_start.push(self.hot.len());
+            }
+        }
+        Ok(())
+    }
+
+    /// Removes a node (and its devices); returns it if it was there.
+    pub fn remove_node(&mut self, name: &str) -> Option<NodeView> {
+        let i = self.node_index.remove(name)?;
+        let node = self.nodes.remove(i);
+        for idx in self.node_index.values_mut() {
+            if *idx > i {
+                *idx -= 1;
+            }
+        }
+        self.rebuild_hot();
+        Some(node)
+    }
+
+    /// Marks a node ready or not (lost, draining). Returns `false` if the node is unknown.
+    pub fn set_node_ready(&mut self, name: &str, ready: bool) -> bool {
+        let Some(&i) = self.node_index.get(name) else {
+            return false;
+        };
+        self.nodes[i].ready = ready;
+        for h in &mut self.hot[self.node_start[i]..self.node_start[i + 1]] {
+            h.node_ready = ready;
+        }
+        true
+    }
+
+    /// Edits one device in place (telemetry, in-flight count, residency) and refreshes its
+    /// index entry. The device id cannot change: it is restored if `edit` changes it.
+    /// Returns `false` if the node or device is unknown.
+    pub fn update_device(
+        &mut self,
+        node: &str,
+        device: &str,
+        edit: impl FnOnce(&mut DeviceView),
+    ) -> bool {
+        let Some(&i) = self.node_index.get(node) else {
+            return false;
+        };
+        let Some(d) = self.nodes[i].devices.iter().position(|x| x.id == device) else {
+            return false;
+        };
+        let dev = &mut self.nodes[i].devices[d];
+        edit(dev);
+        if dev.id != device {
+            dev.id = device.to_owned();
+        }
+        self.refresh(i, d);
+        true
+    }
+
+    /// Bit of a backend id in [`HotDevice::backend_mask`], if any device lists it.
+    pub fn backend_bit(&self, backend: &str) -> Option<u64> {
+        self.backends
+            .get(backend)
+            .filter(|&id| (id as usize) < MAX_BACKENDS)
+            .map(|id| 1u64 << id)
+    }
+
+    /// Backend id of a bit index.
+    pub fn backend_name(&self, bit_index: u32) -> Option<&str> {
+        self.backends
+            .names
+            .get(bit_index as usize)
+            .map(String::as_str)
+    }
+
+    /// Interned id of a model name, if any device lists it as resident.
+    pub fn model_id(&self, model: &str) -> Option<u32> {
+        self.models.get(model)
+    }
+
+    fn rebuild_hot(&mut self) {
+        self.hot.clear();
+        self.node_start.clear();
+        for i in 0..self.nodes.len() {
+            self.node_start.push(self.hot.len());
+            for d in 0..self.nodes[i].devices.len() {
+                let hot = self.make_hot(i, d);
+                self.hot.push(hot);
+            }
+        }
+        self.node_start.push(self.hot.len());
+    }
+
+    fn refresh(&mut self, node: usize, device: usize) {
+        let hot = self.make_hot(node, device);
+        self.hot[self.node_start[node] + device] = hot;
+    }
+
+    fn make_hot(&mut self, i: usize, d: usize) -> HotDevice {
+        let node = &self.nodes[i];
+        let dev = &node.devices[d];
+        let mut backend_mask = 0u64;
+        for b in &dev.backends {
+            let id = self.backends.intern(b) as usize;
+            if id < MAX_BACKENDS {
+                backend_mask |= 1 << id;
+            }
+        }
+        let resident: Box<[u32]> = dev
+            .resident_models
+            .iter()
+            .map(|m| self.models.intern(m))
+            .collect();
+        let (tops, tops_measured) = dev.effective_tops();
+        HotDevice {
+            node: i as u32,
+            device: d as u32,
+            kind: dev.kind,
+            node_ready: node.ready,
+            healthy: dev.healthy,
+            simulated: dev.simulated,
+            backend_mask,
+            free: dev.memory_free_bytes.min(dev.memory_total_bytes),
+            total: dev.memory_total_bytes,
+            tops,
+            tops_measured,
+            in_flight: dev.in_flight,
+            max_concurrency: dev.max_concurrency,
+            resident,
+        }
+    }
+}
+
+fn check_node(node: &NodeView) -> Result<(), ViewError> {
+    for (i, d) in node.devices.iter().enumerate() {
+        if node.devices[..i].iter().any(|o| o.id == d.id) {
+            return Err(ViewError::DuplicateDevice {
+                node: node.name.clone(),
+                device: d.id.clone(),
+            });
+        }
+    }
+    Ok(())
+}
+
+fn sanitize(x: f64) -> f64 {
+    if x.is_finite() && x > 0.0 { x } else { 0.0 }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn cpu(node: &str) -> NodeView {
+        let mut d = DeviceView::new("cpu", DeviceType::Cpu);
+        d.backends = vec!["ort-cpu".into(), "openvino".into()];
+        d.memory_total_bytes = 1000;
+        d.memory_free_bytes = 800;
+        NodeView::new(node, vec![d])
+    }
+
+    #[test]
+    fn duplicate_nodes_and_devices_are_refused() {
+        let err = ClusterView::new(vec![cpu("a"), cpu("a")]).unwrap_err();
+        assert_eq!(err, ViewError::DuplicateNode("a".into()));
+        let mut n = cpu("b");
+        n.devices.push(n.devices[0].clone());
+        let err = ClusterView::new(vec![n]).unwrap_err();
+        assert!(matches!(err, ViewError::DuplicateDevice { .. }));
+        assert!(err.to_string().contains("\"cpu\""));
+    }
+
+    #[test]
+    fn index_follows_incremental_updates() {
+        let mut v = ClusterView::new(vec![cpu("a"), cpu("b")]).unwrap();
+        assert_eq!(v.device_count(), 2);
+        let bit = v.backend_bit("openvino").unwrap();
+        assert!(v.hot()[1].backend_mask & bit != 0);
+
+        assert!(v.update_device("b", "cpu", |d| {
+            d.backends = vec!["ort-cpu".into()];
+            d.in_flight = 3;
+            d.resident_models = vec!["m".into()];
+            d.id = "renamed".into();
+        }));
+        let h = &v.hot()[1];
+        assert_eq!(h.backend_mask & bit, 0);
+        assert_eq!(h.in_flight, 3);
+        assert_eq!(&*h.resident, &[v.model_id("m").unwrap()]);
+        assert!(v.device("b", "cpu").is_some(), "id is restored");
+
+        assert!(v.set_node_ready("a", false));
+        assert!(!v.hot()[0].node_ready);
+        assert!(!v.set_node_ready("zz", false));
+
+        // New node appended, then one removed: indexes stay consistent.
+        v.upsert_node(cpu("c")).unwrap();
+        assert_eq!(v.device_count(), 3);
+        assert_eq!(v.remove_node("a").unwrap().name, "a");
+        assert_eq!(v.device_count(), 2);
+        for h in v.hot() {
+            let (n, d) = v.resolve(h);
+            assert_eq!(v.node(&n.name).unwrap().name, n.name);
+            assert_eq!(d.id, "cpu");
+        }
+        assert!(v.hot().iter().all(|h| h.node_ready));
+        assert!(v.set_node_ready("c", false));
+        assert!(!v.hot()[1].node_ready);
+        assert!(v.hot()[0].node_ready);
+
+        // Replacing a node with more devices rebuilds the index.
+        let mut b = cpu("b");
+        b.devices
+            .push(DeviceView::new("npu0", DeviceType::IntelNpu));
+        v.upsert_node(b).unwrap();
+        assert_eq!(v.device_count(), 3);
+        assert_eq!(v.hot()[1].kind, DeviceType::IntelNpu);
+        assert_eq!(v.hot()[1].max_concurrency, 1);
+    }
+
+    #[test]
+    fn measured_tops_wins_when_valid() {
+        let mut d = DeviceView::new("g", DeviceType::NvidiaGpu);
+        d.tops = 284.0;
+        assert_eq!(d.effective_tops(), (284.0, false));
+        d.measured_tops = Some(150.0);
+        assert_eq!(d.effective_tops(), (150.0, true));
+        d.measured_tops = Some(f64::NAN);
+        assert_eq!(d.effective_tops(), (284.0, false));
+        d.tops = -1.0;
+        assert_eq!(d.effective_tops(), (0.0, false));
+    }
+}
