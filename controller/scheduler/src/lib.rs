@@ -32,7 +32,9 @@
 pub mod circuit;
 pub mod latency;
 pub mod policy;
+pub mod retry;
 pub mod scheduler;
+pub mod tiers;
 pub mod view;
 
 pub use circuit::{Admission, BreakerConfig, CircuitBreakers, CircuitState};
@@ -40,8 +42,13 @@ pub use latency::{LatencyConfig, LatencyConfigError, LatencyStats, TimeoutRule};
 pub use policy::{
     BackendPreferences, PlacementMode, PlacementPolicy, PolicyError, ScoreWeights, StagePreferences,
 };
+pub use retry::{Jitter, RetryPolicy, RetryPolicyError};
 pub use scheduler::{
-    Candidate, Explanation, Placement, PlacementRequest, RejectReason, Rejection, ScoreTerms,
-    explain, place,
+    Candidate, Explanation, Placement, PlacementContext, PlacementRequest, RejectReason, Rejection,
+    ScoreTerms, explain, place,
+};
+pub use tiers::{
+    ModelDemand, NoTierAvailable, SkippedModel, Tier, TierChoice, TierParseError, TierRoutes,
+    choose_model, fallback_order,
 };
 pub use view::{ClusterView, DeviceView, NodeView, ViewError};

@@ -639,6 +639,31 @@ fn candidate(
     }
 }
 
+/// The inputs [`place`] and [`explain`] read besides the request, bundled.
+#[derive(Debug, Clone, Copy)]
+pub struct PlacementContext<'a> {
+    /// The cluster snapshot.
+    pub view: &'a ClusterView,
+    /// The policy.
+    pub policy: &'a PlacementPolicy,
+    /// Circuit breakers.
+    pub breakers: &'a CircuitBreakers,
+    /// Latency statistics.
+    pub latency: &'a LatencyStats,
+}
+
+impl PlacementContext<'_> {
+    /// [`place`] with this context.
+    pub fn place(&self, request: &PlacementRequest) -> Placement {
+        place(self.view, request, self.policy, self.breakers, self.latency)
+    }
+
+    /// [`explain`] with this context.
+    pub fn explain(&self, request: &PlacementRequest) -> Explanation {
+        explain(self.view, request, self.policy, self.breakers, self.latency)
+    }
+}
+
 /// One slot of the fast path's buffer: (score, hot index, early part, probe, latency term).
 type TopEntry = (f64, usize, Early, bool, (f64, Option<f64>));
 
