@@ -1,0 +1,84 @@
+//! The contract between the client APIs and the controller's pipeline.
+
+use std::pin::Pin;
+use std::time::Instant;
+
+use futures::Stream;
+use switchyard_proto::errors::ErrorClass;
+use switchyard_proto::v1::{
+    ClassifyRequest, ClassifyResponse, EmbedRequest, EmbedResponse, GenerateChunk,
+    GenerateRequest, ModelStatus, PipelineRequest, PipelineResponse,
+};
+
+/// An error for a client, classed through the one table in `switchyard_proto::errors`.
+#[derive(Debug, Clone, PartialEq, thiserror::Error)]
+#[error("{message}")]
+pub struct ApiError {
+    pub class: ErrorClass,
+    pub message: String,
+    /// The request field at fault (OpenAI `error.param`).
+    pub param: Option<String>,
+}
+
+impl ApiError {
+    /// An error of `class`.
+    pub fn new(class: ErrorClass, message: impl Into<String>) -> Self {
+        ApiError {
+            class,
+            message: message.into(),
+            param: None,
+        }
+    }
+
+    /// Names the request field at fault.
+    pub fn with_param(mut self, param: impl Into<String>) -> Self {
+        self.param = Some(param.into());
+        self
+    }
+
+    /// As a gRPC status.
+    pub fn to_status(&self) -> tonic::Status {
+        self.class.status(self.message.clone())
+    }
+}
+
+/// Generated chunks; the last one carries `finish_reason`, token counts and the trace.
+pub type GenerateStream = Pin<Box<dyn Stream<Item = Result<GenerateChunk, ApiError>> + Send>>;
+
+/// What the controller offers clients. Every call takes a deadline (from the HTTP request
+/// timeout or gRPC `grpc-timeout`); implementations give up with `DeadlineExceeded` then.
+#[tonic::async_trait]
+pub trait Inference: Send + Sync + 'static {
+    /// Every registered model with its stage, tier and where it is loaded.
+    async fn list_models(&self) -> Vec<ModelStatus>;
+
+    /// Embeds `inputs` with `model` (merged with concurrent requests by the agent's batcher).
+    async fn embed(&self, req: EmbedRequest, deadline: Instant) -> Result<EmbedResponse, ApiError>;
+
+    /// Classifies `inputs` with `model`.
+    async fn classify(
+        &self,
+        req: ClassifyRequest,
+        deadline: Instant,
+    ) -> Result<ClassifyResponse, ApiError>;
+
+    /// Generates from chat messages; `model` may be `auto` (the router picks the tier).
+    async fn generate(
+        &self,
+        req: GenerateRequest,
+        deadline: Instant,
+    ) -> Result<GenerateStream, ApiError>;
+
+    /// classify → [embed + retrieve] → generate, or a dry-run explanation.
+    async fn run_pipeline(
+        &self,
+        req: PipelineRequest,
+        deadline: Instant,
+    ) -> Result<PipelineResponse, ApiError>;
+
+    /// Adds documents to the retrieval index; returns their ids.
+    async fn add_documents(&self, docs: Vec<String>, deadline: Instant) -> Result<Vec<u64>, ApiError>;
+
+    /// True when at least one node is ready (for `GET /ready`).
+    fn ready(&self) -> bool;
+}
