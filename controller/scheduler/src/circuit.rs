@@ -9,10 +9,12 @@
 //!
 //! Time is always passed in (`now: Instant`), so tests are deterministic without sleeping.
 
-use std::collections::{HashMap, VecDeque};
+use std::collections::VecDeque;
 use std::time::{Duration, Instant};
 
 use serde::Deserialize;
+
+use crate::fxhash::FxHashMap;
 
 /// Breaker thresholds.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
@@ -84,7 +86,7 @@ enum Breaker {
 #[derive(Debug, Clone, Default)]
 pub struct CircuitBreakers {
     config: BreakerConfig,
-    map: HashMap<String, HashMap<String, Breaker>>,
+    map: FxHashMap<String, FxHashMap<String, Breaker>>,
     /// Breakers not in the closed state (lets placement skip lookups when 0).
     not_closed: usize,
 }
@@ -95,7 +97,7 @@ impl CircuitBreakers {
         config.failure_threshold = config.failure_threshold.max(1);
         CircuitBreakers {
             config,
-            map: HashMap::new(),
+            map: FxHashMap::default(),
             not_closed: 0,
         }
     }

@@ -10,11 +10,12 @@
 //! device's first-token figures as a generous upper bound), not with a total deadline: a long
 //! answer is not a slow device.
 
-use std::collections::HashMap;
 use std::time::Duration;
 
 use serde::Deserialize;
 use switchyard_backend_core::StageKind;
+
+use crate::fxhash::{FxHashMap, device_key};
 
 /// Timeout rule of one stage.
 #[derive(Debug, Clone, Copy, PartialEq, Deserialize)]
@@ -195,13 +196,21 @@ impl Series {
 #[derive(Debug, Clone)]
 pub struct ModelLatency {
     all: Series,
-    devices: HashMap<String, HashMap<String, Series>>,
+    devices: FxHashMap<String, FxHashMap<String, Series>>,
+    /// Per-device EWMA keyed by `device_key(node, device)`: a compact table for placement.
+    ewma_by_key: FxHashMap<u64, f64>,
 }
 
 impl ModelLatency {
     /// EWMA over all devices, milliseconds.
     pub fn average_ms(&self) -> Option<f64> {
         (self.all.count > 0).then_some(self.all.ewma_ms)
+    }
+
+    /// EWMA by precomputed device key (the view's `HotDevice::key`), milliseconds.
+    #[inline]
+    pub(crate) fn device_ms_by_key(&self, key: u64) -> Option<f64> {
+        self.ewma_by_key.get(&key).copied()
     }
 
     /// EWMA on one device, milliseconds.
@@ -217,7 +226,7 @@ impl ModelLatency {
 #[derive(Debug, Clone, Default)]
 pub struct LatencyStats {
     config: LatencyConfig,
-    stages: [HashMap<String, ModelLatency>; 3],
+    stages: [FxHashMap<String, ModelLatency>; 3],
 }
 
 fn stage_index(stage: StageKind) -> usize {
@@ -263,7 +272,8 @@ impl LatencyStats {
                 model.to_owned(),
                 ModelLatency {
                     all: Series::new(),
-                    devices: HashMap::new(),
+                    devices: FxHashMap::default(),
+                    ewma_by_key: FxHashMap::default(),
                 },
             );
         }
@@ -273,14 +283,20 @@ impl LatencyStats {
             Some(x) => x,
             None => m.devices.entry(node.to_owned()).or_default(),
         };
-        match per_node.get_mut(device) {
-            Some(s) => s.push(ms, alpha, window),
+        let ewma = match per_node.get_mut(device) {
+            Some(s) => {
+                s.push(ms, alpha, window);
+                s.ewma_ms
+            }
             None => {
                 let mut s = Series::new();
                 s.push(ms, alpha, window);
+                let e = s.ewma_ms;
                 per_node.insert(device.to_owned(), s);
+                e
             }
-        }
+        };
+        m.ewma_by_key.insert(device_key(node, device), ewma);
     }
 
     /// Statistics of one (stage, model), if any sample was recorded.
@@ -346,7 +362,11 @@ impl LatencyStats {
     pub fn forget_node(&mut self, node: &str) {
         for map in &mut self.stages {
             for m in map.values_mut() {
-                m.devices.remove(node);
+                if let Some(devices) = m.devices.remove(node) {
+                    for device in devices.keys() {
+                        m.ewma_by_key.remove(&device_key(node, device));
+                    }
+                }
             }
         }
     }

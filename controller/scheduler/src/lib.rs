@@ -30,6 +30,7 @@
 //! ```
 
 pub mod circuit;
+mod fxhash;
 pub mod latency;
 pub mod policy;
 pub mod retry;

@@ -27,7 +27,9 @@ use switchyard_backend_core::{DeviceType, StageKind};
 use crate::circuit::{Admission, CircuitBreakers, CircuitState};
 use crate::latency::{LatencyStats, ModelLatency};
 use crate::policy::{PlacementMode, PlacementPolicy};
-use crate::view::{ClusterView, DEVICE_KINDS, HotDevice, MAX_BACKENDS, kind_index, kind_name};
+use crate::view::{
+    ClusterView, DEVICE_KINDS, HotDevice, MAX_BACKENDS, kind_index, kind_name, resident_bit,
+};
 
 /// What to place.
 #[derive(Debug, Clone)]
@@ -523,15 +525,10 @@ fn early(view: &ClusterView, h: &HotDevice, p: &Prepared<'_>) -> Result<Early, R
     } else {
         h.in_flight as f64 / (h.in_flight as f64 + 8.0)
     };
-    let tops_den = h.tops + w.tops_ref;
     let terms = ScoreTerms {
-        preference: w.kind_step * (DEVICE_KINDS.len() as f64 - rank as f64),
+        preference: preference_term(w.kind_step, rank),
         warm: if warm { w.warm } else { 0.0 },
-        tops: if tops_den > 0.0 {
-            w.tops * h.tops / tops_den
-        } else {
-            0.0
-        },
+        tops: tops_term(w.tops, w.tops_ref, h.tops),
         memory: w.memory
             * if p.pack {
                 1.0 - free_after_ratio
@@ -556,6 +553,19 @@ fn early(view: &ClusterView, h: &HotDevice, p: &Prepared<'_>) -> Result<Early, R
         base: terms.preference + terms.warm + terms.tops + terms.memory + terms.queue,
         terms,
     })
+}
+
+/// Kind preference term: `kind_step × (5 − rank)`.
+#[inline]
+fn preference_term(kind_step: f64, rank: u8) -> f64 {
+    kind_step * (DEVICE_KINDS.len() as f64 - rank as f64)
+}
+
+/// TOPS term: `weight × tops / (tops + tops_ref)`.
+#[inline]
+fn tops_term(weight: f64, tops_ref: f64, tops: f64) -> f64 {
+    let den = tops + tops_ref;
+    if den > 0.0 { weight * tops / den } else { 0.0 }
 }
 
 /// A usable backend the policy does not list: the first in the device's own order.
@@ -597,12 +607,12 @@ fn late(
 
 /// Latency term and the device's EWMA.
 #[inline]
-fn latency_term(p: &Prepared<'_>, node: &str, device: &str) -> (f64, Option<f64>) {
+fn latency_term(p: &Prepared<'_>, h: &HotDevice) -> (f64, Option<f64>) {
     let w = p.policy.weights.latency;
     let Some(lat) = p.latency else {
         return (w * 0.5, None);
     };
-    match (lat.device_ms(node, device), p.avg_ms) {
+    match (lat.device_ms_by_key(h.key), p.avg_ms) {
         (Some(d), Some(avg)) if d + avg > 0.0 => (w * avg / (avg + d), Some(d)),
         (d, _) => (w * 0.5, d),
     }
@@ -679,30 +689,75 @@ pub fn place(
 ) -> Placement {
     let k = request.top_k.max(1);
     let p = Prepared::new(view, request, policy, latency);
-    let lat_max = policy.weights.latency;
+    let w = &policy.weights;
+    let lat_max = w.latency;
+    // Upper bound of every term but preference and TOPS (warm only if some device has it).
+    let rest_max = w.memory + w.queue + lat_max;
+    let warm_bit = p.model_id.map_or(0, resident_bit);
     let mut top: Vec<TopEntry> = Vec::with_capacity(k + 1);
+    // Score of the k-th entry once the buffer is full; -inf before.
+    let mut kth = f64::NEG_INFINITY;
     let hot = view.hot();
-    for (i, h) in hot.iter().enumerate() {
-        let Ok(e) = early(view, h, &p) else {
-            continue;
-        };
-        if top.len() == k && e.base + lat_max < top[k - 1].0 {
-            continue;
+    // Kinds best first: once the buffer is full, a whole kind whose best possible score
+    // cannot enter it is skipped at once (and so are all kinds ranked after it).
+    let mut kinds = [(u8::MAX, DeviceType::Cpu); 5];
+    let mut n_kinds = 0;
+    for kind in DEVICE_KINDS {
+        if let Some(rank) = p.ranks[kind_index(kind)] {
+            kinds[n_kinds] = (rank, kind);
+            n_kinds += 1;
         }
-        let (node, dev) = view.resolve(h);
-        let Ok(probe) = late(&node.name, &dev.id, request, breakers) else {
-            continue;
-        };
-        let lat = latency_term(&p, &node.name, &dev.id);
-        let score = e.base + lat.0;
-        let key = (node.name.as_str(), dev.id.as_str());
-        let pos = top.partition_point(|(s, j, ..)| {
-            let (n2, d2) = view.resolve(&hot[*j]);
-            better(*s, (&n2.name, &d2.id), score, key) == Ordering::Less
-        });
-        if pos < k {
-            top.insert(pos, (score, i, e, probe, lat));
-            top.truncate(k);
+    }
+    kinds[..n_kinds].sort_unstable_by_key(|&(r, _)| r);
+    let warm_any = if p.model_id.is_some() { w.warm } else { 0.0 };
+    for &(rank, kind) in &kinds[..n_kinds] {
+        let pref = preference_term(w.kind_step, rank);
+        if pref + w.tops + warm_any + rest_max < kth {
+            break;
+        }
+        for &i in view.devices_of_kind(kind) {
+            let i = i as usize;
+            let h = &hot[i];
+            if kth > f64::NEG_INFINITY {
+                // Cheapest exit: even with perfect memory, queue and latency it cannot enter.
+                let warm_max = if h.resident_bits & warm_bit != 0 {
+                    w.warm
+                } else {
+                    0.0
+                };
+                if pref + tops_term(w.tops, w.tops_ref, h.tops) + warm_max + rest_max < kth {
+                    continue;
+                }
+            }
+            let Ok(e) = early(view, h, &p) else {
+                continue;
+            };
+            if e.base + lat_max < kth {
+                continue;
+            }
+            let lat = latency_term(&p, h);
+            let score = e.base + lat.0;
+            if score < kth {
+                continue;
+            }
+            let (node, dev) = view.resolve(h);
+            let key = (node.name.as_str(), dev.id.as_str());
+            let pos = top.partition_point(|(s, j, ..)| {
+                let (n2, d2) = view.resolve(&hot[*j]);
+                better(*s, (&n2.name, &d2.id), score, key) == Ordering::Less
+            });
+            // Exclusions and breakers only remove devices: check them only for a device that
+            // would enter the buffer.
+            if pos < k {
+                let Ok(probe) = late(&node.name, &dev.id, request, breakers) else {
+                    continue;
+                };
+                top.insert(pos, (score, i, e, probe, lat));
+                top.truncate(k);
+                if top.len() == k {
+                    kth = top[k - 1].0;
+                }
+            }
         }
     }
     Placement {
@@ -729,7 +784,7 @@ pub fn explain(
         let (node, dev) = view.resolve(h);
         let result = early(view, h, &p).and_then(|e| {
             late(&node.name, &dev.id, request, breakers).map(|probe| {
-                let lat = latency_term(&p, &node.name, &dev.id);
+                let lat = latency_term(&p, h);
                 candidate(view, h, &e, probe, lat)
             })
         });

@@ -7,9 +7,9 @@
 //! [`ClusterView::upsert_node`], [`ClusterView::update_device`], [`ClusterView::set_node_ready`]
 //! and [`ClusterView::remove_node`]: each refreshes only what changed.
 
-use std::collections::HashMap;
-
 use switchyard_backend_core::DeviceType;
+
+use crate::fxhash::{FxHashMap, device_key};
 
 /// Every device kind, in a fixed order (the index used by per-kind tables).
 pub const DEVICE_KINDS: [DeviceType; 5] = [
@@ -178,12 +178,16 @@ pub struct HotDevice {
     pub max_concurrency: u32,
     /// Interned ids of the resident models.
     pub resident: Box<[u32]>,
+    /// Bit `id % 64` set for every resident model id: a clear bit proves "not resident".
+    pub resident_bits: u64,
+    /// Hash of (node name, device id), the key of the latency EWMA table.
+    pub key: u64,
 }
 
 /// String → small id table (backends, models), grown on demand.
 #[derive(Debug, Clone, Default)]
 struct Interner {
-    ids: HashMap<String, u32>,
+    ids: FxHashMap<String, u32>,
     names: Vec<String>,
 }
 
@@ -210,10 +214,12 @@ pub const MAX_BACKENDS: usize = 64;
 #[derive(Debug, Clone, Default)]
 pub struct ClusterView {
     nodes: Vec<NodeView>,
-    node_index: HashMap<String, usize>,
+    node_index: FxHashMap<String, usize>,
     /// First hot index of each node (same order as `nodes`), plus a final end marker.
     node_start: Vec<usize>,
     hot: Vec<HotDevice>,
+    /// Hot indices of each kind (by [`DEVICE_KINDS`] order), ascending.
+    by_kind: [Vec<u32>; 5],
     backends: Interner,
     models: Interner,
 }
@@ -260,6 +266,11 @@ impl ClusterView {
         &self.hot
     }
 
+    /// Indices into [`ClusterView::hot`] of the devices of one kind, ascending.
+    pub fn devices_of_kind(&self, kind: DeviceType) -> &[u32] {
+        &self.by_kind[kind_index(kind)]
+    }
+
     /// Node and device of a hot entry.
     pub fn resolve(&self, hot: &HotDevice) -> (&NodeView, &DeviceView) {
         let node = &self.nodes[hot.node as usize];
@@ -291,6 +302,7 @@ impl ClusterView {
                 self.node_start.push(self.hot.len());
                 for d in 0..self.nodes[i].devices.len() {
                     let hot = self.make_hot(i, d);
+                    self.by_kind[kind_index(hot.kind)].push(self.hot.len() as u32);
                     self.hot.push(hot);
                 }
                 self.node_start.push(self.hot.len());
@@ -380,11 +392,26 @@ impl ClusterView {
             }
         }
         self.node_start.push(self.hot.len());
+        self.rebuild_by_kind();
+    }
+
+    fn rebuild_by_kind(&mut self) {
+        for v in &mut self.by_kind {
+            v.clear();
+        }
+        for (i, h) in self.hot.iter().enumerate() {
+            self.by_kind[kind_index(h.kind)].push(i as u32);
+        }
     }
 
     fn refresh(&mut self, node: usize, device: usize) {
         let hot = self.make_hot(node, device);
-        self.hot[self.node_start[node] + device] = hot;
+        let slot = &mut self.hot[self.node_start[node] + device];
+        let kind_changed = slot.kind != hot.kind;
+        *slot = hot;
+        if kind_changed {
+            self.rebuild_by_kind();
+        }
     }
 
     fn make_hot(&mut self, i: usize, d: usize) -> HotDevice {
@@ -402,6 +429,7 @@ impl ClusterView {
             .iter()
             .map(|m| self.models.intern(m))
             .collect();
+        let resident_bits = resident.iter().fold(0u64, |m, id| m | resident_bit(*id));
         let (tops, tops_measured) = dev.effective_tops();
         HotDevice {
             node: i as u32,
@@ -418,8 +446,16 @@ impl ClusterView {
             in_flight: dev.in_flight,
             max_concurrency: dev.max_concurrency,
             resident,
+            resident_bits,
+            key: device_key(&node.name, &dev.id),
         }
     }
+}
+
+/// The bit of a model id in [`HotDevice::resident_bits`].
+#[inline]
+pub(crate) fn resident_bit(model_id: u32) -> u64 {
+    1u64 << (model_id % 64)
 }
 
 fn check_node(node: &NodeView) -> Result<(), ViewError> {
@@ -507,6 +543,14 @@ mod tests {
         assert_eq!(v.device_count(), 3);
         assert_eq!(v.hot()[1].kind, DeviceType::IntelNpu);
         assert_eq!(v.hot()[1].max_concurrency, 1);
+        assert_eq!(v.devices_of_kind(DeviceType::IntelNpu), &[1]);
+        assert_eq!(v.devices_of_kind(DeviceType::Cpu), &[0, 2]);
+        // A device whose kind changes moves between the per-kind lists.
+        v.update_device("b", "npu0", |d| d.kind = DeviceType::Ncs2);
+        assert!(v.devices_of_kind(DeviceType::IntelNpu).is_empty());
+        assert_eq!(v.devices_of_kind(DeviceType::Ncs2), &[1]);
+        v.upsert_node(cpu("d")).unwrap();
+        assert_eq!(v.devices_of_kind(DeviceType::Cpu), &[0, 2, 3]);
     }
 
     #[test]
