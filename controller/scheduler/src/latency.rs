@@ -4,11 +4,10 @@
 //! p95). [`LatencyStats::adaptive_timeout`] is `clamp(p95 × k, floor, ceiling)` over all devices
 //! of a model, or the stage's `initial_ms` until `min_samples` samples exist.
 //!
-//! **Generation**: record and bound the *time to first token* (queueing, prompt processing and
-//! one decode step). Once tokens flow, the pipeline guards the stream with a per-token idle
-//! timeout derived from the same rule (see [`LatencyStats::adaptive_timeout_on`] with the
-//! device's first-token figures as a generous upper bound), not with a total deadline: a long
-//! answer is not a slow device.
+//! **Generation**: the samples and the timeout are the *time to first token* (queueing, prompt
+//! processing and the first decode step), which is what differs between devices. The total
+//! length of an answer depends on `max_tokens`, not on the device, so the pipeline bounds the
+//! rest of a stream with a per-token idle timeout of its own instead of a total deadline.
 
 use std::time::Duration;
 

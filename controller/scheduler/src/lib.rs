@@ -13,6 +13,31 @@
 //! * [`retry`]: [`RetryPolicy`], exponential backoff with jitter.
 //! * [`tiers`]: [`Tier`] fallback order and [`choose_model`].
 //!
+//! Placing one stage:
+//!
+//! ```
+//! use std::time::Instant;
+//! use switchyard_backend_core::{DeviceType, StageKind};
+//! use switchyard_scheduler::*;
+//!
+//! let mut npu = DeviceView::new("npu0", DeviceType::IntelNpu);
+//! npu.memory_total_bytes = 4_000_000_000;
+//! npu.memory_free_bytes = 4_000_000_000;
+//! npu.backends = vec!["openvino".into()];
+//! let view = ClusterView::new(vec![NodeView::new("edge-1", vec![npu])]).unwrap();
+//!
+//! let policy = PlacementPolicy::default();
+//! let breakers = CircuitBreakers::new(BreakerConfig::default());
+//! let latency = LatencyStats::new(LatencyConfig::default());
+//! let req = PlacementRequest::new(StageKind::Classify, "router", 60_000_000, Instant::now());
+//!
+//! let best = place(&view, &req, &policy, &breakers, &latency).best().cloned().unwrap();
+//! assert_eq!((best.node.as_str(), best.device.as_str(), best.backend.as_str()),
+//!            ("edge-1", "npu0", "openvino"));
+//! // `switchyard explain`: every candidate and rejection, with reasons.
+//! println!("{}", explain(&view, &req, &policy, &breakers, &latency));
+//! ```
+//!
 //! A request's stage, in the controller's pipeline:
 //!
 //! ```text
@@ -52,4 +77,4 @@ pub use tiers::{
     ModelDemand, NoTierAvailable, SkippedModel, Tier, TierChoice, TierParseError, TierRoutes,
     choose_model, fallback_order,
 };
-pub use view::{ClusterView, DeviceView, NodeView, ViewError};
+pub use view::{ClusterView, DEVICE_KINDS, DeviceView, NodeView, ViewError, kind_name};

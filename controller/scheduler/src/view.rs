@@ -1,7 +1,7 @@
 //! The cluster snapshot the scheduler reads.
 //!
 //! [`NodeView`] and [`DeviceView`] are plain data the controller fills from heartbeats.
-//! [`ClusterView`] owns them plus a compact, cache-friendly index (one [`HotDevice`] per device,
+//! [`ClusterView`] owns them plus a compact, cache-friendly index (one hot entry per device,
 //! backends as a bit mask, resident models as interned ids) that the placement loop scans.
 //! Build it once with [`ClusterView::new`] and keep it up to date in place with
 //! [`ClusterView::upsert_node`], [`ClusterView::update_device`], [`ClusterView::set_node_ready`]
@@ -51,7 +51,8 @@ pub struct DeviceView {
     pub kind: DeviceType,
     /// The agent reports the device usable (driver up, no fatal error).
     pub healthy: bool,
-    /// Total memory the device can give to models, in bytes (host RAM for the CPU).
+    /// Total memory the device can give to models, in bytes (host RAM for the CPU); 0 when
+    /// unknown (then no headroom is reserved and the free-memory score term is 0).
     pub memory_total_bytes: u64,
     /// Memory free right now, in bytes.
     pub memory_free_bytes: u64,
@@ -149,7 +150,7 @@ pub enum ViewError {
 
 /// The flattened, scan-friendly copy of one device (plus its node's readiness).
 #[derive(Debug, Clone)]
-pub struct HotDevice {
+pub(crate) struct HotDevice {
     /// Index of the node in [`ClusterView::nodes`].
     pub node: u32,
     /// Index of the device in its node's `devices`.
@@ -262,17 +263,17 @@ impl ClusterView {
     }
 
     /// The flattened index, one entry per device (node order, then device order).
-    pub fn hot(&self) -> &[HotDevice] {
+    pub(crate) fn hot(&self) -> &[HotDevice] {
         &self.hot
     }
 
     /// Indices into [`ClusterView::hot`] of the devices of one kind, ascending.
-    pub fn devices_of_kind(&self, kind: DeviceType) -> &[u32] {
+    pub(crate) fn devices_of_kind(&self, kind: DeviceType) -> &[u32] {
         &self.by_kind[kind_index(kind)]
     }
 
     /// Node and device of a hot entry.
-    pub fn resolve(&self, hot: &HotDevice) -> (&NodeView, &DeviceView) {
+    pub(crate) fn resolve(&self, hot: &HotDevice) -> (&NodeView, &DeviceView) {
         let node = &self.nodes[hot.node as usize];
         (node, &node.devices[hot.device as usize])
     }
@@ -361,7 +362,7 @@ impl ClusterView {
     }
 
     /// Bit of a backend id in [`HotDevice::backend_mask`], if any device lists it.
-    pub fn backend_bit(&self, backend: &str) -> Option<u64> {
+    pub(crate) fn backend_bit(&self, backend: &str) -> Option<u64> {
         self.backends
             .get(backend)
             .filter(|&id| (id as usize) < MAX_BACKENDS)
@@ -369,7 +370,7 @@ impl ClusterView {
     }
 
     /// Backend id of a bit index.
-    pub fn backend_name(&self, bit_index: u32) -> Option<&str> {
+    pub(crate) fn backend_name(&self, bit_index: u32) -> Option<&str> {
         self.backends
             .names
             .get(bit_index as usize)
@@ -377,7 +378,7 @@ impl ClusterView {
     }
 
     /// Interned id of a model name, if any device lists it as resident.
-    pub fn model_id(&self, model: &str) -> Option<u32> {
+    pub(crate) fn model_id(&self, model: &str) -> Option<u32> {
         self.models.get(model)
     }
 
@@ -439,7 +440,12 @@ impl ClusterView {
             healthy: dev.healthy,
             simulated: dev.simulated,
             backend_mask,
-            free: dev.memory_free_bytes.min(dev.memory_total_bytes),
+            // Free above total is a reporting glitch: clamp (unless total is unknown, 0).
+            free: if dev.memory_total_bytes == 0 {
+                dev.memory_free_bytes
+            } else {
+                dev.memory_free_bytes.min(dev.memory_total_bytes)
+            },
             total: dev.memory_total_bytes,
             tops,
             tops_measured,
