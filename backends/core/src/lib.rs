@@ -8,9 +8,15 @@
 //!
 //! Nothing here links a vendor SDK, so the controller builds without one.
 
+pub mod decoder;
+pub mod encoder;
 pub mod error;
+pub mod paths;
 pub mod registry;
+pub mod sampling;
+pub mod session;
 pub mod stage;
+pub mod text;
 pub mod worker;
 
 pub use error::BackendError;

@@ -1,0 +1,210 @@
+//! Decoder-only language models on any [`Session`]: chat template, KV-cache decode loop,
+//! sampling, stop tokens and strings, incremental detokenisation for streaming.
+//!
+//! I/O names follow the optimum/transformers.js convention: inputs `input_ids`,
+//! `attention_mask`, `position_ids`, `past_key_values.{i}.key/.value`; outputs `logits`,
+//! `present.{i}.key/.value`.
+
+use tokenizers::Tokenizer;
+
+use crate::sampling::{Rng, sample};
+use crate::session::{Session, Tensor, require_io};
+use crate::text::load_tokenizer;
+use crate::{
+    BackendError, FinishReason, GenerateParams, GenerateSummary, LoadedModel, ModelSpec,
+    OverflowPolicy, StageKind, TokenEvent,
+};
+
+/// A generator with its KV-cache layout.
+pub struct DecoderModel {
+    spec: ModelSpec,
+    tokenizer: Tokenizer,
+    session: Box<dyn Session>,
+    layers: usize,
+    kv_heads: usize,
+    head_dim: usize,
+    stop_ids: Vec<u32>,
+    output_names: Vec<String>,
+    past_names: Vec<String>,
+}
+
+fn info_usize(spec: &ModelSpec, key: &str) -> Option<usize> {
+    spec.info.get(key).and_then(|v| v.parse().ok())
+}
+
+impl DecoderModel {
+    /// Wraps a session; checks its I/O and reads the KV-cache layout.
+    pub fn new(spec: ModelSpec, session: Box<dyn Session>) -> Result<Self, BackendError> {
+        require_io(&spec.name, session.as_ref(), &["input_ids", "attention_mask", "position_ids"], &["logits"])?;
+        let inputs = session.input_names();
+        let layers = (0..)
+            .take_while(|i| inputs.iter().any(|n| n == &format!("past_key_values.{i}.key")))
+            .count();
+        if layers == 0 {
+            return Err(BackendError::InvalidModel {
+                model: spec.name.clone(),
+                reason: "graph has no past_key_values.{i}.key inputs (not a KV-cache decoder)".into(),
+            });
+        }
+        let dims = session.input_dims("past_key_values.0.key").unwrap_or_default();
+        let dim = |i: usize, key: &str| -> Result<usize, BackendError> {
+            match dims.get(i) {
+                Some(&d) if d > 0 => Ok(d as usize),
+                _ => info_usize(&spec, key).ok_or_else(|| BackendError::InvalidModel {
+                    model: spec.name.clone(),
+                    reason: format!("cannot tell the KV cache's {key}: set info.{key} in the registry"),
+                }),
+            }
+        };
+        let kv_heads = dim(1, "kv_heads")?;
+        let head_dim = dim(3, "head_dim")?;
+        let tokenizer = load_tokenizer(&spec.name, &spec.tokenizer)?;
+        let stop_ids = spec.stop_tokens.iter().filter_map(|t| tokenizer.token_to_id(t)).collect();
+        let mut output_names = vec!["logits".to_string()];
+        let mut past_names = Vec::new();
+        for i in 0..layers {
+            for kind in ["key", "value"] {
+                output_names.push(format!("present.{i}.{kind}"));
+                past_names.push(format!("past_key_values.{i}.{kind}"));
+            }
+        }
+        let outs = session.output_names();
+        if let Some(missing) = output_names.iter().find(|n| !outs.contains(n)) {
+            return Err(BackendError::InvalidModel { model: spec.name.clone(), reason: format!("graph has no output '{missing}'") });
+        }
+        Ok(DecoderModel { spec, tokenizer, session, layers, kv_heads, head_dim, stop_ids, output_names, past_names })
+    }
+
+    /// The prompt text: the chat template applied to `params.messages`, or `params.prompt`.
+    pub fn render_prompt(&self, params: &GenerateParams) -> String {
+        if params.messages.is_empty() {
+            return params.prompt.clone();
+        }
+        let mut out = String::new();
+        let has_system = params.messages.iter().any(|(r, _)| r == "system");
+        if !has_system && let Some(sys) = &self.spec.system_prompt {
+            out.push_str(&format!("<|im_start|>system\n{sys}<|im_end|>\n"));
+        }
+        for (role, content) in &params.messages {
+            out.push_str(&format!("<|im_start|>{role}\n{content}<|im_end|>\n"));
+        }
+        out.push_str("<|im_start|>assistant\n");
+        out
+    }
+
+    /// Layers in the KV cache.
+    pub fn layers(&self) -> usize {
+        self.layers
+    }
+}
+
+impl LoadedModel for DecoderModel {
+    fn spec(&self) -> &ModelSpec {
+        &self.spec
+    }
+
+    fn generate(
+        &mut self,
+        params: &GenerateParams,
+        on_token: &mut dyn FnMut(TokenEvent) -> bool,
+    ) -> Result<GenerateSummary, BackendError> {
+        if params.messages.is_empty() && params.prompt.is_empty() {
+            return Err(BackendError::InvalidInput("empty prompt".into()));
+        }
+        if params.max_tokens == 0 {
+            return Err(BackendError::InvalidInput("max_tokens must be at least 1".into()));
+        }
+        let text = self.render_prompt(params);
+        let enc = self
+            .tokenizer
+            .encode(text.as_str(), false)
+            .map_err(|e| BackendError::InvalidInput(format!("prompt cannot be tokenised: {e}")))?;
+        let mut prompt: Vec<i64> = enc.get_ids().iter().map(|&x| x as i64).collect();
+        let limit = self.spec.max_input_tokens as usize;
+        if prompt.len() > limit {
+            match self.spec.overflow {
+                OverflowPolicy::Refuse => {
+                    return Err(BackendError::InvalidInput(format!(
+                        "prompt has {} tokens; model {} accepts at most {limit}",
+                        prompt.len(),
+                        self.spec.name
+                    )));
+                }
+                OverflowPolicy::Truncate => prompt = prompt.split_off(prompt.len() - limit),
+            }
+        }
+        let prompt_tokens = prompt.len() as u32;
+        let context = self.spec.context_tokens.unwrap_or(2048) as usize;
+        let budget = (params.max_tokens as usize).min(context.saturating_sub(prompt.len()));
+        let mut rng = Rng::new(params.seed.unwrap_or(0x5eed));
+        let mut past: Vec<Tensor> = self
+            .past_names
+            .iter()
+            .map(|_| Tensor::f32(vec![1, self.kv_heads, 0, self.head_dim], Vec::new()))
+            .collect();
+        let mut past_len = 0usize;
+        let mut step_ids = prompt;
+        let mut generated: Vec<u32> = Vec::new();
+        let mut emitted = String::new();
+        let mut finish = FinishReason::Length;
+        while generated.len() < budget {
+            let n = step_ids.len();
+            let mut inputs = vec![
+                ("input_ids".to_string(), Tensor::i64(vec![1, n], step_ids.clone())),
+                ("attention_mask".to_string(), Tensor::i64(vec![1, past_len + n], vec![1; past_len + n])),
+                ("position_ids".to_string(), Tensor::i64(vec![1, n], (past_len as i64..(past_len + n) as i64).collect())),
+            ];
+            for (name, t) in self.past_names.iter().zip(past.drain(..)) {
+                inputs.push((name.clone(), t));
+            }
+            let mut outs = self.session.run(inputs, &self.output_names)?.into_iter();
+            let (shape, logits) = outs.next().ok_or_else(|| BackendError::Inference("no logits".into()))?.into_f32("logits")?;
+            past = outs.collect();
+            past_len += n;
+            let vocab = *shape.last().unwrap_or(&0);
+            if vocab == 0 || logits.len() < vocab {
+                return Err(BackendError::Inference(format!("logits have shape {shape:?}")));
+            }
+            let last = &logits[logits.len() - vocab..];
+            let token = sample(last, params.temperature, params.top_p, &mut rng) as u32;
+            if self.stop_ids.contains(&token) {
+                finish = FinishReason::Stop;
+                break;
+            }
+            generated.push(token);
+            let text = self.tokenizer.decode(&generated, true).map_err(|e| BackendError::Inference(e.to_string()))?;
+            // Emit only complete characters; a partial UTF-8 sequence decodes to U+FFFD.
+            if !text.ends_with('\u{FFFD}') && text.len() > emitted.len() && text.starts_with(&emitted) {
+                let mut piece = text[emitted.len()..].to_string();
+                let stop_at = params.stop.iter().filter(|s| !s.is_empty()).filter_map(|s| text.find(s.as_str())).min();
+                if let Some(pos) = stop_at {
+                    piece = text[emitted.len()..pos.max(emitted.len())].to_string();
+                    if !piece.is_empty() {
+                        on_token(TokenEvent { token_id: token, text: piece });
+                    }
+                    finish = FinishReason::Stop;
+                    break;
+                }
+                emitted = text;
+                if !on_token(TokenEvent { token_id: token, text: piece }) {
+                    finish = FinishReason::Cancelled;
+                    break;
+                }
+            }
+            step_ids = vec![token as i64];
+        }
+        Ok(GenerateSummary {
+            prompt_tokens,
+            completion_tokens: generated.len() as u32,
+            finish_reason: finish,
+        })
+    }
+}
+
+/// Builds the right model logic for a registry entry on top of a session.
+pub fn model_for(spec: &ModelSpec, session: Box<dyn Session>) -> Result<Box<dyn LoadedModel>, BackendError> {
+    Ok(match spec.stage {
+        StageKind::Generate => Box::new(DecoderModel::new(spec.clone(), session)?),
+        StageKind::Embed | StageKind::Classify => Box::new(crate::encoder::EncoderModel::new(spec.clone(), session)?),
+    })
+}
