@@ -1,1 +1,159 @@
-//! switchyard-backend-ort
+//! ONNX Runtime backend.
+//!
+//! The shared library comes from the PyPI `onnxruntime` (CPU) or `onnxruntime-gpu` (CUDA,
+//! TensorRT) wheel and is loaded at run time with `ort::init_from` — never `ort::init()`,
+//! which panics when no library is found. Backend ids: `ort-cpu`, `ort-cuda`,
+//! `ort-tensorrt`. A GPU execution provider that cannot register is an error, never a silent
+//! fall-back to the CPU: the device a stage reports is the device it ran on.
+
+mod session;
+
+use std::path::{Path, PathBuf};
+
+use std::sync::OnceLock;
+
+use switchyard_backend_core::{
+    Backend, BackendError, DeviceRef, DeviceType, LoadedModel, ModelSpec, paths,
+};
+
+pub use session::OrtSession;
+
+/// Which execution provider a backend instance uses.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Provider {
+    Cpu,
+    Cuda,
+    TensorRt,
+}
+
+impl Provider {
+    /// Backend id.
+    pub fn id(self) -> &'static str {
+        match self {
+            Provider::Cpu => "ort-cpu",
+            Provider::Cuda => "ort-cuda",
+            Provider::TensorRt => "ort-tensorrt",
+        }
+    }
+}
+
+/// The loaded library and its environment.
+pub struct Runtime {
+    /// Path of the shared library.
+    pub library: PathBuf,
+    /// The process-wide ORT environment.
+    pub environment: ort::environment::Environment,
+}
+
+static RUNTIME: OnceLock<Result<Runtime, String>> = OnceLock::new();
+
+/// Loads the ONNX Runtime library once per process (from `SWITCHYARD_ORT_LIB` or the
+/// set-up venv).
+pub fn runtime() -> Result<&'static Runtime, BackendError> {
+    RUNTIME
+        .get_or_init(|| {
+            let library = paths::find_ort_library()?;
+            let environment = ort::init_from(&library)
+                .map_err(|e| format!("cannot load {}: {e}", library.display()))?
+                .with_name("switchyard")
+                .build()
+                .map_err(|e| format!("cannot create the ONNX Runtime environment: {e}"))?;
+            tracing::debug!(library = %library.display(), "ONNX Runtime loaded");
+            Ok(Runtime {
+                library,
+                environment,
+            })
+        })
+        .as_ref()
+        .map_err(|e| BackendError::RuntimeUnavailable(e.clone()))
+}
+
+/// ONNX Runtime with one execution provider.
+#[derive(Debug, Clone)]
+pub struct OrtBackend {
+    provider: Provider,
+    threads: usize,
+}
+
+impl OrtBackend {
+    /// A backend for `provider`; fails when the runtime library cannot be loaded.
+    pub fn new(provider: Provider) -> Result<Self, BackendError> {
+        runtime()?;
+        Ok(OrtBackend {
+            provider,
+            threads: paths::inference_threads(),
+        })
+    }
+
+    /// Sets intra-op threads (CPU provider).
+    pub fn with_threads(mut self, threads: usize) -> Self {
+        self.threads = threads.max(1);
+        self
+    }
+
+    fn check_device(&self, device: &DeviceRef) -> Result<(), BackendError> {
+        let ok = match self.provider {
+            Provider::Cpu => device.device_type == DeviceType::Cpu,
+            Provider::Cuda | Provider::TensorRt => device.device_type == DeviceType::NvidiaGpu,
+        };
+        if ok {
+            Ok(())
+        } else {
+            Err(BackendError::DeviceUnsupported {
+                backend: self.provider.id().into(),
+                device: device.id.clone(),
+                reason: format!(
+                    "{} runs only on {}",
+                    self.provider.id(),
+                    match self.provider {
+                        Provider::Cpu => "the CPU",
+                        _ => "NVIDIA GPUs",
+                    }
+                ),
+            })
+        }
+    }
+
+    /// Opens an ONNX file on `device` as a [`OrtSession`].
+    pub fn open(
+        &self,
+        model: &str,
+        file: &Path,
+        device: &DeviceRef,
+    ) -> Result<OrtSession, BackendError> {
+        self.check_device(device)?;
+        OrtSession::open(model, file, self.provider, device.ordinal, self.threads)
+    }
+}
+
+impl Backend for OrtBackend {
+    fn id(&self) -> &'static str {
+        self.provider.id()
+    }
+
+    fn probe(&self, device: &DeviceRef) -> Result<(), BackendError> {
+        let file = paths::models_dir().join("probe/tiny.onnx");
+        let mut s = self.open("probe", &file, device)?;
+        use switchyard_backend_core::session::{Session, Tensor};
+        let input = s
+            .input_names()
+            .first()
+            .cloned()
+            .unwrap_or_else(|| "X".into());
+        let output = s.output_names();
+        s.run(
+            vec![(input, Tensor::f32(vec![1, 4], vec![1.0, 2.0, 3.0, 4.0]))],
+            &output,
+        )?;
+        Ok(())
+    }
+
+    fn load(
+        &self,
+        spec: &ModelSpec,
+        device: &DeviceRef,
+    ) -> Result<Box<dyn LoadedModel>, BackendError> {
+        let session = self.open(&spec.name, &spec.onnx, device)?;
+        switchyard_backend_core::decoder::model_for(spec, Box::new(session))
+    }
+}

@@ -1,0 +1,166 @@
+//! Real models through ONNX Runtime on the CPU (prepared by scripts/setup.sh).
+
+use std::path::Path;
+
+use switchyard_backend_core::{
+    Backend, BackendError, DeviceRef, DeviceType, GenerateParams, ModelRegistry, paths,
+};
+use switchyard_backend_ort::{OrtBackend, Provider};
+
+fn registry() -> ModelRegistry {
+    let file = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../models/registry.toml");
+    ModelRegistry::load(&file, &paths::models_dir()).expect("registry loads")
+}
+
+fn cosine(a: &[f32], b: &[f32]) -> f32 {
+    a.iter().zip(b).map(|(x, y)| x * y).sum()
+}
+
+#[test]
+fn embeddings_rank_related_above_unrelated_and_batch_matches_single() {
+    let reg = registry();
+    let ort = OrtBackend::new(Provider::Cpu).expect("onnxruntime library (run scripts/setup.sh)");
+    let mut m = ort
+        .load(reg.get("minilm-l6-v2").unwrap(), &DeviceRef::cpu())
+        .unwrap();
+    let texts: Vec<String> = [
+        "A man is eating food.",
+        "A man is eating a piece of bread.",
+        "The stock market fell sharply today.",
+    ]
+    .iter()
+    .map(|s| s.to_string())
+    .collect();
+    let out = m.embed(&texts).unwrap();
+    assert_eq!(out.vectors.len(), 3);
+    assert_eq!(out.vectors[0].len(), 384);
+    let related = cosine(&out.vectors[0], &out.vectors[1]);
+    let unrelated = cosine(&out.vectors[0], &out.vectors[2]);
+    assert!(
+        related > 0.4 && unrelated < 0.2 && related > unrelated + 0.3,
+        "related {related}, unrelated {unrelated}"
+    );
+    // Padding in a batch must not change a sentence's vector.
+    let single = m.embed(&texts[..1]).unwrap();
+    assert!(cosine(&single.vectors[0], &out.vectors[0]) > 0.9999);
+}
+
+#[test]
+fn router_sends_a_coding_prompt_to_the_code_tier() {
+    let reg = registry();
+    let spec = reg.get("router").unwrap();
+    let ort = OrtBackend::new(Provider::Cpu).unwrap();
+    let mut m = ort.load(spec, &DeviceRef::cpu()).unwrap();
+    let out = m
+        .classify(&[
+            "Write a Python function that checks if a number is prime".to_string(),
+            "hi, how are you?".to_string(),
+        ])
+        .unwrap();
+    assert_eq!(spec.labels[out[0].top], "code", "{:?}", out[0]);
+    assert!((out[0].probabilities.iter().sum::<f32>() - 1.0).abs() < 1e-3);
+}
+
+#[test]
+fn greedy_generation_says_paris() {
+    let reg = registry();
+    let ort = OrtBackend::new(Provider::Cpu).unwrap();
+    let mut m = ort
+        .load(reg.get("smollm2-135m").unwrap(), &DeviceRef::cpu())
+        .unwrap();
+    let mut text = String::new();
+    let params = GenerateParams {
+        prompt: "The capital of France is".into(),
+        max_tokens: 8,
+        ..Default::default()
+    };
+    let summary = m
+        .generate(&params, &mut |ev| {
+            text.push_str(&ev.text);
+            true
+        })
+        .unwrap();
+    assert!(text.contains("Paris"), "{text:?}");
+    assert!(summary.completion_tokens >= 1 && summary.completion_tokens <= 8);
+}
+
+#[test]
+fn bad_model_files_and_wrong_devices_are_clear_errors() {
+    let reg = registry();
+    let ort = OrtBackend::new(Provider::Cpu).unwrap();
+    let mut spec = reg.get("minilm-l6-v2").unwrap().clone();
+    spec.onnx = "/nonexistent/model.onnx".into();
+    let err = ort
+        .load(&spec, &DeviceRef::cpu())
+        .err()
+        .expect("missing file");
+    assert!(matches!(err, BackendError::ModelFileMissing(_)), "{err}");
+
+    let dir = std::env::temp_dir().join(format!("sy-corrupt-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let corrupt = dir.join("model.onnx");
+    std::fs::write(&corrupt, b"definitely not protobuf").unwrap();
+    spec.onnx = corrupt;
+    let err = ort
+        .load(&spec, &DeviceRef::cpu())
+        .err()
+        .expect("corrupt file");
+    assert!(matches!(err, BackendError::InvalidModel { .. }), "{err}");
+
+    // The router graph has no last_hidden_state: loading it as an embedder names the output.
+    let mut wrong = reg.get("minilm-l6-v2").unwrap().clone();
+    wrong.onnx = reg.get("router").unwrap().onnx.clone();
+    let err = ort
+        .load(&wrong, &DeviceRef::cpu())
+        .err()
+        .expect("wrong outputs");
+    assert!(err.to_string().contains("last_hidden_state"), "{err}");
+
+    let gpu = DeviceRef {
+        id: "GPU-x".into(),
+        device_type: DeviceType::NvidiaGpu,
+        ordinal: 0,
+    };
+    let err = ort
+        .load(reg.get("minilm-l6-v2").unwrap(), &gpu)
+        .err()
+        .expect("cpu backend on a gpu");
+    assert!(
+        matches!(err, BackendError::DeviceUnsupported { .. }),
+        "{err}"
+    );
+}
+
+#[test]
+fn over_long_input_is_truncated_or_refused_per_registry() {
+    let reg = registry();
+    let ort = OrtBackend::new(Provider::Cpu).unwrap();
+    let mut m = ort
+        .load(reg.get("minilm-l6-v2").unwrap(), &DeviceRef::cpu())
+        .unwrap();
+    let long = "word ".repeat(400);
+    let out = m.embed(&[long.clone()]).unwrap();
+    assert_eq!(out.token_counts, vec![128]);
+    let mut refuse = reg.get("minilm-l6-v2").unwrap().clone();
+    refuse.overflow = switchyard_backend_core::OverflowPolicy::Refuse;
+    let mut m = ort.load(&refuse, &DeviceRef::cpu()).unwrap();
+    let err = m.embed(&[long]).unwrap_err();
+    assert!(err.to_string().contains("at most 128"), "{err}");
+}
+
+#[test]
+#[ignore = "needs NVIDIA GPU"]
+fn cuda_provider_runs_embeddings_on_the_gpu() {
+    let reg = registry();
+    let ort = OrtBackend::new(Provider::Cuda).unwrap();
+    let gpu = DeviceRef {
+        id: "GPU-0".into(),
+        device_type: DeviceType::NvidiaGpu,
+        ordinal: 0,
+    };
+    let mut m = ort
+        .load(reg.get("minilm-l6-v2").unwrap(), &gpu)
+        .expect("CUDA EP registers (onnxruntime-gpu)");
+    let out = m.embed(&["hello world".to_string()]).unwrap();
+    assert_eq!(out.vectors[0].len(), 384);
+}
