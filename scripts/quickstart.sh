@@ -1,0 +1,47 @@
+#!/usr/bin/env bash
+# The main job in one command: prepare models, build, start a single-host cluster
+# (`switchyard up` = controller + local agent), answer a real prompt through all three
+# stages (classify → embed → generate) and show the trace and the cluster status.
+#
+#   bash scripts/quickstart.sh ["your prompt"]
+set -euo pipefail
+ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+cd "$ROOT"
+CACHE="${XDG_CACHE_HOME:-$HOME/.cache}/switchyard"
+PROMPT="${1:-Write a Python function that checks if a number is prime}"
+
+bash scripts/setup.sh
+# shellcheck disable=SC1091
+source "$CACHE/env.sh"
+echo "quickstart: building switchyard (release)"
+cargo build --release -q -p switchyard-controller
+BIN="$ROOT/target/release/switchyard"
+
+LOG="$(mktemp -t switchyard-up.XXXXXX.log)"
+OUT="$(mktemp -t switchyard-up.XXXXXX.out)"
+"$BIN" up --listen 127.0.0.1:0 --http-listen 127.0.0.1:0 --agent-listen 127.0.0.1:0 >"$OUT" 2>"$LOG" &
+UP=$!
+trap 'kill $UP 2>/dev/null; wait $UP 2>/dev/null || true' EXIT
+for _ in $(seq 1 300); do
+  grep -q "grpc=" "$OUT" 2>/dev/null && break
+  kill -0 $UP 2>/dev/null || { cat "$LOG" >&2; echo "quickstart: switchyard up exited" >&2; exit 1; }
+  sleep 0.1
+done
+GRPC="$(grep -o 'grpc=[^ ]*' "$OUT" | head -1 | cut -d= -f2)"
+HTTP="$(grep -o 'http=[^ ]*' "$OUT" | head -1 | cut -d= -f2)"
+export SWITCHYARD_CONTROLLER="http://$GRPC"
+for _ in $(seq 1 100); do
+  "$BIN" status -o json 2>/dev/null | grep -q '"state": "ready"' && break
+  sleep 0.1
+done
+echo "quickstart: cluster up (gRPC $GRPC, HTTP http://$HTTP; log $LOG)"
+echo
+# Documents for the retrieval stage, through the OpenAI-style HTTP API's extension.
+curl -fsS -X POST "http://$HTTP/v1/documents" -H 'content-type: application/json' \
+  -d '{"documents": ["A prime number is a natural number greater than 1 with no divisors other than 1 and itself.", "To test primality, trial division up to the square root of n is enough.", "Proxmox VE is a virtualization platform based on Debian."]}' >/dev/null \
+  || echo "quickstart: could not add documents (retrieval will run without context)"
+echo "\$ switchyard run \"$PROMPT\" --retrieve"
+"$BIN" run "$PROMPT" --retrieve --max-tokens 160
+echo
+echo "\$ switchyard status"
+"$BIN" status

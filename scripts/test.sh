@@ -1,0 +1,40 @@
+#!/usr/bin/env bash
+# Switchyard's whole test suite — the one command CI runs (.ci/run calls this).
+#
+#   bash scripts/test.sh
+#
+# Prepares what it needs (Python venv with ONNX Runtime/OpenVINO/openai/grpcio, the real
+# models, cached under ${XDG_CACHE_HOME:-~/.cache}/switchyard), then runs: rustfmt check,
+# clippy -D warnings, the Rust unit + end-to-end tests (the e2e tests start the real
+# `switchyard` binary on loopback, port 0), and the Python tests (official openai client,
+# grpcio, model checks). Tests that need an NVIDIA GPU / Intel GPU / NPU are #[ignore]d.
+set -euo pipefail
+ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+cd "$ROOT"
+CACHE="${XDG_CACHE_HOME:-$HOME/.cache}/switchyard"
+
+step() { printf '\n==> %s\n' "$*"; }
+
+step "set-up (venv, models; cached)"
+bash scripts/setup.sh
+# shellcheck disable=SC1091
+source "$CACHE/env.sh"
+export SWITCHYARD_THREADS="${SWITCHYARD_THREADS:-2}"
+
+step "cargo fmt --check"
+cargo fmt --all -- --check
+
+step "cargo clippy -D warnings"
+cargo clippy --workspace --all-targets -- -D warnings
+
+step "build (binary used by the end-to-end tests)"
+cargo build --workspace --all-targets
+export SWITCHYARD_BIN="$ROOT/target/debug/switchyard"
+
+step "Rust tests (unit + end-to-end)"
+cargo test --workspace --no-fail-fast
+
+step "Python tests (openai client, grpcio, models)"
+PYTESTS=(scripts/test_models.py)
+[ -d tests/python ] && PYTESTS+=(tests/python)
+"$SWITCHYARD_PYTHON" -m pytest -q "${PYTESTS[@]}"
