@@ -63,6 +63,60 @@ pub enum Command {
     Status(StatusArgs),
     /// Show this host's accelerators (no controller needed), or the cluster's with --controller.
     Devices(DevicesArgs),
+    /// Send a prompt through the pipeline (classify → [retrieve] → generate) and print the
+    /// answer with its trace: which node, device and backend ran each stage.
+    Run(RunArgs),
+    /// Dry run: rank the candidate devices for every stage of a prompt, with the reason each
+    /// was filtered out or how it was scored. Nothing is executed.
+    Explain(ExplainArgs),
+}
+
+/// Flags of `run`.
+#[derive(Debug, Args)]
+pub struct RunArgs {
+    /// The prompt.
+    pub prompt: String,
+    /// Controller gRPC URL.
+    #[arg(
+        long,
+        env = "SWITCHYARD_CONTROLLER",
+        default_value = "http://127.0.0.1:50051",
+        value_name = "URL"
+    )]
+    pub controller: String,
+    /// Embed the prompt and prepend the closest documents (added with POST /v1/documents).
+    #[arg(long)]
+    pub retrieve: bool,
+    /// Most tokens to generate.
+    #[arg(long, default_value_t = 128)]
+    pub max_tokens: u32,
+    /// Sampling temperature (0 = greedy).
+    #[arg(long, default_value_t = 0.0)]
+    pub temperature: f32,
+    /// Whole-request deadline in seconds.
+    #[arg(long, default_value_t = 120.0)]
+    pub timeout: f64,
+    /// Output format.
+    #[arg(long, short, value_enum, default_value_t = Output::Table)]
+    pub output: Output,
+}
+
+/// Flags of `explain`.
+#[derive(Debug, Args)]
+pub struct ExplainArgs {
+    /// The prompt.
+    pub prompt: String,
+    /// Controller gRPC URL.
+    #[arg(
+        long,
+        env = "SWITCHYARD_CONTROLLER",
+        default_value = "http://127.0.0.1:50051",
+        value_name = "URL"
+    )]
+    pub controller: String,
+    /// Output format.
+    #[arg(long, short, value_enum, default_value_t = Output::Table)]
+    pub output: Output,
 }
 
 /// Flags of the controller role.
@@ -204,6 +258,8 @@ pub async fn run(cli: Cli) -> Result<()> {
         }
         Command::Status(args) => status(&args).await,
         Command::Devices(args) => devices(&args).await,
+        Command::Run(args) => crate::run_cmd::run(&args).await,
+        Command::Explain(args) => crate::run_cmd::explain(&args).await,
     }
 }
 
@@ -253,10 +309,11 @@ fn load_models(config: &Config) -> Result<Arc<ModelRegistry>> {
 async fn run_controller(config: Config) -> Result<()> {
     info!(config = %config.redacted(), "effective configuration");
     let models = load_models(&config)?;
-    let handle = switchyard_controller::server::start(&config, models)
-        .await
-        .with_context(|| format!("cannot listen on {}", config.controller.listen))?;
-    println!("switchyard controller listening grpc={}", handle.grpc_addr);
+    let handle = switchyard_controller::server::start(&config, models).await?;
+    println!(
+        "switchyard controller listening grpc={} http={}",
+        handle.grpc_addr, handle.http_addr
+    );
     tokio::select! {
         _ = handle_wait_signal() => {}
     }
@@ -284,14 +341,12 @@ async fn run_agent(config: Config) -> Result<()> {
 async fn run_up(mut config: Config) -> Result<()> {
     info!(config = %config.redacted(), "effective configuration");
     let models = load_models(&config)?;
-    let controller = switchyard_controller::server::start(&config, models.clone())
-        .await
-        .with_context(|| format!("cannot listen on {}", config.controller.listen))?;
+    let controller = switchyard_controller::server::start(&config, models.clone()).await?;
     config.agent.controller = format!("http://{}", controller.grpc_addr);
     let agent = wiring::start_agent(&config, (*models).clone()).await?;
     println!(
-        "switchyard up: controller grpc={} agent {} data={}",
-        controller.grpc_addr, config.agent.node_name, agent.data_addr
+        "switchyard up: controller grpc={} http={} agent {} data={}",
+        controller.grpc_addr, controller.http_addr, config.agent.node_name, agent.data_addr
     );
     tokio::select! {
         res = agent.wait() => res.map_err(anyhow::Error::from)?,
@@ -324,17 +379,21 @@ async fn handle_wait_signal() {
     }
 }
 
-/// Connects to the controller's cluster service with a clear error when unreachable.
-pub async fn cluster_client(url: &str) -> Result<ClusterClient<tonic::transport::Channel>> {
+/// Connects to the controller with a clear error when it is unreachable.
+pub async fn controller_channel(url: &str) -> Result<tonic::transport::Channel> {
     let endpoint =
         switchyard_agent::session::controller_endpoint(url).map_err(anyhow::Error::msg)?;
-    let channel = endpoint.connect().await.map_err(|e| {
+    endpoint.connect().await.map_err(|e| {
         anyhow::anyhow!(
             "cannot reach controller at {url}: {} (is `switchyard controller` or `switchyard up` running there?)",
             switchyard_agent::session::error_chain(&e)
         )
-    })?;
-    Ok(ClusterClient::new(channel))
+    })
+}
+
+/// The controller's cluster service.
+pub async fn cluster_client(url: &str) -> Result<ClusterClient<tonic::transport::Channel>> {
+    Ok(ClusterClient::new(controller_channel(url).await?))
 }
 
 async fn list_nodes(url: &str) -> Result<Vec<NodeStatus>> {

@@ -97,6 +97,44 @@ pub struct Config {
     pub routes: Routes,
     /// Client API settings.
     pub api: ApiConfig,
+    /// Placement policy, retries, circuit breakers, adaptive timeouts.
+    #[serde(skip_serializing)]
+    pub scheduler: SchedulerConfig,
+    /// Model residency: keep-alive and pinned models.
+    pub residency: ResidencyConfig,
+}
+
+/// Scheduler settings (`[scheduler.policy]`, `[scheduler.retry]`, `[scheduler.breakers]`,
+/// `[scheduler.latency]`).
+#[derive(Debug, Clone, Default, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields, default)]
+pub struct SchedulerConfig {
+    pub policy: switchyard_scheduler::PlacementPolicy,
+    pub retry: switchyard_scheduler::RetryPolicy,
+    pub breakers: switchyard_scheduler::BreakerConfig,
+    pub latency: switchyard_scheduler::LatencyConfig,
+}
+
+/// Residency settings (`[residency]`).
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields, default)]
+pub struct ResidencyConfig {
+    /// Unload a model that served nothing for this long, seconds.
+    pub keep_alive_s: u64,
+    /// Models kept loaded on at least one device at all times.
+    pub pinned: Vec<String>,
+    /// How often the reconcile loop runs, milliseconds.
+    pub reconcile_interval_ms: u64,
+}
+
+impl Default for ResidencyConfig {
+    fn default() -> Self {
+        ResidencyConfig {
+            keep_alive_s: 600,
+            pinned: vec!["router".into()],
+            reconcile_interval_ms: 1000,
+        }
+    }
 }
 
 /// Tier routes (`[routes]`).
@@ -242,6 +280,26 @@ impl Config {
         if self.agent.queue_capacity == 0 {
             return Err(ConfigError::Invalid(
                 "agent.queue_capacity must be ≥ 1".into(),
+            ));
+        }
+        let sch = &self.scheduler;
+        sch.policy
+            .validate()
+            .map_err(|e| ConfigError::Invalid(format!("scheduler.policy: {e}")))?;
+        sch.retry
+            .validate()
+            .map_err(|e| ConfigError::Invalid(format!("scheduler.retry: {e}")))?;
+        sch.latency
+            .validate()
+            .map_err(|e| ConfigError::Invalid(format!("scheduler.latency: {e}")))?;
+        if sch.breakers.failure_threshold == 0 {
+            return Err(ConfigError::Invalid(
+                "scheduler.breakers.failure_threshold must be ≥ 1".into(),
+            ));
+        }
+        if self.residency.reconcile_interval_ms < 50 {
+            return Err(ConfigError::Invalid(
+                "residency.reconcile_interval_ms must be ≥ 50".into(),
             ));
         }
         if self.api.tokens.iter().any(|t| t.trim().is_empty()) {

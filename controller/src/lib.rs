@@ -6,6 +6,7 @@ pub mod cluster_service;
 pub mod config;
 pub mod pipeline;
 pub mod registry_service;
+pub mod residency;
 pub mod server;
 pub mod table;
 

@@ -2,6 +2,7 @@
 //! operator commands (`status`, `devices`, ...).
 
 mod cli;
+mod run_cmd;
 mod wiring;
 
 use std::process::ExitCode;

@@ -16,12 +16,29 @@ use tracing::{Instrument, info, info_span, warn};
 use crate::cluster::ClusterState;
 use crate::cluster_service::ClusterService;
 use crate::config::Config;
+use crate::pipeline::{Pipeline, PipelineService, PipelineSettings, RouteError};
 use crate::registry_service::RegistryService;
+
+/// Why the controller could not start.
+#[derive(Debug, thiserror::Error)]
+pub enum StartError {
+    #[error("cannot listen on {addr}: {source}")]
+    Listen {
+        addr: SocketAddr,
+        source: std::io::Error,
+    },
+    #[error(transparent)]
+    Routes(#[from] RouteError),
+}
 
 /// A running controller.
 pub struct ControllerHandle {
     /// Bound gRPC address.
     pub grpc_addr: SocketAddr,
+    /// Bound HTTP address.
+    pub http_addr: SocketAddr,
+    /// The pipeline serving inference.
+    pub pipeline: Arc<Pipeline>,
     /// Cluster state (shared with the services).
     pub cluster: Arc<ClusterState>,
     shutdown: watch::Sender<bool>,
@@ -45,20 +62,44 @@ impl ControllerHandle {
     }
 }
 
-/// Binds the gRPC port and starts serving.
+async fn bind(addr: SocketAddr) -> Result<(TcpListener, SocketAddr), StartError> {
+    let listener = TcpListener::bind(addr)
+        .await
+        .map_err(|source| StartError::Listen { addr, source })?;
+    let bound = listener
+        .local_addr()
+        .map_err(|source| StartError::Listen { addr, source })?;
+    Ok((listener, bound))
+}
+
+/// Binds the gRPC and HTTP ports and starts serving. Routes naming models missing from the
+/// registry are a start-up error.
 pub async fn start(
     config: &Config,
     models: Arc<ModelRegistry>,
-) -> std::io::Result<ControllerHandle> {
+) -> Result<ControllerHandle, StartError> {
     let cluster = Arc::new(ClusterState::new(
         Duration::from_millis(config.controller.heartbeat_interval_ms as u64),
         config.controller.missed_heartbeats,
     ));
-    let listener = TcpListener::bind(config.controller.listen).await?;
-    let grpc_addr = listener.local_addr()?;
+    let pipeline = Arc::new(Pipeline::new(
+        cluster.clone(),
+        models.clone(),
+        config.routes.clone(),
+        PipelineSettings {
+            policy: config.scheduler.policy.clone(),
+            retry: config.scheduler.retry,
+            breakers: config.scheduler.breakers,
+            latency: config.scheduler.latency.clone(),
+        },
+    )?);
+    let (listener, grpc_addr) = bind(config.controller.listen).await?;
+    let (http_listener, http_addr) = bind(config.controller.http_listen).await?;
     let (shutdown_tx, shutdown_rx) = watch::channel(false);
 
+    let inference: Arc<dyn switchyard_api::Inference> = Arc::new(PipelineService(pipeline.clone()));
     let (health_reporter, health_service) = tonic_health::server::health_reporter();
+    // API_MOUNT: switchyard_api::set_serving(&health_reporter).await;
     health_reporter
         .set_serving::<RegistryServer<RegistryService>>()
         .await;
@@ -113,10 +154,38 @@ pub async fn start(
         .instrument(info_span!("liveness")),
     );
 
+    let mut rx = shutdown_rx.clone();
+    let http = tokio::spawn(
+        async move {
+            info!(addr = %http_addr, "HTTP server listening");
+            let res = axum::serve(http_listener, axum::Router::new())
+                .with_graceful_shutdown(async move {
+                    let _ = rx.wait_for(|s| *s).await;
+                })
+                .await;
+            if let Err(e) = res {
+                warn!(error = %e, "HTTP server stopped");
+            }
+        }
+        .instrument(info_span!("http")),
+    );
+
+    let residency = tokio::spawn(
+        crate::residency::run(
+            cluster.clone(),
+            pipeline.clone(),
+            config.residency.clone(),
+            shutdown_rx.clone(),
+        )
+        .instrument(info_span!("residency")),
+    );
+
     Ok(ControllerHandle {
         grpc_addr,
+        http_addr,
+        pipeline,
         cluster,
         shutdown: shutdown_tx,
-        tasks: vec![grpc, liveness],
+        tasks: vec![grpc, http, liveness, residency],
     })
 }

@@ -9,21 +9,44 @@ use anyhow::{Context, Result};
 use serde_json::{Value, json};
 use switchyard_agent::{AgentHandle, AgentSettings, InventorySource, StageRunner};
 use switchyard_backend_core::ModelRegistry;
+use switchyard_backend_core::{DeviceRef, DeviceType};
+use switchyard_backends::{BackendSet, ProbeResult};
 use switchyard_controller::config::Config;
 use switchyard_controller::table::gib;
 use switchyard_discovery::{Discovery, DiscoveryConfig};
-use switchyard_proto::v1::{Device, DeviceTelemetry, HostFacts, NodeState, NodeStatus};
+use switchyard_proto::v1::{
+    BackendSupport, Device, DeviceKind, DeviceTelemetry, HostFacts, NodeState, NodeStatus,
+};
 use tracing::{info, warn};
 
-/// Discovery as the agent's inventory source.
+/// Discovery as the agent's inventory source, with each device's probed backends.
 struct DiscoveredInventory {
     discovery: Discovery,
+    set: BackendSet,
+    /// Probe results by device id (a hot-plugged device is probed when it appears).
+    support: std::collections::HashMap<String, Vec<BackendSupport>>,
 }
 
 impl InventorySource for DiscoveredInventory {
     fn scan(&mut self) -> (HostFacts, Vec<Device>) {
         let inv = self.discovery.scan();
-        (inv.host, inv.devices)
+        let mut devices = inv.devices;
+        let new: Vec<Device> = devices
+            .iter()
+            .filter(|d| !self.support.contains_key(&d.id))
+            .cloned()
+            .collect();
+        if !new.is_empty() {
+            let mut new = new;
+            probe_backends(&self.set, &mut new);
+            for d in new {
+                self.support.insert(d.id, d.backends);
+            }
+        }
+        for d in &mut devices {
+            d.backends = self.support.get(&d.id).cloned().unwrap_or_default();
+        }
+        (inv.host, devices)
     }
 
     fn telemetry(&mut self, devices: &[Device]) -> Vec<DeviceTelemetry> {
@@ -47,7 +70,9 @@ fn discovery_config(fixture: Option<&Path>) -> DiscoveryConfig {
 pub fn scan_local(fixture: Option<&Path>) -> (HostFacts, Vec<Device>, Vec<String>) {
     let mut discovery = Discovery::new(discovery_config(fixture));
     let inv = discovery.scan();
-    (inv.host, inv.devices, inv.notes)
+    let mut devices = inv.devices;
+    probe_backends(&BackendSet::from_env(), &mut devices);
+    (inv.host, devices, inv.notes)
 }
 
 /// Starts the agent role with real discovery and every compiled-in backend.
@@ -73,24 +98,92 @@ pub async fn start_agent(config: &Config, models: ModelRegistry) -> Result<Agent
     for note in &first.notes {
         info!(note = %note, "discovery");
     }
-    let backends = crate::wiring::backends(&first.devices);
+    let set = tokio::task::spawn_blocking(BackendSet::from_env).await?;
+    if set.backends().is_empty() {
+        warn!(
+            "no inference backend usable on this host: the node will register but cannot run stages (run scripts/setup.sh)"
+        );
+    }
     let runner = Arc::new(StageRunner::new(
         a.node_name.clone(),
         models,
-        backends,
+        set.backends(),
         settings.batch_max_wait,
         a.queue_capacity,
     ));
-    let inventory: Box<dyn InventorySource> = Box::new(DiscoveredInventory { discovery });
+    let mut probe_devices = first.devices.clone();
+    let probe_set = set.clone();
+    let probed = tokio::task::spawn_blocking(move || {
+        probe_backends(&probe_set, &mut probe_devices);
+        probe_devices
+    })
+    .await?;
+    let support = probed.into_iter().map(|d| (d.id, d.backends)).collect();
+    let inventory: Box<dyn InventorySource> = Box::new(DiscoveredInventory {
+        discovery,
+        set,
+        support,
+    });
     switchyard_agent::start(settings, inventory, runner)
         .await
         .with_context(|| format!("cannot listen on {}", a.listen))
 }
 
-/// The backends this build can use on this host (none when their runtimes are missing).
-fn backends(_devices: &[Device]) -> Vec<Arc<dyn switchyard_backend_core::Backend>> {
-    warn!("no inference backends compiled in");
-    Vec::new()
+/// Where the runtime executes a device: simulated devices run on the CPU.
+fn device_ref(d: &Device, ordinal: u32) -> DeviceRef {
+    if d.simulated {
+        return DeviceRef::cpu();
+    }
+    let device_type = match d.kind() {
+        DeviceKind::NvidiaGpu => DeviceType::NvidiaGpu,
+        DeviceKind::IntelGpu => DeviceType::IntelGpu,
+        DeviceKind::IntelNpu => DeviceType::IntelNpu,
+        DeviceKind::Ncs2 => DeviceType::Ncs2,
+        DeviceKind::Cpu | DeviceKind::Unspecified => DeviceType::Cpu,
+    };
+    DeviceRef {
+        id: d.id.clone(),
+        device_type,
+        ordinal,
+    }
+}
+
+/// Probes every backend × device pair once and records the result on the devices.
+/// Simulated devices inherit the CPU's results (they execute there).
+pub fn probe_backends(set: &BackendSet, devices: &mut [Device]) {
+    let mut ordinals: std::collections::HashMap<i32, u32> = std::collections::HashMap::new();
+    let mut refs = Vec::new();
+    for d in devices.iter() {
+        let n = ordinals.entry(d.kind).or_default();
+        refs.push(device_ref(d, *n));
+        *n += 1;
+    }
+    let cpu_results: Vec<ProbeResult> = set.probe(&[DeviceRef::cpu()]);
+    let real: Vec<DeviceRef> = refs
+        .iter()
+        .zip(devices.iter())
+        .filter(|(_, d)| !d.simulated)
+        .map(|(r, _)| r.clone())
+        .collect();
+    let results = set.probe(&real);
+    for d in devices.iter_mut() {
+        let mine: Vec<&ProbeResult> = if d.simulated {
+            cpu_results.iter().collect()
+        } else {
+            results.iter().filter(|r| r.device_id == d.id).collect()
+        };
+        d.backends = mine
+            .into_iter()
+            .map(|r| BackendSupport {
+                backend: r.backend.clone(),
+                usable: r.result.is_ok(),
+                reason: r.result.clone().err().unwrap_or_default(),
+            })
+            .collect();
+        for b in d.backends.iter().filter(|b| !b.usable) {
+            info!(device = %d.id, backend = %b.backend, reason = %b.reason, "backend not usable on device");
+        }
+    }
 }
 
 fn kind_name(d: &Device) -> &'static str {

@@ -1,1 +1,198 @@
-//! switchyard-e2e
+//! Harness for end-to-end tests: runs the real `switchyard` binary as child processes on
+//! loopback with port 0, reads the bound addresses from their first stdout line, and kills
+//! them on drop. Their stderr goes to a file that failing tests print.
+
+use std::io::{BufRead, BufReader, Read};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, ExitStatus, Stdio};
+use std::time::{Duration, Instant};
+
+use anyhow::{Context, Result, bail};
+use serde_json::Value;
+
+/// Path of the `switchyard` binary: `SWITCHYARD_BIN`, else `target/{debug,release}`.
+pub fn binary() -> PathBuf {
+    if let Some(p) = std::env::var_os("SWITCHYARD_BIN") {
+        return PathBuf::from(p);
+    }
+    let target = std::env::var_os("CARGO_TARGET_DIR")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| Path::new(env!("CARGO_MANIFEST_DIR")).join("../target"));
+    for profile in ["debug", "release"] {
+        let p = target.join(profile).join("switchyard");
+        if p.is_file() {
+            return p;
+        }
+    }
+    panic!(
+        "switchyard binary not found under {}: run `cargo build -p switchyard-controller` first (scripts/test.sh does)",
+        target.display()
+    );
+}
+
+/// A child `switchyard` process, killed on drop.
+pub struct Proc {
+    pub name: String,
+    pub child: Child,
+    /// First stdout line (the "listening" line).
+    pub ready_line: String,
+    pub stderr_path: PathBuf,
+    _dir: tempfile::TempDir,
+}
+
+impl Proc {
+    /// Starts `switchyard ARGS` and waits (up to 60 s) for its first stdout line.
+    pub fn start(name: &str, args: &[&str]) -> Result<Proc> {
+        Self::start_with_env(name, args, &[])
+    }
+
+    /// Like [`Proc::start`] with extra environment variables.
+    pub fn start_with_env(name: &str, args: &[&str], env: &[(&str, &str)]) -> Result<Proc> {
+        let dir = tempfile::tempdir()?;
+        let stderr_path = dir.path().join("stderr.log");
+        let stderr = std::fs::File::create(&stderr_path)?;
+        let mut cmd = Command::new(binary());
+        cmd.args(args)
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(stderr)
+            .env("SWITCHYARD_LOG", "info");
+        for (k, v) in env {
+            cmd.env(k, v);
+        }
+        let mut child = cmd.spawn().with_context(|| format!("spawning {name}"))?;
+        let stdout = child.stdout.take().expect("piped stdout");
+        let (tx, rx) = std::sync::mpsc::channel();
+        std::thread::spawn(move || {
+            let mut reader = BufReader::new(stdout);
+            let mut line = String::new();
+            let _ = reader.read_line(&mut line);
+            let _ = tx.send(line);
+            // Keep draining so the child never blocks on a full pipe.
+            let mut sink = Vec::new();
+            let _ = reader.read_to_end(&mut sink);
+        });
+        let line = rx.recv_timeout(Duration::from_secs(60)).unwrap_or_default();
+        let mut proc = Proc {
+            name: name.to_string(),
+            child,
+            ready_line: line.trim().to_string(),
+            stderr_path,
+            _dir: dir,
+        };
+        if proc.ready_line.is_empty() {
+            let status = proc.child.try_wait()?;
+            bail!(
+                "{name} printed no ready line (exit: {status:?}); stderr:\n{}",
+                proc.stderr()
+            );
+        }
+        Ok(proc)
+    }
+
+    /// Value of `key=VALUE` in the ready line.
+    pub fn field(&self, key: &str) -> Option<String> {
+        self.ready_line
+            .split_whitespace()
+            .find_map(|w| w.strip_prefix(&format!("{key}=")).map(str::to_string))
+    }
+
+    /// Everything the process wrote to stderr so far.
+    pub fn stderr(&self) -> String {
+        std::fs::read_to_string(&self.stderr_path).unwrap_or_default()
+    }
+
+    /// SIGKILL, like `kill -9`.
+    pub fn kill9(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+
+    /// True while the process runs.
+    pub fn alive(&mut self) -> bool {
+        matches!(self.child.try_wait(), Ok(None))
+    }
+}
+
+impl Drop for Proc {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// Runs `switchyard ARGS` to completion (60 s limit): (status, stdout, stderr).
+pub fn run_cli(args: &[&str]) -> Result<(ExitStatus, String, String)> {
+    let mut child = Command::new(binary())
+        .args(args)
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .env("SWITCHYARD_LOG", "warn")
+        .spawn()?;
+    let deadline = Instant::now() + Duration::from_secs(60);
+    loop {
+        if let Some(status) = child.try_wait()? {
+            let mut out = String::new();
+            let mut err = String::new();
+            child
+                .stdout
+                .take()
+                .expect("stdout")
+                .read_to_string(&mut out)?;
+            child
+                .stderr
+                .take()
+                .expect("stderr")
+                .read_to_string(&mut err)?;
+            return Ok((status, out, err));
+        }
+        if Instant::now() > deadline {
+            let _ = child.kill();
+            bail!("switchyard {args:?} did not finish within 60 s");
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+/// `switchyard status --output json` against `grpc` (an `ip:port`).
+pub fn status_json(grpc: &str) -> Result<Vec<Value>> {
+    let (status, out, err) = run_cli(&[
+        "status",
+        "--controller",
+        &format!("http://{grpc}"),
+        "-o",
+        "json",
+    ])?;
+    if !status.success() {
+        bail!("status failed: {err}");
+    }
+    let v: Value = serde_json::from_str(&out).with_context(|| format!("status JSON: {out}"))?;
+    Ok(v.as_array().cloned().unwrap_or_default())
+}
+
+/// Node name → state from a status listing.
+pub fn states(nodes: &[Value]) -> Vec<(String, String)> {
+    nodes
+        .iter()
+        .map(|n| {
+            (
+                n["name"].as_str().unwrap_or_default().to_string(),
+                n["state"].as_str().unwrap_or_default().to_string(),
+            )
+        })
+        .collect()
+}
+
+/// Polls `check` every 50 ms until it returns `Some` or `limit` passes; returns the value and
+/// the time it took. A behavioural deadline (e.g. "lost within 3 s"), not a benchmark.
+pub fn wait_for<T>(limit: Duration, mut check: impl FnMut() -> Option<T>) -> Option<(T, Duration)> {
+    let start = Instant::now();
+    while start.elapsed() <= limit {
+        if let Some(v) = check() {
+            return Some((v, start.elapsed()));
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    None
+}
