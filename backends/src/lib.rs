@@ -3,11 +3,21 @@
 //! [`BackendSet::from_env`] constructs every compiled-in backend whose runtime library
 //! loads, and remembers why the others did not. [`BackendSet::probe`] loads a tiny model on
 //! every backend × device pair and reports which pairs really run (and why not).
+//! [`BackendSet::calibrate`] measures a pair's int8 throughput; [`BackendSet::load`] loads
+//! a registry model through a backend chosen by id.
+
+mod calibrate;
 
 use std::sync::Arc;
 
-use switchyard_backend_core::{Backend, DeviceRef, DeviceType};
+pub use calibrate::{Calibration, calibrate as calibrate_backend};
+use switchyard_backend_core::{
+    Backend, BackendError, DeviceRef, DeviceType, LoadedModel, ModelSpec,
+};
 use tracing::{debug, info};
+
+/// Every backend id this crate knows, compiled in or not.
+pub const KNOWN_BACKENDS: [&str; 4] = ["ort-cpu", "ort-cuda", "ort-tensorrt", "openvino"];
 
 /// Outcome of probing one backend on one device.
 #[derive(Debug, Clone, PartialEq)]
@@ -62,10 +72,71 @@ impl BackendSet {
                 }
             }
         }
+        #[cfg(feature = "openvino")]
+        match switchyard_backend_openvino::OpenVinoBackend::new() {
+            Ok(b) => set.backends.push(Arc::new(b)),
+            Err(e) => set.unavailable.push((
+                switchyard_backend_openvino::BACKEND_ID.to_string(),
+                e.to_string(),
+            )),
+        }
+        #[cfg(not(feature = "openvino"))]
+        set.unavailable.push((
+            "openvino".into(),
+            "not compiled in (build with the `openvino` feature)".into(),
+        ));
+        #[cfg(not(feature = "ort"))]
+        for id in ["ort-cpu", "ort-cuda", "ort-tensorrt"] {
+            set.unavailable.push((
+                id.into(),
+                "not compiled in (build with the `ort` feature)".into(),
+            ));
+        }
         for (id, why) in &set.unavailable {
             info!(backend = %id, reason = %why, "backend unavailable");
         }
         set
+    }
+
+    /// The usable backend with id `id`; an unknown or unavailable id is an error that
+    /// lists the usable ones (and why `id` is not usable, when known).
+    pub fn get(&self, id: &str) -> Result<Arc<dyn Backend>, BackendError> {
+        if let Some(b) = self.backends.iter().find(|b| b.id() == id) {
+            return Ok(b.clone());
+        }
+        let usable = self.ids().join(", ");
+        let reason = match self.unavailable.iter().find(|(u, _)| u == id) {
+            Some((_, why)) => format!("backend {id} is unavailable here: {why}"),
+            None if KNOWN_BACKENDS.contains(&id) => format!("backend {id} is not in this set"),
+            None => format!(
+                "unknown backend {id:?} (known backends: {})",
+                KNOWN_BACKENDS.join(", ")
+            ),
+        };
+        Err(BackendError::RuntimeUnavailable(format!(
+            "{reason}; usable here: [{usable}]"
+        )))
+    }
+
+    /// Loads `spec` onto `device` through backend `backend_id` (blocking: compiles the
+    /// model). Wrap the result in [`switchyard_backend_core::worker::ModelWorker`].
+    pub fn load(
+        &self,
+        spec: &ModelSpec,
+        device: &DeviceRef,
+        backend_id: &str,
+    ) -> Result<Box<dyn LoadedModel>, BackendError> {
+        self.get(backend_id)?.load(spec, device)
+    }
+
+    /// Measures `backend_id`'s int8 throughput on `device` (blocking, about a second).
+    pub fn calibrate(
+        &self,
+        device: &DeviceRef,
+        backend_id: &str,
+    ) -> Result<Calibration, BackendError> {
+        let backend = self.get(backend_id)?;
+        calibrate::calibrate(backend.as_ref(), device)
     }
 
     /// Adds a backend (e.g. one constructed by the caller).

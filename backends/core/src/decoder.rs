@@ -24,8 +24,11 @@ pub struct DecoderModel {
     kv_heads: usize,
     head_dim: usize,
     stop_ids: Vec<u32>,
+    /// Just `logits`: the KV cache stays inside the session (see `keep`).
     output_names: Vec<String>,
     past_names: Vec<String>,
+    /// `(present.{i}.k, past_key_values.{i}.k)` pairs fed back by [`Session::run_keep`].
+    keep: Vec<(String, String)>,
 }
 
 fn info_usize(spec: &ModelSpec, key: &str) -> Option<usize> {
@@ -35,44 +38,80 @@ fn info_usize(spec: &ModelSpec, key: &str) -> Option<usize> {
 impl DecoderModel {
     /// Wraps a session; checks its I/O and reads the KV-cache layout.
     pub fn new(spec: ModelSpec, session: Box<dyn Session>) -> Result<Self, BackendError> {
-        require_io(&spec.name, session.as_ref(), &["input_ids", "attention_mask", "position_ids"], &["logits"])?;
+        require_io(
+            &spec.name,
+            session.as_ref(),
+            &["input_ids", "attention_mask", "position_ids"],
+            &["logits"],
+        )?;
         let inputs = session.input_names();
         let layers = (0..)
-            .take_while(|i| inputs.iter().any(|n| n == &format!("past_key_values.{i}.key")))
+            .take_while(|i| {
+                inputs
+                    .iter()
+                    .any(|n| n == &format!("past_key_values.{i}.key"))
+            })
             .count();
         if layers == 0 {
             return Err(BackendError::InvalidModel {
                 model: spec.name.clone(),
-                reason: "graph has no past_key_values.{i}.key inputs (not a KV-cache decoder)".into(),
+                reason: "graph has no past_key_values.{i}.key inputs (not a KV-cache decoder)"
+                    .into(),
             });
         }
-        let dims = session.input_dims("past_key_values.0.key").unwrap_or_default();
+        let dims = session
+            .input_dims("past_key_values.0.key")
+            .unwrap_or_default();
         let dim = |i: usize, key: &str| -> Result<usize, BackendError> {
             match dims.get(i) {
                 Some(&d) if d > 0 => Ok(d as usize),
                 _ => info_usize(&spec, key).ok_or_else(|| BackendError::InvalidModel {
                     model: spec.name.clone(),
-                    reason: format!("cannot tell the KV cache's {key}: set info.{key} in the registry"),
+                    reason: format!(
+                        "cannot tell the KV cache's {key}: set info.{key} in the registry"
+                    ),
                 }),
             }
         };
         let kv_heads = dim(1, "kv_heads")?;
         let head_dim = dim(3, "head_dim")?;
         let tokenizer = load_tokenizer(&spec.name, &spec.tokenizer)?;
-        let stop_ids = spec.stop_tokens.iter().filter_map(|t| tokenizer.token_to_id(t)).collect();
-        let mut output_names = vec!["logits".to_string()];
+        let stop_ids = spec
+            .stop_tokens
+            .iter()
+            .filter_map(|t| tokenizer.token_to_id(t))
+            .collect();
+        let output_names = vec!["logits".to_string()];
         let mut past_names = Vec::new();
+        let mut keep = Vec::new();
         for i in 0..layers {
             for kind in ["key", "value"] {
-                output_names.push(format!("present.{i}.{kind}"));
                 past_names.push(format!("past_key_values.{i}.{kind}"));
+                keep.push((
+                    format!("present.{i}.{kind}"),
+                    format!("past_key_values.{i}.{kind}"),
+                ));
             }
         }
         let outs = session.output_names();
-        if let Some(missing) = output_names.iter().find(|n| !outs.contains(n)) {
-            return Err(BackendError::InvalidModel { model: spec.name.clone(), reason: format!("graph has no output '{missing}'") });
+        if let Some(missing) = keep.iter().map(|(o, _)| o).find(|n| !outs.contains(n)) {
+            return Err(BackendError::InvalidModel {
+                model: spec.name.clone(),
+                reason: format!("graph has no output '{missing}'"),
+            });
         }
-        Ok(DecoderModel { spec, tokenizer, session, layers, kv_heads, head_dim, stop_ids, output_names, past_names })
+        Ok(DecoderModel {
+            spec,
+            tokenizer,
+            session,
+            layers,
+            kv_heads,
+            head_dim,
+            stop_ids,
+            output_names,
+            past_names,
+            keep,
+        })
     }
 
     /// The prompt text: the chat template applied to `params.messages`, or `params.prompt`.
@@ -112,7 +151,9 @@ impl LoadedModel for DecoderModel {
             return Err(BackendError::InvalidInput("empty prompt".into()));
         }
         if params.max_tokens == 0 {
-            return Err(BackendError::InvalidInput("max_tokens must be at least 1".into()));
+            return Err(BackendError::InvalidInput(
+                "max_tokens must be at least 1".into(),
+            ));
         }
         let text = self.render_prompt(params);
         let enc = self
@@ -137,6 +178,8 @@ impl LoadedModel for DecoderModel {
         let context = self.spec.context_tokens.unwrap_or(2048) as usize;
         let budget = (params.max_tokens as usize).min(context.saturating_sub(prompt.len()));
         let mut rng = Rng::new(params.seed.unwrap_or(0x5eed));
+        // The first step starts from empty pasts; later steps use the kept `present.*`.
+        self.session.clear_kept();
         let mut past: Vec<Tensor> = self
             .past_names
             .iter()
@@ -150,20 +193,45 @@ impl LoadedModel for DecoderModel {
         while generated.len() < budget {
             let n = step_ids.len();
             let mut inputs = vec![
-                ("input_ids".to_string(), Tensor::i64(vec![1, n], step_ids.clone())),
-                ("attention_mask".to_string(), Tensor::i64(vec![1, past_len + n], vec![1; past_len + n])),
-                ("position_ids".to_string(), Tensor::i64(vec![1, n], (past_len as i64..(past_len + n) as i64).collect())),
+                (
+                    "input_ids".to_string(),
+                    Tensor::i64(vec![1, n], step_ids.clone()),
+                ),
+                (
+                    "attention_mask".to_string(),
+                    Tensor::i64(vec![1, past_len + n], vec![1; past_len + n]),
+                ),
+                (
+                    "position_ids".to_string(),
+                    Tensor::i64(
+                        vec![1, n],
+                        (past_len as i64..(past_len + n) as i64).collect(),
+                    ),
+                ),
             ];
             for (name, t) in self.past_names.iter().zip(past.drain(..)) {
                 inputs.push((name.clone(), t));
             }
-            let mut outs = self.session.run(inputs, &self.output_names)?.into_iter();
-            let (shape, logits) = outs.next().ok_or_else(|| BackendError::Inference("no logits".into()))?.into_f32("logits")?;
-            past = outs.collect();
+            let outs = self
+                .session
+                .run_keep(inputs, &self.output_names, &self.keep);
+            let mut outs = match outs {
+                Ok(o) => o.into_iter(),
+                Err(e) => {
+                    self.session.clear_kept();
+                    return Err(e);
+                }
+            };
+            let (shape, logits) = outs
+                .next()
+                .ok_or_else(|| BackendError::Inference("no logits".into()))?
+                .into_f32("logits")?;
             past_len += n;
             let vocab = *shape.last().unwrap_or(&0);
             if vocab == 0 || logits.len() < vocab {
-                return Err(BackendError::Inference(format!("logits have shape {shape:?}")));
+                return Err(BackendError::Inference(format!(
+                    "logits have shape {shape:?}"
+                )));
             }
             let last = &logits[logits.len() - vocab..];
             let token = sample(last, params.temperature, params.top_p, &mut rng) as u32;
@@ -172,27 +240,46 @@ impl LoadedModel for DecoderModel {
                 break;
             }
             generated.push(token);
-            let text = self.tokenizer.decode(&generated, true).map_err(|e| BackendError::Inference(e.to_string()))?;
+            let text = self
+                .tokenizer
+                .decode(&generated, true)
+                .map_err(|e| BackendError::Inference(e.to_string()))?;
             // Emit only complete characters; a partial UTF-8 sequence decodes to U+FFFD.
-            if !text.ends_with('\u{FFFD}') && text.len() > emitted.len() && text.starts_with(&emitted) {
+            if !text.ends_with('\u{FFFD}')
+                && text.len() > emitted.len()
+                && text.starts_with(&emitted)
+            {
                 let mut piece = text[emitted.len()..].to_string();
-                let stop_at = params.stop.iter().filter(|s| !s.is_empty()).filter_map(|s| text.find(s.as_str())).min();
+                let stop_at = params
+                    .stop
+                    .iter()
+                    .filter(|s| !s.is_empty())
+                    .filter_map(|s| text.find(s.as_str()))
+                    .min();
                 if let Some(pos) = stop_at {
                     piece = text[emitted.len()..pos.max(emitted.len())].to_string();
                     if !piece.is_empty() {
-                        on_token(TokenEvent { token_id: token, text: piece });
+                        on_token(TokenEvent {
+                            token_id: token,
+                            text: piece,
+                        });
                     }
                     finish = FinishReason::Stop;
                     break;
                 }
                 emitted = text;
-                if !on_token(TokenEvent { token_id: token, text: piece }) {
+                if !on_token(TokenEvent {
+                    token_id: token,
+                    text: piece,
+                }) {
                     finish = FinishReason::Cancelled;
                     break;
                 }
             }
             step_ids = vec![token as i64];
         }
+        // Free the KV cache between requests.
+        self.session.clear_kept();
         Ok(GenerateSummary {
             prompt_tokens,
             completion_tokens: generated.len() as u32,
@@ -202,9 +289,14 @@ impl LoadedModel for DecoderModel {
 }
 
 /// Builds the right model logic for a registry entry on top of a session.
-pub fn model_for(spec: &ModelSpec, session: Box<dyn Session>) -> Result<Box<dyn LoadedModel>, BackendError> {
+pub fn model_for(
+    spec: &ModelSpec,
+    session: Box<dyn Session>,
+) -> Result<Box<dyn LoadedModel>, BackendError> {
     Ok(match spec.stage {
         StageKind::Generate => Box::new(DecoderModel::new(spec.clone(), session)?),
-        StageKind::Embed | StageKind::Classify => Box::new(crate::encoder::EncoderModel::new(spec.clone(), session)?),
+        StageKind::Embed | StageKind::Classify => {
+            Box::new(crate::encoder::EncoderModel::new(spec.clone(), session)?)
+        }
     })
 }

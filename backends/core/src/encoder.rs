@@ -27,7 +27,12 @@ impl EncoderModel {
                 });
             }
         };
-        require_io(&spec.name, session.as_ref(), &["input_ids", "attention_mask"], &[output])?;
+        require_io(
+            &spec.name,
+            session.as_ref(),
+            &["input_ids", "attention_mask"],
+            &[output],
+        )?;
         let wants_token_types = session.input_names().iter().any(|n| n == "token_type_ids");
         Ok(EncoderModel {
             text: TextEncoder::new(&spec)?,
@@ -41,13 +46,24 @@ impl EncoderModel {
     fn run(&mut self, batch: &TokenBatch) -> Result<(Vec<usize>, Vec<f32>), BackendError> {
         let shape = vec![batch.batch, batch.seq];
         let mut inputs = vec![
-            ("input_ids".to_string(), Tensor::i64(shape.clone(), batch.input_ids.clone())),
-            ("attention_mask".to_string(), Tensor::i64(shape.clone(), batch.attention_mask.clone())),
+            (
+                "input_ids".to_string(),
+                Tensor::i64(shape.clone(), batch.input_ids.clone()),
+            ),
+            (
+                "attention_mask".to_string(),
+                Tensor::i64(shape.clone(), batch.attention_mask.clone()),
+            ),
         ];
         if self.wants_token_types {
-            inputs.push(("token_type_ids".to_string(), Tensor::i64(shape, batch.token_type_ids.clone())));
+            inputs.push((
+                "token_type_ids".to_string(),
+                Tensor::i64(shape, batch.token_type_ids.clone()),
+            ));
         }
-        let out = self.session.run(inputs, std::slice::from_ref(&self.output))?;
+        let out = self
+            .session
+            .run(inputs, std::slice::from_ref(&self.output))?;
         out.into_iter()
             .next()
             .ok_or_else(|| BackendError::Inference("no output".into()))?
@@ -87,14 +103,21 @@ impl LoadedModel for EncoderModel {
 
     fn embed(&mut self, inputs: &[String]) -> Result<EmbedOutput, BackendError> {
         if self.spec.stage != StageKind::Embed {
-            return Err(BackendError::WrongStage { model: self.spec.name.clone(), stage: self.spec.stage, requested: StageKind::Embed });
+            return Err(BackendError::WrongStage {
+                model: self.spec.name.clone(),
+                stage: self.spec.stage,
+                requested: StageKind::Embed,
+            });
         }
         let batch = self.text.encode(inputs)?;
         let (shape, hidden) = self.run(&batch)?;
         if shape.len() != 3 || shape[0] != batch.batch || shape[1] != batch.seq {
             return Err(BackendError::InvalidModel {
                 model: self.spec.name.clone(),
-                reason: format!("last_hidden_state has shape {shape:?}, expected [{}, {}, dim]", batch.batch, batch.seq),
+                reason: format!(
+                    "last_hidden_state has shape {shape:?}, expected [{}, {}, dim]",
+                    batch.batch, batch.seq
+                ),
             });
         }
         Ok(EmbedOutput {
@@ -105,7 +128,11 @@ impl LoadedModel for EncoderModel {
 
     fn classify(&mut self, inputs: &[String]) -> Result<Vec<ClassScores>, BackendError> {
         if self.spec.stage != StageKind::Classify {
-            return Err(BackendError::WrongStage { model: self.spec.name.clone(), stage: self.spec.stage, requested: StageKind::Classify });
+            return Err(BackendError::WrongStage {
+                model: self.spec.name.clone(),
+                stage: self.spec.stage,
+                requested: StageKind::Classify,
+            });
         }
         let batch = self.text.encode(inputs)?;
         let (shape, probs) = self.run(&batch)?;
@@ -113,7 +140,10 @@ impl LoadedModel for EncoderModel {
         if shape != [batch.batch, labels] {
             return Err(BackendError::InvalidModel {
                 model: self.spec.name.clone(),
-                reason: format!("probabilities have shape {shape:?}, expected [{}, {labels}]", batch.batch),
+                reason: format!(
+                    "probabilities have shape {shape:?}, expected [{}, {labels}]",
+                    batch.batch
+                ),
             });
         }
         Ok(probs
@@ -125,7 +155,10 @@ impl LoadedModel for EncoderModel {
                     .max_by(|a, b| a.1.total_cmp(b.1))
                     .map(|(i, _)| i)
                     .unwrap_or(0);
-                ClassScores { probabilities: row.to_vec(), top }
+                ClassScores {
+                    probabilities: row.to_vec(),
+                    top,
+                }
             })
             .collect())
     }

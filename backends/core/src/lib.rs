@@ -12,6 +12,7 @@ pub mod decoder;
 pub mod encoder;
 pub mod error;
 pub mod paths;
+pub mod probe;
 pub mod registry;
 pub mod sampling;
 pub mod session;
@@ -22,8 +23,8 @@ pub mod worker;
 pub use error::BackendError;
 pub use registry::{ModelRegistry, ModelSpec, OverflowPolicy};
 pub use stage::{
-    ClassScores, DeviceRef, DeviceType, EmbedOutput, FinishReason, GenerateParams,
-    GenerateSummary, StageKind, TokenEvent,
+    ClassScores, DeviceRef, DeviceType, EmbedOutput, FinishReason, GenerateParams, GenerateSummary,
+    StageKind, TokenEvent,
 };
 
 /// A runtime that can load models onto devices (e.g. `ort-cpu`, `ort-cuda`, `openvino`).
@@ -38,8 +39,27 @@ pub trait Backend: Send + Sync {
 
     /// Loads `spec` onto `device`. Missing/corrupt files, wrong input names and unsupported
     /// devices are errors; a backend never silently runs somewhere other than `device`.
-    fn load(&self, spec: &ModelSpec, device: &DeviceRef)
-    -> Result<Box<dyn LoadedModel>, BackendError>;
+    fn load(
+        &self,
+        spec: &ModelSpec,
+        device: &DeviceRef,
+    ) -> Result<Box<dyn LoadedModel>, BackendError>;
+
+    /// Opens a bare ONNX graph on `device` as a [`session::Session`] (probe, calibration,
+    /// benchmarks). Backends that cannot do this say so.
+    fn session(
+        &self,
+        model: &str,
+        file: &std::path::Path,
+        device: &DeviceRef,
+    ) -> Result<Box<dyn session::Session>, BackendError> {
+        let _ = (model, file);
+        Err(BackendError::DeviceUnsupported {
+            backend: self.id().into(),
+            device: device.id.clone(),
+            reason: "this backend cannot open bare sessions".into(),
+        })
+    }
 }
 
 /// One model loaded on one device. Not `Sync`: exactly one thread drives it.

@@ -51,7 +51,10 @@ fn first_with_prefix(dir: &Path, prefix: &str) -> Option<PathBuf> {
         .ok()?
         .flatten()
         .map(|e| e.path())
-        .filter(|p| p.file_name().is_some_and(|n| n.to_string_lossy().starts_with(prefix)))
+        .filter(|p| {
+            p.file_name()
+                .is_some_and(|n| n.to_string_lossy().starts_with(prefix))
+        })
         .collect();
     hits.sort();
     hits.pop()
@@ -59,12 +62,20 @@ fn first_with_prefix(dir: &Path, prefix: &str) -> Option<PathBuf> {
 
 /// The ONNX Runtime shared library (`SWITCHYARD_ORT_LIB` or the venv's onnxruntime wheel).
 pub fn find_ort_library() -> Result<PathBuf, String> {
-    find_library("SWITCHYARD_ORT_LIB", "onnxruntime/capi", "libonnxruntime.so.1")
+    find_library(
+        "SWITCHYARD_ORT_LIB",
+        "onnxruntime/capi",
+        "libonnxruntime.so.1",
+    )
 }
 
 /// The OpenVINO C library (`SWITCHYARD_OPENVINO_LIB` or the venv's openvino wheel).
 pub fn find_openvino_library() -> Result<PathBuf, String> {
-    find_library("SWITCHYARD_OPENVINO_LIB", "openvino/libs", "libopenvino_c.so")
+    find_library(
+        "SWITCHYARD_OPENVINO_LIB",
+        "openvino/libs",
+        "libopenvino_c.so",
+    )
 }
 
 /// Threads per inference (`SWITCHYARD_THREADS`, default: all cores).
@@ -73,5 +84,9 @@ pub fn inference_threads() -> usize {
         .ok()
         .and_then(|s| s.parse().ok())
         .filter(|n| *n > 0)
-        .unwrap_or_else(|| std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1))
+        .unwrap_or_else(|| {
+            std::thread::available_parallelism()
+                .map(|n| n.get())
+                .unwrap_or(1)
+        })
 }

@@ -143,7 +143,10 @@ impl ModelRegistry {
                 return Err(invalid("a model has an empty name".into()));
             }
             if spec.memory_bytes == 0 {
-                return Err(invalid(format!("model {}: memory_bytes must be > 0", spec.name)));
+                return Err(invalid(format!(
+                    "model {}: memory_bytes must be > 0",
+                    spec.name
+                )));
             }
             if spec.max_input_tokens == 0 {
                 return Err(invalid(format!(
@@ -152,7 +155,10 @@ impl ModelRegistry {
                 )));
             }
             if spec.max_batch == 0 {
-                return Err(invalid(format!("model {}: max_batch must be > 0", spec.name)));
+                return Err(invalid(format!(
+                    "model {}: max_batch must be > 0",
+                    spec.name
+                )));
             }
             match spec.stage {
                 StageKind::Classify if spec.labels.len() < 2 => {
@@ -255,7 +261,10 @@ labels = ["fast", "code", "heavy"]
 
     #[test]
     fn rejects_unknown_key_with_its_name() {
-        let text = GOOD.replace("max_input_tokens = 128\n\n", "max_input_tokens = 128\nbogus = 1\n\n");
+        let text = GOOD.replace(
+            "max_input_tokens = 128\n\n",
+            "max_input_tokens = 128\nbogus = 1\n\n",
+        );
         let err = ModelRegistry::parse(&text, Path::new("r.toml"), Path::new("/m")).unwrap_err();
         let msg = err.to_string();
         assert!(msg.contains("bogus"), "{msg}");
@@ -268,7 +277,10 @@ labels = ["fast", "code", "heavy"]
         let err = ModelRegistry::parse(&text, Path::new("r.toml"), Path::new("/m")).unwrap_err();
         assert!(err.to_string().contains("at least two labels"), "{err}");
 
-        let dup = format!("{GOOD}\n{}", &GOOD[..GOOD.find("[[model]]\nname = \"router\"").unwrap()]);
+        let dup = format!(
+            "{GOOD}\n{}",
+            &GOOD[..GOOD.find("[[model]]\nname = \"router\"").unwrap()]
+        );
         let err = ModelRegistry::parse(&dup, Path::new("r.toml"), Path::new("/m")).unwrap_err();
         assert!(err.to_string().contains("registered twice"), "{err}");
     }

@@ -81,11 +81,19 @@ mod tests {
             assert_eq!(sample(&logits, 1.5, 1e-4, &mut rng), 1);
         }
         // With full top-p both likely tokens show up; the unlikely last one almost never.
-        let picks: Vec<usize> = (0..400).map(|_| sample(&logits, 1.0, 1.0, &mut rng)).collect();
+        let picks: Vec<usize> = (0..400)
+            .map(|_| sample(&logits, 1.0, 1.0, &mut rng))
+            .collect();
         assert!(picks.contains(&1) && picks.contains(&2));
         // Same seed, same sequence.
-        let a: Vec<usize> = { let mut r = Rng::new(3); (0..20).map(|_| sample(&logits, 1.0, 0.9, &mut r)).collect() };
-        let b: Vec<usize> = { let mut r = Rng::new(3); (0..20).map(|_| sample(&logits, 1.0, 0.9, &mut r)).collect() };
+        let a: Vec<usize> = {
+            let mut r = Rng::new(3);
+            (0..20).map(|_| sample(&logits, 1.0, 0.9, &mut r)).collect()
+        };
+        let b: Vec<usize> = {
+            let mut r = Rng::new(3);
+            (0..20).map(|_| sample(&logits, 1.0, 0.9, &mut r)).collect()
+        };
         assert_eq!(a, b);
     }
 }

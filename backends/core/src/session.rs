@@ -9,6 +9,9 @@ use crate::BackendError;
 pub enum TensorData {
     F32(Vec<f32>),
     I64(Vec<i64>),
+    I32(Vec<i32>),
+    U8(Vec<u8>),
+    I8(Vec<i8>),
 }
 
 /// A dense row-major tensor.
@@ -21,19 +24,27 @@ pub struct Tensor {
 impl Tensor {
     /// An f32 tensor.
     pub fn f32(shape: Vec<usize>, data: Vec<f32>) -> Self {
-        Tensor { shape, data: TensorData::F32(data) }
+        Tensor {
+            shape,
+            data: TensorData::F32(data),
+        }
     }
 
     /// An i64 tensor.
     pub fn i64(shape: Vec<usize>, data: Vec<i64>) -> Self {
-        Tensor { shape, data: TensorData::I64(data) }
+        Tensor {
+            shape,
+            data: TensorData::I64(data),
+        }
     }
 
     /// The f32 data, or an error naming `what`.
     pub fn into_f32(self, what: &str) -> Result<(Vec<usize>, Vec<f32>), BackendError> {
         match self.data {
             TensorData::F32(v) => Ok((self.shape, v)),
-            TensorData::I64(_) => Err(BackendError::Inference(format!("output {what} is int64, expected float32"))),
+            _ => Err(BackendError::Inference(format!(
+                "output {what} is not float32"
+            ))),
         }
     }
 }
@@ -50,7 +61,26 @@ pub trait Session: Send {
         None
     }
     /// Runs the graph; returns the requested outputs in the order asked.
-    fn run(&mut self, inputs: Vec<(String, Tensor)>, outputs: &[String]) -> Result<Vec<Tensor>, BackendError>;
+    fn run(
+        &mut self,
+        inputs: Vec<(String, Tensor)>,
+        outputs: &[String],
+    ) -> Result<Vec<Tensor>, BackendError>;
+
+    /// Runs the graph like [`Session::run`], but also feeds back state without copying it
+    /// through Rust: for each `(output, input)` pair in `keep`, the value of `output` from
+    /// this run is kept inside the session and given as `input` on the next call (unless
+    /// that call passes `input` explicitly). This is how the KV cache (`present.*` →
+    /// `past_key_values.*`) stays on the runtime's side between decode steps.
+    fn run_keep(
+        &mut self,
+        inputs: Vec<(String, Tensor)>,
+        outputs: &[String],
+        keep: &[(String, String)],
+    ) -> Result<Vec<Tensor>, BackendError>;
+
+    /// Drops the values kept by [`Session::run_keep`].
+    fn clear_kept(&mut self);
 }
 
 /// Checks that a session has the inputs and outputs a stage needs.

@@ -32,10 +32,11 @@ pub fn load_tokenizer(model: &str, path: &Path) -> Result<Tokenizer, BackendErro
         reason: format!("cannot parse tokenizer {}: {e}", path.display()),
     })?;
     tok.with_padding(None);
-    tok.with_truncation(None).map_err(|e| BackendError::InvalidModel {
-        model: model.into(),
-        reason: e.to_string(),
-    })?;
+    tok.with_truncation(None)
+        .map_err(|e| BackendError::InvalidModel {
+            model: model.into(),
+            reason: e.to_string(),
+        })?;
     Ok(tok)
 }
 
@@ -69,10 +70,9 @@ impl TextEncoder {
             if t.is_empty() {
                 return Err(BackendError::InvalidInput(format!("input {i} is empty")));
             }
-            let enc = self
-                .tokenizer
-                .encode(t.as_str(), true)
-                .map_err(|e| BackendError::InvalidInput(format!("input {i} cannot be tokenised: {e}")))?;
+            let enc = self.tokenizer.encode(t.as_str(), true).map_err(|e| {
+                BackendError::InvalidInput(format!("input {i} cannot be tokenised: {e}"))
+            })?;
             let mut ids: Vec<i64> = enc.get_ids().iter().map(|&x| x as i64).collect();
             let mut types: Vec<i64> = enc.get_type_ids().iter().map(|&x| x as i64).collect();
             if ids.len() > self.max_tokens {

@@ -22,7 +22,10 @@ type Reply<T> = oneshot::Sender<T>;
 
 enum Job {
     Embed(Vec<String>, Reply<Timed<Result<EmbedOutput, BackendError>>>),
-    Classify(Vec<String>, Reply<Timed<Result<Vec<ClassScores>, BackendError>>>),
+    Classify(
+        Vec<String>,
+        Reply<Timed<Result<Vec<ClassScores>, BackendError>>>,
+    ),
     Generate(
         GenerateParams,
         Box<dyn FnMut(TokenEvent) -> bool + Send>,
@@ -89,7 +92,9 @@ impl ModelWorker {
         let (reply_tx, reply_rx) = oneshot::channel();
         match self.tx.try_send((Instant::now(), make(reply_tx))) {
             Ok(()) => Ok(reply_rx),
-            Err(mpsc::TrySendError::Full(_)) => Err(BackendError::QueueFull(self.spec.name.clone())),
+            Err(mpsc::TrySendError::Full(_)) => {
+                Err(BackendError::QueueFull(self.spec.name.clone()))
+            }
             Err(mpsc::TrySendError::Disconnected(_)) => {
                 Err(BackendError::NotLoaded(self.spec.name.clone()))
             }

@@ -16,6 +16,9 @@ use switchyard_backend_core::{
     Backend, BackendError, DeviceRef, DeviceType, LoadedModel, ModelSpec, paths,
 };
 
+use switchyard_backend_core::probe;
+use switchyard_backend_core::session::Session;
+
 pub use session::OrtSession;
 
 /// Which execution provider a backend instance uses.
@@ -132,20 +135,17 @@ impl Backend for OrtBackend {
     }
 
     fn probe(&self, device: &DeviceRef) -> Result<(), BackendError> {
-        let file = paths::models_dir().join("probe/tiny.onnx");
-        let mut s = self.open("probe", &file, device)?;
-        use switchyard_backend_core::session::{Session, Tensor};
-        let input = s
-            .input_names()
-            .first()
-            .cloned()
-            .unwrap_or_else(|| "X".into());
-        let output = s.output_names();
-        s.run(
-            vec![(input, Tensor::f32(vec![1, 4], vec![1.0, 2.0, 3.0, 4.0]))],
-            &output,
-        )?;
-        Ok(())
+        let mut s = self.open("probe", &probe::probe_model(), device)?;
+        probe::run_probe(&mut s)
+    }
+
+    fn session(
+        &self,
+        model: &str,
+        file: &Path,
+        device: &DeviceRef,
+    ) -> Result<Box<dyn Session>, BackendError> {
+        Ok(Box::new(self.open(model, file, device)?))
     }
 
     fn load(

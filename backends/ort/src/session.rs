@@ -15,6 +15,8 @@ pub struct OrtSession {
     inner: OrtInner,
     inputs: Vec<(String, Vec<i64>)>,
     outputs: Vec<String>,
+    /// Values kept by `run_keep`, by the input name they feed next time.
+    kept: Vec<(String, DynValue)>,
 }
 
 fn invalid(model: &str, e: impl std::fmt::Display) -> BackendError {
@@ -108,6 +110,7 @@ impl OrtSession {
             inner,
             inputs,
             outputs,
+            kept: Vec::new(),
         })
     }
 }
@@ -117,6 +120,9 @@ fn to_value(t: Tensor) -> Result<DynValue, BackendError> {
     let v = match t.data {
         TensorData::F32(d) => OrtTensor::from_array((shape, d)).map(|t| t.into_dyn()),
         TensorData::I64(d) => OrtTensor::from_array((shape, d)).map(|t| t.into_dyn()),
+        TensorData::I32(d) => OrtTensor::from_array((shape, d)).map(|t| t.into_dyn()),
+        TensorData::U8(d) => OrtTensor::from_array((shape, d)).map(|t| t.into_dyn()),
+        TensorData::I8(d) => OrtTensor::from_array((shape, d)).map(|t| t.into_dyn()),
     };
     v.map_err(|e| BackendError::Inference(format!("cannot build input tensor: {e}")))
 }
@@ -142,15 +148,30 @@ impl Session for OrtSession {
         inputs: Vec<(String, Tensor)>,
         outputs: &[String],
     ) -> Result<Vec<Tensor>, BackendError> {
-        let mut values: Vec<(String, DynValue)> = Vec::with_capacity(inputs.len());
+        self.run_keep(inputs, outputs, &[])
+    }
+
+    fn run_keep(
+        &mut self,
+        inputs: Vec<(String, Tensor)>,
+        outputs: &[String],
+        keep: &[(String, String)],
+    ) -> Result<Vec<Tensor>, BackendError> {
+        let mut values: Vec<(String, DynValue)> =
+            Vec::with_capacity(inputs.len() + self.kept.len());
         for (name, t) in inputs {
             values.push((name, to_value(t)?));
         }
-        let out = self
+        for (name, v) in std::mem::take(&mut self.kept) {
+            if !values.iter().any(|(n, _)| *n == name) {
+                values.push((name, v));
+            }
+        }
+        let mut out = self
             .inner
             .run(values)
             .map_err(|e| BackendError::Inference(e.to_string()))?;
-        outputs
+        let result = outputs
             .iter()
             .map(|name| {
                 let v = out
@@ -164,6 +185,17 @@ impl Session for OrtSession {
                     data.to_vec(),
                 ))
             })
-            .collect()
+            .collect::<Result<Vec<_>, _>>()?;
+        for (output, input) in keep {
+            let v = out
+                .remove(output)
+                .ok_or_else(|| BackendError::Inference(format!("no output {output}")))?;
+            self.kept.push((input.clone(), v));
+        }
+        Ok(result)
+    }
+
+    fn clear_kept(&mut self) {
+        self.kept.clear();
     }
 }

@@ -139,7 +139,7 @@ fn over_long_input_is_truncated_or_refused_per_registry() {
         .load(reg.get("minilm-l6-v2").unwrap(), &DeviceRef::cpu())
         .unwrap();
     let long = "word ".repeat(400);
-    let out = m.embed(&[long.clone()]).unwrap();
+    let out = m.embed(std::slice::from_ref(&long)).unwrap();
     assert_eq!(out.token_counts, vec![128]);
     let mut refuse = reg.get("minilm-l6-v2").unwrap().clone();
     refuse.overflow = switchyard_backend_core::OverflowPolicy::Refuse;

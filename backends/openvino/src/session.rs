@@ -1,0 +1,250 @@
+//! [`Session`] over an OpenVINO compiled model and one infer request.
+//!
+//! (Note from the `backends` helper: this file was accidentally overwritten while two of us
+//! worked in this crate; it was rewritten to the interface `lib.rs` uses — `ports`,
+//! `OpenVinoSession::new` — and implements `Session::run_keep` for the KV cache.)
+
+use openvino::{CompiledModel, ElementType, InferRequest, Model, Shape};
+use switchyard_backend_core::BackendError;
+use switchyard_backend_core::session::{Session, Tensor, TensorData};
+
+/// Names and declared dimensions (-1 = dynamic) of a graph's inputs, and its output names.
+pub type Ports = (Vec<(String, Vec<i64>)>, Vec<String>);
+
+/// Lists `model`'s inputs (with dimensions) and outputs.
+pub fn ports(model: &Model) -> Result<Ports, openvino::InferenceError> {
+    let mut inputs = Vec::new();
+    for i in 0..model.get_inputs_len()? {
+        let node = model.get_input_by_index(i)?;
+        let dims = node
+            .get_partial_shape()
+            .map(|s| {
+                s.get_dimensions()
+                    .iter()
+                    .map(|d| if d.is_dynamic() { -1 } else { d.get_min() })
+                    .collect()
+            })
+            .unwrap_or_default();
+        inputs.push((node.get_name()?, dims));
+    }
+    let mut outputs = Vec::new();
+    for i in 0..model.get_outputs_len()? {
+        outputs.push(model.get_output_by_index(i)?.get_name()?);
+    }
+    Ok((inputs, outputs))
+}
+
+/// A model compiled for one OpenVINO device, with its infer request.
+pub struct OpenVinoSession {
+    request: InferRequest,
+    // Kept alive for the request's sake.
+    _compiled: CompiledModel,
+    inputs: Vec<(String, Vec<i64>)>,
+    outputs: Vec<String>,
+    device: String,
+    /// Tensors kept by `run_keep`, by the input name they feed next time.
+    kept: Vec<(String, openvino::Tensor)>,
+}
+
+fn infer_err(e: impl std::fmt::Display) -> BackendError {
+    BackendError::Inference(e.to_string())
+}
+
+impl OpenVinoSession {
+    /// Wraps a compiled model (for OpenVINO device `device`) and creates its infer request.
+    pub fn new(
+        mut compiled: CompiledModel,
+        inputs: Vec<(String, Vec<i64>)>,
+        outputs: Vec<String>,
+        device: String,
+    ) -> Result<Self, openvino::InferenceError> {
+        let request = compiled.create_infer_request()?;
+        Ok(OpenVinoSession {
+            request,
+            _compiled: compiled,
+            inputs,
+            outputs,
+            device,
+            kept: Vec::new(),
+        })
+    }
+
+    /// The OpenVINO device this session was compiled for.
+    pub fn device(&self) -> &str {
+        &self.device
+    }
+
+    /// Sets input `name` to an OpenVINO tensor as is (no copy).
+    pub fn set_raw(&mut self, name: &str, tensor: &openvino::Tensor) -> Result<(), BackendError> {
+        self.request
+            .set_tensor(name, tensor)
+            .map_err(|e| BackendError::Inference(format!("input {name}: {e}")))
+    }
+
+    /// Runs the request on the tensors set so far.
+    pub fn infer(&mut self) -> Result<(), BackendError> {
+        self.request.infer().map_err(infer_err)
+    }
+
+    /// The request's tensor for output `name` (owned by the request; valid until the next
+    /// inference).
+    pub fn raw_output(&self, name: &str) -> Result<openvino::Tensor, BackendError> {
+        self.request
+            .get_tensor(name)
+            .map_err(|e| BackendError::Inference(format!("output {name}: {e}")))
+    }
+}
+
+/// A tensor of element type `ty` and `shape` holding a copy of `bytes`.
+pub fn raw_tensor(
+    ty: ElementType,
+    shape: &Shape,
+    bytes: &[u8],
+) -> Result<openvino::Tensor, openvino::InferenceError> {
+    let mut t = openvino::Tensor::new(ty, shape)?;
+    if !bytes.is_empty() {
+        let dst = t.get_raw_data_mut()?;
+        let n = dst.len().min(bytes.len());
+        dst[..n].copy_from_slice(&bytes[..n]);
+    }
+    Ok(t)
+}
+
+/// Reinterprets plain-old-data elements as bytes.
+fn as_bytes<T: Copy>(v: &[T]) -> &[u8] {
+    // SAFETY: T is a primitive number type (f32, i64, i32, u8, i8): no padding, every byte
+    // initialised; the slice covers exactly the same memory.
+    unsafe { std::slice::from_raw_parts(v.as_ptr().cast::<u8>(), std::mem::size_of_val(v)) }
+}
+
+fn to_ov(t: &Tensor) -> Result<openvino::Tensor, BackendError> {
+    let (ty, bytes) = match &t.data {
+        TensorData::F32(d) => (ElementType::F32, as_bytes(d)),
+        TensorData::I64(d) => (ElementType::I64, as_bytes(d)),
+        TensorData::I32(d) => (ElementType::I32, as_bytes(d)),
+        TensorData::U8(d) => (ElementType::U8, as_bytes(d)),
+        TensorData::I8(d) => (ElementType::I8, as_bytes(d)),
+    };
+    let dims: Vec<i64> = t.shape.iter().map(|&d| d as i64).collect();
+    let shape = Shape::new(&dims).map_err(infer_err)?;
+    let mut out = openvino::Tensor::new(ty, &shape).map_err(infer_err)?;
+    if !bytes.is_empty() {
+        let dst = out.get_raw_data_mut().map_err(infer_err)?;
+        if dst.len() != bytes.len() {
+            return Err(BackendError::InvalidInput(format!(
+                "tensor of shape {:?} holds {} bytes, expected {}",
+                t.shape,
+                bytes.len(),
+                dst.len()
+            )));
+        }
+        dst.copy_from_slice(bytes);
+    }
+    Ok(out)
+}
+
+fn shape_of(t: &openvino::Tensor) -> Result<Vec<usize>, BackendError> {
+    Ok(t.get_shape()
+        .map_err(infer_err)?
+        .get_dimensions()
+        .iter()
+        .map(|&d| d.max(0) as usize)
+        .collect())
+}
+
+/// A copy of `t` that the infer request does not own.
+fn detach(t: &openvino::Tensor) -> Result<openvino::Tensor, BackendError> {
+    let ty = t.get_element_type().map_err(infer_err)?;
+    let shape = t.get_shape().map_err(infer_err)?;
+    let mut out = openvino::Tensor::new(ty, &shape).map_err(infer_err)?;
+    if t.get_byte_size().map_err(infer_err)? > 0 {
+        let src = t.get_raw_data().map_err(infer_err)?;
+        out.get_raw_data_mut()
+            .map_err(infer_err)?
+            .copy_from_slice(src);
+    }
+    Ok(out)
+}
+
+fn read_f32(name: &str, t: &openvino::Tensor) -> Result<Tensor, BackendError> {
+    let shape = shape_of(t)?;
+    if t.get_element_type().map_err(infer_err)? != ElementType::F32 {
+        return Err(BackendError::Inference(format!(
+            "output {name} is not float32"
+        )));
+    }
+    let data = if t.get_byte_size().map_err(infer_err)? == 0 {
+        Vec::new()
+    } else {
+        t.get_raw_data()
+            .map_err(infer_err)?
+            .chunks_exact(4)
+            .map(|c| f32::from_ne_bytes([c[0], c[1], c[2], c[3]]))
+            .collect()
+    };
+    Ok(Tensor::f32(shape, data))
+}
+
+impl Session for OpenVinoSession {
+    fn input_names(&self) -> Vec<String> {
+        self.inputs.iter().map(|(n, _)| n.clone()).collect()
+    }
+
+    fn output_names(&self) -> Vec<String> {
+        self.outputs.clone()
+    }
+
+    fn input_dims(&self, name: &str) -> Option<Vec<i64>> {
+        self.inputs
+            .iter()
+            .find(|(n, _)| n == name)
+            .map(|(_, d)| d.clone())
+    }
+
+    fn run(
+        &mut self,
+        inputs: Vec<(String, Tensor)>,
+        outputs: &[String],
+    ) -> Result<Vec<Tensor>, BackendError> {
+        self.run_keep(inputs, outputs, &[])
+    }
+
+    fn run_keep(
+        &mut self,
+        inputs: Vec<(String, Tensor)>,
+        outputs: &[String],
+        keep: &[(String, String)],
+    ) -> Result<Vec<Tensor>, BackendError> {
+        for (name, t) in &inputs {
+            if !self.inputs.iter().any(|(n, _)| n == name) {
+                return Err(BackendError::InvalidInput(format!(
+                    "the graph has no input {name}"
+                )));
+            }
+            let ov = to_ov(t)?;
+            self.request.set_tensor(name, &ov).map_err(infer_err)?;
+        }
+        for (name, t) in std::mem::take(&mut self.kept) {
+            if !inputs.iter().any(|(n, _)| *n == name) {
+                self.request.set_tensor(&name, &t).map_err(infer_err)?;
+            }
+        }
+        self.request.infer().map_err(infer_err)?;
+        let result = outputs
+            .iter()
+            .map(|name| {
+                let t = self.request.get_tensor(name).map_err(infer_err)?;
+                read_f32(name, &t)
+            })
+            .collect::<Result<Vec<_>, _>>()?;
+        for (output, input) in keep {
+            let t = self.request.get_tensor(output).map_err(infer_err)?;
+            self.kept.push((input.clone(), detach(&t)?));
+        }
+        Ok(result)
+    }
+
+    fn clear_kept(&mut self) {
+        self.kept.clear();
+    }
+}
