@@ -1,8 +1,12 @@
 //! Prints the inventory of this host, or of a fixture tree, as JSON and as a table.
 //!
 //! `cargo run -p switchyard-discovery --example inventory -- [--root <fixture-dir>] [--table]`
+//! `... --example inventory -- --record-nvml` prints the real NVML answers in the recorded
+//! fixture format (`nvml.json`).
 
-use switchyard_discovery::{Discovery, DiscoveryConfig, render_table, to_json};
+use switchyard_discovery::{
+    Discovery, DiscoveryConfig, NvmlSource, RealNvml, render_table, to_json,
+};
 
 fn main() -> anyhow::Result<()> {
     let mut args = std::env::args().skip(1);
@@ -21,7 +25,15 @@ fn main() -> anyhow::Result<()> {
                 cfg = DiscoveryConfig::fixture(root);
             }
             "--table" => table = true,
-            other => anyhow::bail!("unknown argument {other:?} (use --root <dir>, --table)"),
+            "--record-nvml" => {
+                let mut nvml = RealNvml::init()?
+                    .ok_or_else(|| anyhow::anyhow!("no NVIDIA driver: nothing to record"))?;
+                println!("{}", serde_json::to_string_pretty(&nvml.snapshot()?)?);
+                return Ok(());
+            }
+            other => anyhow::bail!(
+                "unknown argument {other:?} (use --root <dir>, --table, --record-nvml)"
+            ),
         }
     }
     let mut d = Discovery::new(cfg);

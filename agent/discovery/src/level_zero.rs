@@ -163,6 +163,34 @@ pub struct ZeDevice {
     index: usize,
 }
 
+#[cfg(test)]
+impl ZeDevice {
+    /// A device as Level Zero would describe it, for merge tests.
+    #[allow(clippy::too_many_arguments)]
+    pub(crate) fn for_test(
+        device_type: u32,
+        device_id: u32,
+        name: &str,
+        uuid: Option<&str>,
+        pci_address: Option<&str>,
+        memory_total_bytes: u64,
+        integrated: bool,
+    ) -> Self {
+        Self {
+            device_type,
+            vendor_id: 0x8086,
+            device_id,
+            name: name.to_string(),
+            uuid: uuid.map(str::to_string),
+            pci_address: pci_address.map(str::to_string),
+            memory_total_bytes,
+            integrated,
+            core_clock_mhz: 2400,
+            index: usize::MAX,
+        }
+    }
+}
+
 /// Sysman live figures of one device.
 #[derive(Debug, Clone, Copy, Default, PartialEq)]
 pub struct ZeTelemetry {

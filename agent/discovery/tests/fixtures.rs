@@ -373,3 +373,33 @@ fn fixture_lxc_dri_without_pci_tree() {
         inv.notes[1]
     );
 }
+
+/// NVML answers recorded on a real H100 with `--example inventory -- --record-nvml`.
+#[test]
+fn fixture_h100_recorded_from_real_nvml() {
+    let mut disc = Discovery::new(DiscoveryConfig::fixture(fixture_dir("h100-recorded")));
+    let inv = disc.scan();
+    assert_eq!(
+        summary(&inv),
+        vec![(
+            s("GPU-1224dff1-ed17-683b-736e-bcd3e5f8a6e5"),
+            "nvidia_gpu",
+            s("NVIDIA H100 80GB HBM3"),
+            85_520_809_984,
+            1979.0,
+            "catalog"
+        )]
+    );
+    let g = &inv.devices[0];
+    assert_eq!(g.attributes["compute_capability"], "9.0");
+    assert_eq!(g.attributes["driver_version"], "580.159.04");
+    assert_eq!(g.memory_free_bytes, 85_017_493_504);
+    // The capture holds no procfs: no CPU device, and the inventory says why.
+    assert_eq!(
+        inv.warnings(),
+        vec!["warn: /proc/cpuinfo unreadable: no CPU device"]
+    );
+    let t = disc.telemetry(&inv);
+    assert_eq!(t[0].temperature_celsius, Some(39.0));
+    assert_eq!(t[0].power_watts, Some(121.873));
+}
