@@ -657,6 +657,13 @@ mod tests {
             .join(name)
     }
 
+    /// The agent keeps one `Discovery` across async tasks.
+    #[test]
+    fn discovery_is_send() {
+        fn assert_send<T: Send>() {}
+        assert_send::<Discovery>();
+    }
+
     /// Level Zero answers (as a real Arc + NPU machine would give them) merged with the
     /// captured sysfs tree: the Arc takes the L0 UUID and memory, a device L0 lists without
     /// a sysfs entry is kept.
