@@ -36,10 +36,11 @@ for _ in $(seq 1 100); do
 done
 echo "quickstart: cluster up (gRPC $GRPC, HTTP http://$HTTP; log $LOG)"
 echo
-# Documents for the retrieval stage, through the OpenAI-style HTTP API's extension.
-curl -fsS -X POST "http://$HTTP/v1/documents" -H 'content-type: application/json' \
-  -d '{"documents": ["A prime number is a natural number greater than 1 with no divisors other than 1 and itself.", "To test primality, trial division up to the square root of n is enough.", "Proxmox VE is a virtualization platform based on Debian."]}' >/dev/null \
-  || echo "quickstart: could not add documents (retrieval will run without context)"
+# Documents for the retrieval stage (embedded by the cluster, searched by cosine).
+"$BIN" docs add \
+  "A prime number is a natural number greater than 1 with no divisors other than 1 and itself." \
+  "To test primality, trial division by every integer up to the square root of n is enough." \
+  "Proxmox VE is a virtualization platform based on Debian."
 echo "\$ switchyard run \"$PROMPT\" --retrieve"
 "$BIN" run "$PROMPT" --retrieve --max-tokens 160
 echo

@@ -78,16 +78,25 @@ fn baseline(sessions: usize, seconds: f64) -> f64 {
 }
 
 fn main() {
-    let args: Vec<String> = std::env::args().skip(1).filter(|a| !a.starts_with("--")).collect();
+    let args: Vec<String> = std::env::args()
+        .skip(1)
+        .filter(|a| !a.starts_with("--"))
+        .collect();
     let sessions: usize = args.first().and_then(|s| s.parse().ok()).unwrap_or(200);
     let seconds: f64 = args.get(1).and_then(|s| s.parse().ok()).unwrap_or(5.0);
 
     // The controller: one core.
-    let controller_rt = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
+    let controller_rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
     let mut config = Config::default();
     config.controller.listen = "127.0.0.1:0".parse().unwrap();
     let handle = controller_rt
-        .block_on(switchyard_controller::server::start(&config, Arc::new(ModelRegistry::default())))
+        .block_on(switchyard_controller::server::start(
+            &config,
+            Arc::new(ModelRegistry::default()),
+        ))
         .unwrap();
     let addr = handle.grpc_addr;
     let cluster = handle.cluster.clone();
@@ -103,7 +112,11 @@ fn main() {
     });
 
     // The simulated agents: the other core.
-    let agents_rt = tokio::runtime::Builder::new_multi_thread().worker_threads(1).enable_all().build().unwrap();
+    let agents_rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(1)
+        .enable_all()
+        .build()
+        .unwrap();
     let sent = Arc::new(AtomicU64::new(0));
     agents_rt.block_on(async {
         let channel = tonic::transport::Endpoint::from_shared(format!("http://{addr}"))
@@ -115,13 +128,19 @@ fn main() {
         for i in 0..sessions {
             let mut client = RegistryClient::new(channel.clone());
             let lease = client
-                .register(RegisterRequest { node: Some(node(i)), instance_id: format!("inst-{i}") })
+                .register(RegisterRequest {
+                    node: Some(node(i)),
+                    instance_id: format!("inst-{i}"),
+                })
                 .await
                 .unwrap()
                 .into_inner();
             let (tx, rx) = mpsc::channel(256);
             tx.send(AgentMessage {
-                kind: Some(agent_message::Kind::Hello(SessionHello { node_id: lease.node_id, lease_id: lease.lease_id })),
+                kind: Some(agent_message::Kind::Hello(SessionHello {
+                    node_id: lease.node_id,
+                    lease_id: lease.lease_id,
+                })),
             })
             .await
             .unwrap();
@@ -133,7 +152,9 @@ fn main() {
                 loop {
                     seq += 1;
                     if tx
-                        .send(AgentMessage { kind: Some(agent_message::Kind::Heartbeat(heartbeat(seq))) })
+                        .send(AgentMessage {
+                            kind: Some(agent_message::Kind::Heartbeat(heartbeat(seq))),
+                        })
                         .await
                         .is_err()
                     {
@@ -143,7 +164,12 @@ fn main() {
                 }
             }));
         }
-        let received = |c: &ClusterState| c.snapshot().iter().map(|n| n.heartbeats_received).sum::<u64>();
+        let received = |c: &ClusterState| {
+            c.snapshot()
+                .iter()
+                .map(|n| n.heartbeats_received)
+                .sum::<u64>()
+        };
         tokio::time::sleep(Duration::from_millis(500)).await;
         let r0 = received(&cluster);
         let t0 = Instant::now();

@@ -69,6 +69,29 @@ pub enum Command {
     /// Dry run: rank the candidate devices for every stage of a prompt, with the reason each
     /// was filtered out or how it was scored. Nothing is executed.
     Explain(ExplainArgs),
+    /// Add documents to the controller's retrieval index (used by `run --retrieve`).
+    Docs(DocsArgs),
+}
+
+/// Flags of `docs`.
+#[derive(Debug, Args)]
+pub struct DocsArgs {
+    #[command(subcommand)]
+    pub action: DocsAction,
+}
+
+/// What to do with documents.
+#[derive(Debug, Subcommand)]
+pub enum DocsAction {
+    /// Embed and index each TEXT argument.
+    Add {
+        /// Documents, one per argument.
+        #[arg(required = true)]
+        texts: Vec<String>,
+        /// Controller gRPC URL.
+        #[arg(long, env = "SWITCHYARD_CONTROLLER", default_value = "http://127.0.0.1:50051", value_name = "URL")]
+        controller: String,
+    },
 }
 
 /// Flags of `run`.
@@ -260,6 +283,7 @@ pub async fn run(cli: Cli) -> Result<()> {
         Command::Devices(args) => devices(&args).await,
         Command::Run(args) => crate::run_cmd::run(&args).await,
         Command::Explain(args) => crate::run_cmd::explain(&args).await,
+        Command::Docs(args) => crate::run_cmd::docs(&args).await,
     }
 }
 

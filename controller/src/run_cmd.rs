@@ -6,9 +6,9 @@ use anyhow::Result;
 use serde_json::json;
 use switchyard_controller::table;
 use switchyard_proto::v1::inference_client::InferenceClient;
-use switchyard_proto::v1::{PipelineRequest, PipelineResponse, SamplingParams, StageKind};
+use switchyard_proto::v1::{AddDocumentsRequest, PipelineRequest, PipelineResponse, SamplingParams, StageKind};
 
-use crate::cli::{ExplainArgs, Output, RunArgs, controller_channel};
+use crate::cli::{DocsAction, DocsArgs, ExplainArgs, Output, RunArgs, controller_channel};
 
 fn stage_name(raw: i32) -> &'static str {
     StageKind::try_from(raw)
@@ -180,4 +180,21 @@ pub async fn explain(args: &ExplainArgs) -> Result<()> {
         }
     }
     Ok(())
+}
+
+/// `switchyard docs add`.
+pub async fn docs(args: &DocsArgs) -> Result<()> {
+    match &args.action {
+        DocsAction::Add { texts, controller } => {
+            let mut client = InferenceClient::new(controller_channel(controller).await?);
+            let ids = client
+                .add_documents(AddDocumentsRequest { documents: texts.clone() })
+                .await
+                .map_err(|s| anyhow::anyhow!("adding documents failed ({:?}): {}", s.code(), s.message()))?
+                .into_inner()
+                .ids;
+            println!("added {} document(s): ids {:?}", ids.len(), ids);
+            Ok(())
+        }
+    }
 }
