@@ -25,6 +25,17 @@ die() { printf 'setup: error: %s\n' "$*" >&2; exit 1; }
 
 mkdir -p "$CACHE"
 
+# 0. Level Zero loader (Debian libze1) for Intel GPU/NPU discovery. Optional: without it the
+#    agent falls back to sysfs. Installed only when we are root and it is missing.
+if ! ldconfig -p 2>/dev/null | grep -q libze_loader.so.1; then
+  if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then
+    say "installing libze1 (Level Zero loader, apt-get)"
+    apt-get install -y -q libze1 >/dev/null 2>&1 \
+      || { apt-get update -q >/dev/null 2>&1 && apt-get install -y -q libze1 >/dev/null 2>&1; } \
+      || say "libze1 not installed (Intel GPU/NPU discovery will use sysfs only)"
+  fi
+fi
+
 # 1. Python with venv + ensurepip.
 command -v "$PY" >/dev/null 2>&1 || die "$PY not found; install Python 3 (Debian: apt-get install -y python3 python3-venv)"
 "$PY" -c 'import sys; sys.exit(0 if sys.version_info >= (3, 10) else 1)' \
