@@ -89,7 +89,12 @@ pub enum DocsAction {
         #[arg(required = true)]
         texts: Vec<String>,
         /// Controller gRPC URL.
-        #[arg(long, env = "SWITCHYARD_CONTROLLER", default_value = "http://127.0.0.1:50051", value_name = "URL")]
+        #[arg(
+            long,
+            env = "SWITCHYARD_CONTROLLER",
+            default_value = "http://127.0.0.1:50051",
+            value_name = "URL"
+        )]
         controller: String,
     },
 }
@@ -186,6 +191,10 @@ pub struct AgentArgs {
     /// Directory of prepared model files (default: ~/.cache/switchyard/models).
     #[arg(long, env = "SWITCHYARD_MODELS_DIR", value_name = "DIR")]
     pub models_dir: Option<PathBuf>,
+    /// Before registering, run a matmul micro-benchmark through every usable backend on
+    /// every device and report the measured int8 TOPS beside the published figure.
+    #[arg(long)]
+    pub calibrate: bool,
 }
 
 /// Flags of `up`.
@@ -231,6 +240,9 @@ pub struct DevicesArgs {
     /// Show a recorded inventory (fixture tree) instead of this host's.
     #[arg(long, value_name = "DIR")]
     pub fixture: Option<PathBuf>,
+    /// Measure effective int8 TOPS of every usable backend on every local device.
+    #[arg(long)]
+    pub calibrate: bool,
     /// Output format.
     #[arg(long, short, value_enum, default_value_t = Output::Table)]
     pub output: Output,
@@ -238,8 +250,14 @@ pub struct DevicesArgs {
 
 /// Sets up logging to stderr.
 pub fn init_logging(filter: &str) {
-    let filter = tracing_subscriber::EnvFilter::try_new(filter)
-        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    // ONNX Runtime's own info logs (allocations, graph passes) are noise for operators.
+    let directives = if filter.contains("ort=") {
+        filter.to_string()
+    } else {
+        format!("{filter},ort=warn")
+    };
+    let filter = tracing_subscriber::EnvFilter::try_new(&directives)
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info,ort=warn"));
     let _ = tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_writer(std::io::stderr)
@@ -322,6 +340,9 @@ fn apply_agent(config: &mut Config, args: &AgentArgs) {
     }
     if let Some(v) = &args.models_dir {
         config.models.dir = v.clone();
+    }
+    if args.calibrate {
+        config.agent.calibrate = true;
     }
 }
 
@@ -485,7 +506,11 @@ async fn devices(args: &DevicesArgs) -> Result<()> {
             {
                 bail!("fixture {} is not a directory", f.display());
             }
-            let (host, devices, notes) = wiring::scan_local(args.fixture.as_deref());
+            let (host, devices, notes, calibration) =
+                wiring::scan_local(args.fixture.as_deref(), args.calibrate);
+            if let Some(t) = calibration {
+                println!("{t}");
+            }
             if args.output == Output::Table {
                 for n in &notes {
                     eprintln!("note: {n}");

@@ -51,6 +51,8 @@ pub struct AgentConfig {
     /// Serve a recorded inventory (a fixture tree) instead of this host's devices; every
     /// device is marked simulated and executes on the CPU.
     pub fixture: Option<PathBuf>,
+    /// Measure effective TOPS of every usable backend × device at start.
+    pub calibrate: bool,
 }
 
 impl Default for AgentConfig {
@@ -63,6 +65,7 @@ impl Default for AgentConfig {
             batch_max_wait_ms: 2,
             queue_capacity: 256,
             fixture: None,
+            calibrate: false,
         }
     }
 }

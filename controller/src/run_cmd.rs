@@ -6,7 +6,9 @@ use anyhow::Result;
 use serde_json::json;
 use switchyard_controller::table;
 use switchyard_proto::v1::inference_client::InferenceClient;
-use switchyard_proto::v1::{AddDocumentsRequest, PipelineRequest, PipelineResponse, SamplingParams, StageKind};
+use switchyard_proto::v1::{
+    AddDocumentsRequest, PipelineRequest, PipelineResponse, SamplingParams, StageKind,
+};
 
 use crate::cli::{DocsAction, DocsArgs, ExplainArgs, Output, RunArgs, controller_channel};
 
@@ -188,9 +190,13 @@ pub async fn docs(args: &DocsArgs) -> Result<()> {
         DocsAction::Add { texts, controller } => {
             let mut client = InferenceClient::new(controller_channel(controller).await?);
             let ids = client
-                .add_documents(AddDocumentsRequest { documents: texts.clone() })
+                .add_documents(AddDocumentsRequest {
+                    documents: texts.clone(),
+                })
                 .await
-                .map_err(|s| anyhow::anyhow!("adding documents failed ({:?}): {}", s.code(), s.message()))?
+                .map_err(|s| {
+                    anyhow::anyhow!("adding documents failed ({:?}): {}", s.code(), s.message())
+                })?
                 .into_inner()
                 .ids;
             println!("added {} document(s): ids {:?}", ids.len(), ids);

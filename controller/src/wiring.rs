@@ -25,6 +25,8 @@ struct DiscoveredInventory {
     set: BackendSet,
     /// Probe results by device id (a hot-plugged device is probed when it appears).
     support: std::collections::HashMap<String, Vec<BackendSupport>>,
+    /// Calibrated TOPS by device id (`--calibrate`).
+    measured: std::collections::HashMap<String, switchyard_proto::v1::Tops>,
 }
 
 impl InventorySource for DiscoveredInventory {
@@ -45,6 +47,9 @@ impl InventorySource for DiscoveredInventory {
         }
         for d in &mut devices {
             d.backends = self.support.get(&d.id).cloned().unwrap_or_default();
+            if let Some(t) = self.measured.get(&d.id) {
+                d.measured_tops = Some(t.clone());
+            }
         }
         (inv.host, devices)
     }
@@ -67,12 +72,21 @@ fn discovery_config(fixture: Option<&Path>) -> DiscoveryConfig {
 }
 
 /// Scans this host (or a fixture tree) once: host facts, devices, findings.
-pub fn scan_local(fixture: Option<&Path>) -> (HostFacts, Vec<Device>, Vec<String>) {
+/// Returns host facts, devices, findings and (with `calibrate_devices`) the calibration table.
+pub fn scan_local(
+    fixture: Option<&Path>,
+    calibrate_devices: bool,
+) -> (HostFacts, Vec<Device>, Vec<String>, Option<String>) {
     let mut discovery = Discovery::new(discovery_config(fixture));
     let inv = discovery.scan();
     let mut devices = inv.devices;
-    probe_backends(&BackendSet::from_env(), &mut devices);
-    (inv.host, devices, inv.notes)
+    let set = BackendSet::from_env();
+    probe_backends(&set, &mut devices);
+    let table = calibrate_devices.then(|| {
+        let rows = calibrate(&set, &mut devices);
+        calibration_table(&devices, &rows)
+    });
+    (inv.host, devices, inv.notes, table)
 }
 
 /// Starts the agent role with real discovery and every compiled-in backend.
@@ -113,16 +127,26 @@ pub async fn start_agent(config: &Config, models: ModelRegistry) -> Result<Agent
     ));
     let mut probe_devices = first.devices.clone();
     let probe_set = set.clone();
+    let calibrate_devices = a.calibrate;
     let probed = tokio::task::spawn_blocking(move || {
         probe_backends(&probe_set, &mut probe_devices);
+        if calibrate_devices {
+            let rows = calibrate(&probe_set, &mut probe_devices);
+            eprintln!("{}", calibration_table(&probe_devices, &rows));
+        }
         probe_devices
     })
     .await?;
+    let measured = probed
+        .iter()
+        .filter_map(|d| d.measured_tops.clone().map(|t| (d.id.clone(), t)))
+        .collect();
     let support = probed.into_iter().map(|d| (d.id, d.backends)).collect();
     let inventory: Box<dyn InventorySource> = Box::new(DiscoveredInventory {
         discovery,
         set,
         support,
+        measured,
     });
     switchyard_agent::start(settings, inventory, runner)
         .await
@@ -146,6 +170,102 @@ fn device_ref(d: &Device, ordinal: u32) -> DeviceRef {
         device_type,
         ordinal,
     }
+}
+
+/// One calibration measurement.
+#[derive(Debug, Clone)]
+pub struct CalibrationRow {
+    pub device_id: String,
+    pub backend: String,
+    pub result: Result<switchyard_backends::Calibration, String>,
+}
+
+/// Runs the matmul micro-benchmark through every usable backend on every real device and
+/// records the best figure as the device's measured TOPS. Simulated devices are skipped
+/// (they run on the CPU; their catalog figure stays).
+pub fn calibrate(set: &BackendSet, devices: &mut [Device]) -> Vec<CalibrationRow> {
+    let mut rows = Vec::new();
+    let mut ordinals: std::collections::HashMap<i32, u32> = std::collections::HashMap::new();
+    for d in devices.iter_mut() {
+        let n = ordinals.entry(d.kind).or_default();
+        let dref = device_ref(d, *n);
+        *n += 1;
+        if d.simulated {
+            continue;
+        }
+        let mut best: Option<(f64, String)> = None;
+        for b in d.backends.iter().filter(|b| b.usable) {
+            let result = set.calibrate(&dref, &b.backend).map_err(|e| e.to_string());
+            if let Ok(c) = &result
+                && best.as_ref().is_none_or(|(t, _)| c.tops > *t)
+            {
+                best = Some((
+                    c.tops,
+                    format!(
+                        "{} matmul via {} ({})",
+                        c.precision,
+                        b.backend,
+                        c.per_size
+                            .iter()
+                            .map(|(n, t)| format!("N={n}: {t:.3}"))
+                            .collect::<Vec<_>>()
+                            .join(", ")
+                    ),
+                ));
+            }
+            rows.push(CalibrationRow {
+                device_id: d.id.clone(),
+                backend: b.backend.clone(),
+                result,
+            });
+        }
+        if let Some((tops, detail)) = best {
+            d.measured_tops = Some(switchyard_proto::v1::Tops {
+                int8_tops: tops,
+                source: switchyard_proto::v1::TopsSource::Measured as i32,
+                detail,
+            });
+        }
+    }
+    rows
+}
+
+/// The calibration table: measured beside published figures.
+pub fn calibration_table(devices: &[Device], rows: &[CalibrationRow]) -> String {
+    let table_rows: Vec<Vec<String>> = rows
+        .iter()
+        .map(|r| {
+            let d = devices.iter().find(|d| d.id == r.device_id);
+            let published = d
+                .and_then(|d| d.tops.as_ref())
+                .map(|t| format!("{:.3} ({})", t.int8_tops, t.source().short_name()))
+                .unwrap_or_else(|| "-".into());
+            let (measured, note) = match &r.result {
+                Ok(c) => (
+                    format!("{:.3} {}", c.tops, c.precision),
+                    c.note.clone().unwrap_or_default(),
+                ),
+                Err(e) => ("failed".into(), e.clone()),
+            };
+            vec![
+                r.device_id.clone(),
+                r.backend.clone(),
+                measured,
+                published,
+                note,
+            ]
+        })
+        .collect();
+    switchyard_controller::table::render(
+        &[
+            "DEVICE",
+            "BACKEND",
+            "MEASURED TOPS",
+            "PUBLISHED TOPS",
+            "NOTE",
+        ],
+        &table_rows,
+    )
 }
 
 /// Probes every backend × device pair once and records the result on the devices.
