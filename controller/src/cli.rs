@@ -175,6 +175,7 @@ pub struct AgentArgs {
     pub node_name: Option<String>,
     /// Data-path gRPC listen address. Port 0 picks one.
     #[arg(
+        id = "agent_listen",
         long = "agent-listen",
         env = "SWITCHYARD_AGENT_LISTEN",
         value_name = "ADDR"
@@ -549,4 +550,46 @@ async fn devices(args: &DevicesArgs) -> Result<()> {
         }
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use clap::CommandFactory;
+
+    #[test]
+    fn cli_definition_is_consistent() {
+        Cli::command().debug_assert();
+    }
+
+    #[test]
+    fn flags_override_the_file_and_up_takes_both_roles() {
+        let cli = Cli::try_parse_from([
+            "switchyard",
+            "up",
+            "--listen",
+            "127.0.0.1:1",
+            "--agent-listen",
+            "127.0.0.1:2",
+            "--node-name",
+            "n1",
+        ])
+        .unwrap();
+        let Command::Up(args) = cli.command else {
+            panic!("up expected")
+        };
+        let mut config = Config::parse(
+            "[agent]\nnode_name = \"from-file\"\n",
+            std::path::Path::new("c"),
+        )
+        .unwrap();
+        apply_controller(&mut config, &args.controller);
+        apply_agent(&mut config, &args.agent);
+        assert_eq!(config.controller.listen.port(), 1);
+        assert_eq!(config.agent.listen.port(), 2);
+        assert_eq!(config.agent.node_name, "n1");
+        let err =
+            Cli::try_parse_from(["switchyard", "controller", "--listen", "nope"]).unwrap_err();
+        assert!(err.to_string().contains("--listen"), "{err}");
+    }
 }

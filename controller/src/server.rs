@@ -98,8 +98,9 @@ pub async fn start(
     let (shutdown_tx, shutdown_rx) = watch::channel(false);
 
     let inference: Arc<dyn switchyard_api::Inference> = Arc::new(PipelineService(pipeline.clone()));
+    let api = api_config(config);
     let (health_reporter, health_service) = tonic_health::server::health_reporter();
-    // API_MOUNT: switchyard_api::set_serving(&health_reporter).await;
+    switchyard_api::set_serving(&health_reporter).await;
     health_reporter
         .set_serving::<RegistryServer<RegistryService>>()
         .await;
@@ -120,7 +121,9 @@ pub async fn start(
         .add_service(ClusterServer::new(ClusterService::new(
             cluster.clone(),
             models.clone(),
-        )));
+        )))
+        .add_service(switchyard_api::grpc_service(inference.clone(), &api));
+    let http_router = switchyard_api::http_router(inference, api);
 
     let mut rx = shutdown_rx.clone();
     let grpc = tokio::spawn(
@@ -158,7 +161,7 @@ pub async fn start(
     let http = tokio::spawn(
         async move {
             info!(addr = %http_addr, "HTTP server listening");
-            let res = axum::serve(http_listener, axum::Router::new())
+            let res = axum::serve(http_listener, http_router)
                 .with_graceful_shutdown(async move {
                     let _ = rx.wait_for(|s| *s).await;
                 })
@@ -188,4 +191,16 @@ pub async fn start(
         shutdown: shutdown_tx,
         tasks: vec![grpc, http, liveness, residency],
     })
+}
+
+fn api_config(config: &Config) -> switchyard_api::ApiConfig {
+    let a = &config.api;
+    switchyard_api::ApiConfig {
+        tokens: a.tokens.clone(),
+        max_body_bytes: a.max_body_bytes,
+        max_inputs: a.max_inputs,
+        max_tokens: a.max_tokens,
+        request_timeout: Duration::from_millis(a.request_timeout_ms),
+        ..Default::default()
+    }
 }
