@@ -9,7 +9,7 @@ use tokenizers::Tokenizer;
 
 use crate::sampling::{Rng, sample};
 use crate::session::{Session, Tensor, require_io};
-use crate::text::load_tokenizer;
+use crate::text::{IncrementalDecoder, load_tokenizer};
 use crate::{
     BackendError, FinishReason, GenerateParams, GenerateSummary, LoadedModel, ModelSpec,
     OverflowPolicy, StageKind, TokenEvent,
@@ -189,6 +189,8 @@ impl LoadedModel for DecoderModel {
         let mut step_ids = prompt;
         let mut generated: Vec<u32> = Vec::new();
         let mut emitted = String::new();
+        let mut detok = IncrementalDecoder::default();
+        let max_stop = params.stop.iter().map(|s| s.len()).max().unwrap_or(0);
         let mut finish = FinishReason::Length;
         while generated.len() < budget {
             let n = step_ids.len();
@@ -240,41 +242,40 @@ impl LoadedModel for DecoderModel {
                 break;
             }
             generated.push(token);
-            let text = self
-                .tokenizer
-                .decode(&generated, true)
-                .map_err(|e| BackendError::Inference(e.to_string()))?;
-            // Emit only complete characters; a partial UTF-8 sequence decodes to U+FFFD.
-            if !text.ends_with('\u{FFFD}')
-                && text.len() > emitted.len()
-                && text.starts_with(&emitted)
-            {
-                let mut piece = text[emitted.len()..].to_string();
-                let stop_at = params
-                    .stop
-                    .iter()
-                    .filter(|s| !s.is_empty())
-                    .filter_map(|s| text.find(s.as_str()))
-                    .min();
-                if let Some(pos) = stop_at {
-                    piece = text[emitted.len()..pos.max(emitted.len())].to_string();
-                    if !piece.is_empty() {
-                        on_token(TokenEvent {
-                            token_id: token,
-                            text: piece,
-                        });
-                    }
-                    finish = FinishReason::Stop;
-                    break;
+            let Some(piece) = detok.next(&self.tokenizer, &generated)? else {
+                step_ids = vec![token as i64];
+                continue;
+            };
+            let before = emitted.len();
+            emitted.push_str(&piece);
+            // A stop string can only newly match in the tail that this piece touches.
+            let mut from = before.saturating_sub(max_stop);
+            while !emitted.is_char_boundary(from) {
+                from -= 1;
+            }
+            let stop_at = params
+                .stop
+                .iter()
+                .filter(|s| !s.is_empty())
+                .filter_map(|s| emitted[from..].find(s.as_str()).map(|p| p + from))
+                .min();
+            if let Some(pos) = stop_at {
+                let kept = &emitted[before..pos.max(before)];
+                if !kept.is_empty() {
+                    on_token(TokenEvent {
+                        token_id: token,
+                        text: kept.to_string(),
+                    });
                 }
-                emitted = text;
-                if !on_token(TokenEvent {
-                    token_id: token,
-                    text: piece,
-                }) {
-                    finish = FinishReason::Cancelled;
-                    break;
-                }
+                finish = FinishReason::Stop;
+                break;
+            }
+            if !on_token(TokenEvent {
+                token_id: token,
+                text: piece,
+            }) {
+                finish = FinishReason::Cancelled;
+                break;
             }
             step_ids = vec![token as i64];
         }

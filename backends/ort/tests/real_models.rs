@@ -3,7 +3,8 @@
 use std::path::Path;
 
 use switchyard_backend_core::{
-    Backend, BackendError, DeviceRef, DeviceType, GenerateParams, ModelRegistry, paths,
+    Backend, BackendError, DeviceRef, DeviceType, FinishReason, GenerateParams, ModelRegistry,
+    paths,
 };
 use switchyard_backend_ort::{OrtBackend, Provider};
 
@@ -82,6 +83,31 @@ fn greedy_generation_says_paris() {
         .unwrap();
     assert!(text.contains("Paris"), "{text:?}");
     assert!(summary.completion_tokens >= 1 && summary.completion_tokens <= 8);
+
+    // A stop string ends generation and is not sent.
+    let mut stopped = String::new();
+    let params = GenerateParams {
+        prompt: "The capital of France is".into(),
+        max_tokens: 32,
+        stop: vec![".".into()],
+        ..Default::default()
+    };
+    let summary = m
+        .generate(&params, &mut |ev| {
+            stopped.push_str(&ev.text);
+            true
+        })
+        .unwrap();
+    assert_eq!(summary.finish_reason, FinishReason::Stop, "{stopped:?}");
+    assert!(
+        stopped.contains("Paris") && !stopped.contains('.'),
+        "{stopped:?}"
+    );
+
+    // A consumer that goes away cancels after the first piece.
+    let summary = m.generate(&params, &mut |_| false).unwrap();
+    assert_eq!(summary.finish_reason, FinishReason::Cancelled);
+    assert_eq!(summary.completion_tokens, 1);
 }
 
 #[test]
