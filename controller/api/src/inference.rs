@@ -6,8 +6,8 @@ use std::time::Instant;
 use futures::Stream;
 use switchyard_proto::errors::ErrorClass;
 use switchyard_proto::v1::{
-    ClassifyRequest, ClassifyResponse, EmbedRequest, EmbedResponse, GenerateChunk,
-    GenerateRequest, ModelStatus, PipelineRequest, PipelineResponse,
+    ChatMessage, ClassifyRequest, ClassifyResponse, EmbedRequest, EmbedResponse, GenerateChunk,
+    GenerateRequest, ModelStatus, PipelineRequest, PipelineResponse, SamplingParams,
 };
 
 /// An error for a client, classed through the one table in `switchyard_proto::errors`.
@@ -77,8 +77,36 @@ pub trait Inference: Send + Sync + 'static {
     ) -> Result<PipelineResponse, ApiError>;
 
     /// Adds documents to the retrieval index; returns their ids.
-    async fn add_documents(&self, docs: Vec<String>, deadline: Instant) -> Result<Vec<u64>, ApiError>;
+    async fn add_documents(
+        &self,
+        docs: Vec<String>,
+        deadline: Instant,
+    ) -> Result<Vec<u64>, ApiError>;
 
     /// True when at least one node is ready (for `GET /ready`).
     fn ready(&self) -> bool;
+
+    /// Generates from a plain prompt (`POST /v1/completions`). The default sends the prompt
+    /// as one user message, so the model's chat template applies; an implementation that
+    /// can feed raw prompts to the agent (`AgentGenerateRequest.prompt`) may override it.
+    async fn complete(
+        &self,
+        model: String,
+        prompt: String,
+        sampling: SamplingParams,
+        deadline: Instant,
+    ) -> Result<GenerateStream, ApiError> {
+        self.generate(
+            GenerateRequest {
+                model,
+                messages: vec![ChatMessage {
+                    role: "user".into(),
+                    content: prompt,
+                }],
+                sampling: Some(sampling),
+            },
+            deadline,
+        )
+        .await
+    }
 }

@@ -1,7 +1,27 @@
 //! Client APIs of the controller: the OpenAI-compatible HTTP API and the gRPC `Inference`
 //! service. Both are thin layers over [`Inference`], which the controller's pipeline
 //! implements; neither talks to agents or backends.
+//!
+//! Mounting (in the controller):
+//! ```text
+//! let inf: Arc<dyn switchyard_api::Inference> = ...;
+//! let http = switchyard_api::http_router(inf.clone(), api_config.clone());
+//! let grpc = switchyard_api::grpc_service(inf, &api_config);
+//! switchyard_api::set_serving(&health_reporter).await;
+//! tonic::transport::Server::builder().add_service(grpc) /* + health, reflection */;
+//! axum::serve(listener, http);
+//! ```
 
+pub mod config;
+pub mod grpc;
+pub mod http;
 pub mod inference;
+pub mod validate;
 
+#[cfg(test)]
+mod fake;
+
+pub use config::ApiConfig;
+pub use grpc::{GrpcInference, grpc_service, set_serving};
+pub use http::http_router;
 pub use inference::{ApiError, GenerateStream, Inference};

@@ -1,0 +1,203 @@
+//! The gRPC `switchyard.v1.Inference` service over [`Inference`]: the same validation as the
+//! HTTP API (bad input → `InvalidArgument`), status codes from the one error table, and the
+//! client's `grpc-timeout` honoured (capped by the configured request timeout).
+
+use std::pin::Pin;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use futures::{Stream, StreamExt};
+use switchyard_proto::errors::ErrorClass;
+use switchyard_proto::v1::inference_server::{self, InferenceServer};
+use switchyard_proto::v1::{
+    AddDocumentsRequest, AddDocumentsResponse, ClassifyRequest, ClassifyResponse, EmbedRequest,
+    EmbedResponse, GenerateChunk, GenerateRequest, PipelineRequest, PipelineResponse,
+};
+use tonic::{Request, Response, Status};
+
+use crate::config::ApiConfig;
+use crate::inference::{ApiError, Inference};
+use crate::validate;
+
+/// The gRPC service implementation; mount it with [`grpc_service`].
+#[derive(Clone)]
+pub struct GrpcInference {
+    inf: Arc<dyn Inference>,
+    cfg: Arc<ApiConfig>,
+}
+
+/// The gRPC `Inference` service over `inf`, with the limits (and bearer tokens, checked in
+/// the `authorization` metadata) of `cfg`. Add it to the controller's tonic server and call
+/// [`set_serving`] on its health reporter.
+pub fn grpc_service(inf: Arc<dyn Inference>, cfg: &ApiConfig) -> InferenceServer<GrpcInference> {
+    InferenceServer::new(GrpcInference {
+        inf,
+        cfg: Arc::new(cfg.clone()),
+    })
+}
+
+/// Marks `switchyard.v1.Inference` SERVING on the server's `grpc.health.v1` reporter.
+pub async fn set_serving(reporter: &tonic_health::server::HealthReporter) {
+    reporter
+        .set_serving::<InferenceServer<GrpcInference>>()
+        .await;
+}
+
+/// Parses a `grpc-timeout` header value (1–8 digits and a unit among H M S m u n).
+pub fn parse_grpc_timeout(value: &str) -> Option<Duration> {
+    if value.len() < 2 || value.len() > 9 {
+        return None;
+    }
+    let (digits, unit) = value.split_at(value.len() - 1);
+    if !digits.bytes().all(|b| b.is_ascii_digit()) {
+        return None;
+    }
+    let n: u64 = digits.parse().ok()?;
+    Some(match unit {
+        "H" => Duration::from_secs(n.checked_mul(3600)?),
+        "M" => Duration::from_secs(n.checked_mul(60)?),
+        "S" => Duration::from_secs(n),
+        "m" => Duration::from_millis(n),
+        "u" => Duration::from_micros(n),
+        "n" => Duration::from_nanos(n),
+        _ => return None,
+    })
+}
+
+fn status(e: ApiError) -> Status {
+    e.to_status()
+}
+
+/// The error of a request whose deadline passed.
+fn deadline_status() -> Status {
+    ErrorClass::DeadlineExceeded.status("the request ran past its deadline")
+}
+
+type ChunkStream = Pin<Box<dyn Stream<Item = Result<GenerateChunk, Status>> + Send>>;
+
+impl GrpcInference {
+    /// Checks the bearer token and computes the deadline: min(`grpc-timeout`, configured).
+    fn admit<T>(&self, req: &Request<T>) -> Result<Instant, Status> {
+        if self.cfg.auth_required() {
+            let presented = req
+                .metadata()
+                .get("authorization")
+                .and_then(|v| v.to_str().ok())
+                .and_then(crate::http::bearer);
+            match presented {
+                Some(t) if self.cfg.token_ok(t) => {}
+                Some(_) => {
+                    return Err(ErrorClass::Unauthenticated
+                        .status("invalid API token in the authorization metadata"));
+                }
+                None => {
+                    return Err(ErrorClass::Unauthenticated.status(
+                        "missing API token: send metadata 'authorization: Bearer <token>'",
+                    ));
+                }
+            }
+        }
+        let mut timeout = self.cfg.request_timeout;
+        if let Some(v) = req.metadata().get("grpc-timeout") {
+            let parsed = v
+                .to_str()
+                .ok()
+                .and_then(parse_grpc_timeout)
+                .ok_or_else(|| {
+                    ErrorClass::InvalidArgument.status("malformed grpc-timeout metadata")
+                })?;
+            timeout = timeout.min(parsed);
+        }
+        Ok(Instant::now() + timeout)
+    }
+
+    /// Runs `fut` until `deadline`.
+    async fn until<T>(
+        deadline: Instant,
+        fut: impl Future<Output = Result<T, ApiError>>,
+    ) -> Result<T, Status> {
+        match tokio::time::timeout_at(deadline.into(), fut).await {
+            Ok(r) => r.map_err(status),
+            Err(_) => Err(deadline_status()),
+        }
+    }
+}
+
+#[tonic::async_trait]
+impl inference_server::Inference for GrpcInference {
+    async fn embed(
+        &self,
+        request: Request<EmbedRequest>,
+    ) -> Result<Response<EmbedResponse>, Status> {
+        let deadline = self.admit(&request)?;
+        let req = request.into_inner();
+        validate::model(&req.model).map_err(status)?;
+        validate::inputs(&req.inputs, "inputs", &self.cfg).map_err(status)?;
+        let resp = Self::until(deadline, self.inf.embed(req, deadline)).await?;
+        Ok(Response::new(resp))
+    }
+
+    async fn classify(
+        &self,
+        request: Request<ClassifyRequest>,
+    ) -> Result<Response<ClassifyResponse>, Status> {
+        let deadline = self.admit(&request)?;
+        let req = request.into_inner();
+        validate::model(&req.model).map_err(status)?;
+        validate::inputs(&req.inputs, "inputs", &self.cfg).map_err(status)?;
+        let resp = Self::until(deadline, self.inf.classify(req, deadline)).await?;
+        Ok(Response::new(resp))
+    }
+
+    type GenerateStream = ChunkStream;
+
+    async fn generate(
+        &self,
+        request: Request<GenerateRequest>,
+    ) -> Result<Response<Self::GenerateStream>, Status> {
+        let deadline = self.admit(&request)?;
+        let req = request.into_inner();
+        validate::model(&req.model).map_err(status)?;
+        validate::messages(&req.messages, &self.cfg).map_err(status)?;
+        validate::sampling(&req.sampling.clone().unwrap_or_default(), &self.cfg).map_err(status)?;
+        let inner = Self::until(deadline, self.inf.generate(req, deadline)).await?;
+        // Ends with DeadlineExceeded when the deadline passes mid-stream.
+        let stream = futures::stream::unfold(Some(inner), move |state| async move {
+            let mut inner = state?;
+            match tokio::time::timeout_at(deadline.into(), inner.next()).await {
+                Ok(Some(Ok(c))) => Some((Ok(c), Some(inner))),
+                Ok(Some(Err(e))) => Some((Err(status(e)), None)),
+                Ok(None) => None,
+                Err(_) => Some((Err(deadline_status()), None)),
+            }
+        });
+        Ok(Response::new(Box::pin(stream)))
+    }
+
+    async fn run_pipeline(
+        &self,
+        request: Request<PipelineRequest>,
+    ) -> Result<Response<PipelineResponse>, Status> {
+        let deadline = self.admit(&request)?;
+        let req = request.into_inner();
+        validate::prompt(&req.prompt, &self.cfg).map_err(status)?;
+        validate::top_k(req.top_k, &self.cfg).map_err(status)?;
+        validate::sampling(&req.sampling.clone().unwrap_or_default(), &self.cfg).map_err(status)?;
+        let resp = Self::until(deadline, self.inf.run_pipeline(req, deadline)).await?;
+        Ok(Response::new(resp))
+    }
+
+    async fn add_documents(
+        &self,
+        request: Request<AddDocumentsRequest>,
+    ) -> Result<Response<AddDocumentsResponse>, Status> {
+        let deadline = self.admit(&request)?;
+        let req = request.into_inner();
+        validate::inputs(&req.documents, "documents", &self.cfg).map_err(status)?;
+        let ids = Self::until(deadline, self.inf.add_documents(req.documents, deadline)).await?;
+        Ok(Response::new(AddDocumentsResponse { ids }))
+    }
+}
+
+#[cfg(test)]
+mod tests;

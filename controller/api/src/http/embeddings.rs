@@ -1,0 +1,106 @@
+//! `POST /v1/embeddings`.
+
+use std::time::Instant;
+
+use axum::Json;
+use axum::extract::State;
+use axum::response::{IntoResponse, Response};
+use base64::Engine;
+use serde_json::{Value, json};
+use switchyard_proto::v1::EmbedRequest;
+
+use super::AppState;
+use super::error::{HttpError, for_model};
+use super::extract::JsonBody;
+use super::{fields, trace};
+use crate::validate::{self, invalid};
+
+/// Little-endian f32 bytes, base64 (OpenAI's `encoding_format: "base64"`).
+pub(crate) fn encode_base64(values: &[f32]) -> String {
+    let mut bytes = Vec::with_capacity(values.len() * 4);
+    for v in values {
+        bytes.extend_from_slice(&v.to_le_bytes());
+    }
+    base64::engine::general_purpose::STANDARD.encode(bytes)
+}
+
+pub(crate) async fn create(
+    State(st): State<AppState>,
+    JsonBody(body): JsonBody,
+) -> Result<Response, HttpError> {
+    let started = Instant::now();
+    let model = fields::req_string(&body, "model")?;
+    validate::model(&model)?;
+    let inputs = fields::text_inputs(&body, "input")?;
+    validate::inputs(&inputs, "input", &st.cfg)?;
+    let base64 = match fields::opt_string(&body, "encoding_format")?.as_deref() {
+        None | Some("float") => false,
+        Some("base64") => true,
+        Some(other) => {
+            return Err(invalid(
+                "encoding_format",
+                format!("encoding_format must be 'float' or 'base64', got '{other}'"),
+            )
+            .into());
+        }
+    };
+    let dimensions = fields::opt_positive_u32(&body, "dimensions")?;
+
+    let deadline = st.deadline();
+    let resp = st
+        .until(
+            deadline,
+            st.inf.embed(
+                EmbedRequest {
+                    model: model.clone(),
+                    inputs,
+                },
+                deadline,
+            ),
+        )
+        .await
+        .map_err(for_model)?;
+
+    if let (Some(d), Some(first)) = (dimensions, resp.embeddings.first())
+        && d as usize != first.values.len()
+    {
+        return Err(invalid(
+            "dimensions",
+            format!(
+                "model {model} returns {} dimensions and cannot shorten them; drop 'dimensions' or set it to {}",
+                first.values.len(),
+                first.values.len()
+            ),
+        )
+        .into());
+    }
+
+    let data: Vec<Value> = resp
+        .embeddings
+        .iter()
+        .enumerate()
+        .map(|(i, e)| {
+            let embedding = if base64 {
+                Value::String(encode_base64(&e.values))
+            } else {
+                json!(e.values)
+            };
+            json!({"object": "embedding", "index": i, "embedding": embedding})
+        })
+        .collect();
+    let used_model = resp
+        .trace
+        .as_ref()
+        .map(|t| t.model.clone())
+        .filter(|m| !m.is_empty())
+        .unwrap_or(model);
+    let body = json!({
+        "object": "list",
+        "data": data,
+        "model": used_model,
+        "usage": {"prompt_tokens": resp.prompt_tokens, "total_tokens": resp.prompt_tokens},
+    });
+    let mut headers = trace::headers(resp.trace.iter());
+    trace::put_total(&mut headers, started);
+    Ok((headers, Json(body)).into_response())
+}

@@ -1,0 +1,236 @@
+//! Typed reads of JSON request fields with precise messages naming the field. `null` reads
+//! as absent, as OpenAI does.
+
+use serde_json::{Map, Value};
+
+use crate::inference::ApiError;
+use crate::validate::invalid;
+
+/// JSON type name for messages.
+pub fn type_name(v: &Value) -> &'static str {
+    match v {
+        Value::Null => "null",
+        Value::Bool(_) => "a boolean",
+        Value::Number(_) => "a number",
+        Value::String(_) => "a string",
+        Value::Array(_) => "an array",
+        Value::Object(_) => "an object",
+    }
+}
+
+/// The field, `None` when absent or null.
+pub fn get<'a>(obj: &'a Map<String, Value>, name: &str) -> Option<&'a Value> {
+    obj.get(name).filter(|v| !v.is_null())
+}
+
+/// A required string.
+pub fn req_string(obj: &Map<String, Value>, name: &str) -> Result<String, ApiError> {
+    match get(obj, name) {
+        Some(Value::String(s)) => Ok(s.clone()),
+        Some(v) => Err(invalid(
+            name,
+            format!("{name} must be a string, got {}", type_name(v)),
+        )),
+        None => Err(invalid(name, format!("{name} is required"))),
+    }
+}
+
+/// An optional string.
+pub fn opt_string(obj: &Map<String, Value>, name: &str) -> Result<Option<String>, ApiError> {
+    match get(obj, name) {
+        Some(Value::String(s)) => Ok(Some(s.clone())),
+        Some(v) => Err(invalid(
+            name,
+            format!("{name} must be a string, got {}", type_name(v)),
+        )),
+        None => Ok(None),
+    }
+}
+
+/// An optional boolean.
+pub fn opt_bool(obj: &Map<String, Value>, name: &str) -> Result<Option<bool>, ApiError> {
+    match get(obj, name) {
+        Some(Value::Bool(b)) => Ok(Some(*b)),
+        Some(v) => Err(invalid(
+            name,
+            format!("{name} must be a boolean, got {}", type_name(v)),
+        )),
+        None => Ok(None),
+    }
+}
+
+/// An optional number.
+pub fn opt_f64(obj: &Map<String, Value>, name: &str) -> Result<Option<f64>, ApiError> {
+    match get(obj, name) {
+        Some(Value::Number(n)) => Ok(n.as_f64()),
+        Some(v) => Err(invalid(
+            name,
+            format!("{name} must be a number, got {}", type_name(v)),
+        )),
+        None => Ok(None),
+    }
+}
+
+/// An optional non-negative integer.
+pub fn opt_u64(obj: &Map<String, Value>, name: &str) -> Result<Option<u64>, ApiError> {
+    match get(obj, name) {
+        Some(Value::Number(n)) => match n.as_u64() {
+            Some(x) => Ok(Some(x)),
+            None => Err(invalid(
+                name,
+                format!("{name} must be a non-negative integer, got {n}"),
+            )),
+        },
+        Some(v) => Err(invalid(
+            name,
+            format!("{name} must be an integer, got {}", type_name(v)),
+        )),
+        None => Ok(None),
+    }
+}
+
+/// An optional integer ≥ 1, as u32 (values above u32::MAX saturate; the caller checks its
+/// own limit).
+pub fn opt_positive_u32(obj: &Map<String, Value>, name: &str) -> Result<Option<u32>, ApiError> {
+    match opt_u64(obj, name)? {
+        Some(0) => Err(invalid(name, format!("{name} must be at least 1"))),
+        Some(x) => Ok(Some(u32::try_from(x).unwrap_or(u32::MAX))),
+        None => Ok(None),
+    }
+}
+
+/// A string or an array of strings (`stop`).
+pub fn opt_string_or_list(obj: &Map<String, Value>, name: &str) -> Result<Vec<String>, ApiError> {
+    match get(obj, name) {
+        None => Ok(Vec::new()),
+        Some(Value::String(s)) => Ok(vec![s.clone()]),
+        Some(Value::Array(items)) => items
+            .iter()
+            .enumerate()
+            .map(|(i, v)| match v {
+                Value::String(s) => Ok(s.clone()),
+                other => Err(invalid(
+                    name,
+                    format!("{name}[{i}] must be a string, got {}", type_name(other)),
+                )),
+            })
+            .collect(),
+        Some(v) => Err(invalid(
+            name,
+            format!(
+                "{name} must be a string or an array of strings, got {}",
+                type_name(v)
+            ),
+        )),
+    }
+}
+
+/// Text inputs: a string or an array of strings. Token arrays (`[1, 2]`, `[[1, 2]]`) are
+/// refused with a message saying so: Switchyard tokenises on the agent, per model.
+pub fn text_inputs(obj: &Map<String, Value>, name: &str) -> Result<Vec<String>, ApiError> {
+    let token_msg = || {
+        invalid(
+            name,
+            format!(
+                "token-array {name} is not supported: send text (a string or an array of strings); Switchyard tokenises with each model's own tokenizer"
+            ),
+        )
+    };
+    match get(obj, name) {
+        None => Err(invalid(name, format!("{name} is required"))),
+        Some(Value::String(s)) => Ok(vec![s.clone()]),
+        Some(Value::Array(items)) => {
+            let mut out = Vec::with_capacity(items.len());
+            for (i, v) in items.iter().enumerate() {
+                match v {
+                    Value::String(s) => out.push(s.clone()),
+                    Value::Number(_) | Value::Array(_) => return Err(token_msg()),
+                    other => {
+                        return Err(invalid(
+                            name,
+                            format!("{name}[{i}] must be a string, got {}", type_name(other)),
+                        ));
+                    }
+                }
+            }
+            Ok(out)
+        }
+        Some(Value::Number(_)) => Err(token_msg()),
+        Some(v) => Err(invalid(
+            name,
+            format!(
+                "{name} must be a string or an array of strings, got {}",
+                type_name(v)
+            ),
+        )),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    fn obj(v: Value) -> Map<String, Value> {
+        v.as_object().cloned().expect("object")
+    }
+
+    #[test]
+    fn text_inputs_accept_text_and_refuse_tokens() {
+        let o = obj(
+            json!({"a": "x", "b": ["x", "y"], "c": [1, 2], "d": [[1]], "e": [true], "f": null}),
+        );
+        assert_eq!(text_inputs(&o, "a").unwrap(), vec!["x"]);
+        assert_eq!(text_inputs(&o, "b").unwrap(), vec!["x", "y"]);
+        assert!(
+            text_inputs(&o, "c")
+                .unwrap_err()
+                .message
+                .contains("token-array")
+        );
+        assert!(
+            text_inputs(&o, "d")
+                .unwrap_err()
+                .message
+                .contains("token-array")
+        );
+        assert!(text_inputs(&o, "e").unwrap_err().message.contains("e[0]"));
+        assert!(
+            text_inputs(&o, "f")
+                .unwrap_err()
+                .message
+                .contains("required")
+        );
+    }
+
+    #[test]
+    fn scalars_are_typed() {
+        let o = obj(json!({"t": "hot", "n": -1, "m": 0, "s": ["a", 1], "ok": 5}));
+        assert!(
+            opt_f64(&o, "t")
+                .unwrap_err()
+                .message
+                .contains("must be a number")
+        );
+        assert!(
+            opt_u64(&o, "n")
+                .unwrap_err()
+                .message
+                .contains("non-negative")
+        );
+        assert!(
+            opt_positive_u32(&o, "m")
+                .unwrap_err()
+                .message
+                .contains("at least 1")
+        );
+        assert!(
+            opt_string_or_list(&o, "s")
+                .unwrap_err()
+                .message
+                .contains("s[1]")
+        );
+        assert_eq!(opt_positive_u32(&o, "ok").unwrap(), Some(5));
+        assert_eq!(opt_bool(&o, "absent").unwrap(), None);
+    }
+}

@@ -1,0 +1,151 @@
+//! The OpenAI-compatible HTTP API (axum).
+
+mod auth;
+pub(crate) use auth::bearer;
+mod chat;
+mod embeddings;
+pub mod error;
+mod extensions;
+mod extract;
+mod fields;
+mod models;
+mod trace;
+
+use std::sync::Arc;
+use std::time::{Instant, SystemTime, UNIX_EPOCH};
+
+use axum::Router;
+use axum::extract::{DefaultBodyLimit, State};
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+use serde_json::json;
+use switchyard_proto::errors::ErrorClass;
+use tower_http::catch_panic::CatchPanicLayer;
+
+use crate::config::ApiConfig;
+use crate::inference::{ApiError, Inference};
+use error::HttpError;
+
+/// Shared state of every handler.
+#[derive(Clone)]
+pub(crate) struct AppState {
+    pub inf: Arc<dyn Inference>,
+    pub cfg: Arc<ApiConfig>,
+    /// Unix seconds when the router was built (`created` of `/v1/models`).
+    pub started: u64,
+}
+
+impl AppState {
+    /// The deadline of a request starting now.
+    pub fn deadline(&self) -> Instant {
+        Instant::now() + self.cfg.request_timeout
+    }
+
+    /// The error for a request that ran past its deadline.
+    pub fn timeout_error(&self) -> ApiError {
+        ApiError::new(
+            ErrorClass::DeadlineExceeded,
+            format!(
+                "the request ran past its deadline (request_timeout {} ms)",
+                self.cfg.request_timeout.as_millis()
+            ),
+        )
+    }
+
+    /// Runs `fut` until `deadline` (the trait gives up by itself; this is the backstop).
+    pub async fn until<T>(
+        &self,
+        deadline: Instant,
+        fut: impl Future<Output = Result<T, ApiError>>,
+    ) -> Result<T, ApiError> {
+        match tokio::time::timeout_at(deadline.into(), fut).await {
+            Ok(r) => r,
+            Err(_) => Err(self.timeout_error()),
+        }
+    }
+}
+
+/// Unix seconds now.
+pub(crate) fn unix_now() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_secs())
+        .unwrap_or(0)
+}
+
+/// The OpenAI-compatible HTTP API over `inf`: `/v1/models`, `/v1/embeddings`,
+/// `/v1/chat/completions`, `/v1/completions`, `/v1/documents`, `/v1/pipeline` (bearer auth
+/// when `cfg.tokens` is not empty), and the open `/health` and `/ready`.
+pub fn http_router(inf: Arc<dyn Inference>, cfg: ApiConfig) -> Router {
+    let max_body = cfg.max_body_bytes;
+    let state = AppState {
+        inf,
+        cfg: Arc::new(cfg),
+        started: unix_now(),
+    };
+    let v1 = Router::new()
+        .route("/v1/models", get(models::list))
+        .route("/v1/embeddings", post(embeddings::create))
+        .route("/v1/chat/completions", post(chat::chat_completions))
+        .route("/v1/completions", post(chat::completions))
+        .route("/v1/documents", post(extensions::add_documents))
+        .route("/v1/pipeline", post(extensions::pipeline))
+        .route_layer(axum::middleware::from_fn_with_state(
+            state.clone(),
+            auth::require_token,
+        ));
+    Router::new()
+        .merge(v1)
+        .route("/health", get(health))
+        .route("/ready", get(ready))
+        .fallback(not_found)
+        .method_not_allowed_fallback(method_not_allowed)
+        .layer(DefaultBodyLimit::max(max_body))
+        .layer(CatchPanicLayer::custom(panic_response))
+        .with_state(state)
+}
+
+async fn health() -> impl IntoResponse {
+    axum::Json(json!({"status": "ok"}))
+}
+
+async fn ready(State(st): State<AppState>) -> Response {
+    if st.inf.ready() {
+        axum::Json(json!({"status": "ready"})).into_response()
+    } else {
+        HttpError::from(ApiError::new(
+            ErrorClass::Unavailable,
+            "not ready: no node is ready to serve",
+        ))
+        .into_response()
+    }
+}
+
+async fn not_found(uri: axum::http::Uri) -> HttpError {
+    HttpError::with_status(
+        StatusCode::NOT_FOUND,
+        "unknown_url",
+        format!("unknown URL {}", uri.path()),
+    )
+}
+
+async fn method_not_allowed(method: axum::http::Method, uri: axum::http::Uri) -> HttpError {
+    HttpError::with_status(
+        StatusCode::METHOD_NOT_ALLOWED,
+        "method_not_allowed",
+        format!("method {method} is not allowed on {}", uri.path()),
+    )
+}
+
+fn panic_response(_: Box<dyn std::any::Any + Send + 'static>) -> Response {
+    tracing::error!("HTTP handler panicked");
+    HttpError::from(ApiError::new(
+        ErrorClass::Internal,
+        "internal error while serving the request",
+    ))
+    .into_response()
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,242 @@
+//! Request validation shared by the HTTP and gRPC APIs, on the protocol types: the same bad
+//! request is refused with the same message whichever API it came through.
+
+use switchyard_proto::errors::ErrorClass;
+use switchyard_proto::v1::{ChatMessage, SamplingParams};
+
+use crate::config::ApiConfig;
+use crate::inference::ApiError;
+
+/// Chat roles the generators understand.
+pub const ROLES: &[&str] = &["system", "user", "assistant"];
+
+/// An `InvalidArgument` error naming `param`.
+pub(crate) fn invalid(param: &str, message: impl Into<String>) -> ApiError {
+    ApiError::new(ErrorClass::InvalidArgument, message).with_param(param)
+}
+
+/// A model name is required (`auto` is a model name for generation).
+pub fn model(model: &str) -> Result<(), ApiError> {
+    if model.trim().is_empty() {
+        return Err(invalid("model", "model is required"));
+    }
+    Ok(())
+}
+
+/// Texts to embed/classify/index: at least one, at most `max_inputs`, none empty, none
+/// longer than `max_input_chars`.
+pub fn inputs(inputs: &[String], param: &str, cfg: &ApiConfig) -> Result<(), ApiError> {
+    if inputs.is_empty() {
+        return Err(invalid(param, format!("{param} must not be empty")));
+    }
+    if inputs.len() > cfg.max_inputs {
+        return Err(invalid(
+            param,
+            format!(
+                "too many inputs: {} is over the limit max_inputs ({})",
+                inputs.len(),
+                cfg.max_inputs
+            ),
+        ));
+    }
+    for (i, s) in inputs.iter().enumerate() {
+        if s.is_empty() {
+            return Err(invalid(param, format!("{param}[{i}] must not be empty")));
+        }
+        let chars = s.chars().count();
+        if chars > cfg.max_input_chars {
+            return Err(invalid(
+                param,
+                format!(
+                    "{param}[{i}] has {chars} characters, over the limit max_input_chars ({})",
+                    cfg.max_input_chars
+                ),
+            ));
+        }
+    }
+    Ok(())
+}
+
+/// Chat messages: non-empty, known roles, content within `max_input_chars`, at least one
+/// user message.
+pub fn messages(messages: &[ChatMessage], cfg: &ApiConfig) -> Result<(), ApiError> {
+    if messages.is_empty() {
+        return Err(invalid("messages", "messages must not be empty"));
+    }
+    for (i, m) in messages.iter().enumerate() {
+        if !ROLES.contains(&m.role.as_str()) {
+            return Err(invalid(
+                "messages",
+                format!(
+                    "messages[{i}].role '{}' is not supported (use one of: {})",
+                    m.role,
+                    ROLES.join(", ")
+                ),
+            ));
+        }
+        let chars = m.content.chars().count();
+        if chars > cfg.max_input_chars {
+            return Err(invalid(
+                "messages",
+                format!(
+                    "messages[{i}].content has {chars} characters, over the limit max_input_chars ({})",
+                    cfg.max_input_chars
+                ),
+            ));
+        }
+    }
+    if !messages.iter().any(|m| m.role == "user") {
+        return Err(invalid(
+            "messages",
+            "messages must contain at least one message with role 'user'",
+        ));
+    }
+    Ok(())
+}
+
+/// A prompt for a completion or the pipeline.
+pub fn prompt(prompt: &str, cfg: &ApiConfig) -> Result<(), ApiError> {
+    if prompt.trim().is_empty() {
+        return Err(invalid("prompt", "prompt must not be empty"));
+    }
+    let chars = prompt.chars().count();
+    if chars > cfg.max_input_chars {
+        return Err(invalid(
+            "prompt",
+            format!(
+                "prompt has {chars} characters, over the limit max_input_chars ({})",
+                cfg.max_input_chars
+            ),
+        ));
+    }
+    Ok(())
+}
+
+/// Sampling ranges: temperature 0..=2, top_p (0, 1] (0 = unset, read as 1 on gRPC where
+/// proto3 cannot tell unset from 0), max_tokens ≤ the limit (0 = the model's default), at
+/// most 4 non-empty stop sequences.
+pub fn sampling(s: &SamplingParams, cfg: &ApiConfig) -> Result<(), ApiError> {
+    if !s.temperature.is_finite() || !(0.0..=2.0).contains(&s.temperature) {
+        return Err(invalid(
+            "temperature",
+            format!("temperature must be between 0 and 2, got {}", s.temperature),
+        ));
+    }
+    if !s.top_p.is_finite() || !(0.0..=1.0).contains(&s.top_p) {
+        return Err(invalid(
+            "top_p",
+            format!("top_p must be in (0, 1], got {}", s.top_p),
+        ));
+    }
+    if s.max_tokens > cfg.max_tokens {
+        return Err(invalid(
+            "max_tokens",
+            format!(
+                "max_tokens {} is over the limit max_tokens ({})",
+                s.max_tokens, cfg.max_tokens
+            ),
+        ));
+    }
+    if s.stop.len() > 4 {
+        return Err(invalid(
+            "stop",
+            format!("at most 4 stop sequences are allowed, got {}", s.stop.len()),
+        ));
+    }
+    if s.stop.iter().any(|x| x.is_empty()) {
+        return Err(invalid("stop", "stop sequences must not be empty"));
+    }
+    Ok(())
+}
+
+/// `top_k` of a retrieval: 1..=max_inputs (0 = the pipeline's default).
+pub fn top_k(top_k: u32, cfg: &ApiConfig) -> Result<(), ApiError> {
+    if top_k as usize > cfg.max_inputs {
+        return Err(invalid(
+            "top_k",
+            format!(
+                "top_k {top_k} is over the limit max_inputs ({})",
+                cfg.max_inputs
+            ),
+        ));
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn msg(role: &str, content: &str) -> ChatMessage {
+        ChatMessage {
+            role: role.into(),
+            content: content.into(),
+        }
+    }
+
+    #[test]
+    fn inputs_limits_name_the_limit() {
+        let cfg = ApiConfig {
+            max_inputs: 2,
+            max_input_chars: 5,
+            ..ApiConfig::default()
+        };
+        assert!(inputs(&["a".into()], "input", &cfg).is_ok());
+        let e = inputs(&["a".into(), "b".into(), "c".into()], "input", &cfg).unwrap_err();
+        assert!(e.message.contains("max_inputs (2)"), "{}", e.message);
+        assert_eq!(e.class, ErrorClass::InvalidArgument);
+        let e = inputs(&["abcdef".into()], "input", &cfg).unwrap_err();
+        assert!(e.message.contains("max_input_chars (5)"), "{}", e.message);
+        let e = inputs(&[], "input", &cfg).unwrap_err();
+        assert_eq!(e.param.as_deref(), Some("input"));
+        let e = inputs(&["".into()], "input", &cfg).unwrap_err();
+        assert!(e.message.contains("input[0]"), "{}", e.message);
+    }
+
+    #[test]
+    fn messages_need_known_roles_and_a_user() {
+        let cfg = ApiConfig::default();
+        assert!(messages(&[msg("system", "s"), msg("user", "u")], &cfg).is_ok());
+        let e = messages(&[msg("tool", "x")], &cfg).unwrap_err();
+        assert!(e.message.contains("'tool'"), "{}", e.message);
+        assert!(messages(&[], &cfg).is_err());
+        let e = messages(&[msg("system", "s")], &cfg).unwrap_err();
+        assert!(e.message.contains("role 'user'"), "{}", e.message);
+    }
+
+    #[test]
+    fn sampling_ranges() {
+        let cfg = ApiConfig {
+            max_tokens: 10,
+            ..ApiConfig::default()
+        };
+        let ok = SamplingParams {
+            max_tokens: 10,
+            temperature: 2.0,
+            top_p: 1.0,
+            seed: None,
+            stop: vec!["\n".into()],
+        };
+        assert!(sampling(&ok, &cfg).is_ok());
+        let bad = |f: &dyn Fn(&mut SamplingParams)| {
+            let mut s = ok.clone();
+            f(&mut s);
+            sampling(&s, &cfg).unwrap_err()
+        };
+        assert_eq!(
+            bad(&|s| s.temperature = 2.5).param.as_deref(),
+            Some("temperature")
+        );
+        assert_eq!(
+            bad(&|s| s.temperature = f32::NAN).param.as_deref(),
+            Some("temperature")
+        );
+        assert_eq!(bad(&|s| s.top_p = 1.5).param.as_deref(), Some("top_p"));
+        let e = bad(&|s| s.max_tokens = 11);
+        assert!(e.message.contains("max_tokens (10)"), "{}", e.message);
+        assert_eq!(
+            bad(&|s| s.stop = vec!["".into()]).param.as_deref(),
+            Some("stop")
+        );
+    }
+}
