@@ -171,6 +171,17 @@ struct Target {
     backend: String,
     endpoint: String,
     timeout: Duration,
+    /// Every device of the target's node (a node-level failure affects them all).
+    node_devices: Vec<String>,
+}
+
+/// Failures that say "this node cannot serve the model right now" rather than "this device
+/// failed": the agent is unreachable, or its model files are missing or corrupt.
+fn node_level(class: ErrorClass) -> bool {
+    matches!(
+        class,
+        ErrorClass::Unavailable | ErrorClass::FailedPrecondition
+    )
 }
 
 fn remaining(deadline: Instant) -> Duration {
@@ -316,6 +327,10 @@ impl Pipeline {
                 device: c.device.clone(),
                 backend: c.backend.clone(),
                 endpoint: endpoints.get(&c.node).cloned().unwrap_or_default(),
+                node_devices: view
+                    .node(&c.node)
+                    .map(|n| n.devices.iter().map(|d| d.id.clone()).collect())
+                    .unwrap_or_default(),
                 timeout: latency.adaptive_timeout_on(req.stage, &req.model, &c.node, &c.device),
             }),
             None => {
@@ -397,11 +412,22 @@ impl Pipeline {
             .record(stage, model, &t.node, &t.device, took);
     }
 
-    fn failed(&self, t: &Target) {
-        self.breakers
-            .lock()
-            .expect("breakers")
-            .record_failure(&t.node, &t.device, Instant::now());
+    /// Records a failure on the target's breaker (every device of the node for node-level
+    /// failures) and returns the request with the failed devices excluded.
+    fn failed(&self, t: &Target, class: ErrorClass, req: PlacementRequest) -> PlacementRequest {
+        let now = Instant::now();
+        let devices: Vec<&String> = if node_level(class) {
+            t.node_devices.iter().collect()
+        } else {
+            vec![&t.device]
+        };
+        let mut breakers = self.breakers.lock().expect("breakers");
+        let mut req = req;
+        for d in devices {
+            breakers.record_failure(&t.node, d, now);
+            req = req.excluding(t.node.clone(), d.clone());
+        }
+        req
     }
 
     async fn backoff(&self, retry: u32, deadline: Instant) {
@@ -499,7 +525,7 @@ impl Pipeline {
                 }
                 Err(_) => {
                     if remaining(deadline).is_zero() {
-                        self.failed(&target);
+                        self.failed(&target, ErrorClass::DeadlineExceeded, req);
                         return Err(deadline_error(stage));
                     }
                     ApiError::new(
@@ -515,8 +541,7 @@ impl Pipeline {
                 }
             };
             warn!(stage = stage.as_str(), node = %target.node, device = %target.device, error = %error.message, "stage failed; re-placing");
-            self.failed(&target);
-            req = req.excluding(target.node.clone(), target.device.clone());
+            req = self.failed(&target, error.class, req);
             retries += 1;
             last_error = Some(error);
             self.backoff(retries, deadline).await;
@@ -767,11 +792,10 @@ impl Pipeline {
                 }
             };
             warn!(node = %target.node, device = %target.device, error = %failure.message, "generation failed; re-placing");
-            self.failed(&target);
+            req = self.failed(&target, failure.class, req);
             if !sent.is_empty() && !deterministic {
                 return Err(failure);
             }
-            req = req.excluding(target.node.clone(), target.device.clone());
             retries += 1;
             last_error = Some(failure);
             self.backoff(retries, deadline).await;

@@ -19,7 +19,15 @@ fn controller(extra_config: &str) -> (Proc, String, tempfile::TempDir) {
     std::fs::write(&cfg, extra_config).unwrap();
     let c = Proc::start(
         "controller",
-        &["controller", "--config", cfg.to_str().unwrap(), "--listen", "127.0.0.1:0", "--http-listen", "127.0.0.1:0"],
+        &[
+            "controller",
+            "--config",
+            cfg.to_str().unwrap(),
+            "--listen",
+            "127.0.0.1:0",
+            "--http-listen",
+            "127.0.0.1:0",
+        ],
     )
     .expect("controller starts");
     let grpc = c.field("grpc").unwrap();
@@ -28,7 +36,15 @@ fn controller(extra_config: &str) -> (Proc, String, tempfile::TempDir) {
 
 fn agent(grpc: &str, name: &str, extra: &[&str]) -> Proc {
     let url = format!("http://{grpc}");
-    let mut args = vec!["agent", "--controller", &url, "--node-name", name, "--agent-listen", "127.0.0.1:0"];
+    let mut args = vec![
+        "agent",
+        "--controller",
+        &url,
+        "--node-name",
+        name,
+        "--agent-listen",
+        "127.0.0.1:0",
+    ];
     args.extend_from_slice(extra);
     Proc::start(name, &args).unwrap_or_else(|e| panic!("agent {name}: {e}"))
 }
@@ -38,7 +54,11 @@ fn wait_ready(grpc: &str, n: usize) {
         let nodes = status_json(grpc).ok()?;
         (states(&nodes).iter().filter(|(_, s)| s == "ready").count() == n).then_some(())
     });
-    assert!(ok.is_some(), "{n} ready nodes expected: {:?}", status_json(grpc));
+    assert!(
+        ok.is_some(),
+        "{n} ready nodes expected: {:?}",
+        status_json(grpc)
+    );
 }
 
 fn run_json(grpc: &str, prompt: &str, extra: &[&str]) -> Value {
@@ -61,36 +81,72 @@ fn stage<'a>(v: &'a Value, name: &str) -> &'a Value {
 
 #[test]
 fn up_answers_a_coding_prompt_through_classify_embed_and_generate() {
-    let up = Proc::start("up", &["up", "--listen", "127.0.0.1:0", "--http-listen", "127.0.0.1:0", "--agent-listen", "127.0.0.1:0", "--node-name", "solo"])
-        .expect("switchyard up");
+    let up = Proc::start(
+        "up",
+        &[
+            "up",
+            "--listen",
+            "127.0.0.1:0",
+            "--http-listen",
+            "127.0.0.1:0",
+            "--agent-listen",
+            "127.0.0.1:0",
+            "--node-name",
+            "solo",
+        ],
+    )
+    .expect("switchyard up");
     let grpc = up.field("grpc").unwrap();
     wait_ready(&grpc, 1);
     let url = format!("http://{grpc}");
-    let (ok, out, err) = run_cli(&["docs", "add", "--controller", &url, "A prime number has no divisors other than 1 and itself.", "Proxmox VE is based on Debian."]).unwrap();
+    let (ok, out, err) = run_cli(&[
+        "docs",
+        "add",
+        "--controller",
+        &url,
+        "A prime number has no divisors other than 1 and itself.",
+        "Proxmox VE is based on Debian.",
+    ])
+    .unwrap();
     assert!(ok.success(), "{err}");
     assert!(out.contains("added 2 document(s)"), "{out}");
 
     let v = run_json(&grpc, PRIME, &["--retrieve", "--max-tokens", "48"]);
     assert_eq!(v["tier"], "code", "{v}");
     assert_eq!(v["model"], "smollm2-135m-code");
-    let stages: Vec<&str> = v["trace"].as_array().unwrap().iter().map(|t| t["stage"].as_str().unwrap()).collect();
+    let stages: Vec<&str> = v["trace"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|t| t["stage"].as_str().unwrap())
+        .collect();
     assert_eq!(stages, ["classify", "embed", "generate"], "{v}");
     for t in v["trace"].as_array().unwrap() {
         assert_eq!(t["node"], "solo");
         assert_eq!(t["device"], "cpu");
-        assert!(t["backend"].as_str().unwrap().starts_with("ort-") || t["backend"] == "openvino", "{t}");
+        assert!(
+            t["backend"].as_str().unwrap().starts_with("ort-") || t["backend"] == "openvino",
+            "{t}"
+        );
         assert_eq!(t["simulated"], false);
         assert!(t["compute_ms"].as_f64().unwrap() > 0.0);
     }
-    assert_eq!(v["context_documents"][0], "A prime number has no divisors other than 1 and itself.", "closest document first: {v}");
+    assert_eq!(
+        v["context_documents"][0], "A prime number has no divisors other than 1 and itself.",
+        "closest document first: {v}"
+    );
     let text = v["text"].as_str().unwrap();
     assert!(!text.trim().is_empty());
     assert!(v["completion_tokens"].as_u64().unwrap() >= 1);
 
     // The human-readable form prints the answer and the trace table.
-    let (ok, table, _) = run_cli(&["run", PRIME, "--controller", &url, "--max-tokens", "8"]).unwrap();
+    let (ok, table, _) =
+        run_cli(&["run", PRIME, "--controller", &url, "--max-tokens", "8"]).unwrap();
     assert!(ok.success());
-    assert!(table.contains("STAGE") && table.contains("classify") && table.contains("generate"), "{table}");
+    assert!(
+        table.contains("STAGE") && table.contains("classify") && table.contains("generate"),
+        "{table}"
+    );
 }
 
 #[test]
@@ -105,13 +161,34 @@ fn stages_go_to_preferred_kinds_that_fit_fixture_simulated() {
     let (ok, out, err) = run_cli(&["explain", PRIME, "--controller", &url, "-o", "json"]).unwrap();
     assert!(ok.success(), "{err}");
     let stages: Value = serde_json::from_str(&out).unwrap();
-    let gen = stages.as_array().unwrap().iter().find(|s| s["stage"] == "generate").unwrap();
-    let ncs2 = gen["candidates"].as_array().unwrap().iter().find(|c| c["device"] == "usb-3-2").expect("ncs2 listed");
+    let generation = stages
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|s| s["stage"] == "generate")
+        .unwrap();
+    let ncs2 = generation["candidates"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|c| c["device"] == "usb-3-2")
+        .expect("ncs2 listed");
     assert_eq!(ncs2["eligible"], false);
     let reason = ncs2["filtered_reason"].as_str().unwrap();
-    assert!(reason.contains("does not fit") || reason.contains("unhealthy"), "{reason}");
-    let best = gen["candidates"].as_array().unwrap().iter().find(|c| c["eligible"] == true).unwrap();
-    assert_eq!(best["device"], "pci-0000:03:00.0", "generation prefers the (simulated) Arc GPU: {gen}");
+    assert!(
+        reason.contains("does not fit") || reason.contains("unhealthy"),
+        "{reason}"
+    );
+    let best = generation["candidates"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|c| c["eligible"] == true)
+        .unwrap();
+    assert_eq!(
+        best["device"], "pci-0000:03:00.0",
+        "generation prefers the (simulated) Arc GPU: {generation}"
+    );
 
     // A real run: classification lands on the NPU (the NCS2 is degraded without the
     // OpenVINO 2022.3 runtime), generation on the Arc; both simulated, both on the CPU.
@@ -133,15 +210,28 @@ fn killing_the_generating_agent_mid_request_still_answers_from_another_node() {
     wait_ready(&grpc, 2);
     // Warm up so the kill lands during token streaming rather than model loading.
     let warm = run_json(&grpc, "Say hi", &["--max-tokens", "2"]);
-    assert_eq!(stage(&warm, "generate")["node"], "gpu-box", "generation prefers the NVIDIA node: {warm}");
+    assert_eq!(
+        stage(&warm, "generate")["node"],
+        "gpu-box",
+        "generation prefers the NVIDIA node: {warm}"
+    );
 
     let g = grpc.clone();
-    let request = std::thread::spawn(move || run_json(&g, "Tell me a long story about a lighthouse keeper.", &["--max-tokens", "96"]));
+    let request = std::thread::spawn(move || {
+        run_json(
+            &g,
+            "Tell me a long story about a lighthouse keeper.",
+            &["--max-tokens", "96"],
+        )
+    });
     std::thread::sleep(Duration::from_millis(1500));
     gpu.kill9();
     let v = request.join().expect("request thread");
     let generate = stage(&v, "generate");
-    assert_eq!(generate["node"], "host", "re-placed on the surviving node: {v}");
+    assert_eq!(
+        generate["node"], "host",
+        "re-placed on the surviving node: {v}"
+    );
     assert!(generate["retries"].as_u64().unwrap() >= 1, "{v}");
     assert!(!v["text"].as_str().unwrap().trim().is_empty());
 }
@@ -149,33 +239,95 @@ fn killing_the_generating_agent_mid_request_still_answers_from_another_node() {
 #[test]
 fn a_tripped_circuit_routes_around_the_device_and_recovers() {
     // Two failures open a breaker; a probe is allowed 3 s later.
-    let (_c, grpc, _d) = controller("[scheduler.breakers]\nfailure_threshold = 2\nwindow_ms = 60000\ncooldown_ms = 3000\n");
+    let (_c, grpc, _d) = controller(
+        "[scheduler.breakers]\nfailure_threshold = 2\nwindow_ms = 60000\ncooldown_ms = 3000\n",
+    );
     let _host = agent(&grpc, "host", &[]);
-    // The GPU node's models directory starts empty: every stage placed there fails.
-    let models = tempfile::tempdir().unwrap();
-    let _gpu = agent(&grpc, "gpu-box", &["--fixture", &fixture("two-nvidia"), "--models-dir", models.path().to_str().unwrap()]);
+
+    // The GPU node's model files are corrupt (the probe model is intact, so the node looks
+    // healthy): every stage placed there fails to load. Its models directory is a symlink
+    // so it can be repaired atomically later.
+    let real =
+        std::path::PathBuf::from(std::env::var("SWITCHYARD_MODELS_DIR").unwrap_or_else(|_| {
+            format!(
+                "{}/.cache/switchyard/models",
+                std::env::var("HOME").unwrap()
+            )
+        }));
+    let tmp = tempfile::tempdir().unwrap();
+    let broken = tmp.path().join("broken");
+    for entry in std::fs::read_dir(&real).unwrap() {
+        let entry = entry.unwrap();
+        let name = entry.file_name();
+        let dst = broken.join(&name);
+        if entry.path().is_dir() && !["probe", "calibrate"].contains(&name.to_str().unwrap()) {
+            std::fs::create_dir_all(&dst).unwrap();
+            for f in std::fs::read_dir(entry.path()).unwrap() {
+                std::fs::write(dst.join(f.unwrap().file_name()), b"corrupt: not a model").unwrap();
+            }
+        } else {
+            std::fs::create_dir_all(&broken).unwrap();
+            std::os::unix::fs::symlink(entry.path(), &dst).unwrap();
+        }
+    }
+    let current = tmp.path().join("current");
+    std::os::unix::fs::symlink(&broken, &current).unwrap();
+    let _gpu = agent(
+        &grpc,
+        "gpu-box",
+        &[
+            "--fixture",
+            &fixture("two-nvidia"),
+            "--models-dir",
+            current.to_str().unwrap(),
+        ],
+    );
     wait_ready(&grpc, 2);
 
-    let mut first_retries = Vec::new();
+    let mut retries = Vec::new();
     for _ in 0..3 {
         let v = run_json(&grpc, "Say hi", &["--max-tokens", "2"]);
         let generate = stage(&v, "generate");
-        assert_eq!(generate["node"], "host", "answered by the healthy node: {v}");
-        first_retries.push(generate["retries"].as_u64().unwrap());
+        assert_eq!(
+            generate["node"], "host",
+            "answered by the healthy node: {v}"
+        );
+        retries.push(
+            v["trace"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .map(|t| t["retries"].as_u64().unwrap())
+                .sum::<u64>(),
+        );
     }
-    assert!(first_retries[0] >= 1, "the first request failed over: {first_retries:?}");
-    assert_eq!(*first_retries.last().unwrap(), 0, "once the circuit is open the device is skipped: {first_retries:?}");
+    assert!(
+        retries[0] >= 1,
+        "the first request failed over: {retries:?}"
+    );
+    assert_eq!(
+        *retries.last().unwrap(),
+        0,
+        "once the circuits are open the node is skipped: {retries:?}"
+    );
+    let url = format!("http://{grpc}");
+    let (_, out, _) = run_cli(&["explain", "Say hi", "--controller", &url, "-o", "json"]).unwrap();
+    assert!(
+        out.contains("circuit open"),
+        "explain shows the open circuit: {out}"
+    );
 
-    // Repair the node (its models appear), wait out the cooldown: the half-open probe
-    // succeeds there and the device takes traffic again.
-    let real = std::env::var("SWITCHYARD_MODELS_DIR").unwrap_or_else(|_| format!("{}/.cache/switchyard/models", std::env::var("HOME").unwrap()));
-    for entry in std::fs::read_dir(&real).unwrap() {
-        let entry = entry.unwrap();
-        std::os::unix::fs::symlink(entry.path(), models.path().join(entry.file_name())).unwrap();
-    }
-    let recovered = wait_for(Duration::from_secs(20), || {
+    // Repair the node, wait out the cooldown: a half-open probe succeeds there and the
+    // node takes traffic again.
+    let next = tmp.path().join("next");
+    std::os::unix::fs::symlink(&real, &next).unwrap();
+    std::fs::rename(&next, &current).unwrap();
+    let recovered = wait_for(Duration::from_secs(30), || {
         let v = run_json(&grpc, "Say hi", &["--max-tokens", "2"]);
         (stage(&v, "generate")["node"] == "gpu-box").then_some(v)
     });
-    assert!(recovered.is_some(), "the repaired device never took traffic again");
+    assert!(
+        recovered.is_some(),
+        "the repaired node never took traffic again"
+    );
 }
