@@ -1,0 +1,349 @@
+#!/usr/bin/env python3
+"""Client-API benchmarks of issue 6 (not tests: figures are printed, never asserted).
+
+Starts `switchyard up` itself (port 0, no API token), and the baselines, on this machine:
+
+  (a) embeddings/s at concurrency 32, one sentence per HTTP request:
+      Switchyard (controller → agent, dynamic batching) vs scripts/baseline_embed_server.py
+      (one onnxruntime call per request). Goal ≥ 3.5×.
+  (b) HTTP batch-32 throughput (requests of 32 sentences, one at a time) vs direct
+      onnxruntime batch-32 (scripts/baseline_ort.py embed). Goal ≥ 0.95×.
+  (c) added latency of the controller + agent hop on loopback, from sequential single-sentence
+      requests: per request, server-side hop = x-total-time − x-queue-time − x-inference-time
+      (time inside Switchyard that is neither batching queue nor device compute: HTTP handler,
+      pipeline, scheduler, gRPC to the agent and back, agent bookkeeping); and client-side
+      overhead = client round trip − queue − compute − median round trip of GET /health (the
+      floor of this client + loopback HTTP). Goal p50 < 1 ms, p99 < 3 ms.
+
+Everything shares the same CPU cores, and one load generator (asyncio, raw HTTP/1.1 keep-alive
+connections, so the client costs little) drives both servers.
+
+  python3 scripts/bench_api.py [--seconds 10] [--concurrency 32] [--threads N]
+                               [--bin target/release/switchyard] [--json out.json]
+
+Use the venv python (<cache>/venv/bin/python) or any python with numpy, onnxruntime and
+tokenizers for the baselines. Build with `cargo build --release -p switchyard-controller` for
+representative figures.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import os
+import shlex
+import statistics
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+import urllib.request
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(REPO / "scripts"))
+from baseline_ort import short_sentences  # noqa: E402
+
+
+def cache_dir() -> Path:
+    return Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "switchyard"
+
+
+def child_env() -> dict[str, str]:
+    env = dict(os.environ)
+    env_sh = cache_dir() / "env.sh"
+    if env_sh.is_file():
+        for line in env_sh.read_text().splitlines():
+            line = line.strip()
+            if line.startswith("export ") and "=" in line:
+                k, _, v = line[len("export "):].partition("=")
+                parts = shlex.split(v)
+                env.setdefault(k, parts[0] if parts else "")
+    env.setdefault("SWITCHYARD_LOG", "warn")
+    return env
+
+
+def find_binary(explicit: str | None) -> Path:
+    if explicit:
+        return Path(explicit)
+    if os.environ.get("SWITCHYARD_BIN"):
+        return Path(os.environ["SWITCHYARD_BIN"])
+    roots = [Path(os.environ["CARGO_TARGET_DIR"])] if os.environ.get("CARGO_TARGET_DIR") else []
+    roots.append(REPO / "target")
+    for root in roots:
+        for profile in ("release", "debug"):
+            p = root / profile / "switchyard"
+            if p.is_file():
+                return p
+    raise SystemExit("switchyard binary not found: cargo build --release -p switchyard-controller, or --bin")
+
+
+class Child:
+    """A child process whose first stdout line is read, then drained; killed on close."""
+
+    def __init__(self, cmd: list[str], env: dict[str, str], stderr_path: Path):
+        self.stderr_path = stderr_path
+        with open(stderr_path, "wb") as err:
+            self.proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=err, stdin=subprocess.DEVNULL, env=env)
+        self._first: list[str] = []
+        threading.Thread(target=self._drain, daemon=True).start()
+
+    def _drain(self) -> None:
+        assert self.proc.stdout is not None
+        self._first.append(self.proc.stdout.readline().decode(errors="replace"))
+        for _ in self.proc.stdout:
+            pass
+
+    def first_line(self, timeout: float) -> str:
+        deadline = time.monotonic() + timeout
+        while not self._first and time.monotonic() < deadline and self.proc.poll() is None:
+            time.sleep(0.05)
+        if not self._first or not self._first[0].strip():
+            raise SystemExit(f"no ready line; stderr:\n{self.stderr_path.read_text(errors='replace')[-3000:]}")
+        return self._first[0].strip()
+
+    def close(self) -> None:
+        if self.proc.poll() is None:
+            self.proc.terminate()
+            try:
+                self.proc.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait()
+
+
+def post_json(url: str, body: dict, timeout: float = 120.0) -> tuple[int, dict, dict]:
+    req = urllib.request.Request(url, data=json.dumps(body).encode(), method="POST")
+    req.add_header("Content-Type", "application/json")
+    try:
+        with urllib.request.urlopen(req, timeout=timeout) as r:
+            return r.status, json.loads(r.read()), dict(r.headers)
+    except urllib.error.HTTPError as e:
+        return e.code, json.loads(e.read() or b"{}"), dict(e.headers)
+
+
+def wait_http(url: str, timeout: float) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        try:
+            with urllib.request.urlopen(url, timeout=2) as r:
+                if r.status == 200:
+                    return
+        except OSError:
+            pass
+        time.sleep(0.2)
+    raise SystemExit(f"{url} not ready after {timeout}s")
+
+
+def warm(url: str, model: str, timeout: float = 180.0) -> dict:
+    """Retries until the model answers (the agent may still be loading it)."""
+    deadline = time.monotonic() + timeout
+    last = None
+    while time.monotonic() < deadline:
+        status, body, headers = post_json(f"{url}/v1/embeddings", {"model": model, "input": ["warm up"] * 4})
+        if status == 200:
+            return headers
+        last = (status, body)
+        time.sleep(0.5)
+    raise SystemExit(f"{model} never answered: {last}")
+
+
+# ---------------------------------------------------------------- load generator
+
+
+class Conn:
+    """One keep-alive HTTP/1.1 connection (asyncio streams, Content-Length bodies only)."""
+
+    def __init__(self, host: str, port: int):
+        self.host, self.port = host, port
+        self.r: asyncio.StreamReader | None = None
+        self.w: asyncio.StreamWriter | None = None
+
+    async def request(self, method: str, path: str, body: bytes = b"") -> tuple[int, dict[str, str], bytes]:
+        if self.w is None:
+            self.r, self.w = await asyncio.open_connection(self.host, self.port)
+        head = (
+            f"{method} {path} HTTP/1.1\r\nHost: {self.host}:{self.port}\r\n"
+            f"Content-Type: application/json\r\nContent-Length: {len(body)}\r\n\r\n"
+        ).encode()
+        self.w.write(head + body)
+        await self.w.drain()
+        assert self.r is not None
+        status_line = await self.r.readline()
+        if not status_line:
+            raise ConnectionError("connection closed")
+        status = int(status_line.split()[1])
+        headers: dict[str, str] = {}
+        while True:
+            line = await self.r.readline()
+            if line in (b"\r\n", b"\n", b""):
+                break
+            k, _, v = line.decode().partition(":")
+            headers[k.strip().lower()] = v.strip()
+        n = int(headers.get("content-length", "0"))
+        data = await self.r.readexactly(n) if n else b""
+        return status, headers, data
+
+
+def split_url(url: str) -> tuple[str, int]:
+    hostport = url.split("://", 1)[1].rstrip("/")
+    host, _, port = hostport.rpartition(":")
+    return host, int(port)
+
+
+async def closed_loop(url: str, bodies: list[bytes], concurrency: int, seconds: float, per_request: int):
+    """`concurrency` clients each sending the next body as soon as the previous answered.
+    Returns (items/s, requests, errors)."""
+    host, port = split_url(url)
+    done = errors = 0
+    stop_at = time.perf_counter() + seconds
+    start = time.perf_counter()
+
+    async def worker(k: int) -> None:
+        nonlocal done, errors
+        c = Conn(host, port)
+        i = k
+        while time.perf_counter() < stop_at:
+            status, _, _ = await c.request("POST", "/v1/embeddings", bodies[i % len(bodies)])
+            i += concurrency
+            if status == 200:
+                done += 1
+            else:
+                errors += 1
+
+    await asyncio.gather(*(worker(k) for k in range(concurrency)))
+    elapsed = time.perf_counter() - start
+    return done * per_request / elapsed, done, errors
+
+
+def pct(xs: list[float], p: float) -> float:
+    xs = sorted(xs)
+    return xs[min(len(xs) - 1, int(round(p / 100 * (len(xs) - 1))))]
+
+
+async def latency(url: str, model: str, n: int) -> dict:
+    host, port = split_url(url)
+    c = Conn(host, port)
+    health = []
+    for _ in range(max(50, n // 4)):
+        t = time.perf_counter()
+        await c.request("GET", "/health")
+        health.append((time.perf_counter() - t) * 1e3)
+    floor = statistics.median(health)
+    server_hop, client_overhead, rtts = [], [], []
+    sentences = short_sentences(64)
+    for i in range(n):
+        body = json.dumps({"model": model, "input": sentences[i % len(sentences)]}).encode()
+        t = time.perf_counter()
+        status, h, _ = await c.request("POST", "/v1/embeddings", body)
+        rtt = (time.perf_counter() - t) * 1e3
+        if status != 200:
+            continue
+        q, inf, total = float(h["x-queue-time"]), float(h["x-inference-time"]), float(h["x-total-time"])
+        rtts.append(rtt)
+        server_hop.append(total - q - inf)
+        client_overhead.append(rtt - q - inf - floor)
+    return {
+        "requests": len(rtts),
+        "health_rtt_p50_ms": floor,
+        "rtt_p50_ms": pct(rtts, 50),
+        "server_hop_p50_ms": pct(server_hop, 50),
+        "server_hop_p99_ms": pct(server_hop, 99),
+        "client_overhead_p50_ms": pct(client_overhead, 50),
+        "client_overhead_p99_ms": pct(client_overhead, 99),
+    }
+
+
+# ---------------------------------------------------------------- main
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--bin", default=None)
+    ap.add_argument("--seconds", type=float, default=10.0)
+    ap.add_argument("--concurrency", type=int, default=32)
+    ap.add_argument("--threads", type=int, default=os.cpu_count() or 1, help="baseline onnxruntime threads")
+    ap.add_argument("--latency-requests", type=int, default=400)
+    ap.add_argument("--model", default="minilm-l6-v2")
+    ap.add_argument("--json", type=Path, default=None, help="also write the figures here")
+    args = ap.parse_args(argv)
+
+    env = child_env()
+    results: dict = {"machine_cpus": os.cpu_count()}
+    tmp = Path(tempfile.mkdtemp(prefix="switchyard-bench-"))
+    sy = Child(
+        [str(find_binary(args.bin)), "up", "--listen", "127.0.0.1:0", "--http-listen", "127.0.0.1:0",
+         "--agent-listen", "127.0.0.1:0"],
+        env,
+        tmp / "switchyard.stderr",
+    )
+    base = None
+    try:
+        fields = dict(w.split("=", 1) for w in sy.first_line(120).split() if "=" in w)
+        sy_url = f"http://{fields['http']}"
+        wait_http(f"{sy_url}/ready", 120)
+        headers = warm(sy_url, args.model)
+        results["switchyard_backend"] = headers.get("x-switchyard-backend")
+        results["switchyard_device"] = headers.get("x-switchyard-device")
+        print(f"switchyard at {sy_url}: {args.model} on {results['switchyard_device']} "
+              f"via {results['switchyard_backend']}", flush=True)
+
+        singles = [json.dumps({"model": args.model, "input": s}).encode() for s in short_sentences(256)]
+        s32 = short_sentences(256)
+        batches = [json.dumps({"model": args.model, "input": s32[i:i + 32]}).encode() for i in range(0, 256, 32)]
+
+        # (a) Switchyard side.
+        asyncio.run(closed_loop(sy_url, singles, args.concurrency, 2.0, 1))  # warm the batcher
+        sy_a, n, err = asyncio.run(closed_loop(sy_url, singles, args.concurrency, args.seconds, 1))
+        print(f"(a) switchyard  c={args.concurrency} single-sentence: {sy_a:8.1f} embeddings/s ({n} ok, {err} errors)", flush=True)
+        # (b) Switchyard batch-32, one request at a time.
+        asyncio.run(closed_loop(sy_url, batches, 1, 1.0, 32))
+        sy_b, n, err = asyncio.run(closed_loop(sy_url, batches, 1, args.seconds, 32))
+        print(f"(b) switchyard  batch-32 sequential:     {sy_b:8.1f} sentences/s ({n} ok, {err} errors)", flush=True)
+        # (c) latency.
+        lat = asyncio.run(latency(sy_url, args.model, args.latency_requests))
+        results["latency"] = lat
+        print(f"(c) server-side hop p50 {lat['server_hop_p50_ms']:.3f} ms  p99 {lat['server_hop_p99_ms']:.3f} ms; "
+              f"client-side overhead p50 {lat['client_overhead_p50_ms']:.3f} ms  p99 {lat['client_overhead_p99_ms']:.3f} ms "
+              f"(HTTP floor {lat['health_rtt_p50_ms']:.3f} ms)", flush=True)
+    finally:
+        sy.close()
+
+    try:
+        # (a) baseline server, alone on the machine.
+        base = Child([sys.executable, str(REPO / "scripts" / "baseline_embed_server.py"), "--port", "0",
+                      "--threads", str(args.threads)], env, tmp / "baseline.stderr")
+        port = int(base.first_line(60).split()[1])
+        base_url = f"http://127.0.0.1:{port}"
+        wait_http(f"{base_url}/health", 60)
+        asyncio.run(closed_loop(base_url, singles, args.concurrency, 2.0, 1))
+        base_a, n, err = asyncio.run(closed_loop(base_url, singles, args.concurrency, args.seconds, 1))
+        print(f"(a) baseline    c={args.concurrency} single-sentence: {base_a:8.1f} embeddings/s ({n} ok, {err} errors)", flush=True)
+    finally:
+        if base is not None:
+            base.close()
+
+    # (b) direct onnxruntime batch-32.
+    out = subprocess.run([sys.executable, str(REPO / "scripts" / "baseline_ort.py"), "embed", "--threads",
+                          str(args.threads), "--batch", "32"], capture_output=True, text=True, env=env, check=True)
+    ort_b = float(next(line.split()[1] for line in out.stdout.splitlines() if line.startswith("sentences_per_s")))
+    print(f"(b) direct ORT  batch-32:                {ort_b:8.1f} sentences/s", flush=True)
+
+    results.update({
+        "a_switchyard_embeddings_per_s": sy_a, "a_baseline_embeddings_per_s": base_a,
+        "a_ratio": sy_a / base_a, "b_switchyard_sentences_per_s": sy_b, "b_direct_ort_sentences_per_s": ort_b,
+        "b_ratio": sy_b / ort_b,
+    })
+    print()
+    print(f"(a) ratio {results['a_ratio']:.2f}x   (goal >= 3.5x)")
+    print(f"(b) ratio {results['b_ratio']:.2f}x   (goal >= 0.95x)")
+    print(f"(c) hop p50 {lat['server_hop_p50_ms']:.3f} ms, p99 {lat['server_hop_p99_ms']:.3f} ms  (goal < 1 ms, < 3 ms)")
+    if args.json:
+        args.json.write_text(json.dumps(results, indent=2))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
