@@ -5,6 +5,10 @@
 //! which panics when no library is found. Backend ids: `ort-cpu`, `ort-cuda`,
 //! `ort-tensorrt`. A GPU execution provider that cannot register is an error, never a silent
 //! fall-back to the CPU: the device a stage reports is the device it ran on.
+//!
+//! No `ort-openvino` here: the PyPI `onnxruntime-openvino` build (1.24, OpenVINO 2025.4)
+//! needs `ort`'s `api-24`, while the workspace uses one API level (`api-31` for
+//! onnxruntime 1.31/1.32). OpenVINO is served by the native `openvino` backend instead.
 
 mod session;
 
@@ -71,6 +75,27 @@ pub fn runtime() -> Result<&'static Runtime, BackendError> {
         .map_err(|e| BackendError::RuntimeUnavailable(e.clone()))
 }
 
+/// Checks that the loaded library has `provider`'s execution provider.
+fn provider_available(provider: Provider) -> Result<(), String> {
+    #[allow(unused_imports)]
+    use ort::ep::ExecutionProvider;
+    #[allow(unused)]
+    let check = |available: ort::Result<bool>, name: &str| match available {
+        Ok(true) => Ok(()),
+        Ok(false) => Err(format!("no {name} execution provider")),
+        Err(e) => Err(format!("cannot list execution providers: {e}")),
+    };
+    match provider {
+        Provider::Cpu => Ok(()),
+        #[cfg(feature = "cuda")]
+        Provider::Cuda => check(ort::ep::CUDA::is_available(), "CUDA"),
+        #[cfg(feature = "tensorrt")]
+        Provider::TensorRt => check(ort::ep::TensorRT::is_available(), "TensorRT"),
+        #[allow(unreachable_patterns)]
+        other => Err(format!("{} support not compiled in", other.id())),
+    }
+}
+
 /// ONNX Runtime with one execution provider.
 #[derive(Debug, Clone)]
 pub struct OrtBackend {
@@ -80,8 +105,16 @@ pub struct OrtBackend {
 
 impl OrtBackend {
     /// A backend for `provider`; fails when the runtime library cannot be loaded.
+    /// A GPU provider whose execution provider is not in the loaded library (the CPU
+    /// `onnxruntime` wheel has none) is [`BackendError::RuntimeUnavailable`].
     pub fn new(provider: Provider) -> Result<Self, BackendError> {
-        runtime()?;
+        let rt = runtime()?;
+        provider_available(provider).map_err(|why| {
+            BackendError::RuntimeUnavailable(format!(
+                "{why} in {} (install the onnxruntime-gpu wheel and set SWITCHYARD_ORT_LIB to its libonnxruntime.so.1.*)",
+                rt.library.display()
+            ))
+        })?;
         Ok(OrtBackend {
             provider,
             threads: paths::inference_threads(),

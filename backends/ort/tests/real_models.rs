@@ -190,3 +190,32 @@ fn cuda_provider_runs_embeddings_on_the_gpu() {
     let out = m.embed(&["hello world".to_string()]).unwrap();
     assert_eq!(out.vectors[0].len(), 384);
 }
+
+#[test]
+fn a_missing_gpu_provider_is_an_error_never_a_cpu_fallback() {
+    let gpu = DeviceRef {
+        id: "GPU-99".into(),
+        device_type: DeviceType::NvidiaGpu,
+        ordinal: 99,
+    };
+    for provider in [Provider::Cuda, Provider::TensorRt] {
+        match OrtBackend::new(provider) {
+            // The CPU onnxruntime wheel (what setup.sh installs) has no GPU providers.
+            Err(e) => {
+                assert!(
+                    matches!(e, BackendError::RuntimeUnavailable(_)),
+                    "{provider:?}: {e}"
+                );
+                assert!(e.to_string().contains("execution provider"), "{e}");
+            }
+            // An onnxruntime-gpu library: a GPU that does not exist must still fail.
+            Ok(b) => {
+                let err = b.probe(&gpu).unwrap_err();
+                assert!(
+                    matches!(err, BackendError::DeviceUnsupported { .. }),
+                    "{provider:?}: {err}"
+                );
+            }
+        }
+    }
+}
