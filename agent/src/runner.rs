@@ -274,11 +274,11 @@ impl StageRunner {
         device_id: &str,
         backend_id: &str,
     ) -> Result<Arc<Resident>, BackendError> {
-        if let Some(r) = self.lookup(model, device_id) {
-            if backend_id.is_empty() || r.backend == backend_id {
-                *r.last_used.lock().expect("last used") = Instant::now();
-                return Ok(r);
-            }
+        if let Some(r) = self.lookup(model, device_id)
+            && (backend_id.is_empty() || r.backend == backend_id)
+        {
+            *r.last_used.lock().expect("last used") = Instant::now();
+            return Ok(r);
         }
         let _guard = self.load_lock.lock().await;
         if let Some(r) = self.lookup(model, device_id)

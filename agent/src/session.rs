@@ -242,7 +242,7 @@ impl SessionState {
 
     fn heartbeat(&mut self, seq: u64) -> Heartbeat {
         let mut inventory_changed = None;
-        if seq % RESCAN_EVERY == 0 {
+        if seq.is_multiple_of(RESCAN_EVERY) {
             let (host, devices) = self.inventory.lock().expect("inventory").scan();
             let ids = |d: &[Device]| d.iter().map(|d| d.id.clone()).collect::<Vec<_>>();
             if ids(&devices) != ids(&self.devices) {
