@@ -17,8 +17,16 @@ pub struct EncoderModel {
 impl EncoderModel {
     /// Wraps a session; checks the graph's inputs/outputs against the stage.
     pub fn new(spec: ModelSpec, session: Box<dyn Session>) -> Result<Self, BackendError> {
+        let outputs = session.output_names();
         let output = match spec.stage {
             StageKind::Embed => "last_hidden_state",
+            // A classifier exporting raw `logits` gets a softmax here.
+            StageKind::Classify
+                if !outputs.iter().any(|o| o == "probabilities")
+                    && outputs.iter().any(|o| o == "logits") =>
+            {
+                "logits"
+            }
             StageKind::Classify => "probabilities",
             StageKind::Generate => {
                 return Err(BackendError::InvalidModel {
@@ -71,6 +79,14 @@ impl EncoderModel {
     }
 }
 
+/// Numerically stable softmax of one row of logits.
+pub fn softmax_row(logits: &[f32]) -> Vec<f32> {
+    let max = logits.iter().copied().fold(f32::NEG_INFINITY, f32::max);
+    let exp: Vec<f32> = logits.iter().map(|l| (l - max).exp()).collect();
+    let sum: f32 = exp.iter().sum();
+    exp.iter().map(|e| e / sum).collect()
+}
+
 /// Mean of the token vectors under the attention mask, L2-normalised.
 pub fn mean_pool_l2(hidden: &[f32], batch: &TokenBatch, dim: usize) -> Vec<Vec<f32>> {
     (0..batch.batch)
@@ -102,6 +118,20 @@ impl LoadedModel for EncoderModel {
     }
 
     fn embed(&mut self, inputs: &[String]) -> Result<EmbedOutput, BackendError> {
+        let max = self.spec.max_batch as usize;
+        if inputs.len() > max {
+            // Larger than the model's batch limit: run it in chunks.
+            let mut out = EmbedOutput {
+                vectors: Vec::with_capacity(inputs.len()),
+                token_counts: Vec::with_capacity(inputs.len()),
+            };
+            for chunk in inputs.chunks(max) {
+                let part = self.embed(chunk)?;
+                out.vectors.extend(part.vectors);
+                out.token_counts.extend(part.token_counts);
+            }
+            return Ok(out);
+        }
         if self.spec.stage != StageKind::Embed {
             return Err(BackendError::WrongStage {
                 model: self.spec.name.clone(),
@@ -127,6 +157,14 @@ impl LoadedModel for EncoderModel {
     }
 
     fn classify(&mut self, inputs: &[String]) -> Result<Vec<ClassScores>, BackendError> {
+        let max = self.spec.max_batch as usize;
+        if inputs.len() > max {
+            let mut out = Vec::with_capacity(inputs.len());
+            for chunk in inputs.chunks(max) {
+                out.extend(self.classify(chunk)?);
+            }
+            return Ok(out);
+        }
         if self.spec.stage != StageKind::Classify {
             return Err(BackendError::WrongStage {
                 model: self.spec.name.clone(),
@@ -146,9 +184,15 @@ impl LoadedModel for EncoderModel {
                 ),
             });
         }
+        let softmax = self.output == "logits";
         Ok(probs
             .chunks(labels)
             .map(|row| {
+                let row = if softmax {
+                    softmax_row(row)
+                } else {
+                    row.to_vec()
+                };
                 let top = row
                     .iter()
                     .enumerate()
@@ -156,10 +200,39 @@ impl LoadedModel for EncoderModel {
                     .map(|(i, _)| i)
                     .unwrap_or(0);
                 ClassScores {
-                    probabilities: row.to_vec(),
+                    probabilities: row,
                     top,
                 }
             })
             .collect())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn softmax_sums_to_one_and_keeps_order() {
+        let p = softmax_row(&[1000.0, 999.0, -5.0]);
+        assert!((p.iter().sum::<f32>() - 1.0).abs() < 1e-6);
+        assert!(p[0] > p[1] && p[1] > p[2]);
+    }
+
+    #[test]
+    fn mean_pool_ignores_padding_and_normalises() {
+        // Two rows, seq 2, dim 2; row 1's second token is padding.
+        let batch = TokenBatch {
+            batch: 2,
+            seq: 2,
+            input_ids: vec![1, 2, 3, 0],
+            attention_mask: vec![1, 1, 1, 0],
+            token_type_ids: vec![0; 4],
+            lengths: vec![2, 1],
+        };
+        let hidden = [3.0, 0.0, 0.0, 4.0, 0.0, 2.0, 100.0, 100.0];
+        let v = mean_pool_l2(&hidden, &batch, 2);
+        assert!((v[0][0] - 0.6).abs() < 1e-6 && (v[0][1] - 0.8).abs() < 1e-6);
+        assert_eq!(v[1], vec![0.0, 1.0]);
     }
 }

@@ -44,6 +44,15 @@ fn embeddings_rank_related_above_unrelated_and_batch_matches_single() {
     // Padding in a batch must not change a sentence's vector.
     let single = m.embed(&texts[..1]).unwrap();
     assert!(cosine(&single.vectors[0], &out.vectors[0]) > 0.9999);
+    // More inputs than the model's max_batch run in chunks, in order.
+    let mut small = reg.get("minilm-l6-v2").unwrap().clone();
+    small.max_batch = 2;
+    let mut chunked = ort.load(&small, &DeviceRef::cpu()).unwrap();
+    let parts = chunked.embed(&texts).unwrap();
+    assert_eq!(parts.vectors.len(), 3);
+    for (a, b) in parts.vectors.iter().zip(&out.vectors) {
+        assert!(cosine(a, b) > 0.9999);
+    }
 }
 
 #[test]
