@@ -48,7 +48,8 @@ class System:
 
 
 def http_json(url: str, *, token: str = "", body: object = None, timeout: float = 60.0):
-    """(status, parsed JSON body, headers) of one HTTP request; never raises on 4xx/5xx."""
+    """(status, parsed JSON body, headers (case-insensitive)) of one HTTP request; never raises
+    on 4xx/5xx."""
     data = None if body is None else json.dumps(body).encode()
     req = urllib.request.Request(url, data=data, method="GET" if body is None else "POST")
     if body is not None:
@@ -57,14 +58,14 @@ def http_json(url: str, *, token: str = "", body: object = None, timeout: float 
         req.add_header("Authorization", f"Bearer {token}")
     try:
         with urllib.request.urlopen(req, timeout=timeout) as resp:
-            return resp.status, json.loads(resp.read() or b"null"), dict(resp.headers)
+            return resp.status, json.loads(resp.read() or b"null"), resp.headers
     except urllib.error.HTTPError as e:
         raw = e.read()
         try:
             parsed = json.loads(raw)
         except ValueError:
             parsed = raw.decode(errors="replace")
-        return e.code, parsed, dict(e.headers)
+        return e.code, parsed, e.headers
 
 
 def binary_path() -> Path:
