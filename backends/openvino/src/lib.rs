@@ -1,1 +1,205 @@
-//! switchyard-backend-openvino
+//! Native OpenVINO backend (id `openvino`): CPU, Intel GPU (`GPU.N`) and Intel NPU.
+//!
+//! The OpenVINO C library (`libopenvino_c.so.NNNN` from the PyPI `openvino` wheel) is loaded
+//! at run time, once per process ([`runtime::load_library`]). The model logic (tokenisation,
+//! pooling, KV-cache decoding) lives in `switchyard-backend-core`; this crate only provides a
+//! [`Session`](switchyard_backend_core::session::Session) over an OpenVINO compiled model.
+//!
+//! * A device OpenVINO does not list is an error, never a silent run on the CPU.
+//! * NCS2 (MYRIAD) needs OpenVINO 2022.3 LTS, which this build does not link: always
+//!   [`BackendError::DeviceUnsupported`].
+//! * The models have dynamic batch/sequence dimensions; OpenVINO's CPU and GPU plugins
+//!   compile them as dynamic, and a zero-length KV cache (`[1, 3, 0, 64]` at the first decode
+//!   step) is accepted as is.
+//! * NPU: its plugin compiles static shapes only; our graphs are dynamic, so loading them
+//!   on an NPU fails at compile time with a `DeviceUnsupported` error that says so.
+
+mod calibrate;
+mod device;
+pub mod runtime;
+mod session;
+
+use std::path::{Path, PathBuf};
+use std::sync::Mutex;
+
+use openvino::{Core, DeviceType as OvDevice, RwPropertyKey};
+use switchyard_backend_core::probe;
+use switchyard_backend_core::session::Session;
+use switchyard_backend_core::{
+    Backend, BackendError, DeviceRef, DeviceType, LoadedModel, ModelSpec, paths,
+};
+
+pub use calibrate::calibrate;
+pub use device::{BACKEND_ID, LEGACY_2022_DIR_ENV, ncs2_reason, openvino_name};
+pub use session::OpenVinoSession;
+
+/// Performance hint used for every compiled model: each loaded model is driven by one
+/// thread with one synchronous infer request, so LATENCY (one stream using all the threads)
+/// beats THROUGHPUT (several streams that a single request cannot fill).
+pub const PERFORMANCE_HINT: &str = "LATENCY";
+
+/// The native OpenVINO runtime.
+pub struct OpenVinoBackend {
+    core: Mutex<Core>,
+    threads: usize,
+    cache_dir: Option<PathBuf>,
+}
+
+impl std::fmt::Debug for OpenVinoBackend {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("OpenVinoBackend")
+            .field("threads", &self.threads)
+            .field("cache_dir", &self.cache_dir)
+            .finish_non_exhaustive()
+    }
+}
+
+fn invalid(model: &str, reason: String) -> BackendError {
+    BackendError::InvalidModel {
+        model: model.into(),
+        reason,
+    }
+}
+
+impl OpenVinoBackend {
+    /// A backend on the process's OpenVINO library; fails with
+    /// [`BackendError::RuntimeUnavailable`] when the library cannot be found or loaded.
+    /// CPU inference uses [`paths::inference_threads`] threads; GPU/NPU compiled blobs are
+    /// cached in `<cache>/openvino-cache`.
+    pub fn new() -> Result<Self, BackendError> {
+        Ok(OpenVinoBackend {
+            core: Mutex::new(runtime::new_core()?),
+            threads: paths::inference_threads(),
+            cache_dir: Some(paths::cache_dir().join("openvino-cache")),
+        })
+    }
+
+    /// Sets `INFERENCE_NUM_THREADS` for CPU models.
+    pub fn with_threads(mut self, threads: usize) -> Self {
+        self.threads = threads.max(1);
+        self
+    }
+
+    /// Sets (or, with `None`, disables) the compiled-model cache for GPU and NPU. It is not
+    /// used on the CPU, where compiling is quick and a cached blob of a 538 MB decoder would
+    /// only cost disk space.
+    pub fn with_cache_dir(mut self, dir: Option<PathBuf>) -> Self {
+        self.cache_dir = dir;
+        self
+    }
+
+    /// The devices OpenVINO lists (`CPU`, `GPU`, `GPU.0`, `NPU`, ...).
+    pub fn available_devices(&self) -> Result<Vec<String>, BackendError> {
+        let core = self.lock_core()?;
+        available(&core)
+    }
+
+    fn lock_core(&self) -> Result<std::sync::MutexGuard<'_, Core>, BackendError> {
+        self.core
+            .lock()
+            .map_err(|_| BackendError::Inference("OpenVINO core lock poisoned".into()))
+    }
+
+    /// Reads `file` (ONNX or IR) and compiles it for `device`. `model` names the model in
+    /// errors.
+    pub fn open(
+        &self,
+        model: &str,
+        file: &Path,
+        device: &DeviceRef,
+    ) -> Result<OpenVinoSession, BackendError> {
+        if !file.is_file() {
+            return Err(BackendError::ModelFileMissing(format!(
+                "{} (model {model}; run scripts/setup.sh)",
+                file.display()
+            )));
+        }
+        let path = file.to_str().ok_or_else(|| {
+            invalid(
+                model,
+                format!("path {} is not valid UTF-8", file.display()),
+            )
+        })?;
+        let mut core = self.lock_core()?;
+        let name = openvino_name(device, &available(&core)?)?;
+        let ov_device = OvDevice::from(name.as_str());
+        let unsupported = |reason: String| BackendError::DeviceUnsupported {
+            backend: BACKEND_ID.into(),
+            device: device.id.clone(),
+            reason,
+        };
+        let mut props: Vec<(RwPropertyKey, String)> = vec![(
+            RwPropertyKey::HintPerformanceMode,
+            PERFORMANCE_HINT.to_string(),
+        )];
+        match device.device_type {
+            DeviceType::Cpu => {
+                props.push((RwPropertyKey::InferenceNumThreads, self.threads.to_string()));
+            }
+            _ => {
+                if let Some(dir) = &self.cache_dir
+                    && std::fs::create_dir_all(dir).is_ok()
+                {
+                    props.push((RwPropertyKey::CacheDir, dir.to_string_lossy().into_owned()));
+                }
+            }
+        }
+        for (key, value) in &props {
+            core.set_property(&ov_device, key, value).map_err(|e| {
+                unsupported(format!("cannot set {} on {name}: {e}", key.as_ref()))
+            })?;
+        }
+        // ONNX carries its weights in the file (or beside it): no separate weights path.
+        let ov_model = core
+            .read_model_from_file(path, "")
+            .map_err(|e| invalid(model, format!("cannot read {}: {e}", file.display())))?;
+        let (inputs, outputs) = session::ports(&ov_model)
+            .map_err(|e| invalid(model, format!("cannot list the graph's ports: {e}")))?;
+        let compiled = core.compile_model(&ov_model, ov_device).map_err(|e| {
+            let reason = format!("cannot compile {} for {name}: {e}", file.display());
+            if device.device_type == DeviceType::Cpu {
+                invalid(model, reason)
+            } else {
+                unsupported(reason)
+            }
+        })?;
+        drop(core);
+        OpenVinoSession::new(compiled, inputs, outputs, name)
+            .map_err(|e| BackendError::Inference(format!("cannot create an infer request: {e}")))
+    }
+}
+
+fn available(core: &Core) -> Result<Vec<String>, BackendError> {
+    core.available_devices()
+        .map(|v| v.iter().map(|d| d.as_ref().to_string()).collect())
+        .map_err(|e| BackendError::RuntimeUnavailable(format!("OpenVINO lists no devices: {e}")))
+}
+
+impl Backend for OpenVinoBackend {
+    fn id(&self) -> &'static str {
+        BACKEND_ID
+    }
+
+    fn probe(&self, device: &DeviceRef) -> Result<(), BackendError> {
+        let mut s = self.open("probe", &probe::probe_model(), device)?;
+        probe::run_probe(&mut s)
+    }
+
+    fn session(
+        &self,
+        model: &str,
+        file: &Path,
+        device: &DeviceRef,
+    ) -> Result<Box<dyn Session>, BackendError> {
+        Ok(Box::new(self.open(model, file, device)?))
+    }
+
+    fn load(
+        &self,
+        spec: &ModelSpec,
+        device: &DeviceRef,
+    ) -> Result<Box<dyn LoadedModel>, BackendError> {
+        let session = self.open(&spec.name, &spec.onnx, device)?;
+        switchyard_backend_core::decoder::model_for(spec, Box::new(session))
+    }
+}

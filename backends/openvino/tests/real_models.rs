@@ -1,0 +1,242 @@
+//! Real models through the native OpenVINO runtime on this machine's CPU (models and the
+//! OpenVINO wheel prepared by scripts/setup.sh).
+
+use std::path::Path;
+
+use switchyard_backend_core::session::{Session, Tensor};
+use switchyard_backend_core::{
+    Backend, BackendError, DeviceRef, DeviceType, GenerateParams, ModelRegistry, paths,
+};
+use switchyard_backend_openvino::{OpenVinoBackend, calibrate};
+
+fn registry() -> ModelRegistry {
+    let file = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../models/registry.toml");
+    ModelRegistry::load(&file, &paths::models_dir()).expect("registry loads")
+}
+
+fn backend() -> OpenVinoBackend {
+    OpenVinoBackend::new().expect("OpenVINO library (run scripts/setup.sh)")
+}
+
+fn cosine(a: &[f32], b: &[f32]) -> f32 {
+    a.iter().zip(b).map(|(x, y)| x * y).sum()
+}
+
+fn strings(v: &[&str]) -> Vec<String> {
+    v.iter().map(|s| s.to_string()).collect()
+}
+
+#[test]
+fn probe_runs_the_tiny_model_on_the_cpu() {
+    let ov = backend();
+    assert!(ov.available_devices().unwrap().contains(&"CPU".to_string()));
+    ov.probe(&DeviceRef::cpu()).unwrap();
+}
+
+#[test]
+fn embeddings_rank_related_above_unrelated_with_varying_batch_and_length() {
+    let reg = registry();
+    let mut m = backend()
+        .load(reg.get("minilm-l6-v2").unwrap(), &DeviceRef::cpu())
+        .unwrap();
+    let texts = strings(&[
+        "A man is eating food.",
+        "A man is eating a piece of bread.",
+        "The stock market fell today.",
+    ]);
+    let out = m.embed(&texts).unwrap();
+    assert_eq!(out.vectors.len(), 3);
+    assert_eq!(out.vectors[0].len(), 384);
+    let related = cosine(&out.vectors[0], &out.vectors[1]);
+    let unrelated = cosine(&out.vectors[0], &out.vectors[2]);
+    assert!(
+        related > 0.4 && unrelated < 0.2 && related > unrelated + 0.3,
+        "related {related}, unrelated {unrelated}"
+    );
+    // Another batch size and sequence length on the same compiled (dynamic) model; padding
+    // in a batch must not change a sentence's vector.
+    let single = m.embed(&texts[..1]).unwrap();
+    assert!(cosine(&single.vectors[0], &out.vectors[0]) > 0.9999);
+    let long = m
+        .embed(&strings(&[
+            "A man is eating food.",
+            "This considerably longer sentence forces a longer padded sequence than before.",
+        ]))
+        .unwrap();
+    assert!(cosine(&long.vectors[0], &out.vectors[0]) > 0.9999);
+    assert!(long.token_counts[1] > out.token_counts[1]);
+}
+
+#[test]
+fn router_sends_a_coding_prompt_to_the_code_tier() {
+    let reg = registry();
+    let spec = reg.get("router").unwrap();
+    let mut m = backend().load(spec, &DeviceRef::cpu()).unwrap();
+    let out = m
+        .classify(&strings(&[
+            "Write a Python function that checks if a number is prime",
+            "hi, how are you?",
+        ]))
+        .unwrap();
+    assert_eq!(spec.labels[out[0].top], "code", "{:?}", out[0]);
+    assert!((out[0].probabilities.iter().sum::<f32>() - 1.0).abs() < 1e-3);
+}
+
+#[test]
+fn empty_kv_cache_tensors_are_accepted() {
+    // The first decode step feeds [1, 3, 0, 64] pasts: OpenVINO must take zero-sized inputs.
+    let reg = registry();
+    let spec = reg.get("smollm2-135m").unwrap();
+    let mut s = backend()
+        .open(&spec.name, &spec.onnx, &DeviceRef::cpu())
+        .unwrap();
+    assert_eq!(
+        s.input_dims("past_key_values.0.key"),
+        Some(vec![-1, 3, -1, 64])
+    );
+    let layers = s
+        .input_names()
+        .iter()
+        .filter(|n| n.starts_with("past_key_values."))
+        .count()
+        / 2;
+    assert_eq!(layers, 30);
+    let mut inputs = vec![
+        ("input_ids".to_string(), Tensor::i64(vec![1, 2], vec![504, 3458])),
+        ("attention_mask".to_string(), Tensor::i64(vec![1, 2], vec![1, 1])),
+        ("position_ids".to_string(), Tensor::i64(vec![1, 2], vec![0, 1])),
+    ];
+    for i in 0..layers {
+        for kind in ["key", "value"] {
+            inputs.push((
+                format!("past_key_values.{i}.{kind}"),
+                Tensor::f32(vec![1, 3, 0, 64], Vec::new()),
+            ));
+        }
+    }
+    let out = s
+        .run(
+            inputs,
+            &["logits".to_string(), "present.29.value".to_string()],
+        )
+        .unwrap();
+    assert_eq!(out[0].shape, vec![1, 2, 49152]);
+    assert_eq!(out[1].shape, vec![1, 3, 2, 64]);
+}
+
+#[test]
+fn greedy_generation_says_paris() {
+    let reg = registry();
+    let mut m = backend()
+        .load(reg.get("smollm2-135m").unwrap(), &DeviceRef::cpu())
+        .unwrap();
+    let mut text = String::new();
+    let params = GenerateParams {
+        prompt: "The capital of France is".into(),
+        max_tokens: 8,
+        ..Default::default()
+    };
+    let summary = m
+        .generate(&params, &mut |ev| {
+            text.push_str(&ev.text);
+            true
+        })
+        .unwrap();
+    assert!(text.contains("Paris"), "{text:?}");
+    assert!(summary.completion_tokens >= 1 && summary.completion_tokens <= 8);
+}
+
+#[test]
+fn bad_model_files_and_wrong_devices_are_clear_errors() {
+    let reg = registry();
+    let ov = backend();
+    let mut spec = reg.get("minilm-l6-v2").unwrap().clone();
+    spec.onnx = "/nonexistent/model.onnx".into();
+    let err = ov.load(&spec, &DeviceRef::cpu()).err().expect("missing file");
+    assert!(matches!(err, BackendError::ModelFileMissing(_)), "{err}");
+    assert!(err.to_string().contains("/nonexistent/model.onnx"), "{err}");
+
+    let dir = tempfile::tempdir().unwrap();
+    let corrupt = dir.path().join("model.onnx");
+    std::fs::write(&corrupt, b"definitely not protobuf").unwrap();
+    spec.onnx = corrupt;
+    let err = ov.load(&spec, &DeviceRef::cpu()).err().expect("corrupt file");
+    assert!(matches!(err, BackendError::InvalidModel { .. }), "{err}");
+    assert!(err.to_string().contains("model.onnx"), "{err}");
+
+    // The router graph has no last_hidden_state: loading it as an embedder names the output.
+    let mut wrong = reg.get("minilm-l6-v2").unwrap().clone();
+    wrong.onnx = reg.get("router").unwrap().onnx.clone();
+    let err = ov.load(&wrong, &DeviceRef::cpu()).err().expect("wrong outputs");
+    assert!(err.to_string().contains("last_hidden_state"), "{err}");
+
+    let ncs2 = DeviceRef {
+        id: "usb-03e7:2485".into(),
+        device_type: DeviceType::Ncs2,
+        ordinal: 0,
+    };
+    let err = ov
+        .load(reg.get("minilm-l6-v2").unwrap(), &ncs2)
+        .err()
+        .expect("ncs2");
+    assert!(
+        matches!(err, BackendError::DeviceUnsupported { .. }) && err.to_string().contains("2022.3"),
+        "{err}"
+    );
+    let err = ov.probe(&ncs2).unwrap_err();
+    assert!(matches!(err, BackendError::DeviceUnsupported { .. }), "{err}");
+
+    let nvidia = DeviceRef {
+        id: "GPU-x".into(),
+        device_type: DeviceType::NvidiaGpu,
+        ordinal: 0,
+    };
+    let err = ov.probe(&nvidia).unwrap_err();
+    assert!(matches!(err, BackendError::DeviceUnsupported { .. }), "{err}");
+}
+
+#[test]
+fn an_unlisted_intel_gpu_is_refused_not_run_on_the_cpu() {
+    let ov = backend();
+    if ov.available_devices().unwrap().iter().any(|d| d.starts_with("GPU")) {
+        return; // covered by the GPU test on machines that have one
+    }
+    let gpu = DeviceRef {
+        id: "0000:03:00.0".into(),
+        device_type: DeviceType::IntelGpu,
+        ordinal: 0,
+    };
+    let err = ov.probe(&gpu).unwrap_err();
+    assert!(matches!(err, BackendError::DeviceUnsupported { .. }), "{err}");
+    assert!(err.to_string().contains("does not list"), "{err}");
+}
+
+#[test]
+fn calibration_measures_int8_matmul_throughput() {
+    let model = paths::models_dir().join("calibrate/matmul_int8.onnx");
+    let ops = calibrate(&DeviceRef::cpu(), &model, 128, 3).unwrap();
+    assert!(ops.is_finite() && ops > 0.0, "{ops}");
+    let err = calibrate(&DeviceRef::cpu(), Path::new("/nonexistent.onnx"), 8, 1).unwrap_err();
+    assert!(matches!(err, BackendError::ModelFileMissing(_)), "{err}");
+}
+
+#[test]
+#[ignore = "needs Intel GPU"]
+fn intel_gpu_runs_embeddings() {
+    let reg = registry();
+    let ov = backend();
+    let gpu = DeviceRef {
+        id: "intel-gpu-0".into(),
+        device_type: DeviceType::IntelGpu,
+        ordinal: 0,
+    };
+    ov.probe(&gpu).expect("OpenVINO lists the Intel GPU");
+    let mut m = ov.load(reg.get("minilm-l6-v2").unwrap(), &gpu).unwrap();
+    let out = m
+        .embed(&strings(&[
+            "A man is eating food.",
+            "A man is eating a piece of bread.",
+        ]))
+        .unwrap();
+    assert!(cosine(&out.vectors[0], &out.vectors[1]) > 0.4);
+}
