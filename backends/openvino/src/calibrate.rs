@@ -20,7 +20,9 @@ fn operands(n: usize) -> (Vec<u8>, Vec<i8>) {
         state
     };
     let a = (0..n * n).map(|_| (next() & 0xFF) as u8).collect();
-    let b = (0..n * n).map(|_| ((next() & 0x7F) as i32 - 64) as i8).collect();
+    let b = (0..n * n)
+        .map(|_| ((next() & 0x7F) as i32 - 64) as i8)
+        .collect();
     (a, b)
 }
 
@@ -75,9 +77,7 @@ impl OpenVinoBackend {
             });
         }
         let got = i32::from_ne_bytes([raw[0], raw[1], raw[2], raw[3]]);
-        let want: i32 = (0..n)
-            .map(|k| i32::from(a[k]) * i32::from(b[k * n]))
-            .sum();
+        let want: i32 = (0..n).map(|k| i32::from(a[k]) * i32::from(b[k * n])).sum();
         if got != want {
             return Err(BackendError::Inference(format!(
                 "calibration matmul is wrong on {}: C[0,0] = {got}, expected {want}",

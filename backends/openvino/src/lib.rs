@@ -114,12 +114,9 @@ impl OpenVinoBackend {
                 file.display()
             )));
         }
-        let path = file.to_str().ok_or_else(|| {
-            invalid(
-                model,
-                format!("path {} is not valid UTF-8", file.display()),
-            )
-        })?;
+        let path = file
+            .to_str()
+            .ok_or_else(|| invalid(model, format!("path {} is not valid UTF-8", file.display())))?;
         let mut core = self.lock_core()?;
         let name = openvino_name(device, &available(&core)?)?;
         let ov_device = OvDevice::from(name.as_str());
@@ -145,9 +142,8 @@ impl OpenVinoBackend {
             }
         }
         for (key, value) in &props {
-            core.set_property(&ov_device, key, value).map_err(|e| {
-                unsupported(format!("cannot set {} on {name}: {e}", key.as_ref()))
-            })?;
+            core.set_property(&ov_device, key, value)
+                .map_err(|e| unsupported(format!("cannot set {} on {name}: {e}", key.as_ref())))?;
         }
         // ONNX carries its weights in the file (or beside it): no separate weights path.
         let ov_model = core

@@ -102,9 +102,18 @@ fn empty_kv_cache_tensors_are_accepted() {
         / 2;
     assert_eq!(layers, 30);
     let mut inputs = vec![
-        ("input_ids".to_string(), Tensor::i64(vec![1, 2], vec![504, 3458])),
-        ("attention_mask".to_string(), Tensor::i64(vec![1, 2], vec![1, 1])),
-        ("position_ids".to_string(), Tensor::i64(vec![1, 2], vec![0, 1])),
+        (
+            "input_ids".to_string(),
+            Tensor::i64(vec![1, 2], vec![504, 3458]),
+        ),
+        (
+            "attention_mask".to_string(),
+            Tensor::i64(vec![1, 2], vec![1, 1]),
+        ),
+        (
+            "position_ids".to_string(),
+            Tensor::i64(vec![1, 2], vec![0, 1]),
+        ),
     ];
     for i in 0..layers {
         for kind in ["key", "value"] {
@@ -152,7 +161,10 @@ fn bad_model_files_and_wrong_devices_are_clear_errors() {
     let ov = backend();
     let mut spec = reg.get("minilm-l6-v2").unwrap().clone();
     spec.onnx = "/nonexistent/model.onnx".into();
-    let err = ov.load(&spec, &DeviceRef::cpu()).err().expect("missing file");
+    let err = ov
+        .load(&spec, &DeviceRef::cpu())
+        .err()
+        .expect("missing file");
     assert!(matches!(err, BackendError::ModelFileMissing(_)), "{err}");
     assert!(err.to_string().contains("/nonexistent/model.onnx"), "{err}");
 
@@ -160,14 +172,20 @@ fn bad_model_files_and_wrong_devices_are_clear_errors() {
     let corrupt = dir.path().join("model.onnx");
     std::fs::write(&corrupt, b"definitely not protobuf").unwrap();
     spec.onnx = corrupt;
-    let err = ov.load(&spec, &DeviceRef::cpu()).err().expect("corrupt file");
+    let err = ov
+        .load(&spec, &DeviceRef::cpu())
+        .err()
+        .expect("corrupt file");
     assert!(matches!(err, BackendError::InvalidModel { .. }), "{err}");
     assert!(err.to_string().contains("model.onnx"), "{err}");
 
     // The router graph has no last_hidden_state: loading it as an embedder names the output.
     let mut wrong = reg.get("minilm-l6-v2").unwrap().clone();
     wrong.onnx = reg.get("router").unwrap().onnx.clone();
-    let err = ov.load(&wrong, &DeviceRef::cpu()).err().expect("wrong outputs");
+    let err = ov
+        .load(&wrong, &DeviceRef::cpu())
+        .err()
+        .expect("wrong outputs");
     assert!(err.to_string().contains("last_hidden_state"), "{err}");
 
     let ncs2 = DeviceRef {
@@ -184,7 +202,10 @@ fn bad_model_files_and_wrong_devices_are_clear_errors() {
         "{err}"
     );
     let err = ov.probe(&ncs2).unwrap_err();
-    assert!(matches!(err, BackendError::DeviceUnsupported { .. }), "{err}");
+    assert!(
+        matches!(err, BackendError::DeviceUnsupported { .. }),
+        "{err}"
+    );
 
     let nvidia = DeviceRef {
         id: "GPU-x".into(),
@@ -192,13 +213,21 @@ fn bad_model_files_and_wrong_devices_are_clear_errors() {
         ordinal: 0,
     };
     let err = ov.probe(&nvidia).unwrap_err();
-    assert!(matches!(err, BackendError::DeviceUnsupported { .. }), "{err}");
+    assert!(
+        matches!(err, BackendError::DeviceUnsupported { .. }),
+        "{err}"
+    );
 }
 
 #[test]
 fn an_unlisted_intel_gpu_is_refused_not_run_on_the_cpu() {
     let ov = backend();
-    if ov.available_devices().unwrap().iter().any(|d| d.starts_with("GPU")) {
+    if ov
+        .available_devices()
+        .unwrap()
+        .iter()
+        .any(|d| d.starts_with("GPU"))
+    {
         return; // covered by the GPU test on machines that have one
     }
     let gpu = DeviceRef {
@@ -207,7 +236,10 @@ fn an_unlisted_intel_gpu_is_refused_not_run_on_the_cpu() {
         ordinal: 0,
     };
     let err = ov.probe(&gpu).unwrap_err();
-    assert!(matches!(err, BackendError::DeviceUnsupported { .. }), "{err}");
+    assert!(
+        matches!(err, BackendError::DeviceUnsupported { .. }),
+        "{err}"
+    );
     assert!(err.to_string().contains("does not list"), "{err}");
 }
 
