@@ -195,9 +195,10 @@ def split_url(url: str) -> tuple[str, int]:
 
 async def closed_loop(url: str, bodies: list[bytes], concurrency: int, seconds: float, per_request: int):
     """`concurrency` clients each sending the next body as soon as the previous answered.
-    Returns (items/s, requests, errors)."""
+    Returns (items/s, requests, errors); the first failure of each status is printed."""
     host, port = split_url(url)
     done = errors = 0
+    seen: set[int] = set()
     stop_at = time.perf_counter() + seconds
     start = time.perf_counter()
 
@@ -206,12 +207,15 @@ async def closed_loop(url: str, bodies: list[bytes], concurrency: int, seconds: 
         c = Conn(host, port)
         i = k
         while time.perf_counter() < stop_at:
-            status, _, _ = await c.request("POST", "/v1/embeddings", bodies[i % len(bodies)])
+            status, _, data = await c.request("POST", "/v1/embeddings", bodies[i % len(bodies)])
             i += concurrency
             if status == 200:
                 done += 1
             else:
                 errors += 1
+                if status not in seen:
+                    seen.add(status)
+                    print(f"    HTTP {status}: {data[:300].decode(errors='replace')}", flush=True)
 
     await asyncio.gather(*(worker(k) for k in range(concurrency)))
     elapsed = time.perf_counter() - start
