@@ -118,7 +118,7 @@ impl LoadedModel for EncoderModel {
     }
 
     fn embed(&mut self, inputs: &[String]) -> Result<EmbedOutput, BackendError> {
-        let max = self.spec.max_batch as usize;
+        let max = (self.spec.max_batch as usize).max(1);
         if inputs.len() > max {
             // Larger than the model's batch limit: run it in chunks.
             let mut out = EmbedOutput {
@@ -157,7 +157,7 @@ impl LoadedModel for EncoderModel {
     }
 
     fn classify(&mut self, inputs: &[String]) -> Result<Vec<ClassScores>, BackendError> {
-        let max = self.spec.max_batch as usize;
+        let max = (self.spec.max_batch as usize).max(1);
         if inputs.len() > max {
             let mut out = Vec::with_capacity(inputs.len());
             for chunk in inputs.chunks(max) {
