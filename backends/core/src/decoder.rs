@@ -177,6 +177,13 @@ impl LoadedModel for DecoderModel {
         let prompt_tokens = prompt.len() as u32;
         let context = self.spec.context_tokens.unwrap_or(2048) as usize;
         let budget = (params.max_tokens as usize).min(context.saturating_sub(prompt.len()));
+        if budget == 0 {
+            return Err(BackendError::InvalidInput(format!(
+                "prompt has {} tokens and leaves no room in model {}'s context of {context}",
+                prompt.len(),
+                self.spec.name
+            )));
+        }
         let mut rng = Rng::new(params.seed.unwrap_or(0x5eed));
         // The first step starts from empty pasts; later steps use the kept `present.*`.
         self.session.clear_kept();
