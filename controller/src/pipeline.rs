@@ -34,6 +34,9 @@ use tracing::{Instrument, debug, info_span, warn};
 use crate::cluster::ClusterState;
 use crate::config::Routes;
 
+/// Extra time a stage gets when its model is not yet resident on the chosen device.
+const COLD_LOAD_ALLOWANCE: Duration = Duration::from_secs(30);
+
 /// Placement + resilience settings of the pipeline.
 #[derive(Debug, Clone, Default)]
 pub struct PipelineSettings {
@@ -331,7 +334,14 @@ impl Pipeline {
                     .node(&c.node)
                     .map(|n| n.devices.iter().map(|d| d.id.clone()).collect())
                     .unwrap_or_default(),
-                timeout: latency.adaptive_timeout_on(req.stage, &req.model, &c.node, &c.device),
+                // A cold placement includes loading (and compiling) the model on the agent,
+                // which observed stage latencies do not cover.
+                timeout: if c.warm {
+                    latency.adaptive_timeout_on(req.stage, &req.model, &c.node, &c.device)
+                } else {
+                    Duration::from_millis(latency.config().rule(req.stage).ceiling_ms)
+                        + COLD_LOAD_ALLOWANCE
+                },
             }),
             None => {
                 let explanation = ctx.explain(req);

@@ -238,9 +238,9 @@ fn killing_the_generating_agent_mid_request_still_answers_from_another_node() {
 
 #[test]
 fn a_tripped_circuit_routes_around_the_device_and_recovers() {
-    // Two failures open a breaker; a probe is allowed 3 s later.
+    // Two failures open a breaker; a probe is allowed 10 s later.
     let (_c, grpc, _d) = controller(
-        "[scheduler.breakers]\nfailure_threshold = 2\nwindow_ms = 60000\ncooldown_ms = 3000\n",
+        "[scheduler.breakers]\nfailure_threshold = 2\nwindow_ms = 60000\ncooldown_ms = 10000\n",
     );
     let _host = agent(&grpc, "host", &[]);
 
