@@ -79,7 +79,8 @@ impl std::fmt::Debug for StageRunner {
     }
 }
 
-fn device_type(kind: DeviceKind) -> DeviceType {
+/// The backend-side device family of a protocol device kind.
+pub fn device_type(kind: DeviceKind) -> DeviceType {
     match kind {
         DeviceKind::NvidiaGpu => DeviceType::NvidiaGpu,
         DeviceKind::IntelGpu => DeviceType::IntelGpu,

@@ -214,12 +214,7 @@ pub enum ConfigError {
 
 /// `${XDG_CACHE_HOME:-$HOME/.cache}/switchyard`.
 pub fn cache_dir() -> PathBuf {
-    let base = std::env::var_os("XDG_CACHE_HOME")
-        .filter(|v| !v.is_empty())
-        .map(PathBuf::from)
-        .or_else(|| std::env::var_os("HOME").map(|h| PathBuf::from(h).join(".cache")))
-        .unwrap_or_else(|| PathBuf::from("/var/cache"));
-    base.join("switchyard")
+    switchyard_backend_core::paths::cache_dir()
 }
 
 fn default_registry_path() -> PathBuf {

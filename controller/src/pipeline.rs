@@ -10,14 +10,14 @@ use std::time::{Duration, Instant};
 
 use rand::Rng;
 use switchyard_api::{ApiError, GenerateStream, Inference};
-use switchyard_backend_core::{DeviceType, ModelRegistry, ModelSpec, StageKind};
+use switchyard_backend_core::{ModelRegistry, ModelSpec, StageKind};
 use switchyard_proto::errors::ErrorClass;
 use switchyard_proto::v1::agent_client::AgentClient;
 use switchyard_proto::v1::{
     AgentGenerateRequest, Candidate as ProtoCandidate, ChatMessage, ClassifyRequest,
-    ClassifyResponse, DeviceHealth, DeviceKind, EmbedRequest, EmbedResponse, GenerateChunk,
-    GenerateRequest, ModelStatus, NodeState, PipelineRequest, PipelineResponse, RunStageRequest,
-    RunStageResponse, SamplingParams, StageExplanation, StageTrace,
+    ClassifyResponse, DeviceHealth, EmbedRequest, EmbedResponse, GenerateChunk, GenerateRequest,
+    ModelStatus, NodeState, PipelineRequest, PipelineResponse, RunStageRequest, RunStageResponse,
+    SamplingParams, StageExplanation, StageTrace,
 };
 use switchyard_scheduler::tiers::{ModelDemand, Tier, TierRoutes, choose_model};
 use switchyard_scheduler::view::{ClusterView, DeviceView, NodeView};
@@ -33,6 +33,7 @@ use tracing::{Instrument, debug, info_span, warn};
 
 use crate::cluster::ClusterState;
 use crate::config::Routes;
+use switchyard_agent::runner::device_type;
 
 /// Extra time a stage gets when its model is not yet resident on the chosen device.
 const COLD_LOAD_ALLOWANCE: Duration = Duration::from_secs(30);
@@ -84,16 +85,6 @@ impl std::fmt::Debug for Pipeline {
 #[derive(Debug, thiserror::Error)]
 #[error("invalid routes: {0}")]
 pub struct RouteError(String);
-
-fn device_type(kind: DeviceKind) -> DeviceType {
-    match kind {
-        DeviceKind::NvidiaGpu => DeviceType::NvidiaGpu,
-        DeviceKind::IntelGpu => DeviceType::IntelGpu,
-        DeviceKind::IntelNpu => DeviceType::IntelNpu,
-        DeviceKind::Ncs2 => DeviceType::Ncs2,
-        DeviceKind::Cpu | DeviceKind::Unspecified => DeviceType::Cpu,
-    }
-}
 
 fn proto_stage(stage: StageKind) -> i32 {
     crate::stage_to_proto(stage) as i32

@@ -8,14 +8,14 @@ use std::time::Duration;
 use anyhow::{Context, Result};
 use serde_json::{Value, json};
 use switchyard_agent::{AgentHandle, AgentSettings, InventorySource, StageRunner};
+use switchyard_backend_core::DeviceRef;
 use switchyard_backend_core::ModelRegistry;
-use switchyard_backend_core::{DeviceRef, DeviceType};
 use switchyard_backends::{BackendSet, ProbeResult};
 use switchyard_controller::config::Config;
 use switchyard_controller::table::gib;
 use switchyard_discovery::{Discovery, DiscoveryConfig};
 use switchyard_proto::v1::{
-    BackendSupport, Device, DeviceKind, DeviceTelemetry, HostFacts, NodeState, NodeStatus,
+    BackendSupport, Device, DeviceTelemetry, HostFacts, NodeState, NodeStatus,
 };
 use tracing::{info, warn};
 
@@ -158,16 +158,9 @@ fn device_ref(d: &Device, ordinal: u32) -> DeviceRef {
     if d.simulated {
         return DeviceRef::cpu();
     }
-    let device_type = match d.kind() {
-        DeviceKind::NvidiaGpu => DeviceType::NvidiaGpu,
-        DeviceKind::IntelGpu => DeviceType::IntelGpu,
-        DeviceKind::IntelNpu => DeviceType::IntelNpu,
-        DeviceKind::Ncs2 => DeviceType::Ncs2,
-        DeviceKind::Cpu | DeviceKind::Unspecified => DeviceType::Cpu,
-    };
     DeviceRef {
         id: d.id.clone(),
-        device_type,
+        device_type: switchyard_agent::runner::device_type(d.kind()),
         ordinal,
     }
 }
