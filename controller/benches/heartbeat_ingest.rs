@@ -77,6 +77,15 @@ fn baseline(sessions: usize, seconds: f64) -> f64 {
     n as f64 / start.elapsed().as_secs_f64()
 }
 
+fn registry() -> ModelRegistry {
+    let file = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../models/registry.toml");
+    ModelRegistry::load(
+        &file,
+        &switchyard_controller::config::cache_dir().join("models"),
+    )
+    .expect("models/registry.toml")
+}
+
 fn main() {
     let args: Vec<String> = std::env::args()
         .skip(1)
@@ -92,10 +101,11 @@ fn main() {
         .unwrap();
     let mut config = Config::default();
     config.controller.listen = "127.0.0.1:0".parse().unwrap();
+    config.controller.http_listen = "127.0.0.1:0".parse().unwrap();
     let handle = controller_rt
         .block_on(switchyard_controller::server::start(
             &config,
-            Arc::new(ModelRegistry::default()),
+            Arc::new(registry()),
         ))
         .unwrap();
     let addr = handle.grpc_addr;
