@@ -7,6 +7,14 @@ use std::time::Duration;
 use serde_json::Value;
 use switchyard_e2e::{Proc, run_cli, states, status_json, wait_for};
 
+/// These tests each run a small cluster and real models; on a 2-core machine they run one
+/// at a time so none of them measures the others' load.
+static SERIAL: std::sync::Mutex<()> = std::sync::Mutex::new(());
+
+fn serial() -> std::sync::MutexGuard<'static, ()> {
+    SERIAL.lock().unwrap_or_else(|e| e.into_inner())
+}
+
 const PRIME: &str = "Write a Python function that checks if a number is prime";
 
 fn fixture(name: &str) -> String {
@@ -81,6 +89,7 @@ fn stage<'a>(v: &'a Value, name: &str) -> &'a Value {
 
 #[test]
 fn up_answers_a_coding_prompt_through_classify_embed_and_generate() {
+    let _serial = serial();
     let up = Proc::start(
         "up",
         &[
@@ -151,6 +160,7 @@ fn up_answers_a_coding_prompt_through_classify_embed_and_generate() {
 
 #[test]
 fn stages_go_to_preferred_kinds_that_fit_fixture_simulated() {
+    let _serial = serial();
     let (_c, grpc, _d) = controller("");
     let _host = agent(&grpc, "host", &[]);
     let _edge = agent(&grpc, "edge", &["--fixture", &fixture("arc-npu-ncs2")]);
@@ -204,6 +214,7 @@ fn stages_go_to_preferred_kinds_that_fit_fixture_simulated() {
 
 #[test]
 fn killing_the_generating_agent_mid_request_still_answers_from_another_node() {
+    let _serial = serial();
     let (_c, grpc, _d) = controller("");
     let _host = agent(&grpc, "host", &[]);
     let mut gpu = agent(&grpc, "gpu-box", &["--fixture", &fixture("two-nvidia")]);
@@ -238,6 +249,7 @@ fn killing_the_generating_agent_mid_request_still_answers_from_another_node() {
 
 #[test]
 fn a_tripped_circuit_routes_around_the_device_and_recovers() {
+    let _serial = serial();
     // Two failures open a breaker; a probe is allowed 10 s later.
     let (_c, grpc, _d) = controller(
         "[scheduler.breakers]\nfailure_threshold = 2\nwindow_ms = 60000\ncooldown_ms = 10000\n",
