@@ -377,3 +377,20 @@ mod tests {
         );
     }
 }
+
+#[cfg(test)]
+mod readme_tests {
+    use super::*;
+
+    #[test]
+    fn the_readme_configuration_example_is_valid() {
+        let readme = include_str!("../../README.md");
+        let start = readme.find("```toml\n").expect("a toml block in README") + 8;
+        let end = start + readme[start..].find("```").expect("closed block");
+        let config = Config::parse(&readme[start..end], Path::new("README.md"))
+            .expect("README example parses");
+        config.validate().expect("README example validates");
+        assert_eq!(config.api.tokens, vec!["change-me".to_string()]);
+        assert_eq!(config.scheduler.breakers.cooldown_ms, 10_000);
+    }
+}
