@@ -236,7 +236,7 @@ async def latency(url: str, model: str, n: int) -> dict:
         await c.request("GET", "/health")
         health.append((time.perf_counter() - t) * 1e3)
     floor = statistics.median(health)
-    server_hop, client_overhead, rtts = [], [], []
+    server_hop, client_overhead, rtts, queues, computes = [], [], [], [], []
     sentences = short_sentences(64)
     for i in range(n):
         body = json.dumps({"model": model, "input": sentences[i % len(sentences)]}).encode()
@@ -247,12 +247,16 @@ async def latency(url: str, model: str, n: int) -> dict:
             continue
         q, inf, total = float(h["x-queue-time"]), float(h["x-inference-time"]), float(h["x-total-time"])
         rtts.append(rtt)
+        queues.append(q)
+        computes.append(inf)
         server_hop.append(total - q - inf)
         client_overhead.append(rtt - q - inf - floor)
     return {
         "requests": len(rtts),
         "health_rtt_p50_ms": floor,
         "rtt_p50_ms": pct(rtts, 50),
+        "queue_p50_ms": pct(queues, 50),
+        "compute_p50_ms": pct(computes, 50),
         "server_hop_p50_ms": pct(server_hop, 50),
         "server_hop_p99_ms": pct(server_hop, 99),
         "client_overhead_p50_ms": pct(client_overhead, 50),
@@ -311,7 +315,8 @@ def main(argv: list[str] | None = None) -> int:
         results["latency"] = lat
         print(f"(c) server-side hop p50 {lat['server_hop_p50_ms']:.3f} ms  p99 {lat['server_hop_p99_ms']:.3f} ms; "
               f"client-side overhead p50 {lat['client_overhead_p50_ms']:.3f} ms  p99 {lat['client_overhead_p99_ms']:.3f} ms "
-              f"(HTTP floor {lat['health_rtt_p50_ms']:.3f} ms)", flush=True)
+              f"(HTTP floor {lat['health_rtt_p50_ms']:.3f} ms; round trip p50 {lat['rtt_p50_ms']:.3f} ms = "
+              f"queue p50 {lat['queue_p50_ms']:.3f} + compute p50 {lat['compute_p50_ms']:.3f} + the rest)", flush=True)
     finally:
         sy.close()
 

@@ -446,7 +446,7 @@ async fn respond(
         }
         next = next_chunk(&st, &mut stream, deadline)
             .await
-            .map_err(HttpError::from)?;
+            .map_err(for_model)?;
     }
     let used = out.model(&model);
     let finish = out.finish_reason.clone().unwrap_or_else(|| "stop".into());
