@@ -88,6 +88,14 @@ pub enum DocsAction {
         /// Documents, one per argument.
         #[arg(required = true)]
         texts: Vec<String>,
+        /// Bearer token for the controller's client APIs (when `[api] tokens` is set).
+        #[arg(
+            long,
+            env = "SWITCHYARD_API_TOKEN",
+            value_name = "TOKEN",
+            hide_env_values = true
+        )]
+        token: Option<String>,
         /// Controller gRPC URL.
         #[arg(
             long,
@@ -104,6 +112,15 @@ pub enum DocsAction {
 pub struct RunArgs {
     /// The prompt.
     pub prompt: String,
+    /// Bearer token for the controller's client APIs (when `[api] tokens` is set).
+    #[arg(
+        long,
+        env = "SWITCHYARD_API_TOKEN",
+        value_name = "TOKEN",
+        hide_env_values = true
+    )]
+    pub token: Option<String>,
+
     /// Controller gRPC URL.
     #[arg(
         long,
@@ -134,6 +151,15 @@ pub struct RunArgs {
 pub struct ExplainArgs {
     /// The prompt.
     pub prompt: String,
+    /// Bearer token for the controller's client APIs (when `[api] tokens` is set).
+    #[arg(
+        long,
+        env = "SWITCHYARD_API_TOKEN",
+        value_name = "TOKEN",
+        hide_env_values = true
+    )]
+    pub token: Option<String>,
+
     /// Controller gRPC URL.
     #[arg(
         long,

@@ -10,7 +10,7 @@ use std::time::{Duration, Instant};
 
 use rand::Rng;
 use switchyard_api::{ApiError, GenerateStream, Inference};
-use switchyard_backend_core::{ModelRegistry, ModelSpec, StageKind};
+use switchyard_backend_core::{DeviceType, ModelRegistry, ModelSpec, StageKind};
 use switchyard_proto::errors::ErrorClass;
 use switchyard_proto::v1::agent_client::AgentClient;
 use switchyard_proto::v1::{
@@ -250,9 +250,14 @@ impl Pipeline {
                         .get(&(info.node_name.clone(), d.id.clone()))
                         .copied()
                         .unwrap_or(0);
-                    if d.max_concurrency > 0 {
-                        v.max_concurrency = d.max_concurrency;
-                    }
+                    // NPUs and NCS2 sticks serve one request at a time: a busy one is skipped
+                    // for another device. CPUs and GPUs take any number of requests — the
+                    // agent's batcher merges them and its bounded queue sheds overload.
+                    v.max_concurrency = if matches!(kind, DeviceType::IntelNpu | DeviceType::Ncs2) {
+                        d.max_concurrency.max(1)
+                    } else {
+                        0
+                    };
                     v.resident_models = info
                         .resident_models
                         .iter()
@@ -342,8 +347,27 @@ impl Pipeline {
                     .take(8)
                     .map(|r| format!("{}/{}: {}", r.node, r.device, r.reason))
                     .collect();
+                // Every device busy (full concurrency-1 queues) is overload: retry later.
+                let all_busy = !explanation.rejected.is_empty()
+                    && explanation.rejected.iter().all(|r| {
+                        matches!(
+                            r.reason,
+                            switchyard_scheduler::RejectReason::QueueFull { .. }
+                                | switchyard_scheduler::RejectReason::Excluded
+                        )
+                    })
+                    && explanation.rejected.iter().any(|r| {
+                        matches!(
+                            r.reason,
+                            switchyard_scheduler::RejectReason::QueueFull { .. }
+                        )
+                    });
                 Err(ApiError::new(
-                    ErrorClass::Unavailable,
+                    if all_busy {
+                        ErrorClass::ResourceExhausted
+                    } else {
+                        ErrorClass::Unavailable
+                    },
                     format!(
                         "no device can run {} for the {} stage ({})",
                         req.model,

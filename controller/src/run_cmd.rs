@@ -18,10 +18,27 @@ fn stage_name(raw: i32) -> &'static str {
         .short_name()
 }
 
-async fn pipeline(url: &str, req: PipelineRequest, timeout: Duration) -> Result<PipelineResponse> {
+/// A request carrying `authorization: Bearer <token>` when a token is given.
+fn authorized<T>(message: T, token: Option<&str>) -> Result<tonic::Request<T>> {
+    let mut request = tonic::Request::new(message);
+    if let Some(t) = token {
+        let value = format!("Bearer {t}")
+            .parse()
+            .map_err(|_| anyhow::anyhow!("--token contains characters not allowed in a header"))?;
+        request.metadata_mut().insert("authorization", value);
+    }
+    Ok(request)
+}
+
+async fn pipeline(
+    url: &str,
+    req: PipelineRequest,
+    timeout: Duration,
+    token: Option<&str>,
+) -> Result<PipelineResponse> {
     let channel = controller_channel(url).await?;
     let mut client = InferenceClient::new(channel);
-    let mut request = tonic::Request::new(req);
+    let mut request = authorized(req, token)?;
     request.set_timeout(timeout);
     let resp = client
         .run_pipeline(request)
@@ -48,7 +65,13 @@ pub async fn run(args: &RunArgs) -> Result<()> {
         top_k: 3,
         explain_only: false,
     };
-    let resp = pipeline(&args.controller, req, Duration::from_secs_f64(args.timeout)).await?;
+    let resp = pipeline(
+        &args.controller,
+        req,
+        Duration::from_secs_f64(args.timeout),
+        args.token.as_deref(),
+    )
+    .await?;
     match args.output {
         Output::Json => {
             let trace: Vec<_> = resp
@@ -125,7 +148,13 @@ pub async fn explain(args: &ExplainArgs) -> Result<()> {
         explain_only: true,
         ..Default::default()
     };
-    let resp = pipeline(&args.controller, req, Duration::from_secs(30)).await?;
+    let resp = pipeline(
+        &args.controller,
+        req,
+        Duration::from_secs(30),
+        args.token.as_deref(),
+    )
+    .await?;
     match args.output {
         Output::Json => {
             let stages: Vec<_> = resp
@@ -187,12 +216,19 @@ pub async fn explain(args: &ExplainArgs) -> Result<()> {
 /// `switchyard docs add`.
 pub async fn docs(args: &DocsArgs) -> Result<()> {
     match &args.action {
-        DocsAction::Add { texts, controller } => {
+        DocsAction::Add {
+            texts,
+            controller,
+            token,
+        } => {
             let mut client = InferenceClient::new(controller_channel(controller).await?);
             let ids = client
-                .add_documents(AddDocumentsRequest {
-                    documents: texts.clone(),
-                })
+                .add_documents(authorized(
+                    AddDocumentsRequest {
+                        documents: texts.clone(),
+                    },
+                    token.as_deref(),
+                )?)
                 .await
                 .map_err(|s| {
                     anyhow::anyhow!("adding documents failed ({:?}): {}", s.code(), s.message())

@@ -10,7 +10,7 @@ use switchyard_proto::v1::cluster_server::ClusterServer;
 use switchyard_proto::v1::registry_server::RegistryServer;
 use tokio::net::TcpListener;
 use tokio::sync::watch;
-use tokio_stream::wrappers::TcpListenerStream;
+use tonic::transport::server::TcpIncoming;
 use tracing::{Instrument, info, info_span, warn};
 
 use crate::cluster::ClusterState;
@@ -130,9 +130,12 @@ pub async fn start(
         async move {
             info!(addr = %grpc_addr, "gRPC server listening");
             let res = router
-                .serve_with_incoming_shutdown(TcpListenerStream::new(listener), async move {
-                    let _ = rx.wait_for(|s| *s).await;
-                })
+                .serve_with_incoming_shutdown(
+                    TcpIncoming::from(listener).with_nodelay(Some(true)),
+                    async move {
+                        let _ = rx.wait_for(|s| *s).await;
+                    },
+                )
                 .await;
             if let Err(e) = res {
                 warn!(error = %e, "gRPC server stopped");
@@ -161,7 +164,11 @@ pub async fn start(
     let http = tokio::spawn(
         async move {
             info!(addr = %http_addr, "HTTP server listening");
-            let res = axum::serve(http_listener, http_router)
+            // TCP_NODELAY: JSON responses and SSE token chunks are small writes.
+            let listener = axum::serve::ListenerExt::tap_io(http_listener, |s| {
+                let _ = s.set_nodelay(true);
+            });
+            let res = axum::serve(listener, http_router)
                 .with_graceful_shutdown(async move {
                     let _ = rx.wait_for(|s| *s).await;
                 })
