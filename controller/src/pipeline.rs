@@ -925,6 +925,27 @@ impl Pipeline {
     }
 }
 
+/// The system message of a pipeline request: the model's own system prompt (if any) followed
+/// by the retrieved context (if any).
+fn system_message(system_prompt: Option<&str>, context: &[String]) -> Option<ChatMessage> {
+    let mut content = system_prompt.unwrap_or_default().to_string();
+    if !context.is_empty() {
+        if !content.is_empty() {
+            content.push_str("\n\n");
+        }
+        content.push_str("Use this context if it is relevant:\n");
+        for c in context {
+            content.push_str("- ");
+            content.push_str(c);
+            content.push('\n');
+        }
+    }
+    (!content.is_empty()).then(|| ChatMessage {
+        role: "system".into(),
+        content,
+    })
+}
+
 fn last_user_message(messages: &[ChatMessage]) -> String {
     messages
         .iter()
@@ -1037,33 +1058,14 @@ impl Inference for PipelineService {
         } else {
             Vec::new()
         };
-        let mut messages = Vec::new();
-        if let Some(system) = p.models.get(&model).and_then(|s| s.system_prompt.clone()) {
-            let mut system = system;
-            if !context.is_empty() {
-                system.push_str("\n\nUse this context if it is relevant:\n");
-                for c in &context {
-                    system.push_str("- ");
-                    system.push_str(c);
-                    system.push('\n');
-                }
-            }
-            messages.push(ChatMessage {
-                role: "system".into(),
-                content: system,
-            });
-        } else if !context.is_empty() {
-            let mut system = String::from("Use this context if it is relevant:\n");
-            for c in &context {
-                system.push_str("- ");
-                system.push_str(c);
-                system.push('\n');
-            }
-            messages.push(ChatMessage {
-                role: "system".into(),
-                content: system,
-            });
-        }
+        let mut messages: Vec<ChatMessage> = system_message(
+            p.models
+                .get(&model)
+                .and_then(|s| s.system_prompt.as_deref()),
+            &context,
+        )
+        .into_iter()
+        .collect();
         messages.push(ChatMessage {
             role: "user".into(),
             content: req.prompt.clone(),
@@ -1136,5 +1138,52 @@ impl Inference for PipelineService {
             .snapshot()
             .iter()
             .any(|n| n.state == NodeState::Ready as i32)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::path::Path;
+
+    fn registry() -> ModelRegistry {
+        let file = Path::new(env!("CARGO_MANIFEST_DIR")).join("../models/registry.toml");
+        ModelRegistry::load(&file, Path::new("/models")).expect("registry")
+    }
+
+    #[test]
+    fn routes_to_unregistered_or_wrong_stage_models_are_start_up_errors() {
+        let reg = registry();
+        assert!(validate_routes(&Routes::default(), &reg).is_ok());
+        let mut r = Routes::default();
+        r.code = vec!["llama-70b".into()];
+        let err = validate_routes(&r, &reg).unwrap_err().to_string();
+        assert!(
+            err.contains("routes.code names model 'llama-70b'")
+                && err.contains("not in the model registry"),
+            "{err}"
+        );
+        let mut r = Routes::default();
+        r.fast = vec!["minilm-l6-v2".into()];
+        let err = validate_routes(&r, &reg).unwrap_err().to_string();
+        assert!(
+            err.contains("a embed model; it must be a generate model"),
+            "{err}"
+        );
+    }
+
+    #[test]
+    fn system_message_joins_prompt_and_context() {
+        assert_eq!(system_message(None, &[]), None);
+        let m = system_message(Some("Be brief."), &[]).unwrap();
+        assert_eq!(m.content, "Be brief.");
+        let m = system_message(Some("Be brief."), &["doc one".into()]).unwrap();
+        assert_eq!(
+            m.content,
+            "Be brief.\n\nUse this context if it is relevant:\n- doc one\n"
+        );
+        let m = system_message(None, &["a".into(), "b".into()]).unwrap();
+        assert_eq!(m.content, "Use this context if it is relevant:\n- a\n- b\n");
+        assert_eq!(m.role, "system");
     }
 }
