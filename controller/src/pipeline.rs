@@ -1155,16 +1155,20 @@ mod tests {
     fn routes_to_unregistered_or_wrong_stage_models_are_start_up_errors() {
         let reg = registry();
         assert!(validate_routes(&Routes::default(), &reg).is_ok());
-        let mut r = Routes::default();
-        r.code = vec!["llama-70b".into()];
+        let r = Routes {
+            code: vec!["llama-70b".into()],
+            ..Default::default()
+        };
         let err = validate_routes(&r, &reg).unwrap_err().to_string();
         assert!(
             err.contains("routes.code names model 'llama-70b'")
                 && err.contains("not in the model registry"),
             "{err}"
         );
-        let mut r = Routes::default();
-        r.fast = vec!["minilm-l6-v2".into()];
+        let r = Routes {
+            fast: vec!["minilm-l6-v2".into()],
+            ..Default::default()
+        };
         let err = validate_routes(&r, &reg).unwrap_err().to_string();
         assert!(
             err.contains("a embed model; it must be a generate model"),
