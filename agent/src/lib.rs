@@ -9,6 +9,7 @@
 
 pub mod batcher;
 pub mod errors;
+pub mod eviction;
 pub mod inventory;
 pub mod runner;
 pub mod service;

@@ -7,6 +7,7 @@
 use std::collections::{BTreeMap, HashMap};
 use std::sync::Arc;
 use std::sync::Mutex;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
 use switchyard_backend_core::worker::ModelWorker;
@@ -18,6 +19,7 @@ use switchyard_proto::v1::{Device, DeviceKind, ResidentModel};
 use tracing::{Instrument, info, info_span};
 
 use crate::batcher::{BatchOutput, BatchReply, Batcher};
+use crate::eviction::{EvictionCandidate, plan_eviction};
 
 /// A device as the runner addresses it.
 #[derive(Debug, Clone)]
@@ -37,6 +39,27 @@ struct Resident {
     worker: ModelWorker,
     batcher: Option<Batcher>,
     last_used: Mutex<Instant>,
+    /// Pinned by the controller: never evicted.
+    pinned: AtomicBool,
+}
+
+impl Resident {
+    fn describe(&self) -> ResidentModel {
+        ResidentModel {
+            model: self.spec.name.clone(),
+            device_id: self.device_id.clone(),
+            backend: self.backend.clone(),
+            memory_bytes: self.spec.memory_bytes,
+            in_flight: self.worker.in_flight(),
+            pinned: self.pinned.load(Ordering::Relaxed),
+            idle_ms: self
+                .last_used
+                .lock()
+                .expect("last used")
+                .elapsed()
+                .as_millis() as u64,
+        }
+    }
 }
 
 /// Result of a classify/embed stage.
@@ -162,17 +185,17 @@ impl StageRunner {
     /// Models resident on this node.
     pub fn resident_models(&self) -> Vec<ResidentModel> {
         let resident = self.resident.lock().expect("resident table");
-        let mut out: Vec<ResidentModel> = resident
-            .values()
-            .map(|r| ResidentModel {
-                model: r.spec.name.clone(),
-                device_id: r.device_id.clone(),
-                backend: r.backend.clone(),
-                memory_bytes: r.spec.memory_bytes,
-                in_flight: r.worker.in_flight(),
-            })
-            .collect();
+        let mut out: Vec<ResidentModel> = resident.values().map(|r| r.describe()).collect();
         out.sort_by(|a, b| (&a.model, &a.device_id).cmp(&(&b.model, &b.device_id)));
+        out
+    }
+
+    /// Bytes reserved on each device by its resident models.
+    pub fn reserved_bytes(&self) -> HashMap<String, u64> {
+        let mut out = HashMap::new();
+        for r in self.resident.lock().expect("resident table").values() {
+            *out.entry(r.device_id.clone()).or_default() += r.spec.memory_bytes;
+        }
         out
     }
 
@@ -229,23 +252,22 @@ impl StageRunner {
         })
     }
 
-    /// Loads `model` on `device_id` with `backend` (no-op when already resident there).
-    /// Refuses when the device's memory would be overcommitted.
+    /// Loads `model` on `device_id` with `backend` (no-op when already resident there);
+    /// `pin` keeps it from being evicted (and pins it when already resident). When the
+    /// device's memory would be overcommitted, idle unpinned models on it are evicted, least
+    /// recently used first; when that is not enough the load is refused.
     pub async fn load(
         &self,
         model: &str,
         device_id: &str,
         backend: &str,
+        pin: bool,
     ) -> Result<ResidentModel, BackendError> {
-        self.resident_or_load(model, device_id, backend)
-            .await
-            .map(|r| ResidentModel {
-                model: r.spec.name.clone(),
-                device_id: r.device_id.clone(),
-                backend: r.backend.clone(),
-                memory_bytes: r.spec.memory_bytes,
-                in_flight: r.worker.in_flight(),
-            })
+        let r = self.resident_or_load(model, device_id, backend).await?;
+        if pin && !r.pinned.swap(true, Ordering::Relaxed) {
+            info!(model, device = device_id, "model pinned");
+        }
+        Ok(r.describe())
     }
 
     /// Unloads `model` from `device_id`. Returns false when it was not resident.
@@ -295,22 +317,7 @@ impl StageRunner {
             )));
         }
         let backend = self.backend(backend_id)?;
-        let used: u64 = self
-            .resident
-            .lock()
-            .expect("resident table")
-            .values()
-            .filter(|r| r.device_id == device_id && r.spec.name != model)
-            .map(|r| r.spec.memory_bytes)
-            .sum();
-        if slot.memory_total_bytes > 0 && used + spec.memory_bytes > slot.memory_total_bytes {
-            return Err(BackendError::OutOfMemory(format!(
-                "{model} needs {} MiB on {device_id}, only {} MiB of {} MiB unreserved",
-                spec.memory_bytes >> 20,
-                slot.memory_total_bytes.saturating_sub(used) >> 20,
-                slot.memory_total_bytes >> 20
-            )));
-        }
+        self.make_room(&spec, device_id, slot.memory_total_bytes)?;
         let span = info_span!("load", model, device = device_id, backend = backend_id);
         let started = Instant::now();
         let target = slot.target.clone();
@@ -335,6 +342,7 @@ impl StageRunner {
             worker,
             batcher,
             last_used: Mutex::new(Instant::now()),
+            pinned: AtomicBool::new(false),
         });
         self.resident
             .lock()
@@ -348,6 +356,35 @@ impl StageRunner {
             )
         });
         Ok(resident)
+    }
+
+    /// Evicts idle models from `device_id` (least recently used first) until `spec` fits in
+    /// its `total` bytes, or refuses without evicting anything. Called under the load lock.
+    fn make_room(&self, spec: &ModelSpec, device_id: &str, total: u64) -> Result<(), BackendError> {
+        let mut resident = self.resident.lock().expect("resident table");
+        let candidates: Vec<EvictionCandidate> = resident
+            .values()
+            .filter(|r| r.device_id == device_id && r.spec.name != spec.name)
+            .map(|r| EvictionCandidate {
+                model: r.spec.name.clone(),
+                memory_bytes: r.spec.memory_bytes,
+                last_used: *r.last_used.lock().expect("last used"),
+                in_flight: r.worker.in_flight(),
+                pinned: r.pinned.load(Ordering::Relaxed),
+            })
+            .collect();
+        let evict = plan_eviction(&candidates, spec.memory_bytes, total)
+            .map_err(|e| BackendError::OutOfMemory(format!("{} on {device_id}: {e}", spec.name)))?;
+        for victim in evict {
+            resident.remove(&(victim.clone(), device_id.to_string()));
+            info!(
+                model = %victim,
+                device = device_id,
+                for_model = %spec.name,
+                "evicted least recently used model to make room"
+            );
+        }
+        Ok(())
     }
 
     /// Runs a classify or embed stage (merged with concurrent requests by the batcher).

@@ -259,7 +259,7 @@ impl Agent for AgentService {
         require("backend", &req.backend)?;
         let resident = self
             .runner
-            .load(&req.model, &req.device_id, &req.backend)
+            .load(&req.model, &req.device_id, &req.backend, req.pin)
             .await
             .map_err(|e| to_status(&e))?;
         Ok(Response::new(LoadModelResponse {

@@ -258,12 +258,13 @@ impl Pipeline {
                     } else {
                         0
                     };
-                    v.resident_models = info
-                        .resident_models
-                        .iter()
-                        .filter(|r| r.device_id == d.id)
-                        .map(|r| r.model.clone())
-                        .collect();
+                    let resident = info.resident_models.iter().filter(|r| r.device_id == d.id);
+                    v.resident_models = resident.clone().map(|r| r.model.clone()).collect();
+                    // The agent evicts idle, unpinned models (LRU) to make room.
+                    v.reclaimable_bytes = resident
+                        .filter(|r| r.in_flight == 0 && !r.pinned)
+                        .map(|r| r.memory_bytes)
+                        .sum();
                     v.simulated = d.simulated;
                     v
                 })

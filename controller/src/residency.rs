@@ -2,8 +2,9 @@
 //! loaded (pinned models somewhere; everything else only while recently used) with what the
 //! agents report in their heartbeats, and sends LoadModel/UnloadModel commands on their
 //! sessions. Models load on demand through the data path (the agent loads on first use after
-//! its memory check); this loop pre-loads pinned models and unloads idle ones. A model with
-//! requests in flight is never unloaded.
+//! its memory check, evicting idle unpinned models least recently used first when the device
+//! is full); this loop pre-loads and pins pinned models and unloads idle ones after their
+//! keep-alive. A model with requests in flight is never unloaded nor evicted.
 
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -21,6 +22,7 @@ use crate::pipeline::Pipeline;
 /// An action the loop decided on.
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
 pub enum Action {
+    /// Load (or, when already resident, just pin) a model that must stay resident.
     Load {
         node: String,
         device: String,
@@ -72,7 +74,20 @@ impl Reconciler {
             let key = (node.clone(), r.device_id.clone(), r.model.clone());
             seen.insert(key.clone());
             let first = *self.first_seen.entry(key.clone()).or_insert(now);
-            if self.config.pinned.contains(&r.model) || r.in_flight > 0 {
+            if self.config.pinned.contains(&r.model) {
+                // Loaded on demand before the loop pinned it: pin it where it is, so the
+                // agent never evicts it.
+                if !r.pinned {
+                    actions.push(Action::Load {
+                        node: node.clone(),
+                        device: r.device_id.clone(),
+                        backend: r.backend.clone(),
+                        model: r.model.clone(),
+                    });
+                }
+                continue;
+            }
+            if r.in_flight > 0 {
                 continue;
             }
             let last = pipeline
@@ -138,6 +153,7 @@ pub async fn run(
                         model: model.clone(),
                         device_id: device.clone(),
                         backend: backend.clone(),
+                        pin: true,
                     }),
                 ),
                 Action::Unload {
@@ -159,5 +175,110 @@ pub async fn run(
                 debug!(?action, "node has no session; will retry");
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::path::Path;
+
+    use switchyard_backend_core::ModelRegistry;
+    use switchyard_proto::v1::{NodeInfo, ResidentModel};
+
+    use super::*;
+    use crate::config::Routes;
+    use crate::pipeline::PipelineSettings;
+
+    fn resident(model: &str, pinned: bool, in_flight: u32) -> ResidentModel {
+        ResidentModel {
+            model: model.into(),
+            device_id: "cpu".into(),
+            backend: "ort-cpu".into(),
+            memory_bytes: 60_000_000,
+            in_flight,
+            pinned,
+            idle_ms: 0,
+        }
+    }
+
+    fn setup(models: Vec<ResidentModel>) -> (Arc<ClusterState>, Pipeline) {
+        let cluster = Arc::new(ClusterState::new(Duration::from_secs(1), 3));
+        let info = NodeInfo {
+            node_name: "a".into(),
+            agent_endpoint: "http://127.0.0.1:1".into(),
+            resident_models: models,
+            ..Default::default()
+        };
+        cluster.register(info, "inst-1").expect("register");
+        let file = Path::new(env!("CARGO_MANIFEST_DIR")).join("../models/registry.toml");
+        let registry = ModelRegistry::load(&file, Path::new("/models")).expect("registry");
+        let pipeline = Pipeline::new(
+            cluster.clone(),
+            Arc::new(registry),
+            Routes::default(),
+            PipelineSettings::default(),
+        )
+        .expect("pipeline");
+        (cluster, pipeline)
+    }
+
+    fn config() -> ResidencyConfig {
+        ResidencyConfig {
+            keep_alive_s: 10,
+            pinned: vec!["router".into()],
+            reconcile_interval_ms: 1000,
+        }
+    }
+
+    #[test]
+    fn a_pinned_model_loaded_on_demand_gets_pinned_where_it_is() {
+        let (cluster, pipeline) = setup(vec![resident("router", false, 0)]);
+        let mut r = Reconciler::new(config());
+        let now = Instant::now();
+        let pin = Action::Load {
+            node: "a".into(),
+            device: "cpu".into(),
+            backend: "ort-cpu".into(),
+            model: "router".into(),
+        };
+        assert_eq!(r.plan(&cluster, &pipeline, now), vec![pin.clone()]);
+        // Sent and not yet visible: not repeated on the next tick...
+        assert_eq!(
+            r.plan(&cluster, &pipeline, now + Duration::from_secs(1)),
+            vec![]
+        );
+        // ...but sent again if the agent never confirmed it.
+        assert_eq!(
+            r.plan(&cluster, &pipeline, now + Duration::from_secs(6)),
+            vec![pin]
+        );
+        // Never unloaded after its keep-alive, unlike other models.
+        let (cluster, pipeline) = setup(vec![resident("router", true, 0)]);
+        let mut r = Reconciler::new(config());
+        assert_eq!(r.plan(&cluster, &pipeline, now), vec![]);
+        assert_eq!(
+            r.plan(&cluster, &pipeline, now + Duration::from_secs(60)),
+            vec![]
+        );
+    }
+
+    #[test]
+    fn idle_models_are_unloaded_after_keep_alive_but_never_while_in_use() {
+        let (cluster, pipeline) = setup(vec![
+            resident("router", true, 0),
+            resident("minilm-l6-v2", false, 0),
+            resident("smollm2-135m", false, 1),
+        ]);
+        let mut r = Reconciler::new(config());
+        let now = Instant::now();
+        assert_eq!(r.plan(&cluster, &pipeline, now), vec![]);
+        assert_eq!(
+            r.plan(&cluster, &pipeline, now + Duration::from_secs(11)),
+            vec![Action::Unload {
+                node: "a".into(),
+                device: "cpu".into(),
+                model: "minilm-l6-v2".into(),
+            }]
+        );
     }
 }

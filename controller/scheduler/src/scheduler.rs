@@ -111,6 +111,8 @@ pub struct ScoreTerms {
     pub tops_measured: bool,
     /// Free memory after placement / total memory.
     pub free_after_ratio: f64,
+    /// Bytes of idle models the agent must evict for the model (and headroom) to fit.
+    pub evict_bytes: u64,
     /// Whether the free-memory term was computed for packing.
     pub pack: bool,
     /// Requests in flight on the device.
@@ -159,6 +161,13 @@ impl fmt::Display for ScoreTerms {
             if self.pack { "pack" } else { "spread" },
             self.memory
         )?;
+        if self.evict_bytes > 0 {
+            write!(
+                f,
+                ", evicts {:.1} MB of idle models (LRU)",
+                mb(self.evict_bytes)
+            )?;
+        }
         if self.max_concurrency > 0 {
             write!(
                 f,
@@ -243,6 +252,8 @@ pub enum RejectReason {
         headroom_bytes: u64,
         /// Bytes free now.
         free_bytes: u64,
+        /// Bytes idle models hold that eviction could free.
+        reclaimable_bytes: u64,
     },
     /// The request already failed there.
     Excluded,
@@ -282,13 +293,20 @@ impl fmt::Display for RejectReason {
                 needed_bytes,
                 headroom_bytes,
                 free_bytes,
-            } => write!(
-                f,
-                "does not fit: needs {:.1} MB + {:.1} MB headroom, {:.1} MB free",
-                mb(*needed_bytes),
-                mb(*headroom_bytes),
-                mb(*free_bytes)
-            ),
+                reclaimable_bytes,
+            } => {
+                write!(
+                    f,
+                    "does not fit: needs {:.1} MB + {:.1} MB headroom, {:.1} MB free",
+                    mb(*needed_bytes),
+                    mb(*headroom_bytes),
+                    mb(*free_bytes)
+                )?;
+                if *reclaimable_bytes > 0 {
+                    write!(f, " + {:.1} MB held by idle models", mb(*reclaimable_bytes))?;
+                }
+                Ok(())
+            }
             RejectReason::Excluded => write!(f, "excluded: this request already failed there"),
             RejectReason::CircuitOpen { retry_in } => {
                 write!(
@@ -504,21 +522,25 @@ fn early(view: &ClusterView, h: &HotDevice, p: &Prepared<'_>) -> Result<Early, R
     };
     let warm = p.model_id.is_some_and(|id| h.resident.contains(&id));
     let need = if warm { 0 } else { p.need };
+    let mut evict_bytes = 0;
     if !warm {
         let headroom = (h.total as f64 * p.headroom_ratio) as u64;
-        if need.saturating_add(headroom) > h.free {
+        let wanted = need.saturating_add(headroom);
+        if wanted > h.free.saturating_add(h.reclaimable) {
             return Err(RejectReason::DoesNotFit {
                 needed_bytes: need,
                 headroom_bytes: headroom,
                 free_bytes: h.free,
+                reclaimable_bytes: h.reclaimable,
             });
         }
+        evict_bytes = wanted.saturating_sub(h.free);
     }
     let w = &p.policy.weights;
     let free_after_ratio = if h.total == 0 {
         0.0
     } else {
-        (h.free - need) as f64 / h.total as f64
+        h.free.saturating_sub(need) as f64 / h.total as f64
     };
     let load = if h.max_concurrency > 0 {
         h.in_flight as f64 / h.max_concurrency as f64
@@ -541,6 +563,7 @@ fn early(view: &ClusterView, h: &HotDevice, p: &Prepared<'_>) -> Result<Early, R
         tops_value: h.tops,
         tops_measured: h.tops_measured,
         free_after_ratio,
+        evict_bytes,
         pack: p.pack,
         in_flight: h.in_flight,
         max_concurrency: h.max_concurrency,
@@ -982,6 +1005,7 @@ mod tests {
             RejectReason::DoesNotFit {
                 needed_bytes: 9_500_000_000,
                 headroom_bytes: 1_200_000_000,
+                reclaimable_bytes: 0,
                 free_bytes: 10 * GB
             }
         );
@@ -1022,6 +1046,36 @@ mod tests {
         let p = ctx.place(&v, &ctx.req(StageKind::Generate, "other", 750_000_000));
         assert_eq!(names(&p)[0], ("gpu-box".into(), "cpu".into()));
         assert!(!names(&p).contains(&("edge".into(), "cpu".into())));
+    }
+
+    #[test]
+    fn memory_held_by_idle_models_counts_as_room_and_the_eviction_is_explained() {
+        let ctx = Ctx::new();
+        let mut v = cluster();
+        // The GPU (GPU-aaaa, 12 GB) is almost full: 1 GB free, 9 GB held by idle models.
+        v.update_device("gpu-box", "GPU-aaaa", |d| {
+            d.memory_free_bytes = GB;
+            d.reclaimable_bytes = 9 * GB;
+        });
+        let r = ctx.req(StageKind::Generate, "big", 4 * GB);
+        let p = ctx.place(&v, &r);
+        let best = p.best().unwrap();
+        assert_eq!(best.device, "GPU-aaaa", "{:?}", names(&p));
+        // 4 GB + 1.2 GB headroom − 1 GB free = 4.2 GB to evict.
+        let detail = best.score_detail();
+        assert!(
+            detail.contains("evicts 4200.0 MB of idle models"),
+            "{detail}"
+        );
+        // Beyond free + reclaimable it does not fit, and the reason names both figures.
+        let r = ctx.req(StageKind::Generate, "huge", 9_500_000_000);
+        let e = ctx.explain(&v, &r);
+        let gpu = e.rejected.iter().find(|x| x.device == "GPU-aaaa").unwrap();
+        let why = gpu.to_string();
+        assert!(
+            why.contains("1000.0 MB free + 9000.0 MB held by idle models"),
+            "{why}"
+        );
     }
 
     #[test]

@@ -56,6 +56,9 @@ pub struct DeviceView {
     pub memory_total_bytes: u64,
     /// Memory free right now, in bytes.
     pub memory_free_bytes: u64,
+    /// Memory held by idle, unpinned resident models: the agent evicts them (least recently
+    /// used first) to make room, so a model fits when it fits in free + reclaimable.
+    pub reclaimable_bytes: u64,
     /// Catalog or device-property INT8 TOPS (0 when unknown).
     pub tops: f64,
     /// TOPS measured by the agent's probe; preferred over [`DeviceView::tops`] when known.
@@ -83,6 +86,7 @@ impl DeviceView {
             healthy: true,
             memory_total_bytes: 0,
             memory_free_bytes: 0,
+            reclaimable_bytes: 0,
             tops: 0.0,
             measured_tops: None,
             backends: Vec::new(),
@@ -167,6 +171,8 @@ pub(crate) struct HotDevice {
     pub backend_mask: u64,
     /// Free memory, bytes.
     pub free: u64,
+    /// Memory idle models hold that eviction can give back, bytes.
+    pub reclaimable: u64,
     /// Total memory, bytes.
     pub total: u64,
     /// Effective TOPS (measured when known).
@@ -446,6 +452,7 @@ impl ClusterView {
             } else {
                 dev.memory_free_bytes.min(dev.memory_total_bytes)
             },
+            reclaimable: dev.reclaimable_bytes,
             total: dev.memory_total_bytes,
             tops,
             tops_measured,
