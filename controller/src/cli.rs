@@ -270,6 +270,10 @@ pub struct DevicesArgs {
     /// Measure effective int8 TOPS of every usable backend on every local device.
     #[arg(long)]
     pub calibrate: bool,
+    /// Directory of prepared model files, where the backend probe and calibration find their
+    /// graphs (default: ~/.cache/switchyard/models).
+    #[arg(long, env = "SWITCHYARD_MODELS_DIR", value_name = "DIR")]
+    pub models_dir: Option<PathBuf>,
     /// Output format.
     #[arg(long, short, value_enum, default_value_t = Output::Table)]
     pub output: Output,
@@ -374,6 +378,8 @@ fn apply_agent(config: &mut Config, args: &AgentArgs) {
 }
 
 fn load_models(config: &Config) -> Result<Arc<ModelRegistry>> {
+    // The backend probe and calibration read their own files from the same directory.
+    switchyard_backend_core::paths::set_models_dir(&config.models.dir);
     let reg = ModelRegistry::load(&config.models.registry, &config.models.dir)?;
     Ok(Arc::new(reg))
 }
@@ -532,6 +538,9 @@ async fn devices(args: &DevicesArgs) -> Result<()> {
                 && !f.is_dir()
             {
                 bail!("fixture {} is not a directory", f.display());
+            }
+            if let Some(dir) = &args.models_dir {
+                switchyard_backend_core::paths::set_models_dir(dir);
             }
             let (host, devices, notes, calibration) =
                 wiring::scan_local(args.fixture.as_deref(), args.calibrate);

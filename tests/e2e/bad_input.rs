@@ -206,3 +206,29 @@ async fn garbage_protobuf_and_garbage_bytes_on_the_registry_port_are_refused_and
     assert!(nodes.is_ok(), "controller must keep serving: {nodes:?}");
     drop(controller);
 }
+
+#[test]
+fn a_models_dir_without_prepared_files_makes_backends_unusable_with_the_path_in_the_reason() {
+    // `--models-dir` must reach the backend probe too, not only the registry.
+    let empty = tempfile::tempdir().unwrap();
+    let dir = empty.path().to_str().unwrap();
+    let (status, out, err) = run_cli(&["devices", "--models-dir", dir, "-o", "json"]).unwrap();
+    assert!(status.success(), "{err}");
+    let devices: serde_json::Value = serde_json::from_str(&out).unwrap();
+    let cpu = devices
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|d| d["kind"] == "cpu")
+        .expect("the CPU is always found");
+    let backends = cpu["backends"].as_array().unwrap();
+    assert!(!backends.is_empty(), "{cpu}");
+    for b in backends {
+        assert_eq!(b["usable"], false, "{b}");
+        let reason = b["reason"].as_str().unwrap();
+        assert!(
+            reason.contains(&format!("{dir}/probe/tiny.onnx")) && reason.contains("setup.sh"),
+            "{reason}"
+        );
+    }
+}

@@ -1,6 +1,10 @@
 //! Where Switchyard keeps prepared models and finds runtime libraries.
 
 use std::path::{Path, PathBuf};
+use std::sync::RwLock;
+
+/// The models directory the process was configured with (config file or `--models-dir`).
+static MODELS_DIR: RwLock<Option<PathBuf>> = RwLock::new(None);
 
 /// `${XDG_CACHE_HOME:-$HOME/.cache}/switchyard`.
 pub fn cache_dir() -> PathBuf {
@@ -12,8 +16,18 @@ pub fn cache_dir() -> PathBuf {
     base.join("switchyard")
 }
 
-/// `SWITCHYARD_MODELS_DIR`, else `<cache>/models`.
+/// Makes [`models_dir`] return `dir` for the rest of the process, so that everything that
+/// reads model files (registry, backend probe, calibration) agrees with the configuration.
+pub fn set_models_dir(dir: &Path) {
+    *MODELS_DIR.write().unwrap_or_else(|e| e.into_inner()) = Some(dir.to_path_buf());
+}
+
+/// The directory set by [`set_models_dir`], else `SWITCHYARD_MODELS_DIR`, else
+/// `<cache>/models`.
 pub fn models_dir() -> PathBuf {
+    if let Some(dir) = MODELS_DIR.read().unwrap_or_else(|e| e.into_inner()).clone() {
+        return dir;
+    }
     std::env::var_os("SWITCHYARD_MODELS_DIR")
         .filter(|v| !v.is_empty())
         .map(PathBuf::from)
