@@ -12,7 +12,7 @@ use std::sync::Arc;
 
 pub use calibrate::{Calibration, calibrate as calibrate_backend};
 use switchyard_backend_core::{
-    Backend, BackendError, DeviceRef, DeviceType, LoadedModel, ModelSpec,
+    Backend, BackendError, DeviceRef, DeviceTops, DeviceType, LoadedModel, ModelSpec,
 };
 use tracing::{debug, info};
 
@@ -152,6 +152,22 @@ impl BackendSet {
     /// Their ids.
     pub fn ids(&self) -> Vec<&'static str> {
         self.backends.iter().map(|b| b.id()).collect()
+    }
+
+    /// The first figure a backend reports for `device`'s own int8 throughput (OpenVINO's
+    /// `DEVICE_GOPS` on Intel GPUs and NPUs), with the backend's id.
+    pub fn device_tops(&self, device: &DeviceRef) -> Option<(&'static str, DeviceTops)> {
+        self.backends
+            .iter()
+            .filter(|b| targets(b.id(), device.device_type))
+            .find_map(|b| match b.device_tops(device) {
+                Ok(Some(t)) => Some((b.id(), t)),
+                Ok(None) => None,
+                Err(e) => {
+                    debug!(device = %device.id, backend = b.id(), error = %e, "no device TOPS");
+                    None
+                }
+            })
     }
 
     /// Runs the probe model on every applicable backend × device pair.

@@ -8,14 +8,13 @@ use std::time::Duration;
 use anyhow::{Context, Result};
 use serde_json::{Value, json};
 use switchyard_agent::{AgentHandle, AgentSettings, InventorySource, StageRunner};
-use switchyard_backend_core::DeviceRef;
-use switchyard_backend_core::ModelRegistry;
+use switchyard_backend_core::{DeviceRef, DeviceTops, ModelRegistry};
 use switchyard_backends::{BackendSet, ProbeResult};
 use switchyard_controller::config::Config;
 use switchyard_controller::table::gib;
 use switchyard_discovery::{Discovery, DiscoveryConfig};
 use switchyard_proto::v1::{
-    BackendSupport, Device, DeviceTelemetry, HostFacts, NodeState, NodeStatus,
+    BackendSupport, Device, DeviceTelemetry, HostFacts, NodeState, NodeStatus, Tops, TopsSource,
 };
 use tracing::{info, warn};
 
@@ -297,6 +296,38 @@ pub fn probe_backends(set: &BackendSet, devices: &mut [Device]) {
             info!(device = %d.id, backend = %b.backend, reason = %b.reason, "backend not usable on device");
         }
     }
+    for (d, r) in devices.iter_mut().zip(&refs) {
+        if !d.simulated
+            && let Some((backend, figure)) = set.device_tops(r)
+        {
+            apply_device_tops(d, backend, figure);
+        }
+    }
+}
+
+/// Records a runtime-reported device figure: it becomes the device's TOPS when the catalog
+/// does not know the model; beside a catalog figure it is only noted in the detail (the
+/// catalog holds vendor-published dense int8 figures, which we trust more than a runtime's
+/// estimate).
+pub fn apply_device_tops(d: &mut Device, backend: &str, figure: DeviceTops) {
+    info!(device = %d.id, backend, tops = figure.int8_tops, detail = %figure.detail, "device-reported int8 TOPS");
+    let known = d
+        .tops
+        .as_ref()
+        .is_some_and(|t| t.source() != TopsSource::Unknown && t.int8_tops > 0.0);
+    if known {
+        let t = d.tops.as_mut().expect("known");
+        t.detail = format!(
+            "{}; {} reports {:.1} TOPS ({})",
+            t.detail, backend, figure.int8_tops, figure.detail
+        );
+    } else {
+        d.tops = Some(Tops {
+            int8_tops: figure.int8_tops,
+            source: TopsSource::DeviceProperty as i32,
+            detail: figure.detail,
+        });
+    }
 }
 
 fn kind_name(d: &Device) -> &'static str {
@@ -465,4 +496,54 @@ pub fn devices_json(per_node: &[(String, Vec<Device>)]) -> Value {
             })
             .collect(),
     )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn figure() -> DeviceTops {
+        DeviceTops {
+            int8_tops: 46.08,
+            detail: "OpenVINO DEVICE_GOPS of GPU.0: 46080 GOPS (i8)".into(),
+        }
+    }
+
+    #[test]
+    fn a_device_figure_fills_an_unknown_model_and_is_noted_beside_a_catalog_one() {
+        // Unknown to the catalog: the runtime's figure becomes the TOPS, labelled as such.
+        let mut d = Device {
+            id: "pci-0000:03:00.0".into(),
+            tops: Some(Tops {
+                int8_tops: 0.0,
+                source: TopsSource::Unknown as i32,
+                detail: "not in the catalog".into(),
+            }),
+            ..Default::default()
+        };
+        apply_device_tops(&mut d, "openvino", figure());
+        let t = d.tops.clone().unwrap();
+        assert_eq!(t.source(), TopsSource::DeviceProperty);
+        assert_eq!(t.int8_tops, 46.08);
+        assert!(t.detail.contains("DEVICE_GOPS"), "{}", t.detail);
+
+        // A catalog figure stays; the runtime's is noted in the detail.
+        let mut d = Device {
+            tops: Some(Tops {
+                int8_tops: 262.0,
+                source: TopsSource::Catalog as i32,
+                detail: "Intel Arc A770 spec sheet".into(),
+            }),
+            ..Default::default()
+        };
+        apply_device_tops(&mut d, "openvino", figure());
+        let t = d.tops.unwrap();
+        assert_eq!((t.source(), t.int8_tops), (TopsSource::Catalog, 262.0));
+        assert!(
+            t.detail
+                .starts_with("Intel Arc A770 spec sheet; openvino reports 46.1 TOPS"),
+            "{}",
+            t.detail
+        );
+    }
 }

@@ -27,6 +27,15 @@ pub use stage::{
     StageKind, TokenEvent,
 };
 
+/// An int8 throughput figure a runtime reports for a device.
+#[derive(Debug, Clone, PartialEq)]
+pub struct DeviceTops {
+    /// Dense int8 tera-operations per second.
+    pub int8_tops: f64,
+    /// Where it came from (runtime, property, precision).
+    pub detail: String,
+}
+
 /// A runtime that can load models onto devices (e.g. `ort-cpu`, `ort-cuda`, `openvino`).
 pub trait Backend: Send + Sync {
     /// Stable id used in inventories, placement and traces: `ort-cpu`, `ort-cuda`,
@@ -44,6 +53,14 @@ pub trait Backend: Send + Sync {
         spec: &ModelSpec,
         device: &DeviceRef,
     ) -> Result<Box<dyn LoadedModel>, BackendError>;
+
+    /// The device's own int8 throughput figure as this runtime reports it (OpenVINO's
+    /// `DEVICE_GOPS`), when it reports one. `Ok(None)`: the runtime has no such figure for
+    /// this device.
+    fn device_tops(&self, device: &DeviceRef) -> Result<Option<DeviceTops>, BackendError> {
+        let _ = device;
+        Ok(None)
+    }
 
     /// Opens a bare ONNX graph on `device` as a [`session::Session`] (probe, calibration,
     /// benchmarks). Backends that cannot do this say so.

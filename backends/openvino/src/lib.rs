@@ -16,6 +16,7 @@
 
 mod calibrate;
 mod device;
+pub mod gops;
 pub mod runtime;
 mod session;
 
@@ -26,7 +27,7 @@ use openvino::{Core, DeviceType as OvDevice, RwPropertyKey};
 use switchyard_backend_core::probe;
 use switchyard_backend_core::session::Session;
 use switchyard_backend_core::{
-    Backend, BackendError, DeviceRef, DeviceType, LoadedModel, ModelSpec, paths,
+    Backend, BackendError, DeviceRef, DeviceTops, DeviceType, LoadedModel, ModelSpec, paths,
 };
 
 pub use calibrate::calibrate;
@@ -188,6 +189,12 @@ impl Backend for OpenVinoBackend {
         device: &DeviceRef,
     ) -> Result<Box<dyn Session>, BackendError> {
         Ok(Box::new(self.open(model, file, device)?))
+    }
+
+    fn device_tops(&self, device: &DeviceRef) -> Result<Option<DeviceTops>, BackendError> {
+        let core = self.lock_core()?;
+        let name = openvino_name(device, &available(&core)?)?;
+        gops::device_tops(&core, &name)
     }
 
     fn load(

@@ -272,3 +272,33 @@ fn intel_gpu_runs_embeddings() {
         .unwrap();
     assert!(cosine(&out.vectors[0], &out.vectors[1]) > 0.4);
 }
+
+#[test]
+fn the_cpu_plugin_reports_no_device_gops_and_that_is_not_an_error() {
+    // OpenVINO's CPU plugin does not support DEVICE_GOPS: no figure, no error (the CPU's
+    // TOPS come from the ISA formula or calibration instead).
+    assert_eq!(backend().device_tops(&DeviceRef::cpu()).unwrap(), None);
+    // An NVIDIA GPU is not OpenVINO's: a clear error, not a figure.
+    let nvidia = DeviceRef {
+        id: "GPU-1".into(),
+        device_type: DeviceType::NvidiaGpu,
+        ordinal: 0,
+    };
+    let err = backend().device_tops(&nvidia).unwrap_err().to_string();
+    assert!(err.contains("ort-cuda"), "{err}");
+}
+
+#[test]
+#[ignore = "needs Intel GPU"]
+fn intel_gpu_reports_its_int8_gops() {
+    let gpu = DeviceRef {
+        id: "intel-gpu-0".into(),
+        device_type: DeviceType::IntelGpu,
+        ordinal: 0,
+    };
+    let t = backend()
+        .device_tops(&gpu)
+        .unwrap()
+        .expect("the GPU plugin reports DEVICE_GOPS");
+    assert!(t.int8_tops > 0.0 && t.detail.contains("DEVICE_GOPS"), "{t:?}");
+}
