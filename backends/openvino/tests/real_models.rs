@@ -300,5 +300,8 @@ fn intel_gpu_reports_its_int8_gops() {
         .device_tops(&gpu)
         .unwrap()
         .expect("the GPU plugin reports DEVICE_GOPS");
-    assert!(t.int8_tops > 0.0 && t.detail.contains("DEVICE_GOPS"), "{t:?}");
+    assert!(
+        t.int8_tops > 0.0 && t.detail.contains("DEVICE_GOPS"),
+        "{t:?}"
+    );
 }
