@@ -36,6 +36,20 @@ if ! ldconfig -p 2>/dev/null | grep -q libze_loader.so.1; then
   fi
 fi
 
+# 0b. Prometheus (Debian prometheus: the server and promtool) for the metrics tests: a real
+#     Prometheus scrapes the controller's /metrics. Installed only when we are root and it is
+#     missing; the service is not started (the tests run their own instance).
+if ! command -v prometheus >/dev/null 2>&1 || ! command -v promtool >/dev/null 2>&1; then
+  if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then
+    say "installing prometheus (server + promtool, for the metrics tests; apt-get)"
+    apt-get install -y -q --no-install-recommends prometheus >/dev/null 2>&1 \
+      || { apt-get update -q >/dev/null 2>&1 && apt-get install -y -q --no-install-recommends prometheus >/dev/null 2>&1; } \
+      || say "prometheus not installed: the metrics tests will fail (apt-get install prometheus)"
+  else
+    say "prometheus is missing: the metrics tests need it (as root: apt-get install --no-install-recommends prometheus)"
+  fi
+fi
+
 # 1. Python with venv + ensurepip.
 command -v "$PY" >/dev/null 2>&1 || die "$PY not found; install Python 3 (Debian: apt-get install -y python3 python3-venv)"
 "$PY" -c 'import sys; sys.exit(0 if sys.version_info >= (3, 10) else 1)' \

@@ -4,6 +4,7 @@
 pub mod cluster;
 pub mod cluster_service;
 pub mod config;
+pub mod metrics;
 pub mod pipeline;
 pub mod registry_service;
 pub mod residency;

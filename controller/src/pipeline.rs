@@ -424,6 +424,7 @@ impl Pipeline {
     }
 
     fn succeeded(&self, stage: StageKind, model: &str, t: &Target, took: Duration) {
+        crate::metrics::stage_completed(stage.as_str(), &t.node, &t.device, &t.backend, took);
         self.last_used.lock().expect("last used").insert(
             (t.node.clone(), t.device.clone(), model.to_string()),
             Instant::now(),
@@ -441,6 +442,12 @@ impl Pipeline {
     /// Records a failure on the target's breaker (every device of the node for node-level
     /// failures) and returns the request with the failed devices excluded.
     fn failed(&self, t: &Target, class: ErrorClass, req: PlacementRequest) -> PlacementRequest {
+        crate::metrics::stage_failed(
+            req.stage.as_str(),
+            &t.node,
+            &t.device,
+            &format!("{:?}", class),
+        );
         let now = Instant::now();
         let devices: Vec<&String> = if node_level(class) {
             t.node_devices.iter().collect()
@@ -803,6 +810,10 @@ impl Pipeline {
                                 }
                                 if is_last {
                                     self.succeeded(stage, &spec.name, &target, started.elapsed());
+                                    crate::metrics::tokens_generated(
+                                        &spec.name,
+                                        u64::from(chunk.completion_tokens),
+                                    );
                                     if let Some(t) = chunk.trace.as_mut() {
                                         t.retries = retries;
                                     }

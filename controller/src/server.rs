@@ -1,5 +1,6 @@
-//! Starts the controller: the gRPC server (registry, cluster, health, reflection) and the
-//! liveness sweep, each in its own tracing span.
+//! Starts the controller: the gRPC server (registry, cluster, health, reflection), the HTTP
+//! server (OpenAI API, `/health`, `/ready`, Prometheus `/metrics`), the liveness sweep and
+//! the residency loop, each in its own tracing span.
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -123,7 +124,25 @@ pub async fn start(
             models.clone(),
         )))
         .add_service(switchyard_api::grpc_service(inference.clone(), &api));
-    let http_router = switchyard_api::http_router(inference, api);
+    crate::metrics::install();
+    let metrics_cluster = cluster.clone();
+    let http_router = switchyard_api::http_router(inference, api)
+        .route(
+            "/metrics",
+            axum::routing::get(move || {
+                let cluster = metrics_cluster.clone();
+                async move {
+                    (
+                        [(
+                            axum::http::header::CONTENT_TYPE,
+                            "text/plain; version=0.0.4; charset=utf-8",
+                        )],
+                        crate::metrics::render(&cluster.snapshot()),
+                    )
+                }
+            }),
+        )
+        .route_layer(axum::middleware::from_fn(track_http));
 
     let mut rx = shutdown_rx.clone();
     let grpc = tokio::spawn(
@@ -198,6 +217,27 @@ pub async fn start(
         shutdown: shutdown_tx,
         tasks: vec![grpc, http, liveness, residency],
     })
+}
+
+/// Records every routed HTTP request (route template, method, status, time to head).
+async fn track_http(
+    req: axum::extract::Request,
+    next: axum::middleware::Next,
+) -> axum::response::Response {
+    let started = std::time::Instant::now();
+    let route = req
+        .extensions()
+        .get::<axum::extract::MatchedPath>()
+        .map_or_else(|| "unmatched".to_string(), |p| p.as_str().to_string());
+    let method = req.method().as_str().to_string();
+    let response = next.run(req).await;
+    crate::metrics::http_request(
+        &method,
+        &route,
+        response.status().as_u16(),
+        started.elapsed(),
+    );
+    response
 }
 
 fn api_config(config: &Config) -> switchyard_api::ApiConfig {
