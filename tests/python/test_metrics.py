@@ -163,3 +163,29 @@ def test_real_prometheus_scrapes_cluster_state_and_request_metrics(system, chat_
         'histogram_quantile(0.95, sum by (le) (switchyard_stage_duration_seconds_bucket{stage="generate"}))',
     )
     assert p95 and float(p95[0]["value"][1]) > 0, p95
+
+
+def test_grafana_dashboard_queries_run_and_name_real_metrics(system, chat_model, prometheus):
+    """Every PromQL expression of deploy/grafana/switchyard-dashboard.json is valid for the
+    real Prometheus, and every switchyard_* series it names is one the controller defines
+    (controller/src/metrics.rs) and, unless it counts events that have not happened yet
+    (failures), exports right now."""
+    import re
+
+    repo = Path(__file__).resolve().parents[2]
+    dashboard = json.loads((repo / "deploy/grafana/switchyard-dashboard.json").read_text())
+    source = (repo / "controller/src/metrics.rs").read_text()
+    defined = set(re.findall(r'"(switchyard_[a-z0-9_]+)"', source))
+    one_chat(system, chat_model)
+    exported = scrape(system)
+    exprs = [t["expr"] for p in dashboard["panels"] for t in p["targets"]]
+    assert len(exprs) >= 10
+    for expr in exprs:
+        for name in set(re.findall(r"\bswitchyard_[a-z0-9_]+", expr)):
+            family = re.sub(r"_(bucket|sum|count)$", "", name)
+            assert family in defined, f"{name} (in {expr!r}) is not a Switchyard metric"
+            if family not in {"switchyard_stage_failures_total", "switchyard_stage_retries_total"}:
+                # Telemetry gauges a device does not report (a VM's CPU temperature) have a
+                # family header and no samples.
+                assert f"# TYPE {family} " in exported, f"{family} is not exported"
+        query(prometheus, expr)  # asserts status == success: the expression parses and runs
