@@ -112,6 +112,7 @@ pub async fn run(
         inventory: std::sync::Mutex::new(inventory),
         runner,
         registered_once: false,
+        sent_available: Vec::new(),
     };
     let mut attempt = 0u32;
     loop {
@@ -181,6 +182,8 @@ struct SessionState {
     inventory: std::sync::Mutex<Box<dyn InventorySource>>,
     runner: Arc<StageRunner>,
     registered_once: bool,
+    /// The models whose files we last told the controller we have.
+    sent_available: Vec<String>,
 }
 
 impl SessionState {
@@ -239,6 +242,7 @@ impl SessionState {
             })?
             .into_inner();
         self.registered_once = true;
+        self.sent_available = self.runner.registry().available();
         let interval = Duration::from_millis(lease.heartbeat_interval_ms.clamp(50, 60_000) as u64);
         let (out_tx, out_rx) = mpsc::channel::<AgentMessage>(64);
         out_tx
@@ -293,6 +297,14 @@ impl SessionState {
                 self.host = host;
                 self.devices = devices;
                 self.runner.set_devices(&self.devices);
+                inventory_changed = Some(self.node_info());
+            }
+            // Model files prepared (or removed) while running: tell the controller, which
+            // places a model only where its files are.
+            let available = self.runner.registry().available();
+            if available != self.sent_available {
+                info!(models = ?available, "available models changed");
+                self.sent_available = available;
                 inventory_changed = Some(self.node_info());
             }
         }

@@ -271,6 +271,8 @@ impl Pipeline {
                 .collect();
             let mut node = NodeView::new(info.node_name.clone(), devices);
             node.ready = status.state == NodeState::Ready as i32;
+            // Agents report which registered models they have the files of.
+            node.available_models = Some(info.available_models.clone());
             nodes.push(node);
         }
         let view = ClusterView::new(nodes).unwrap_or_else(|e| {

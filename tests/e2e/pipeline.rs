@@ -343,3 +343,81 @@ fn a_tripped_circuit_routes_around_the_device_and_recovers() {
         "the repaired node never took traffic again"
     );
 }
+
+/// The generate-stage candidates of `switchyard explain` for a prompt.
+fn generate_candidates(grpc: &str) -> Vec<Value> {
+    let url = format!("http://{grpc}");
+    let (ok, out, err) = run_cli(&["explain", PRIME, "--controller", &url, "-o", "json"]).unwrap();
+    assert!(ok.success(), "{err}");
+    let stages: Value = serde_json::from_str(&out).unwrap();
+    stages
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|s| s["stage"] == "generate")
+        .expect("generate stage explained")["candidates"]
+        .as_array()
+        .unwrap()
+        .clone()
+}
+
+#[test]
+fn a_node_without_the_model_files_is_skipped_until_they_appear() {
+    let _serial = serial();
+    let (_c, grpc, _d) = controller("");
+    let _host = agent(&grpc, "host", &[]);
+    // "bare" has the probe model (its backends work) but none of the registry's models.
+    let real =
+        std::path::PathBuf::from(std::env::var("SWITCHYARD_MODELS_DIR").unwrap_or_else(|_| {
+            format!(
+                "{}/.cache/switchyard/models",
+                std::env::var("HOME").unwrap()
+            )
+        }));
+    let bare_dir = tempfile::tempdir().unwrap();
+    std::os::unix::fs::symlink(real.join("probe"), bare_dir.path().join("probe")).unwrap();
+    let _bare = agent(
+        &grpc,
+        "bare",
+        &[
+            "--fixture",
+            &fixture("two-nvidia"),
+            "--models-dir",
+            bare_dir.path().to_str().unwrap(),
+        ],
+    );
+    wait_ready(&grpc, 2);
+
+    let candidates = generate_candidates(&grpc);
+    let on_bare: Vec<&Value> = candidates.iter().filter(|c| c["node"] == "bare").collect();
+    assert!(!on_bare.is_empty(), "{candidates:?}");
+    for c in &on_bare {
+        assert_eq!(c["eligible"], false, "{c}");
+        let why = c["filtered_reason"].as_str().unwrap();
+        assert!(why.contains("model files missing"), "{why}");
+    }
+    // A real request is answered by the node that has the files.
+    let v = run_json(&grpc, PRIME, &["--max-tokens", "2"]);
+    assert_eq!(stage(&v, "generate")["node"], "host", "{v}");
+
+    // The operator prepares the models on "bare": its agent notices (rescan) and the
+    // controller places there again, without restarting anything.
+    for entry in std::fs::read_dir(&real).unwrap() {
+        let entry = entry.unwrap();
+        if entry.file_name() != "probe" {
+            std::os::unix::fs::symlink(entry.path(), bare_dir.path().join(entry.file_name()))
+                .unwrap();
+        }
+    }
+    let eligible = wait_for(Duration::from_secs(30), || {
+        generate_candidates(&grpc)
+            .iter()
+            .any(|c| c["node"] == "bare" && c["eligible"] == true)
+            .then_some(())
+    });
+    assert!(
+        eligible.is_some(),
+        "bare never became eligible: {:?}",
+        generate_candidates(&grpc)
+    );
+}

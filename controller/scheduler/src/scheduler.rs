@@ -255,6 +255,8 @@ pub enum RejectReason {
         /// Bytes idle models hold that eviction could free.
         reclaimable_bytes: u64,
     },
+    /// The node's agent does not have the model's files.
+    ModelFilesMissing,
     /// The request already failed there.
     Excluded,
     /// The device's circuit is open.
@@ -307,6 +309,10 @@ impl fmt::Display for RejectReason {
                 }
                 Ok(())
             }
+            RejectReason::ModelFilesMissing => write!(
+                f,
+                "model files missing on this node (run scripts/setup.sh there, or check [models] dir)"
+            ),
             RejectReason::Excluded => write!(f, "excluded: this request already failed there"),
             RejectReason::CircuitOpen { retry_in } => {
                 write!(
@@ -494,6 +500,11 @@ fn early(view: &ClusterView, h: &HotDevice, p: &Prepared<'_>) -> Result<Early, R
     }
     if h.simulated && !p.allow_simulated {
         return Err(RejectReason::SimulatedNotAllowed);
+    }
+    if let Some(available) = &h.available
+        && !p.model_id.is_some_and(|id| available.contains(&id))
+    {
+        return Err(RejectReason::ModelFilesMissing);
     }
     let k = kind_index(h.kind);
     let Some(rank) = p.ranks[k] else {
@@ -1075,6 +1086,35 @@ mod tests {
         assert!(
             why.contains("1000.0 MB free + 9000.0 MB held by idle models"),
             "{why}"
+        );
+    }
+
+    #[test]
+    fn a_node_without_the_model_files_is_never_chosen_and_says_why() {
+        let ctx = Ctx::new();
+        let mut v = cluster();
+        // gpu-box reports only the router's files: generation must go to edge.
+        let mut gpu_box = v.node("gpu-box").unwrap().clone();
+        gpu_box.available_models = Some(vec!["router".into()]);
+        v.upsert_node(gpu_box).unwrap();
+        let r = ctx.req(StageKind::Generate, "smollm2", 750_000_000);
+        let p = ctx.place(&v, &r);
+        assert!(
+            names(&p).iter().all(|(node, _)| node == "edge"),
+            "{:?}",
+            names(&p)
+        );
+        let e = ctx.explain(&v, &r);
+        let gpu = e.rejected.iter().find(|x| x.device == "GPU-aaaa").unwrap();
+        assert_eq!(gpu.reason, RejectReason::ModelFilesMissing);
+        assert!(gpu.to_string().contains("model files missing"), "{gpu}");
+        // The router's files are there: classification may still use gpu-box.
+        let r = ctx.req(StageKind::Classify, "router", 60_000_000);
+        assert!(
+            ctx.explain(&v, &r)
+                .rejected
+                .iter()
+                .all(|x| x.reason != RejectReason::ModelFilesMissing)
         );
     }
 

@@ -123,6 +123,9 @@ pub struct NodeView {
     pub ready: bool,
     /// The node's devices.
     pub devices: Vec<DeviceView>,
+    /// Models whose files the node's agent has; `None` when not reported (any model may be
+    /// placed there). A model missing here is never placed on the node.
+    pub available_models: Option<Vec<String>>,
 }
 
 impl NodeView {
@@ -132,6 +135,7 @@ impl NodeView {
             name: name.into(),
             ready: true,
             devices,
+            available_models: None,
         }
     }
 }
@@ -185,6 +189,8 @@ pub(crate) struct HotDevice {
     pub max_concurrency: u32,
     /// Interned ids of the resident models.
     pub resident: Box<[u32]>,
+    /// Interned ids of the models whose files the node has (`None`: not reported).
+    pub available: Option<Box<[u32]>>,
     /// Bit `id % 64` set for every resident model id: a clear bit proves "not resident".
     pub resident_bits: u64,
     /// Hash of (node name, device id), the key of the latency EWMA table.
@@ -437,6 +443,12 @@ impl ClusterView {
             .map(|m| self.models.intern(m))
             .collect();
         let resident_bits = resident.iter().fold(0u64, |m, id| m | resident_bit(*id));
+        let available = node.available_models.clone().map(|models| {
+            models
+                .iter()
+                .map(|m| self.models.intern(m))
+                .collect::<Box<[u32]>>()
+        });
         let (tops, tops_measured) = dev.effective_tops();
         HotDevice {
             node: i as u32,
@@ -460,6 +472,7 @@ impl ClusterView {
             max_concurrency: dev.max_concurrency,
             resident,
             resident_bits,
+            available,
             key: device_key(&node.name, &dev.id),
         }
     }
