@@ -199,20 +199,6 @@ impl StageRunner {
         out
     }
 
-    /// Seconds since each resident model was last used, for keep-alive decisions.
-    pub fn idle_seconds(&self, model: &str, device_id: &str) -> Option<f64> {
-        let resident = self.resident.lock().expect("resident table");
-        resident
-            .get(&(model.to_string(), device_id.to_string()))
-            .map(|r| {
-                r.last_used
-                    .lock()
-                    .expect("last used")
-                    .elapsed()
-                    .as_secs_f64()
-            })
-    }
-
     fn spec(&self, model: &str) -> Result<&ModelSpec, BackendError> {
         self.registry.get(model).ok_or_else(|| {
             BackendError::InvalidInput(format!(

@@ -5,6 +5,7 @@
 use std::time::Duration;
 
 use serde_json::Value;
+use switchyard_backend_core::paths;
 use switchyard_e2e::{Proc, run_cli, states, status_json, wait_for};
 
 /// These tests each run a small cluster and real models; on a 2-core machine they run one
@@ -259,13 +260,7 @@ fn a_tripped_circuit_routes_around_the_device_and_recovers() {
     // The GPU node's model files are corrupt (the probe model is intact, so the node looks
     // healthy): every stage placed there fails to load. Its models directory is a symlink
     // so it can be repaired atomically later.
-    let real =
-        std::path::PathBuf::from(std::env::var("SWITCHYARD_MODELS_DIR").unwrap_or_else(|_| {
-            format!(
-                "{}/.cache/switchyard/models",
-                std::env::var("HOME").unwrap()
-            )
-        }));
+    let real = paths::models_dir();
     let tmp = tempfile::tempdir().unwrap();
     let broken = tmp.path().join("broken");
     for entry in std::fs::read_dir(&real).unwrap() {
@@ -367,13 +362,7 @@ fn a_node_without_the_model_files_is_skipped_until_they_appear() {
     let (_c, grpc, _d) = controller("");
     let _host = agent(&grpc, "host", &[]);
     // "bare" has the probe model (its backends work) but none of the registry's models.
-    let real =
-        std::path::PathBuf::from(std::env::var("SWITCHYARD_MODELS_DIR").unwrap_or_else(|_| {
-            format!(
-                "{}/.cache/switchyard/models",
-                std::env::var("HOME").unwrap()
-            )
-        }));
+    let real = paths::models_dir();
     let bare_dir = tempfile::tempdir().unwrap();
     std::os::unix::fs::symlink(real.join("probe"), bare_dir.path().join("probe")).unwrap();
     let _bare = agent(
