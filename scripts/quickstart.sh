@@ -46,3 +46,7 @@ echo "\$ switchyard run \"$PROMPT\" --retrieve"
 echo
 echo "\$ switchyard status"
 "$BIN" status
+echo
+echo "Prometheus metrics (http://$HTTP/metrics), stage counts:"
+python3 -c 'import sys, urllib.request; print("".join(l for l in urllib.request.urlopen(sys.argv[1], timeout=5).read().decode().splitlines(True) if l.startswith("switchyard_stage_duration_seconds_count")), end="")' "http://$HTTP/metrics" \
+  || echo "(metrics not reachable)"
