@@ -69,8 +69,6 @@ pub struct Pipeline {
     in_flight: Arc<Mutex<HashMap<(String, String), u32>>>,
     documents: RwLock<Vec<Document>>,
     next_document: AtomicU64,
-    /// Last successful use of (node, device, model), for keep-alive.
-    last_used: Mutex<HashMap<(String, String, String), Instant>>,
 }
 
 impl std::fmt::Debug for Pipeline {
@@ -214,7 +212,6 @@ impl Pipeline {
             in_flight: Arc::new(Mutex::new(HashMap::new())),
             documents: RwLock::new(Vec::new()),
             next_document: AtomicU64::new(1),
-            last_used: Mutex::new(HashMap::new()),
         })
     }
 
@@ -404,15 +401,6 @@ impl Pipeline {
         }
     }
 
-    /// When (node, device, model) last served a request through this controller.
-    pub fn last_used(&self, node: &str, device: &str, model: &str) -> Option<Instant> {
-        self.last_used
-            .lock()
-            .expect("last used")
-            .get(&(node.to_string(), device.to_string(), model.to_string()))
-            .copied()
-    }
-
     /// The best (node, device, backend) for loading `model` now, if any.
     pub fn best_target(&self, model: &str) -> Option<(String, String, String)> {
         let spec = self.models.get(model)?;
@@ -427,10 +415,6 @@ impl Pipeline {
 
     fn succeeded(&self, stage: StageKind, model: &str, t: &Target, took: Duration) {
         crate::metrics::stage_completed(stage.as_str(), &t.node, &t.device, &t.backend, took);
-        self.last_used.lock().expect("last used").insert(
-            (t.node.clone(), t.device.clone(), model.to_string()),
-            Instant::now(),
-        );
         self.breakers
             .lock()
             .expect("breakers")

@@ -42,8 +42,6 @@ pub struct Reconciler {
     config: ResidencyConfig,
     /// Actions sent and not yet visible in heartbeats; not repeated until they expire.
     pending: HashMap<Action, Instant>,
-    /// When a resident (node, device, model) was first observed.
-    first_seen: HashMap<(String, String, String), Instant>,
 }
 
 impl Reconciler {
@@ -52,7 +50,6 @@ impl Reconciler {
         Reconciler {
             config,
             pending: HashMap::new(),
-            first_seen: HashMap::new(),
         }
     }
 
@@ -69,11 +66,7 @@ impl Reconciler {
             .retain(|_, sent| now.duration_since(*sent) < retry_after);
         let observed = cluster.resident();
         let mut actions = Vec::new();
-        let mut seen = std::collections::HashSet::new();
         for (node, r) in &observed {
-            let key = (node.clone(), r.device_id.clone(), r.model.clone());
-            seen.insert(key.clone());
-            let first = *self.first_seen.entry(key.clone()).or_insert(now);
             if self.config.pinned.contains(&r.model) {
                 // Loaded on demand before the loop pinned it: pin it where it is, so the
                 // agent never evicts it.
@@ -87,14 +80,9 @@ impl Reconciler {
                 }
                 continue;
             }
-            if r.in_flight > 0 {
-                continue;
-            }
-            let last = pipeline
-                .last_used(node, &r.device_id, &r.model)
-                .unwrap_or(first)
-                .max(first);
-            if now.duration_since(last) > keep_alive {
+            // The agent reports how long the model has been idle (since it last served a
+            // request, whoever sent it, or since it was loaded).
+            if r.in_flight == 0 && Duration::from_millis(r.idle_ms) > keep_alive {
                 actions.push(Action::Unload {
                     node: node.clone(),
                     device: r.device_id.clone(),
@@ -102,7 +90,6 @@ impl Reconciler {
                 });
             }
         }
-        self.first_seen.retain(|k, _| seen.contains(k));
         for model in &self.config.pinned {
             if pipeline.models().get(model).is_none()
                 || observed.iter().any(|(_, r)| &r.model == model)
@@ -189,7 +176,7 @@ mod tests {
     use crate::config::Routes;
     use crate::pipeline::PipelineSettings;
 
-    fn resident(model: &str, pinned: bool, in_flight: u32) -> ResidentModel {
+    fn resident(model: &str, pinned: bool, in_flight: u32, idle_s: u64) -> ResidentModel {
         ResidentModel {
             model: model.into(),
             device_id: "cpu".into(),
@@ -197,7 +184,7 @@ mod tests {
             memory_bytes: 60_000_000,
             in_flight,
             pinned,
-            idle_ms: 0,
+            idle_ms: idle_s * 1000,
         }
     }
 
@@ -232,7 +219,7 @@ mod tests {
 
     #[test]
     fn a_pinned_model_loaded_on_demand_gets_pinned_where_it_is() {
-        let (cluster, pipeline) = setup(vec![resident("router", false, 0)]);
+        let (cluster, pipeline) = setup(vec![resident("router", false, 0, 0)]);
         let mut r = Reconciler::new(config());
         let now = Instant::now();
         let pin = Action::Load {
@@ -253,27 +240,23 @@ mod tests {
             vec![pin]
         );
         // Never unloaded after its keep-alive, unlike other models.
-        let (cluster, pipeline) = setup(vec![resident("router", true, 0)]);
+        let (cluster, pipeline) = setup(vec![resident("router", true, 0, 60)]);
         let mut r = Reconciler::new(config());
         assert_eq!(r.plan(&cluster, &pipeline, now), vec![]);
-        assert_eq!(
-            r.plan(&cluster, &pipeline, now + Duration::from_secs(60)),
-            vec![]
-        );
     }
 
     #[test]
     fn idle_models_are_unloaded_after_keep_alive_but_never_while_in_use() {
+        // keep_alive_s = 10; idle times as the agent reports them.
         let (cluster, pipeline) = setup(vec![
-            resident("router", true, 0),
-            resident("minilm-l6-v2", false, 0),
-            resident("smollm2-135m", false, 1),
+            resident("router", true, 0, 60),
+            resident("minilm-l6-v2", false, 0, 11),
+            resident("smollm2-135m", false, 1, 11),
+            resident("smollm2-135m-code", false, 0, 9),
         ]);
         let mut r = Reconciler::new(config());
-        let now = Instant::now();
-        assert_eq!(r.plan(&cluster, &pipeline, now), vec![]);
         assert_eq!(
-            r.plan(&cluster, &pipeline, now + Duration::from_secs(11)),
+            r.plan(&cluster, &pipeline, Instant::now()),
             vec![Action::Unload {
                 node: "a".into(),
                 device: "cpu".into(),
