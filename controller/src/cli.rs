@@ -73,6 +73,27 @@ pub enum Command {
     Docs(DocsArgs),
 }
 
+/// How a client command (`run`, `explain`, `docs`) reaches the controller.
+#[derive(Debug, Args)]
+pub struct ClientArgs {
+    /// Controller gRPC URL.
+    #[arg(
+        long,
+        env = "SWITCHYARD_CONTROLLER",
+        default_value = "http://127.0.0.1:50051",
+        value_name = "URL"
+    )]
+    pub controller: String,
+    /// Bearer token for the controller's client APIs (when `[api] tokens` is set).
+    #[arg(
+        long,
+        env = "SWITCHYARD_API_TOKEN",
+        value_name = "TOKEN",
+        hide_env_values = true
+    )]
+    pub token: Option<String>,
+}
+
 /// Flags of `docs`.
 #[derive(Debug, Args)]
 pub struct DocsArgs {
@@ -88,22 +109,8 @@ pub enum DocsAction {
         /// Documents, one per argument.
         #[arg(required = true)]
         texts: Vec<String>,
-        /// Bearer token for the controller's client APIs (when `[api] tokens` is set).
-        #[arg(
-            long,
-            env = "SWITCHYARD_API_TOKEN",
-            value_name = "TOKEN",
-            hide_env_values = true
-        )]
-        token: Option<String>,
-        /// Controller gRPC URL.
-        #[arg(
-            long,
-            env = "SWITCHYARD_CONTROLLER",
-            default_value = "http://127.0.0.1:50051",
-            value_name = "URL"
-        )]
-        controller: String,
+        #[command(flatten)]
+        client: ClientArgs,
     },
 }
 
@@ -112,23 +119,8 @@ pub enum DocsAction {
 pub struct RunArgs {
     /// The prompt.
     pub prompt: String,
-    /// Bearer token for the controller's client APIs (when `[api] tokens` is set).
-    #[arg(
-        long,
-        env = "SWITCHYARD_API_TOKEN",
-        value_name = "TOKEN",
-        hide_env_values = true
-    )]
-    pub token: Option<String>,
-
-    /// Controller gRPC URL.
-    #[arg(
-        long,
-        env = "SWITCHYARD_CONTROLLER",
-        default_value = "http://127.0.0.1:50051",
-        value_name = "URL"
-    )]
-    pub controller: String,
+    #[command(flatten)]
+    pub client: ClientArgs,
     /// Embed the prompt and prepend the closest documents (added with POST /v1/documents).
     #[arg(long)]
     pub retrieve: bool,
@@ -151,23 +143,8 @@ pub struct RunArgs {
 pub struct ExplainArgs {
     /// The prompt.
     pub prompt: String,
-    /// Bearer token for the controller's client APIs (when `[api] tokens` is set).
-    #[arg(
-        long,
-        env = "SWITCHYARD_API_TOKEN",
-        value_name = "TOKEN",
-        hide_env_values = true
-    )]
-    pub token: Option<String>,
-
-    /// Controller gRPC URL.
-    #[arg(
-        long,
-        env = "SWITCHYARD_CONTROLLER",
-        default_value = "http://127.0.0.1:50051",
-        value_name = "URL"
-    )]
-    pub controller: String,
+    #[command(flatten)]
+    pub client: ClientArgs,
     /// Output format.
     #[arg(long, short, value_enum, default_value_t = Output::Table)]
     pub output: Output,

@@ -66,10 +66,10 @@ pub async fn run(args: &RunArgs) -> Result<()> {
         explain_only: false,
     };
     let resp = pipeline(
-        &args.controller,
+        &args.client.controller,
         req,
         Duration::from_secs_f64(args.timeout),
-        args.token.as_deref(),
+        args.client.token.as_deref(),
     )
     .await?;
     match args.output {
@@ -149,10 +149,10 @@ pub async fn explain(args: &ExplainArgs) -> Result<()> {
         ..Default::default()
     };
     let resp = pipeline(
-        &args.controller,
+        &args.client.controller,
         req,
         Duration::from_secs(30),
-        args.token.as_deref(),
+        args.client.token.as_deref(),
     )
     .await?;
     match args.output {
@@ -216,12 +216,9 @@ pub async fn explain(args: &ExplainArgs) -> Result<()> {
 /// `switchyard docs add`.
 pub async fn docs(args: &DocsArgs) -> Result<()> {
     match &args.action {
-        DocsAction::Add {
-            texts,
-            controller,
-            token,
-        } => {
-            let mut client = InferenceClient::new(controller_channel(controller).await?);
+        DocsAction::Add { texts, client } => {
+            let token = &client.token;
+            let mut client = InferenceClient::new(controller_channel(&client.controller).await?);
             let ids = client
                 .add_documents(authorized(
                     AddDocumentsRequest {
