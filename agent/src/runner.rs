@@ -15,7 +15,7 @@ use switchyard_backend_core::{
     Backend, BackendError, ClassScores, DeviceRef, DeviceType, GenerateParams, GenerateSummary,
     ModelRegistry, ModelSpec, StageKind, TokenEvent,
 };
-use switchyard_proto::v1::{Device, DeviceKind, ResidentModel};
+use switchyard_proto::v1::{Device, ResidentModel};
 use tracing::{Instrument, info, info_span};
 
 use crate::batcher::{BatchOutput, BatchReply, Batcher};
@@ -102,17 +102,6 @@ impl std::fmt::Debug for StageRunner {
     }
 }
 
-/// The backend-side device family of a protocol device kind.
-pub fn device_type(kind: DeviceKind) -> DeviceType {
-    match kind {
-        DeviceKind::NvidiaGpu => DeviceType::NvidiaGpu,
-        DeviceKind::IntelGpu => DeviceType::IntelGpu,
-        DeviceKind::IntelNpu => DeviceType::IntelNpu,
-        DeviceKind::Ncs2 => DeviceType::Ncs2,
-        DeviceKind::Cpu | DeviceKind::Unspecified => DeviceType::Cpu,
-    }
-}
-
 impl StageRunner {
     /// A runner for `node_name` with the given backends and model registry.
     pub fn new(
@@ -158,7 +147,7 @@ impl StageRunner {
         let mut ordinals: HashMap<DeviceType, u32> = HashMap::new();
         let mut table = HashMap::new();
         for d in devices {
-            let ty = device_type(d.kind());
+            let ty = DeviceType::from(d.kind());
             let ordinal = ordinals.entry(ty).or_default();
             let target = if d.simulated {
                 DeviceRef::cpu()

@@ -71,23 +71,13 @@ fn require(field: &str, value: &str) -> Result<(), Status> {
 }
 
 fn stage_of(raw: i32) -> Result<StageKind, Status> {
-    match switchyard_proto::v1::StageKind::try_from(raw) {
-        Ok(switchyard_proto::v1::StageKind::Classify) => Ok(StageKind::Classify),
-        Ok(switchyard_proto::v1::StageKind::Embed) => Ok(StageKind::Embed),
-        Ok(switchyard_proto::v1::StageKind::Generate) => Err(ErrorClass::InvalidArgument
+    match switchyard_proto::convert::stage_from_wire(raw) {
+        Some(s @ (StageKind::Classify | StageKind::Embed)) => Ok(s),
+        Some(StageKind::Generate) => Err(ErrorClass::InvalidArgument
             .status("RunStage runs classify/embed batches; use Generate for generation")),
-        _ => Err(ErrorClass::InvalidArgument.status(format!(
+        None => Err(ErrorClass::InvalidArgument.status(format!(
             "stage must be STAGE_KIND_CLASSIFY or STAGE_KIND_EMBED, got {raw}"
         ))),
-    }
-}
-
-/// Proto stage kind of a core stage kind.
-pub fn proto_stage(stage: StageKind) -> switchyard_proto::v1::StageKind {
-    match stage {
-        StageKind::Classify => switchyard_proto::v1::StageKind::Classify,
-        StageKind::Embed => switchyard_proto::v1::StageKind::Embed,
-        StageKind::Generate => switchyard_proto::v1::StageKind::Generate,
     }
 }
 
@@ -115,7 +105,7 @@ impl Agent for AgentService {
             .await
             .map_err(|e| to_status(&e))?;
         let trace = StageTrace {
-            stage: proto_stage(stage) as i32,
+            stage: switchyard_proto::convert::stage_to_wire(stage),
             model: req.model.clone(),
             node: self.runner.node_name().to_string(),
             device_id: req.device_id,

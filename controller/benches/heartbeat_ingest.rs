@@ -70,7 +70,7 @@ fn baseline(sessions: usize, seconds: f64) -> f64 {
     let mut n = 0u64;
     while start.elapsed().as_secs_f64() < seconds {
         for (node, epoch) in &handles {
-            ClusterState::heartbeat(node, *epoch, heartbeat(n));
+            cluster.heartbeat(node, *epoch, heartbeat(n));
             n += 1;
         }
     }

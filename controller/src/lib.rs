@@ -1,23 +1,13 @@
-//! The Switchyard controller: cluster state, the registry and cluster gRPC services, the
-//! liveness sweep, and (in later modules) placement, the pipeline and client APIs.
+//! The Switchyard controller as a library: cluster state and its services, placement,
+//! dispatch to agents, the pipeline behind the client APIs, the residency loop, metrics
+//! and the server that starts them. It knows agents only through the gRPC protocol.
 
 pub mod cluster;
-pub mod cluster_service;
 pub mod config;
+pub mod dispatch;
 pub mod metrics;
 pub mod pipeline;
-pub mod registry_service;
+pub mod placement;
 pub mod residency;
 pub mod server;
 pub mod table;
-
-use switchyard_backend_core::StageKind;
-
-/// Proto stage kind of a core stage kind.
-pub fn stage_to_proto(stage: StageKind) -> switchyard_proto::v1::StageKind {
-    match stage {
-        StageKind::Classify => switchyard_proto::v1::StageKind::Classify,
-        StageKind::Embed => switchyard_proto::v1::StageKind::Embed,
-        StageKind::Generate => switchyard_proto::v1::StageKind::Generate,
-    }
-}

@@ -17,7 +17,7 @@ use tracing::{debug, info};
 
 use crate::cluster::ClusterState;
 use crate::config::ResidencyConfig;
-use crate::pipeline::Pipeline;
+use crate::placement::Placer;
 
 /// An action the loop decided on.
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
@@ -54,12 +54,7 @@ impl Reconciler {
     }
 
     /// Computes the actions for the observed state (pure apart from its own bookkeeping).
-    pub fn plan(
-        &mut self,
-        cluster: &ClusterState,
-        pipeline: &Pipeline,
-        now: Instant,
-    ) -> Vec<Action> {
+    pub fn plan(&mut self, cluster: &ClusterState, placer: &Placer, now: Instant) -> Vec<Action> {
         let keep_alive = Duration::from_secs(self.config.keep_alive_s);
         let retry_after = Duration::from_millis(self.config.reconcile_interval_ms * 5);
         self.pending
@@ -91,12 +86,12 @@ impl Reconciler {
             }
         }
         for model in &self.config.pinned {
-            if pipeline.models().get(model).is_none()
+            if placer.models().get(model).is_none()
                 || observed.iter().any(|(_, r)| &r.model == model)
             {
                 continue;
             }
-            if let Some((node, device, backend)) = pipeline.best_target(model) {
+            if let Some((node, device, backend)) = placer.best_target(model) {
                 actions.push(Action::Load {
                     node,
                     device,
@@ -116,7 +111,7 @@ impl Reconciler {
 /// Runs the loop until `shutdown` turns true.
 pub async fn run(
     cluster: Arc<ClusterState>,
-    pipeline: Arc<Pipeline>,
+    placer: Arc<Placer>,
     config: ResidencyConfig,
     mut shutdown: watch::Receiver<bool>,
 ) {
@@ -127,7 +122,7 @@ pub async fn run(
             _ = interval.tick() => {}
             _ = shutdown.changed() => return,
         }
-        for action in reconciler.plan(&cluster, &pipeline, Instant::now()) {
+        for action in reconciler.plan(&cluster, &placer, Instant::now()) {
             let (node, kind) = match &action {
                 Action::Load {
                     node,
@@ -173,8 +168,7 @@ mod tests {
     use switchyard_proto::v1::{NodeInfo, ResidentModel};
 
     use super::*;
-    use crate::config::Routes;
-    use crate::pipeline::PipelineSettings;
+    use crate::placement::PlacementSettings;
 
     fn resident(model: &str, pinned: bool, in_flight: u32, idle_s: u64) -> ResidentModel {
         ResidentModel {
@@ -188,7 +182,7 @@ mod tests {
         }
     }
 
-    fn setup(models: Vec<ResidentModel>) -> (Arc<ClusterState>, Pipeline) {
+    fn setup(models: Vec<ResidentModel>) -> (Arc<ClusterState>, Placer) {
         let cluster = Arc::new(ClusterState::new(Duration::from_secs(1), 3));
         let info = NodeInfo {
             node_name: "a".into(),
@@ -199,14 +193,12 @@ mod tests {
         cluster.register(info, "inst-1").expect("register");
         let file = Path::new(env!("CARGO_MANIFEST_DIR")).join("../models/registry.toml");
         let registry = ModelRegistry::load(&file, Path::new("/models")).expect("registry");
-        let pipeline = Pipeline::new(
+        let placer = Placer::new(
             cluster.clone(),
             Arc::new(registry),
-            Routes::default(),
-            PipelineSettings::default(),
-        )
-        .expect("pipeline");
-        (cluster, pipeline)
+            PlacementSettings::default(),
+        );
+        (cluster, placer)
     }
 
     fn config() -> ResidencyConfig {
@@ -219,7 +211,7 @@ mod tests {
 
     #[test]
     fn a_pinned_model_loaded_on_demand_gets_pinned_where_it_is() {
-        let (cluster, pipeline) = setup(vec![resident("router", false, 0, 0)]);
+        let (cluster, placer) = setup(vec![resident("router", false, 0, 0)]);
         let mut r = Reconciler::new(config());
         let now = Instant::now();
         let pin = Action::Load {
@@ -228,27 +220,27 @@ mod tests {
             backend: "ort-cpu".into(),
             model: "router".into(),
         };
-        assert_eq!(r.plan(&cluster, &pipeline, now), vec![pin.clone()]);
+        assert_eq!(r.plan(&cluster, &placer, now), vec![pin.clone()]);
         // Sent and not yet visible: not repeated on the next tick...
         assert_eq!(
-            r.plan(&cluster, &pipeline, now + Duration::from_secs(1)),
+            r.plan(&cluster, &placer, now + Duration::from_secs(1)),
             vec![]
         );
         // ...but sent again if the agent never confirmed it.
         assert_eq!(
-            r.plan(&cluster, &pipeline, now + Duration::from_secs(6)),
+            r.plan(&cluster, &placer, now + Duration::from_secs(6)),
             vec![pin]
         );
         // Never unloaded after its keep-alive, unlike other models.
-        let (cluster, pipeline) = setup(vec![resident("router", true, 0, 60)]);
+        let (cluster, placer) = setup(vec![resident("router", true, 0, 60)]);
         let mut r = Reconciler::new(config());
-        assert_eq!(r.plan(&cluster, &pipeline, now), vec![]);
+        assert_eq!(r.plan(&cluster, &placer, now), vec![]);
     }
 
     #[test]
     fn idle_models_are_unloaded_after_keep_alive_but_never_while_in_use() {
         // keep_alive_s = 10; idle times as the agent reports them.
-        let (cluster, pipeline) = setup(vec![
+        let (cluster, placer) = setup(vec![
             resident("router", true, 0, 60),
             resident("minilm-l6-v2", false, 0, 11),
             resident("smollm2-135m", false, 1, 11),
@@ -256,7 +248,7 @@ mod tests {
         ]);
         let mut r = Reconciler::new(config());
         assert_eq!(
-            r.plan(&cluster, &pipeline, Instant::now()),
+            r.plan(&cluster, &placer, Instant::now()),
             vec![Action::Unload {
                 node: "a".into(),
                 device: "cpu".into(),

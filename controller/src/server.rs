@@ -15,10 +15,11 @@ use tonic::transport::server::TcpIncoming;
 use tracing::{Instrument, info, info_span, warn};
 
 use crate::cluster::ClusterState;
-use crate::cluster_service::ClusterService;
+use crate::cluster::cluster_service::ClusterService;
+use crate::cluster::registry_service::RegistryService;
 use crate::config::Config;
-use crate::pipeline::{Pipeline, PipelineService, PipelineSettings, RouteError};
-use crate::registry_service::RegistryService;
+use crate::pipeline::{Pipeline, PipelineService, RouteError};
+use crate::placement::{PlacementSettings, Placer};
 
 /// Why the controller could not start.
 #[derive(Debug, thiserror::Error)]
@@ -83,16 +84,19 @@ pub async fn start(
         Duration::from_millis(config.controller.heartbeat_interval_ms as u64),
         config.controller.missed_heartbeats,
     ));
-    let pipeline = Arc::new(Pipeline::new(
+    let placer = Arc::new(Placer::new(
         cluster.clone(),
         models.clone(),
-        config.routes.clone(),
-        PipelineSettings {
+        PlacementSettings {
             policy: config.scheduler.policy.clone(),
-            retry: config.scheduler.retry,
             breakers: config.scheduler.breakers,
             latency: config.scheduler.latency.clone(),
         },
+    ));
+    let pipeline = Arc::new(Pipeline::new(
+        placer.clone(),
+        config.routes.clone(),
+        config.scheduler.retry,
     )?);
     let (listener, grpc_addr) = bind(config.controller.listen).await?;
     let (http_listener, http_addr) = bind(config.controller.http_listen).await?;
@@ -202,7 +206,7 @@ pub async fn start(
     let residency = tokio::spawn(
         crate::residency::run(
             cluster.clone(),
-            pipeline.clone(),
+            placer,
             config.residency.clone(),
             shutdown_rx.clone(),
         )

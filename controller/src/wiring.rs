@@ -159,7 +159,7 @@ fn device_ref(d: &Device, ordinal: u32) -> DeviceRef {
     }
     DeviceRef {
         id: d.id.clone(),
-        device_type: switchyard_agent::runner::device_type(d.kind()),
+        device_type: switchyard_backend_core::DeviceType::from(d.kind()),
         ordinal,
     }
 }

@@ -133,14 +133,6 @@ impl ErrorClass {
                 _ => ErrorClass::Internal,
             })
     }
-
-    /// True when trying the same request on another device may succeed.
-    pub fn is_retryable(self) -> bool {
-        matches!(
-            self,
-            ErrorClass::Unavailable | ErrorClass::ResourceExhausted | ErrorClass::Internal
-        )
-    }
 }
 
 #[cfg(test)]

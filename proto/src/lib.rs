@@ -1,9 +1,8 @@
-//! Generated code for the `switchyard.v1` gRPC API, plus small conversions shared by
-//! every crate (kind names as users type them).
+//! Generated code for the `switchyard.v1` gRPC API, the one error table, and the wire
+//! conversions shared by every crate (core ↔ protocol kinds, names as users type them).
 
-#![allow(clippy::all, missing_docs)]
-
-/// The `switchyard.v1` package.
+/// The `switchyard.v1` package (generated; lints for hand-written code do not apply).
+#[allow(clippy::all, missing_docs)]
 pub mod v1 {
     tonic::include_proto!("switchyard.v1");
 
@@ -13,5 +12,6 @@ pub mod v1 {
 }
 
 pub mod codec;
+pub mod convert;
 pub mod errors;
 pub mod names;

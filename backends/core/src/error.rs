@@ -45,18 +45,3 @@ pub enum BackendError {
     #[error("inference failed: {0}")]
     Inference(String),
 }
-
-impl BackendError {
-    /// True when retrying the same request on another device may succeed.
-    pub fn is_retryable(&self) -> bool {
-        matches!(
-            self,
-            BackendError::RuntimeUnavailable(_)
-                | BackendError::DeviceUnsupported { .. }
-                | BackendError::QueueFull(_)
-                | BackendError::OutOfMemory(_)
-                | BackendError::NotLoaded(_)
-                | BackendError::Inference(_)
-        )
-    }
-}

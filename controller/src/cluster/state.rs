@@ -1,6 +1,7 @@
 //! Cluster state: the nodes the controller knows, their inventories, telemetry, liveness and
 //! command channels. Registration, heartbeats and session ends update it; the liveness
-//! sweep turns silent nodes `lost`; readers take cheap snapshots.
+//! sweep turns silent nodes `lost`. It is the one writer of the placement [`ViewStore`]:
+//! every change to a node is applied to the scheduler's view as it happens.
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex, RwLock};
@@ -11,6 +12,9 @@ use switchyard_proto::v1::{
 };
 use tokio::sync::mpsc;
 use tracing::{info, warn};
+
+use super::node_view::node_view;
+use super::store::{Snapshot, ViewStore};
 
 /// Why a registration was refused.
 #[derive(Debug, thiserror::Error, PartialEq)]
@@ -57,6 +61,7 @@ pub struct ClusterState {
     /// Heartbeats missed before a node is `lost`.
     pub missed_before_lost: u32,
     next_command: std::sync::atomic::AtomicU64,
+    view: ViewStore,
 }
 
 impl ClusterState {
@@ -67,7 +72,28 @@ impl ClusterState {
             heartbeat_interval,
             missed_before_lost: missed_before_lost.max(1),
             next_command: std::sync::atomic::AtomicU64::new(1),
+            view: ViewStore::default(),
         }
+    }
+
+    /// The placement view (cheap: an `Arc` clone of the latest snapshot).
+    pub fn view(&self) -> Arc<Snapshot> {
+        self.view.snapshot()
+    }
+
+    /// Adds `delta` to the controller's in-flight count of a device (see
+    /// [`crate::placement::InFlight`]).
+    pub(crate) fn add_in_flight(&self, node: &str, device: &str, delta: i32) {
+        self.view.add_in_flight(node, device, delta);
+    }
+
+    /// Applies an entry's current state to the placement view (called with the entry
+    /// locked, so the view follows the entries in order).
+    fn publish(&self, e: &NodeEntry) {
+        self.view.upsert(
+            node_view(&e.info, e.state == NodeState::Ready),
+            e.info.agent_endpoint.clone(),
+        );
     }
 
     /// Registers (or re-registers) a node. A live node's name is refused unless the same
@@ -99,6 +125,7 @@ impl ClusterState {
             e.last_seen = Instant::now();
             e.commands = None;
             e.session_epoch += 1;
+            self.publish(&e);
             info!(node = %name, node_id = %e.node_id, "node re-registered");
             return Ok((e.node_id.clone(), lease_id));
         }
@@ -115,6 +142,7 @@ impl ClusterState {
             session_epoch: 0,
             commands: None,
         };
+        self.publish(&entry);
         nodes.insert(name.clone(), Arc::new(Mutex::new(entry)));
         info!(node = %name, %node_id, "node registered");
         Ok((node_id, lease_id))
@@ -139,6 +167,7 @@ impl ClusterState {
                 e.commands = Some(commands);
                 e.state = NodeState::Ready;
                 e.last_seen = Instant::now();
+                self.view.set_ready(&e.info.node_name, true);
                 return Ok((node.clone(), e.session_epoch));
             }
         }
@@ -147,7 +176,7 @@ impl ClusterState {
 
     /// Records a heartbeat on the node of an attached session. Returns false when the
     /// session was superseded (the caller should end it).
-    pub fn heartbeat(node: &NodeRef, epoch: u64, hb: Heartbeat) -> bool {
+    pub fn heartbeat(&self, node: &NodeRef, epoch: u64, hb: Heartbeat) -> bool {
         let mut e = node.lock().expect("node lock");
         if e.session_epoch != epoch {
             return false;
@@ -173,16 +202,18 @@ impl ClusterState {
             }
         }
         e.info.resident_models = hb.resident_models;
+        self.publish(&e);
         true
     }
 
     /// Marks the node lost when its session (of `epoch`) ends.
-    pub fn session_closed(node: &NodeRef, epoch: u64, reason: &str) {
+    pub fn session_closed(&self, node: &NodeRef, epoch: u64, reason: &str) {
         let mut e = node.lock().expect("node lock");
         if e.session_epoch == epoch && e.state != NodeState::Lost {
             e.state = NodeState::Lost;
             e.state_reason = reason.to_string();
             e.commands = None;
+            self.view.set_ready(&e.info.node_name, false);
             warn!(node = %e.info.node_name, reason, "node lost");
         }
     }
@@ -197,6 +228,7 @@ impl ClusterState {
                 e.state = NodeState::Lost;
                 e.state_reason = format!("missed {} heartbeats", self.missed_before_lost);
                 e.commands = None;
+                self.view.set_ready(&e.info.node_name, false);
                 warn!(node = %e.info.node_name, "node lost: missed heartbeats");
             }
         }
@@ -318,12 +350,8 @@ mod tests {
         let (id, lease) = c.register(info("a"), "inst-1").unwrap();
         let (tx, _rx) = mpsc::channel(1);
         let (node, epoch) = c.attach_session(&id, &lease, tx).unwrap();
-        assert!(ClusterState::heartbeat(&node, epoch, Heartbeat::default()));
-        assert!(!ClusterState::heartbeat(
-            &node,
-            epoch + 1,
-            Heartbeat::default()
-        ));
+        assert!(c.heartbeat(&node, epoch, Heartbeat::default()));
+        assert!(!c.heartbeat(&node, epoch + 1, Heartbeat::default()));
         std::thread::sleep(Duration::from_millis(10));
         c.sweep();
         assert_eq!(c.snapshot()[0].state, NodeState::Lost as i32);
@@ -333,9 +361,9 @@ mod tests {
         let (tx, _rx) = mpsc::channel(1);
         let lease2 = c.register(info("a"), "inst-2").unwrap().1;
         let (node, epoch) = c.attach_session(&id, &lease2, tx).unwrap();
-        ClusterState::session_closed(&node, epoch - 1, "old session");
+        c.session_closed(&node, epoch - 1, "old session");
         assert_eq!(c.snapshot()[0].state, NodeState::Ready as i32);
-        ClusterState::session_closed(&node, epoch, "stream ended");
+        c.session_closed(&node, epoch, "stream ended");
         assert_eq!(c.snapshot()[0].state, NodeState::Lost as i32);
     }
 }

@@ -33,7 +33,7 @@ pub fn model_statuses(cluster: &ClusterState, models: &ModelRegistry) -> Vec<Mod
         .iter()
         .map(|spec| ModelStatus {
             name: spec.name.clone(),
-            stage: crate::stage_to_proto(spec.stage) as i32,
+            stage: switchyard_proto::convert::stage_to_wire(spec.stage),
             tier: spec.tier.clone().unwrap_or_default(),
             memory_bytes: spec.memory_bytes,
             loaded_on: resident

@@ -137,13 +137,14 @@ impl Registry for RegistryService {
             .attach_session(&hello.node_id, &hello.lease_id, tx)
             .map_err(to_status)?;
         let span = info_span!("session", node_id = %hello.node_id);
+        let cluster = self.cluster.clone();
         tokio::spawn(
             async move {
                 let reason = loop {
                     match inbound.next().await {
                         Some(Ok(msg)) => match msg.kind {
                             Some(agent_message::Kind::Heartbeat(hb)) => {
-                                if !ClusterState::heartbeat(&node, epoch, hb) {
+                                if !cluster.heartbeat(&node, epoch, hb) {
                                     break "superseded by a newer session".to_string();
                                 }
                             }
@@ -158,7 +159,7 @@ impl Registry for RegistryService {
                         None => break "session closed by agent".to_string(),
                     }
                 };
-                ClusterState::session_closed(&node, epoch, &reason);
+                cluster.session_closed(&node, epoch, &reason);
             }
             .instrument(span),
         );

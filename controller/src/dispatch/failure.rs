@@ -1,0 +1,91 @@
+//! The one retry rule: what a failed attempt means for the request and for the target.
+//!
+//! Every error an attempt can meet — a gRPC status from the agent, a timeout, a broken
+//! stream — becomes a [`Failure`] here: its class (the shared error table), its scope (what
+//! it says about the cluster: nothing, one device, or the whole node) and whether another
+//! device may succeed where this one failed.
+
+use switchyard_proto::errors::ErrorClass;
+use tonic::Status;
+
+/// What a failure says about the cluster.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Scope {
+    /// The request itself is at fault (bad input, unknown model): nothing is charged.
+    Request,
+    /// The device failed (runtime error, timeout, full queue): its breaker is charged and the
+    /// retry goes to another device.
+    Device,
+    /// The node cannot serve (agent unreachable, model files missing there): every device of
+    /// the node is charged and excluded.
+    Node,
+}
+
+/// A classified failure of one attempt.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Failure {
+    /// Class in the shared error table.
+    pub class: ErrorClass,
+    /// What is charged.
+    pub scope: Scope,
+    /// True when the same request may succeed on another device.
+    pub retry: bool,
+}
+
+impl Failure {
+    /// The rule, by error class.
+    pub fn of_class(class: ErrorClass) -> Failure {
+        let (scope, retry) = match class {
+            // The request is wrong: the same request fails everywhere.
+            ErrorClass::InvalidArgument
+            | ErrorClass::NotFound
+            | ErrorClass::AlreadyExists
+            | ErrorClass::Unauthenticated => (Scope::Request, false),
+            // The agent is unreachable, or cannot serve the model (its files are missing or
+            // corrupt on that node): try another node.
+            ErrorClass::Unavailable | ErrorClass::FailedPrecondition => (Scope::Node, true),
+            // This device is full, slow or failed at run time: try another device.
+            ErrorClass::ResourceExhausted | ErrorClass::DeadlineExceeded | ErrorClass::Internal => {
+                (Scope::Device, true)
+            }
+        };
+        Failure {
+            class,
+            scope,
+            retry,
+        }
+    }
+
+    /// The rule applied to a gRPC status received from an agent.
+    pub fn from_status(status: &Status) -> Failure {
+        Failure::of_class(ErrorClass::from_grpc(status.code()))
+    }
+
+    /// An attempt that ran past its adaptive timeout (the request deadline still ahead).
+    pub fn timed_out() -> Failure {
+        Failure::of_class(ErrorClass::DeadlineExceeded)
+    }
+
+    /// The same failure, but final: charged as usual, never retried (a sampled stream that
+    /// already sent text cannot be resumed).
+    pub fn final_(self) -> Failure {
+        Failure {
+            retry: false,
+            ..self
+        }
+    }
+
+    /// The devices of `node_devices` (the target's node) this failure charges, given the
+    /// device that failed.
+    pub fn charged<'a>(&self, device: &'a String, node_devices: &'a [String]) -> &'a [String] {
+        match self.scope {
+            Scope::Request => &[],
+            Scope::Device => std::slice::from_ref(device),
+            Scope::Node => node_devices,
+        }
+    }
+}
+
+#[cfg(test)]
+#[path = "failure_tests.rs"]
+mod tests;

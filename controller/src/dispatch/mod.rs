@@ -1,0 +1,10 @@
+//! Dispatch: reaching agents ([`AgentPool`]), the one rule that classifies a failure
+//! ([`Failure`]), and the one retry loop every stage runs through ([`run`]).
+
+mod failure;
+mod pool;
+mod retry;
+
+pub use failure::{Failure, Scope};
+pub use pool::AgentPool;
+pub use retry::{Attempt, AttemptContext, Failed, deadline_error, remaining, run};

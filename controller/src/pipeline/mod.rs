@@ -1,0 +1,256 @@
+//! The data path: classify → [embed + retrieve] → generate. Each stage is placed by the
+//! [`Placer`] and run on its agent through the one retry loop ([`crate::dispatch::run`]),
+//! with per-stage adaptive timeouts, retries on another device, circuit breakers and tier
+//! fallback. Every answer carries its trace.
+
+mod batch;
+mod generate;
+mod prompt;
+mod retrieval;
+mod routes;
+mod service;
+
+use std::sync::Arc;
+use std::time::Instant;
+
+use switchyard_api::{ApiError, GenerateStream};
+use switchyard_backend_core::{ModelRegistry, StageKind};
+use switchyard_proto::errors::ErrorClass;
+use switchyard_proto::v1::{
+    ChatMessage, GenerateChunk, RunStageResponse, SamplingParams, StageExplanation, StageTrace,
+};
+use switchyard_scheduler::RetryPolicy;
+use switchyard_scheduler::tiers::{Tier, TierRoutes};
+use tokio::sync::mpsc;
+use tokio_stream::wrappers::ReceiverStream;
+use tracing::warn;
+
+pub use routes::{RouteError, validate_routes};
+pub use service::PipelineService;
+
+use self::batch::BatchAttempt;
+use self::generate::GenerateAttempt;
+use self::retrieval::Documents;
+use crate::cluster::ClusterState;
+use crate::config::Routes;
+use crate::dispatch::{self, AgentPool};
+use crate::placement::Placer;
+
+/// The controller's pipeline; [`PipelineService`] exposes it as the client-facing
+/// [`switchyard_api::Inference`].
+pub struct Pipeline {
+    placer: Arc<Placer>,
+    pool: AgentPool,
+    retry: RetryPolicy,
+    routes: Routes,
+    tiers: TierRoutes,
+    documents: Documents,
+}
+
+impl std::fmt::Debug for Pipeline {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Pipeline")
+            .field("routes", &self.routes)
+            .finish()
+    }
+}
+
+impl Pipeline {
+    /// A pipeline placing on `placer`'s cluster. Fails when the routes name unknown models.
+    pub fn new(
+        placer: Arc<Placer>,
+        routes: Routes,
+        retry: RetryPolicy,
+    ) -> Result<Self, RouteError> {
+        let tiers = validate_routes(&routes, placer.models())?;
+        Ok(Pipeline {
+            placer,
+            pool: AgentPool::default(),
+            retry,
+            routes,
+            tiers,
+            documents: Documents::default(),
+        })
+    }
+
+    /// The placer (shared with the residency loop).
+    pub fn placer(&self) -> &Arc<Placer> {
+        &self.placer
+    }
+
+    fn models(&self) -> &ModelRegistry {
+        self.placer.models()
+    }
+
+    fn cluster(&self) -> &ClusterState {
+        self.placer.cluster()
+    }
+
+    /// Runs a classify/embed stage, with retries on other devices.
+    async fn run_batch(
+        &self,
+        stage: StageKind,
+        model: &str,
+        inputs: Vec<String>,
+        deadline: Instant,
+    ) -> Result<RunStageResponse, ApiError> {
+        let spec = self.placer.spec(model, stage)?;
+        if inputs.is_empty() {
+            return Err(
+                ApiError::new(ErrorClass::InvalidArgument, "input must not be empty")
+                    .with_param("input"),
+            );
+        }
+        let mut attempt = BatchAttempt {
+            stage,
+            model: model.to_string(),
+            inputs,
+        };
+        let req = self.placer.request(spec);
+        dispatch::run(
+            &self.placer,
+            &self.pool,
+            &self.retry,
+            req,
+            deadline,
+            &mut attempt,
+        )
+        .await
+    }
+
+    /// Picks the generation model: a concrete one, or `auto` → router → tier (with fallback).
+    async fn choose_generator(
+        &self,
+        requested: &str,
+        prompt: &str,
+        deadline: Instant,
+        traces: &mut Vec<StageTrace>,
+    ) -> Result<(String, Tier), ApiError> {
+        if requested != "auto" && !requested.is_empty() {
+            let spec = self.placer.spec(requested, StageKind::Generate)?;
+            let tier = spec
+                .tier
+                .as_deref()
+                .and_then(|t| t.parse().ok())
+                .unwrap_or(Tier::Fast);
+            return Ok((requested.to_string(), tier));
+        }
+        let router = self.routes.router.clone();
+        let classified = self
+            .run_batch(
+                StageKind::Classify,
+                &router,
+                vec![prompt.to_string()],
+                deadline,
+            )
+            .await;
+        let tier = match classified {
+            Ok(resp) => {
+                traces.extend(resp.trace);
+                resp.classifications
+                    .first()
+                    .and_then(|c| c.label.parse::<Tier>().ok())
+                    .unwrap_or(Tier::Fast)
+            }
+            Err(e) if e.class == ErrorClass::DeadlineExceeded => return Err(e),
+            Err(e) => {
+                warn!(error = %e.message, "router unavailable; using the fast tier");
+                Tier::Fast
+            }
+        };
+        let choice = self.placer.choose_model(tier, &self.tiers)?;
+        Ok((choice.model, choice.tier_used))
+    }
+
+    /// Streams a generation through the retry loop on its own task.
+    fn generate_stream(
+        self: &Arc<Self>,
+        model: String,
+        messages: Vec<ChatMessage>,
+        sampling: SamplingParams,
+        deadline: Instant,
+    ) -> Result<GenerateStream, ApiError> {
+        let req = self
+            .placer
+            .request(self.placer.spec(&model, StageKind::Generate)?);
+        let (tx, rx) = mpsc::channel::<Result<GenerateChunk, ApiError>>(64);
+        let this = self.clone();
+        tokio::spawn(async move {
+            let mut attempt = GenerateAttempt {
+                model,
+                messages,
+                sampling,
+                tx: tx.clone(),
+                sent: String::new(),
+            };
+            let result = dispatch::run(
+                &this.placer,
+                &this.pool,
+                &this.retry,
+                req,
+                deadline,
+                &mut attempt,
+            )
+            .await;
+            if let Err(e) = result {
+                let _ = tx.send(Err(e)).await;
+            }
+        });
+        Ok(Box::pin(ReceiverStream::new(rx)))
+    }
+
+    /// Every generation model of every tier, once, in tier order.
+    fn tier_models(&self) -> Vec<String> {
+        let mut all: Vec<String> = Vec::new();
+        for t in Tier::ALL {
+            for m in self.tiers.models(t) {
+                if !all.contains(m) {
+                    all.push(m.clone());
+                }
+            }
+        }
+        all
+    }
+
+    /// Ranks every candidate for every stage of the pipeline without running anything.
+    fn explain(&self) -> Vec<StageExplanation> {
+        let mut stages: Vec<(StageKind, String)> = vec![
+            (StageKind::Classify, self.routes.router.clone()),
+            (StageKind::Embed, self.routes.embed.clone()),
+        ];
+        stages.extend(
+            self.tier_models()
+                .into_iter()
+                .map(|m| (StageKind::Generate, m)),
+        );
+        self.placer.explain(&stages)
+    }
+
+    /// The `top_k` documents closest to `prompt` (nothing when the index is empty).
+    async fn retrieve(
+        &self,
+        prompt: &str,
+        top_k: usize,
+        deadline: Instant,
+        traces: &mut Vec<StageTrace>,
+    ) -> Result<Vec<String>, ApiError> {
+        if self.documents.is_empty() {
+            return Ok(Vec::new());
+        }
+        let embed = self.routes.embed.clone();
+        let resp = self
+            .run_batch(StageKind::Embed, &embed, vec![prompt.to_string()], deadline)
+            .await?;
+        traces.extend(resp.trace);
+        let query = resp
+            .embeddings
+            .into_iter()
+            .next()
+            .map(|e| e.values)
+            .unwrap_or_default();
+        Ok(self.documents.top_k(&query, top_k))
+    }
+}
+
+#[cfg(test)]
+mod tests;

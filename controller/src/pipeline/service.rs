@@ -1,0 +1,175 @@
+//! [`PipelineService`]: the pipeline as the client-facing [`Inference`] contract that the
+//! HTTP and gRPC APIs serve.
+
+use std::sync::Arc;
+use std::time::Instant;
+
+use switchyard_api::{ApiError, GenerateStream, Inference};
+use switchyard_backend_core::StageKind;
+use switchyard_proto::errors::ErrorClass;
+use switchyard_proto::v1::{
+    ChatMessage, ClassifyRequest, ClassifyResponse, EmbedRequest, EmbedResponse, GenerateRequest,
+    ModelStatus, PipelineRequest, PipelineResponse,
+};
+use tokio_stream::StreamExt;
+
+use super::Pipeline;
+use super::prompt::{last_user_message, system_message};
+
+/// Handle implementing [`Inference`] (the pipeline is shared behind an `Arc`).
+#[derive(Debug, Clone)]
+pub struct PipelineService(pub Arc<Pipeline>);
+
+#[tonic::async_trait]
+impl Inference for PipelineService {
+    async fn list_models(&self) -> Vec<ModelStatus> {
+        crate::cluster::cluster_service::model_statuses(self.0.cluster(), self.0.models())
+    }
+
+    async fn embed(&self, req: EmbedRequest, deadline: Instant) -> Result<EmbedResponse, ApiError> {
+        let resp = self
+            .0
+            .run_batch(StageKind::Embed, &req.model, req.inputs, deadline)
+            .await?;
+        Ok(EmbedResponse {
+            prompt_tokens: resp.input_tokens.iter().sum(),
+            embeddings: resp.embeddings,
+            trace: resp.trace,
+        })
+    }
+
+    async fn classify(
+        &self,
+        req: ClassifyRequest,
+        deadline: Instant,
+    ) -> Result<ClassifyResponse, ApiError> {
+        let resp = self
+            .0
+            .run_batch(StageKind::Classify, &req.model, req.inputs, deadline)
+            .await?;
+        Ok(ClassifyResponse {
+            classifications: resp.classifications,
+            trace: resp.trace,
+        })
+    }
+
+    async fn generate(
+        &self,
+        req: GenerateRequest,
+        deadline: Instant,
+    ) -> Result<GenerateStream, ApiError> {
+        if req.messages.is_empty() {
+            return Err(
+                ApiError::new(ErrorClass::InvalidArgument, "messages must not be empty")
+                    .with_param("messages"),
+            );
+        }
+        let mut traces = Vec::new();
+        let prompt = last_user_message(&req.messages);
+        let (model, _tier) = self
+            .0
+            .choose_generator(&req.model, &prompt, deadline, &mut traces)
+            .await?;
+        self.0.generate_stream(
+            model,
+            req.messages,
+            req.sampling.unwrap_or_default(),
+            deadline,
+        )
+    }
+
+    async fn run_pipeline(
+        &self,
+        req: PipelineRequest,
+        deadline: Instant,
+    ) -> Result<PipelineResponse, ApiError> {
+        if req.prompt.trim().is_empty() {
+            return Err(
+                ApiError::new(ErrorClass::InvalidArgument, "prompt must not be empty")
+                    .with_param("prompt"),
+            );
+        }
+        let p = &self.0;
+        if req.explain_only {
+            return Ok(PipelineResponse {
+                explanation: p.explain(),
+                ..Default::default()
+            });
+        }
+        let mut traces = Vec::new();
+        let (model, tier) = p
+            .choose_generator("auto", &req.prompt, deadline, &mut traces)
+            .await?;
+        let top_k = if req.top_k == 0 {
+            3
+        } else {
+            req.top_k as usize
+        };
+        let context = if req.retrieve {
+            p.retrieve(&req.prompt, top_k, deadline, &mut traces)
+                .await?
+        } else {
+            Vec::new()
+        };
+        let system_prompt = p.models().get(&model).and_then(|s| s.system_prompt.clone());
+        let mut messages: Vec<ChatMessage> = system_message(system_prompt.as_deref(), &context)
+            .into_iter()
+            .collect();
+        messages.push(ChatMessage {
+            role: "user".into(),
+            content: req.prompt.clone(),
+        });
+        let mut stream = p.generate_stream(
+            model.clone(),
+            messages,
+            req.sampling.unwrap_or_default(),
+            deadline,
+        )?;
+        let mut text = String::new();
+        let mut out = PipelineResponse {
+            tier: tier.as_str().to_string(),
+            model,
+            context_documents: context,
+            ..Default::default()
+        };
+        while let Some(chunk) = stream.next().await {
+            let chunk = chunk?;
+            text.push_str(&chunk.text);
+            if chunk.finish_reason.is_some() {
+                out.prompt_tokens = chunk.prompt_tokens;
+                out.completion_tokens = chunk.completion_tokens;
+                traces.extend(chunk.trace);
+            }
+        }
+        out.text = text;
+        out.trace = traces;
+        Ok(out)
+    }
+
+    async fn add_documents(
+        &self,
+        docs: Vec<String>,
+        deadline: Instant,
+    ) -> Result<Vec<u64>, ApiError> {
+        if docs.is_empty() || docs.iter().any(|d| d.trim().is_empty()) {
+            return Err(ApiError::new(
+                ErrorClass::InvalidArgument,
+                "documents must be non-empty strings",
+            )
+            .with_param("documents"));
+        }
+        let embed = self.0.routes.embed.clone();
+        let resp = self
+            .0
+            .run_batch(StageKind::Embed, &embed, docs.clone(), deadline)
+            .await?;
+        Ok(self.0.documents.add(
+            docs.into_iter()
+                .zip(resp.embeddings.into_iter().map(|e| e.values)),
+        ))
+    }
+
+    fn ready(&self) -> bool {
+        self.0.cluster().view().view.nodes().iter().any(|n| n.ready)
+    }
+}

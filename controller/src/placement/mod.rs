@@ -1,0 +1,252 @@
+//! The [`Placer`]: one owner for everything placement reads and learns — the cluster view
+//! (from [`ClusterState`]'s store), the policy, circuit breakers, latency statistics and
+//! in-flight counts. It places a request, explains a dry run, chooses a tier's model and
+//! records outcomes; it does no I/O.
+
+mod explain;
+mod target;
+
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use switchyard_api::ApiError;
+use switchyard_backend_core::{ModelRegistry, ModelSpec, StageKind};
+use switchyard_proto::errors::ErrorClass;
+use switchyard_proto::v1::StageExplanation;
+use switchyard_scheduler::tiers::{ModelDemand, Tier, TierChoice, TierRoutes, choose_model};
+use switchyard_scheduler::{
+    BreakerConfig, CircuitBreakers, LatencyConfig, LatencyStats, PlacementContext, PlacementPolicy,
+    PlacementRequest,
+};
+
+pub use explain::{no_placement, stage_explanation};
+pub use target::{InFlight, Target};
+
+use crate::cluster::{ClusterState, Snapshot};
+
+/// Extra time a stage gets when its model is not yet resident on the chosen device.
+pub const COLD_LOAD_ALLOWANCE: Duration = Duration::from_secs(30);
+
+/// Placement settings (the `[scheduler]` section minus retries).
+#[derive(Debug, Clone, Default)]
+pub struct PlacementSettings {
+    /// Where each stage may run and how candidates are scored.
+    pub policy: PlacementPolicy,
+    /// Per-device circuit breakers.
+    pub breakers: BreakerConfig,
+    /// Latency statistics and adaptive timeouts.
+    pub latency: LatencyConfig,
+}
+
+/// Places stages on devices and learns from their outcomes.
+pub struct Placer {
+    cluster: Arc<ClusterState>,
+    models: Arc<ModelRegistry>,
+    policy: PlacementPolicy,
+    breakers: Mutex<CircuitBreakers>,
+    latency: Mutex<LatencyStats>,
+}
+
+impl std::fmt::Debug for Placer {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Placer").finish_non_exhaustive()
+    }
+}
+
+impl Placer {
+    /// A placer over `cluster` for the models of `models`.
+    pub fn new(
+        cluster: Arc<ClusterState>,
+        models: Arc<ModelRegistry>,
+        settings: PlacementSettings,
+    ) -> Self {
+        Placer {
+            cluster,
+            models,
+            policy: settings.policy,
+            breakers: Mutex::new(CircuitBreakers::new(settings.breakers)),
+            latency: Mutex::new(LatencyStats::new(settings.latency)),
+        }
+    }
+
+    /// The model registry.
+    pub fn models(&self) -> &ModelRegistry {
+        &self.models
+    }
+
+    /// The cluster state the placer reads.
+    pub fn cluster(&self) -> &Arc<ClusterState> {
+        &self.cluster
+    }
+
+    /// The registry entry of `model`, which must serve `stage`.
+    pub fn spec(&self, model: &str, stage: StageKind) -> Result<&ModelSpec, ApiError> {
+        let spec = self.models.get(model).ok_or_else(|| {
+            ApiError::new(
+                ErrorClass::NotFound,
+                format!(
+                    "model '{model}' does not exist (registered: {})",
+                    self.models
+                        .iter()
+                        .map(|s| s.name.as_str())
+                        .collect::<Vec<_>>()
+                        .join(", ")
+                ),
+            )
+            .with_param("model")
+        })?;
+        if spec.stage != stage {
+            return Err(ApiError::new(
+                ErrorClass::InvalidArgument,
+                format!(
+                    "model '{model}' is a {} model, not a {} model",
+                    spec.stage.as_str(),
+                    stage.as_str()
+                ),
+            )
+            .with_param("model"));
+        }
+        Ok(spec)
+    }
+
+    /// A placement request for `spec`'s stage.
+    pub fn request(&self, spec: &ModelSpec) -> PlacementRequest {
+        PlacementRequest::new(
+            spec.stage,
+            spec.name.clone(),
+            spec.memory_bytes,
+            Instant::now(),
+        )
+    }
+
+    /// Runs `f` over a consistent context: one view snapshot, the breakers and latency.
+    fn with_context<R>(&self, f: impl FnOnce(&PlacementContext<'_>, &Snapshot) -> R) -> R {
+        let snapshot = self.cluster.view();
+        let breakers = self.breakers.lock().expect("breakers");
+        let latency = self.latency.lock().expect("latency");
+        let ctx = PlacementContext {
+            view: &snapshot.view,
+            policy: &self.policy,
+            breakers: &breakers,
+            latency: &latency,
+        };
+        f(&ctx, &snapshot)
+    }
+
+    /// The best target for `req`, or why there is none.
+    pub fn place(&self, req: &PlacementRequest) -> Result<Target, ApiError> {
+        self.with_context(|ctx, snapshot| {
+            let placement = ctx.place(req);
+            let Some(c) = placement.best() else {
+                return Err(no_placement(req, &ctx.explain(req)));
+            };
+            Ok(Target {
+                node: c.node.clone(),
+                device: c.device.clone(),
+                backend: c.backend.clone(),
+                endpoint: snapshot.endpoint(&c.node).to_string(),
+                node_devices: snapshot.node_devices(&c.node),
+                // A cold placement includes loading (and compiling) the model on the agent,
+                // which observed stage latencies do not cover.
+                timeout: if c.warm {
+                    ctx.latency
+                        .adaptive_timeout_on(req.stage, &req.model, &c.node, &c.device)
+                } else {
+                    Duration::from_millis(ctx.latency.config().rule(req.stage).ceiling_ms)
+                        + COLD_LOAD_ALLOWANCE
+                },
+            })
+        })
+    }
+
+    /// The best (node, device, backend) for loading `model` now, if any.
+    pub fn best_target(&self, model: &str) -> Option<(String, String, String)> {
+        let spec = self.models.get(model)?;
+        let t = self.place(&self.request(spec)).ok()?;
+        Some((t.node, t.device, t.backend))
+    }
+
+    /// Ranks every candidate of each (stage, model) without running anything; models not in
+    /// the registry are left out.
+    pub fn explain(&self, stages: &[(StageKind, String)]) -> Vec<StageExplanation> {
+        self.with_context(|ctx, _| {
+            stages
+                .iter()
+                .filter_map(|(_, model)| {
+                    let req = self.request(self.models.get(model)?);
+                    Some(stage_explanation(&req, &ctx.explain(&req)))
+                })
+                .collect()
+        })
+    }
+
+    /// The first model of `tier` (then its fallbacks) that can be placed now.
+    pub fn choose_model(&self, tier: Tier, tiers: &TierRoutes) -> Result<TierChoice, ApiError> {
+        self.with_context(|ctx, _| {
+            choose_model(
+                tier,
+                tiers,
+                ctx,
+                |m| {
+                    self.models.get(m).map(|s| ModelDemand {
+                        memory_bytes: s.memory_bytes,
+                        backends: None,
+                    })
+                },
+                Instant::now(),
+            )
+        })
+        .map_err(|e| ApiError::new(ErrorClass::Unavailable, e.to_string()))
+    }
+
+    /// Marks `target` busy (breaker half-open probe, in-flight count) until the guard drops.
+    pub fn dispatch(&self, target: &Target) -> InFlight {
+        self.breakers.lock().expect("breakers").on_dispatch(
+            &target.node,
+            &target.device,
+            Instant::now(),
+        );
+        InFlight::start(self.cluster.clone(), target)
+    }
+
+    /// Records a success of `stage` on `target` that took `took`.
+    pub fn succeeded(&self, stage: StageKind, model: &str, target: &Target, took: Duration) {
+        self.breakers.lock().expect("breakers").record_success(
+            &target.node,
+            &target.device,
+            Instant::now(),
+        );
+        self.latency.lock().expect("latency").record(
+            stage,
+            model,
+            &target.node,
+            &target.device,
+            took,
+        );
+    }
+
+    /// Charges a failure to the breakers of `devices` (of the target's node) and returns the
+    /// request with them excluded.
+    pub fn failed(
+        &self,
+        target: &Target,
+        devices: &[String],
+        mut req: PlacementRequest,
+    ) -> PlacementRequest {
+        let now = Instant::now();
+        let mut breakers = self.breakers.lock().expect("breakers");
+        for d in devices {
+            breakers.record_failure(&target.node, d, now);
+            req = req.excluding(target.node.clone(), d.clone());
+        }
+        req
+    }
+
+    /// The breaker state of one device (for tests and diagnostics).
+    pub fn breaker_state(&self, node: &str, device: &str) -> switchyard_scheduler::CircuitState {
+        self.breakers
+            .lock()
+            .expect("breakers")
+            .state(node, device, Instant::now())
+    }
+}
