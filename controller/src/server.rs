@@ -105,7 +105,8 @@ pub async fn start(
     let inference: Arc<dyn switchyard_api::Inference> = Arc::new(PipelineService(pipeline.clone()));
     let api = api_config(config);
     let (health_reporter, health_service) = tonic_health::server::health_reporter();
-    switchyard_api::set_serving(&health_reporter).await;
+    // NOT_SERVING until a node is ready; the readiness task below keeps it current.
+    switchyard_api::set_serving(&health_reporter, false).await;
     health_reporter
         .set_serving::<RegistryServer<RegistryService>>()
         .await;
@@ -130,7 +131,7 @@ pub async fn start(
         .add_service(switchyard_api::grpc_service(inference.clone(), &api));
     crate::metrics::install();
     let metrics_cluster = cluster.clone();
-    let http_router = switchyard_api::http_router(inference, api)
+    let http_router = switchyard_api::http_router(inference.clone(), api)
         .route(
             "/metrics",
             axum::routing::get(move || {
@@ -203,6 +204,16 @@ pub async fn start(
         .instrument(info_span!("http")),
     );
 
+    let readiness = tokio::spawn(
+        switchyard_api::report_readiness(
+            health_reporter,
+            inference.clone(),
+            tick,
+            shutdown_rx.clone(),
+        )
+        .instrument(info_span!("readiness")),
+    );
+
     let residency = tokio::spawn(
         crate::residency::run(
             cluster.clone(),
@@ -219,7 +230,7 @@ pub async fn start(
         pipeline,
         cluster,
         shutdown: shutdown_tx,
-        tasks: vec![grpc, http, liveness, residency],
+        tasks: vec![grpc, http, liveness, readiness, residency],
     })
 }
 

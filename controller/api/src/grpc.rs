@@ -27,8 +27,8 @@ pub struct GrpcInference {
 }
 
 /// The gRPC `Inference` service over `inf`, with the limits (and bearer tokens, checked in
-/// the `authorization` metadata) of `cfg`. Add it to the controller's tonic server and call
-/// [`set_serving`] on its health reporter.
+/// the `authorization` metadata) of `cfg`. Add it to the controller's tonic server and run
+/// [`report_readiness`] on its health reporter.
 pub fn grpc_service(inf: Arc<dyn Inference>, cfg: &ApiConfig) -> InferenceServer<GrpcInference> {
     InferenceServer::new(GrpcInference {
         inf,
@@ -36,11 +36,43 @@ pub fn grpc_service(inf: Arc<dyn Inference>, cfg: &ApiConfig) -> InferenceServer
     })
 }
 
-/// Marks `switchyard.v1.Inference` SERVING on the server's `grpc.health.v1` reporter.
-pub async fn set_serving(reporter: &tonic_health::server::HealthReporter) {
-    reporter
-        .set_serving::<InferenceServer<GrpcInference>>()
-        .await;
+/// Sets `switchyard.v1.Inference` SERVING or NOT_SERVING on the server's `grpc.health.v1`
+/// reporter.
+pub async fn set_serving(reporter: &tonic_health::server::HealthReporter, serving: bool) {
+    if serving {
+        reporter
+            .set_serving::<InferenceServer<GrpcInference>>()
+            .await;
+    } else {
+        reporter
+            .set_not_serving::<InferenceServer<GrpcInference>>()
+            .await;
+    }
+}
+
+/// Keeps the `switchyard.v1.Inference` health status equal to [`Inference::ready`] (checked
+/// every `tick`, level-triggered) until `shutdown` turns true: NOT_SERVING while no node is
+/// ready, SERVING once one is. Health-checking load balancers then send traffic only to a
+/// controller that can answer it.
+pub async fn report_readiness(
+    reporter: tonic_health::server::HealthReporter,
+    inf: Arc<dyn Inference>,
+    tick: Duration,
+    mut shutdown: tokio::sync::watch::Receiver<bool>,
+) {
+    let mut interval = tokio::time::interval(tick);
+    let mut reported = None;
+    loop {
+        tokio::select! {
+            _ = interval.tick() => {}
+            _ = shutdown.changed() => return,
+        }
+        let ready = inf.ready();
+        if reported != Some(ready) {
+            set_serving(&reporter, ready).await;
+            reported = Some(ready);
+        }
+    }
 }
 
 /// Parses a `grpc-timeout` header value (1–8 digits and a unit among H M S m u n).

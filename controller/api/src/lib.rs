@@ -7,7 +7,7 @@
 //! let inf: Arc<dyn switchyard_api::Inference> = ...;
 //! let http = switchyard_api::http_router(inf.clone(), api_config.clone());
 //! let grpc = switchyard_api::grpc_service(inf, &api_config);
-//! switchyard_api::set_serving(&health_reporter).await;
+//! tokio::spawn(switchyard_api::report_readiness(health_reporter, inf, tick, shutdown));
 //! tonic::transport::Server::builder().add_service(grpc) /* + health, reflection */;
 //! axum::serve(listener, http);
 //! ```
@@ -22,6 +22,6 @@ pub mod validate;
 mod fake;
 
 pub use config::ApiConfig;
-pub use grpc::{GrpcInference, grpc_service, set_serving};
+pub use grpc::{GrpcInference, grpc_service, report_readiness, set_serving};
 pub use http::http_router;
 pub use inference::{ApiError, GenerateStream, Inference};

@@ -22,7 +22,7 @@ async fn serve(cfg: ApiConfig) -> (SocketAddr, Arc<Fake>, tonic_health::server::
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = listener.local_addr().unwrap();
     let (reporter, health) = tonic_health::server::health_reporter();
-    set_serving(&reporter).await;
+    set_serving(&reporter, true).await;
     let svc = grpc_service(fake.clone(), &cfg);
     tokio::spawn(
         tonic::transport::Server::builder()
@@ -265,4 +265,54 @@ async fn health_reports_the_service_serving() {
         .unwrap()
         .into_inner();
     assert_eq!(r.status, 1, "SERVING");
+}
+
+/// Polls the Inference health status until it reads `want` (bounded: false if it never does).
+async fn health_becomes(channel: &Channel, want: i32) -> bool {
+    use tonic_health::pb::HealthCheckRequest;
+    use tonic_health::pb::health_client::HealthClient;
+    let mut h = HealthClient::new(channel.clone());
+    for _ in 0..400 {
+        let r = h
+            .check(HealthCheckRequest {
+                service: "switchyard.v1.Inference".into(),
+            })
+            .await
+            .unwrap()
+            .into_inner();
+        if r.status == want {
+            return true;
+        }
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+    false
+}
+
+#[tokio::test]
+async fn health_is_not_serving_while_no_node_is_ready_and_follows_readiness() {
+    use std::sync::atomic::Ordering;
+    let (addr, fake, reporter) = serve(ApiConfig::default()).await;
+    fake.ready.store(false, Ordering::SeqCst);
+    let (stop, shutdown) = tokio::sync::watch::channel(false);
+    let task = tokio::spawn(report_readiness(
+        reporter,
+        fake.clone(),
+        Duration::from_millis(5),
+        shutdown,
+    ));
+    let channel = Channel::from_shared(format!("http://{addr}"))
+        .unwrap()
+        .connect()
+        .await
+        .unwrap();
+    assert!(health_becomes(&channel, 2).await, "NOT_SERVING while not ready");
+    fake.ready.store(true, Ordering::SeqCst);
+    assert!(health_becomes(&channel, 1).await, "SERVING once ready");
+    fake.ready.store(false, Ordering::SeqCst);
+    assert!(
+        health_becomes(&channel, 2).await,
+        "NOT_SERVING again when the last node is lost"
+    );
+    stop.send(true).unwrap();
+    task.await.unwrap();
 }
