@@ -7,6 +7,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use rand::Rng;
+use switchyard_backoff::{Backoff, Jitter};
 use switchyard_proto::v1::registry_client::RegistryClient;
 use switchyard_proto::v1::{
     AgentMessage, CommandResult, ControllerCommand, Device, DeviceTelemetry, Heartbeat, HostFacts,
@@ -42,15 +43,19 @@ enum Attempt {
 
 /// Rescan the inventory (hot-plug) every this many heartbeats.
 const RESCAN_EVERY: u64 = 10;
-const BACKOFF_BASE: Duration = Duration::from_millis(100);
 const BACKOFF_CAP: Duration = Duration::from_millis(1000);
 
-/// Exponential backoff with jitter: `min(cap, base·2^attempt)` scaled by a random factor in
-/// [0.5, 1.0], so reconnecting agents don't stampede the controller.
+/// Reconnect delays: from 100 ms doubling up to one second, with equal jitter (a random
+/// factor in [0.5, 1.0]) so reconnecting agents don't stampede the controller.
+const RECONNECT: Backoff = Backoff {
+    base: Duration::from_millis(100),
+    max: BACKOFF_CAP,
+    jitter: Jitter::Equal,
+};
+
+/// The delay before reconnect attempt `attempt` (0-based).
 pub fn backoff(attempt: u32, unit_random: f64) -> Duration {
-    let exp = BACKOFF_BASE.saturating_mul(1u32 << attempt.min(16));
-    let capped = exp.min(BACKOFF_CAP);
-    capped.mul_f64(0.5 + 0.5 * unit_random.clamp(0.0, 1.0))
+    RECONNECT.delay(attempt.saturating_add(1), unit_random)
 }
 
 /// Renders an error with its whole source chain on one line.

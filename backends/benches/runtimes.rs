@@ -6,6 +6,9 @@
 //! default 2). Prints sentences/s for embed (batch 32 and batch 1, 256 short sentences) and
 //! tokens/s for greedy generation (64 tokens), with the OpenVINO / ORT ratio.
 
+// `std::env::set_var` is `unsafe` (edition 2024); the bench sets it before any thread starts.
+#![allow(unsafe_code)]
+
 use std::path::Path;
 use std::time::Instant;
 

@@ -165,33 +165,8 @@ impl Default for Routes {
     }
 }
 
-/// Client API settings (`[api]`).
-#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
-#[serde(deny_unknown_fields, default)]
-pub struct ApiConfig {
-    /// Bearer tokens accepted by the client APIs; empty = no auth. Never logged.
-    pub tokens: Vec<String>,
-    /// Largest HTTP body accepted, bytes.
-    pub max_body_bytes: usize,
-    /// Most inputs in one embeddings/classify request.
-    pub max_inputs: usize,
-    /// Largest `max_tokens` a generation may ask for.
-    pub max_tokens: u32,
-    /// Whole-request deadline, milliseconds.
-    pub request_timeout_ms: u64,
-}
-
-impl Default for ApiConfig {
-    fn default() -> Self {
-        ApiConfig {
-            tokens: Vec::new(),
-            max_body_bytes: 2 * 1024 * 1024,
-            max_inputs: 256,
-            max_tokens: 512,
-            request_timeout_ms: 120_000,
-        }
-    }
-}
+/// The `[api]` section: the client APIs' own settings type.
+pub use switchyard_api::ApiConfig;
 
 /// A configuration error, on one line.
 #[derive(Debug, thiserror::Error)]
@@ -300,11 +275,7 @@ impl Config {
                 "residency.reconcile_interval_ms must be ≥ 50".into(),
             ));
         }
-        if self.api.tokens.iter().any(|t| t.trim().is_empty()) {
-            return Err(ConfigError::Invalid(
-                "api.tokens must not contain empty tokens".into(),
-            ));
-        }
+        self.api.validate().map_err(ConfigError::Invalid)?;
         Ok(())
     }
 

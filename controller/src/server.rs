@@ -103,7 +103,7 @@ pub async fn start(
     let (shutdown_tx, shutdown_rx) = watch::channel(false);
 
     let inference: Arc<dyn switchyard_api::Inference> = Arc::new(PipelineService(pipeline.clone()));
-    let api = api_config(config);
+    let api = config.api.clone();
     let (health_reporter, health_service) = tonic_health::server::health_reporter();
     // NOT_SERVING until a node is ready; the readiness task below keeps it current.
     switchyard_api::set_serving(&health_reporter, false).await;
@@ -253,16 +253,4 @@ async fn track_http(
         started.elapsed(),
     );
     response
-}
-
-fn api_config(config: &Config) -> switchyard_api::ApiConfig {
-    let a = &config.api;
-    switchyard_api::ApiConfig {
-        tokens: a.tokens.clone(),
-        max_body_bytes: a.max_body_bytes,
-        max_inputs: a.max_inputs,
-        max_tokens: a.max_tokens,
-        request_timeout: Duration::from_millis(a.request_timeout_ms),
-        ..Default::default()
-    }
 }

@@ -10,6 +10,9 @@
 //! Sysman handles (`zesInit` only exists from loader 1.10). This crate never sets the variable
 //! itself (changing the environment of a running multi-threaded agent is unsound).
 
+// A hand-written dlopen binding of a C library: every call into it is `unsafe`.
+#![allow(unsafe_code)]
+
 use std::ffi::{CStr, c_char, c_void};
 
 use libloading::{Library, Symbol};

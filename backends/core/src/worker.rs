@@ -11,6 +11,7 @@ use std::thread;
 use std::time::Instant;
 
 use tokio::sync::oneshot;
+use tracing::Span;
 
 use crate::{
     BackendError, ClassScores, EmbedOutput, GenerateParams, GenerateSummary, LoadedModel,
@@ -19,6 +20,11 @@ use crate::{
 
 /// Reply channel of a job.
 type Reply<T> = oneshot::Sender<T>;
+
+/// A job as queued: when, the caller's span (so the work on the model thread is traced under
+/// the request that asked for it, as TEI's `BackendCommand` carries `Span::current()`), and
+/// the job.
+type Submitted = (Instant, Span, Job);
 
 enum Job {
     Embed(Vec<String>, Reply<Timed<Result<EmbedOutput, BackendError>>>),
@@ -45,7 +51,7 @@ pub struct Timed<T> {
 #[derive(Clone)]
 pub struct ModelWorker {
     spec: Arc<ModelSpec>,
-    tx: mpsc::SyncSender<(Instant, Job)>,
+    tx: mpsc::SyncSender<Submitted>,
     in_flight: Arc<AtomicU32>,
 }
 
@@ -62,7 +68,7 @@ impl ModelWorker {
     /// Moves `model` onto a new thread named after it. `queue_capacity` bounds waiting jobs.
     pub fn spawn(model: Box<dyn LoadedModel>, queue_capacity: usize) -> Self {
         let spec = Arc::new(model.spec().clone());
-        let (tx, rx) = mpsc::sync_channel::<(Instant, Job)>(queue_capacity.max(1));
+        let (tx, rx) = mpsc::sync_channel::<Submitted>(queue_capacity.max(1));
         let name = format!("model-{}", spec.name);
         thread::Builder::new()
             .name(name)
@@ -90,7 +96,10 @@ impl ModelWorker {
         make: impl FnOnce(Reply<Timed<Result<T, BackendError>>>) -> Job,
     ) -> Result<oneshot::Receiver<Timed<Result<T, BackendError>>>, BackendError> {
         let (reply_tx, reply_rx) = oneshot::channel();
-        match self.tx.try_send((Instant::now(), make(reply_tx))) {
+        match self
+            .tx
+            .try_send((Instant::now(), Span::current(), make(reply_tx)))
+        {
             Ok(()) => Ok(reply_rx),
             Err(mpsc::TrySendError::Full(_)) => {
                 Err(BackendError::QueueFull(self.spec.name.clone()))
@@ -145,11 +154,11 @@ impl ModelWorker {
     }
 }
 
-fn run(mut model: Box<dyn LoadedModel>, rx: mpsc::Receiver<(Instant, Job)>) {
-    while let Ok((queued_at, job)) = rx.recv() {
+fn run(mut model: Box<dyn LoadedModel>, rx: mpsc::Receiver<Submitted>) {
+    while let Ok((queued_at, caller, job)) = rx.recv() {
         let started = Instant::now();
         let queue_ms = started.duration_since(queued_at).as_secs_f64() * 1e3;
-        let span = tracing::debug_span!("model_job", model = %model.spec().name);
+        let span = tracing::debug_span!(parent: &caller, "model_job", model = %model.spec().name);
         let _g = span.enter();
         macro_rules! finish {
             ($reply:expr, $value:expr) => {{
@@ -173,60 +182,4 @@ fn run(mut model: Box<dyn LoadedModel>, rx: mpsc::Receiver<(Instant, Job)>) {
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-    use crate::{OverflowPolicy, StageKind};
-
-    /// A deterministic in-memory model: embeds a text as `[len, 1]` normalised.
-    struct LengthModel(ModelSpec);
-
-    impl LoadedModel for LengthModel {
-        fn spec(&self) -> &ModelSpec {
-            &self.0
-        }
-        fn embed(&mut self, inputs: &[String]) -> Result<EmbedOutput, BackendError> {
-            if inputs.iter().any(|s| s.is_empty()) {
-                return Err(BackendError::InvalidInput("empty".into()));
-            }
-            Ok(EmbedOutput {
-                vectors: inputs.iter().map(|s| vec![s.len() as f32, 1.0]).collect(),
-                token_counts: inputs.iter().map(|s| s.len() as u32).collect(),
-            })
-        }
-    }
-
-    fn spec() -> ModelSpec {
-        ModelSpec {
-            name: "len".into(),
-            stage: StageKind::Embed,
-            onnx: "x".into(),
-            tokenizer: "y".into(),
-            sha256: None,
-            memory_bytes: 1,
-            max_input_tokens: 8,
-            overflow: OverflowPolicy::Truncate,
-            labels: vec![],
-            embedding_dim: Some(2),
-            tier: None,
-            context_tokens: None,
-            chat_template: None,
-            system_prompt: None,
-            stop_tokens: vec![],
-            max_batch: 4,
-            info: Default::default(),
-        }
-    }
-
-    #[tokio::test]
-    async fn runs_jobs_and_reports_errors_and_wrong_stage() {
-        let w = ModelWorker::spawn(Box::new(LengthModel(spec())), 4);
-        let out = w.embed(vec!["abc".into(), "de".into()]).await.unwrap();
-        assert_eq!(out.value.vectors, vec![vec![3.0, 1.0], vec![2.0, 1.0]]);
-        assert!(out.compute_ms >= 0.0 && out.queue_ms >= 0.0);
-        let err = w.embed(vec![String::new()]).await.unwrap_err();
-        assert!(matches!(err, BackendError::InvalidInput(_)));
-        let err = w.classify(vec!["x".into()]).await.unwrap_err();
-        assert!(matches!(err, BackendError::WrongStage { .. }), "{err}");
-        assert_eq!(w.in_flight(), 0);
-    }
-}
+mod tests;

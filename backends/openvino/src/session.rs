@@ -110,8 +110,19 @@ pub fn raw_tensor(
     Ok(t)
 }
 
-/// Reinterprets plain-old-data elements as bytes.
-fn as_bytes<T: Copy>(v: &[T]) -> &[u8] {
+/// Primitive numbers: no padding, every bit pattern initialised.
+trait Plain: Copy {}
+impl Plain for f32 {}
+impl Plain for i64 {}
+impl Plain for i32 {}
+impl Plain for u8 {}
+impl Plain for i8 {}
+
+/// Reinterprets plain numbers as bytes without a copy (tensors are copied once, into the
+/// runtime's buffer; a safe `to_ne_bytes` conversion would add a second copy per KV-cache
+/// tensor per generated token).
+#[allow(unsafe_code)]
+fn as_bytes<T: Plain>(v: &[T]) -> &[u8] {
     // SAFETY: T is a primitive number type (f32, i64, i32, u8, i8): no padding, every byte
     // initialised; the slice covers exactly the same memory.
     unsafe { std::slice::from_raw_parts(v.as_ptr().cast::<u8>(), std::mem::size_of_val(v)) }

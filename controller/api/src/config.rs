@@ -2,9 +2,12 @@
 
 use std::time::Duration;
 
-/// Settings of the HTTP and gRPC client APIs. The controller builds it from its `[api]`
-/// configuration section.
-#[derive(Clone, PartialEq)]
+use serde::{Deserialize, Serialize};
+
+/// Settings of the HTTP and gRPC client APIs: the controller's `[api]` configuration section
+/// as it is (unknown keys are refused).
+#[derive(Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
 pub struct ApiConfig {
     /// Bearer tokens accepted on every `/v1` route and on the gRPC `Inference` service;
     /// empty = no authentication. Never logged (see the `Debug` impl).
@@ -15,8 +18,9 @@ pub struct ApiConfig {
     pub max_inputs: usize,
     /// Largest `max_tokens` a generation may ask for.
     pub max_tokens: u32,
-    /// Whole-request deadline; gRPC clients may ask for less with `grpc-timeout`.
-    pub request_timeout: Duration,
+    /// Whole-request deadline in milliseconds; gRPC clients may ask for less with
+    /// `grpc-timeout`.
+    pub request_timeout_ms: u64,
     /// Most characters in one input text or chat message. Tokens are counted (and refused
     /// or truncated per the model registry) by the agent.
     pub max_input_chars: usize,
@@ -29,7 +33,7 @@ impl Default for ApiConfig {
             max_body_bytes: 2 * 1024 * 1024,
             max_inputs: 256,
             max_tokens: 512,
-            request_timeout: Duration::from_secs(120),
+            request_timeout_ms: 120_000,
             max_input_chars: 32_768,
         }
     }
@@ -42,13 +46,37 @@ impl std::fmt::Debug for ApiConfig {
             .field("max_body_bytes", &self.max_body_bytes)
             .field("max_inputs", &self.max_inputs)
             .field("max_tokens", &self.max_tokens)
-            .field("request_timeout", &self.request_timeout)
+            .field("request_timeout_ms", &self.request_timeout_ms)
             .field("max_input_chars", &self.max_input_chars)
             .finish()
     }
 }
 
 impl ApiConfig {
+    /// The whole-request deadline.
+    pub fn request_timeout(&self) -> Duration {
+        Duration::from_millis(self.request_timeout_ms)
+    }
+
+    /// Checks ranges and tokens; the error names the key.
+    pub fn validate(&self) -> Result<(), String> {
+        if self.tokens.iter().any(|t| t.trim().is_empty()) {
+            return Err("api.tokens must not contain empty tokens".into());
+        }
+        for (key, value) in [
+            ("max_body_bytes", self.max_body_bytes as u64),
+            ("max_inputs", self.max_inputs as u64),
+            ("max_tokens", u64::from(self.max_tokens)),
+            ("request_timeout_ms", self.request_timeout_ms),
+            ("max_input_chars", self.max_input_chars as u64),
+        ] {
+            if value == 0 {
+                return Err(format!("api.{key} must be ≥ 1"));
+            }
+        }
+        Ok(())
+    }
+
     /// True when `presented` equals one of the configured tokens (constant time per token).
     pub(crate) fn token_ok(&self, presented: &str) -> bool {
         let mut ok = false;

@@ -129,7 +129,7 @@ impl GrpcInference {
                 }
             }
         }
-        let mut timeout = self.cfg.request_timeout;
+        let mut timeout = self.cfg.request_timeout();
         if let Some(v) = req.metadata().get("grpc-timeout") {
             let parsed = v
                 .to_str()

@@ -87,5 +87,4 @@ impl Failure {
 }
 
 #[cfg(test)]
-#[path = "failure_tests.rs"]
 mod tests;

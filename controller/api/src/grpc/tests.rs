@@ -305,7 +305,10 @@ async fn health_is_not_serving_while_no_node_is_ready_and_follows_readiness() {
         .connect()
         .await
         .unwrap();
-    assert!(health_becomes(&channel, 2).await, "NOT_SERVING while not ready");
+    assert!(
+        health_becomes(&channel, 2).await,
+        "NOT_SERVING while not ready"
+    );
     fake.ready.store(true, Ordering::SeqCst);
     assert!(health_becomes(&channel, 1).await, "SERVING once ready");
     fake.ready.store(false, Ordering::SeqCst);

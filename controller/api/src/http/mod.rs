@@ -39,7 +39,7 @@ pub(crate) struct AppState {
 impl AppState {
     /// The deadline of a request starting now.
     pub fn deadline(&self) -> Instant {
-        Instant::now() + self.cfg.request_timeout
+        Instant::now() + self.cfg.request_timeout()
     }
 
     /// The error for a request that ran past its deadline.
@@ -48,7 +48,7 @@ impl AppState {
             ErrorClass::DeadlineExceeded,
             format!(
                 "the request ran past its deadline (request_timeout {} ms)",
-                self.cfg.request_timeout.as_millis()
+                self.cfg.request_timeout_ms
             ),
         )
     }

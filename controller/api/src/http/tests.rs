@@ -639,7 +639,7 @@ async fn chat_stream_without_usage_and_with_failure() {
 #[tokio::test]
 async fn queue_full_is_429_and_deadline_is_504() {
     let (r, fake) = app(ApiConfig {
-        request_timeout: Duration::from_millis(60),
+        request_timeout_ms: 60,
         ..ApiConfig::default()
     });
     let e = post(&r, "/v1/embeddings", json!({"model": "full", "input": "x"}))

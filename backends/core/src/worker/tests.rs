@@ -1,0 +1,94 @@
+use super::*;
+use crate::{OverflowPolicy, StageKind};
+
+/// A deterministic in-memory model: embeds a text as `[len, 1]` normalised.
+struct LengthModel(ModelSpec);
+
+impl LoadedModel for LengthModel {
+    fn spec(&self) -> &ModelSpec {
+        &self.0
+    }
+    fn embed(&mut self, inputs: &[String]) -> Result<EmbedOutput, BackendError> {
+        if inputs.iter().any(|s| s.is_empty()) {
+            return Err(BackendError::InvalidInput("empty".into()));
+        }
+        Ok(EmbedOutput {
+            vectors: inputs.iter().map(|s| vec![s.len() as f32, 1.0]).collect(),
+            token_counts: inputs.iter().map(|s| s.len() as u32).collect(),
+        })
+    }
+}
+
+fn spec() -> ModelSpec {
+    ModelSpec {
+        name: "len".into(),
+        stage: StageKind::Embed,
+        onnx: "x".into(),
+        tokenizer: "y".into(),
+        sha256: None,
+        memory_bytes: 1,
+        max_input_tokens: 8,
+        overflow: OverflowPolicy::Truncate,
+        labels: vec![],
+        embedding_dim: Some(2),
+        tier: None,
+        context_tokens: None,
+        chat_template: None,
+        system_prompt: None,
+        stop_tokens: vec![],
+        max_batch: 4,
+        info: Default::default(),
+    }
+}
+
+#[tokio::test]
+async fn runs_jobs_and_reports_errors_and_wrong_stage() {
+    let w = ModelWorker::spawn(Box::new(LengthModel(spec())), 4);
+    let out = w.embed(vec!["abc".into(), "de".into()]).await.unwrap();
+    assert_eq!(out.value.vectors, vec![vec![3.0, 1.0], vec![2.0, 1.0]]);
+    assert!(out.compute_ms >= 0.0 && out.queue_ms >= 0.0);
+    let err = w.embed(vec![String::new()]).await.unwrap_err();
+    assert!(matches!(err, BackendError::InvalidInput(_)));
+    let err = w.classify(vec!["x".into()]).await.unwrap_err();
+    assert!(matches!(err, BackendError::WrongStage { .. }), "{err}");
+    assert_eq!(w.in_flight(), 0);
+}
+
+/// Records, for every `model_job` span, the name of its parent span.
+struct ParentOfJobs(Arc<std::sync::Mutex<Vec<Option<String>>>>);
+
+impl<S> tracing_subscriber::Layer<S> for ParentOfJobs
+where
+    S: tracing::Subscriber + for<'a> tracing_subscriber::registry::LookupSpan<'a>,
+{
+    fn on_new_span(
+        &self,
+        attrs: &tracing::span::Attributes<'_>,
+        id: &tracing::span::Id,
+        ctx: tracing_subscriber::layer::Context<'_, S>,
+    ) {
+        if attrs.metadata().name() == "model_job" {
+            let parent = ctx
+                .span(id)
+                .and_then(|s| s.parent())
+                .map(|p| p.name().to_string());
+            self.0.lock().unwrap().push(parent);
+        }
+    }
+}
+
+#[tokio::test]
+async fn the_model_thread_works_under_the_callers_span() {
+    use tracing::Instrument;
+    use tracing_subscriber::layer::SubscriberExt;
+    let seen = Arc::new(std::sync::Mutex::new(Vec::new()));
+    let subscriber = tracing_subscriber::registry().with(ParentOfJobs(seen.clone()));
+    // The model thread is another OS thread: only a global subscriber reaches it.
+    tracing::subscriber::set_global_default(subscriber).expect("first global subscriber");
+    let w = ModelWorker::spawn(Box::new(LengthModel(spec())), 4);
+    w.embed(vec!["abc".into()])
+        .instrument(tracing::info_span!("stage"))
+        .await
+        .unwrap();
+    assert_eq!(*seen.lock().unwrap(), vec![Some("stage".to_string())]);
+}

@@ -1,0 +1,74 @@
+use super::*;
+
+fn msg(role: &str, content: &str) -> ChatMessage {
+    ChatMessage {
+        role: role.into(),
+        content: content.into(),
+    }
+}
+
+#[test]
+fn inputs_limits_name_the_limit() {
+    let cfg = ApiConfig {
+        max_inputs: 2,
+        max_input_chars: 5,
+        ..ApiConfig::default()
+    };
+    assert!(inputs(&["a".into()], "input", &cfg).is_ok());
+    let e = inputs(&["a".into(), "b".into(), "c".into()], "input", &cfg).unwrap_err();
+    assert!(e.message.contains("max_inputs (2)"), "{}", e.message);
+    assert_eq!(e.class, ErrorClass::InvalidArgument);
+    let e = inputs(&["abcdef".into()], "input", &cfg).unwrap_err();
+    assert!(e.message.contains("max_input_chars (5)"), "{}", e.message);
+    let e = inputs(&[], "input", &cfg).unwrap_err();
+    assert_eq!(e.param.as_deref(), Some("input"));
+    let e = inputs(&["".into()], "input", &cfg).unwrap_err();
+    assert!(e.message.contains("input[0]"), "{}", e.message);
+}
+
+#[test]
+fn messages_need_known_roles_and_a_user() {
+    let cfg = ApiConfig::default();
+    assert!(messages(&[msg("system", "s"), msg("user", "u")], &cfg).is_ok());
+    let e = messages(&[msg("tool", "x")], &cfg).unwrap_err();
+    assert!(e.message.contains("'tool'"), "{}", e.message);
+    assert!(messages(&[], &cfg).is_err());
+    let e = messages(&[msg("system", "s")], &cfg).unwrap_err();
+    assert!(e.message.contains("role 'user'"), "{}", e.message);
+}
+
+#[test]
+fn sampling_ranges() {
+    let cfg = ApiConfig {
+        max_tokens: 10,
+        ..ApiConfig::default()
+    };
+    let ok = SamplingParams {
+        max_tokens: 10,
+        temperature: 2.0,
+        top_p: 1.0,
+        seed: None,
+        stop: vec!["\n".into()],
+    };
+    assert!(sampling(&ok, &cfg).is_ok());
+    let bad = |f: &dyn Fn(&mut SamplingParams)| {
+        let mut s = ok.clone();
+        f(&mut s);
+        sampling(&s, &cfg).unwrap_err()
+    };
+    assert_eq!(
+        bad(&|s| s.temperature = 2.5).param.as_deref(),
+        Some("temperature")
+    );
+    assert_eq!(
+        bad(&|s| s.temperature = f32::NAN).param.as_deref(),
+        Some("temperature")
+    );
+    assert_eq!(bad(&|s| s.top_p = 1.5).param.as_deref(), Some("top_p"));
+    let e = bad(&|s| s.max_tokens = 11);
+    assert!(e.message.contains("max_tokens (10)"), "{}", e.message);
+    assert_eq!(
+        bad(&|s| s.stop = vec!["".into()]).param.as_deref(),
+        Some("stop")
+    );
+}

@@ -1,0 +1,109 @@
+use super::*;
+
+fn cfg() -> BreakerConfig {
+    BreakerConfig {
+        failure_threshold: 3,
+        window_ms: 1_000,
+        cooldown_ms: 5_000,
+    }
+}
+
+#[test]
+fn opens_after_n_failures_within_the_window() {
+    let t0 = Instant::now();
+    let mut b = CircuitBreakers::new(cfg());
+    b.record_failure("n", "d", t0);
+    b.record_failure("n", "d", t0 + Duration::from_millis(100));
+    assert_eq!(b.state("n", "d", t0), CircuitState::Closed);
+    assert!(b.all_closed());
+    b.record_failure("n", "d", t0 + Duration::from_millis(200));
+    assert_eq!(
+        b.state("n", "d", t0 + Duration::from_millis(1_200)),
+        CircuitState::Open {
+            retry_in: Duration::from_millis(4_000)
+        }
+    );
+    assert!(!b.all_closed());
+    assert!(matches!(
+        b.admission("n", "d", t0 + Duration::from_millis(300)),
+        Admission::Deny(CircuitState::Open { .. })
+    ));
+    // Other devices are unaffected.
+    assert_eq!(b.admission("n", "other", t0), Admission::Allow);
+}
+
+#[test]
+fn failures_outside_the_window_do_not_count() {
+    let t0 = Instant::now();
+    let mut b = CircuitBreakers::new(cfg());
+    for i in 0..10 {
+        b.record_failure("n", "d", t0 + Duration::from_millis(600 * i));
+    }
+    assert_eq!(
+        b.state("n", "d", t0 + Duration::from_secs(6)),
+        CircuitState::Closed
+    );
+}
+
+#[test]
+fn half_open_allows_one_probe_and_success_closes() {
+    let t0 = Instant::now();
+    let mut b = CircuitBreakers::new(cfg());
+    for _ in 0..3 {
+        b.record_failure("n", "d", t0);
+    }
+    let t1 = t0 + Duration::from_secs(5);
+    assert_eq!(b.admission("n", "d", t1), Admission::Probe);
+    b.on_dispatch("n", "d", t1);
+    assert_eq!(
+        b.admission("n", "d", t1 + Duration::from_millis(10)),
+        Admission::Deny(CircuitState::HalfOpen {
+            probe_in_flight: true
+        })
+    );
+    b.record_success("n", "d", t1 + Duration::from_millis(20));
+    assert_eq!(b.state("n", "d", t1), CircuitState::Closed);
+    assert!(b.all_closed());
+}
+
+#[test]
+fn failed_probe_reopens_and_lost_probe_expires() {
+    let t0 = Instant::now();
+    let mut b = CircuitBreakers::new(cfg());
+    for _ in 0..3 {
+        b.record_failure("n", "d", t0);
+    }
+    let t1 = t0 + Duration::from_secs(6);
+    b.on_dispatch("n", "d", t1);
+    b.record_failure("n", "d", t1);
+    assert_eq!(
+        b.state("n", "d", t1 + Duration::from_secs(1)),
+        CircuitState::Open {
+            retry_in: Duration::from_secs(4)
+        }
+    );
+    // Probe dispatched, never reports: after another cooldown a new probe may go.
+    let t2 = t1 + Duration::from_secs(5);
+    b.on_dispatch("n", "d", t2);
+    assert!(matches!(
+        b.admission("n", "d", t2 + Duration::from_secs(1)),
+        Admission::Deny(_)
+    ));
+    assert_eq!(
+        b.admission("n", "d", t2 + Duration::from_secs(5)),
+        Admission::Probe
+    );
+    // A straggler success while open does not close it.
+    let mut b = CircuitBreakers::new(cfg());
+    for _ in 0..3 {
+        b.record_failure("n", "d", t0);
+    }
+    b.record_success("n", "d", t0 + Duration::from_secs(1));
+    assert!(matches!(
+        b.state("n", "d", t0 + Duration::from_secs(1)),
+        CircuitState::Open { .. }
+    ));
+    b.forget_node("n");
+    assert!(b.all_closed());
+    assert_eq!(b.state("n", "d", t0), CircuitState::Closed);
+}

@@ -1,0 +1,273 @@
+//! The per-device filters and score terms the scan applies, in the order the module docs
+//! list them. Internal to the scheduler.
+
+use super::*;
+
+/// Per-request tables computed once before the scan.
+pub(super) struct Prepared<'a> {
+    pub(super) stage: StageKind,
+    pub(super) ranks: [Option<u8>; 5],
+    /// Preferred backend bit indices per kind, best first, already filtered by the model.
+    pub(super) order: [([u8; 16], u8); 5],
+    pub(super) model_mask: u64,
+    pub(super) model_id: Option<u32>,
+    pub(super) need: u64,
+    pub(super) headroom_ratio: f64,
+    pub(super) pack: bool,
+    pub(super) allow_simulated: bool,
+    pub(super) policy: &'a PlacementPolicy,
+    pub(super) latency: Option<&'a ModelLatency>,
+    pub(super) avg_ms: Option<f64>,
+}
+
+impl<'a> Prepared<'a> {
+    pub(super) fn new(
+        view: &ClusterView,
+        req: &PlacementRequest,
+        policy: &'a PlacementPolicy,
+        latency: &'a LatencyStats,
+    ) -> Self {
+        let model_mask = match &req.backends_supported_by_model {
+            None => u64::MAX,
+            Some(list) => list
+                .iter()
+                .filter_map(|b| view.backend_bit(b))
+                .fold(0, |m, b| m | b),
+        };
+        let mut order = [([0u8; 16], 0u8); 5];
+        for (k, kind) in DEVICE_KINDS.iter().enumerate() {
+            let (slots, len) = &mut order[k];
+            for name in policy.backend_preferences.for_kind(*kind) {
+                if let Some(bit) = view.backend_bit(name)
+                    && model_mask & bit != 0
+                    && (*len as usize) < slots.len()
+                {
+                    slots[*len as usize] = bit.trailing_zeros() as u8;
+                    *len += 1;
+                }
+            }
+        }
+        let model_latency = latency.model(req.stage, &req.model);
+        Prepared {
+            stage: req.stage,
+            ranks: policy.kind_ranks(req.stage),
+            order,
+            model_mask,
+            model_id: view.model_id(&req.model),
+            need: req.memory_bytes,
+            headroom_ratio: policy.memory_headroom_ratio,
+            pack: policy.mode == PlacementMode::Pack,
+            allow_simulated: policy.allow_simulated,
+            policy,
+            latency: model_latency,
+            avg_ms: model_latency.and_then(ModelLatency::average_ms),
+        }
+    }
+}
+
+/// Result of the cheap filters and the latency-free part of the score.
+#[derive(Clone, Copy)]
+pub(super) struct Early {
+    pub(super) backend: u8,
+    pub(super) warm: bool,
+    pub(super) base: f64,
+    pub(super) terms: ScoreTerms,
+}
+
+/// Cheap filters and base score: no hashing except in the rare unlisted-backend path.
+#[inline]
+pub(super) fn early(
+    view: &ClusterView,
+    h: &HotDevice,
+    p: &Prepared<'_>,
+) -> Result<Early, RejectReason> {
+    if !h.node_ready {
+        return Err(RejectReason::NodeNotReady);
+    }
+    if !h.healthy {
+        return Err(RejectReason::DeviceUnhealthy);
+    }
+    if h.simulated && !p.allow_simulated {
+        return Err(RejectReason::SimulatedNotAllowed);
+    }
+    if let Some(available) = &h.available
+        && !p.model_id.is_some_and(|id| available.contains(&id))
+    {
+        return Err(RejectReason::ModelFilesMissing);
+    }
+    let k = kind_index(h.kind);
+    let Some(rank) = p.ranks[k] else {
+        return Err(RejectReason::KindNotAllowed {
+            kind: h.kind,
+            stage: p.stage,
+        });
+    };
+    if h.max_concurrency > 0 && h.in_flight >= h.max_concurrency {
+        return Err(RejectReason::QueueFull {
+            in_flight: h.in_flight,
+            max_concurrency: h.max_concurrency,
+        });
+    }
+    let usable = h.backend_mask & p.model_mask;
+    if usable == 0 {
+        return Err(RejectReason::NoUsableBackend);
+    }
+    let (slots, len) = &p.order[k];
+    let backend = match slots[..*len as usize]
+        .iter()
+        .find(|&&b| usable & (1u64 << b) != 0)
+    {
+        Some(&b) => b,
+        None => unlisted_backend(view, h, usable).ok_or(RejectReason::NoUsableBackend)?,
+    };
+    let warm = p.model_id.is_some_and(|id| h.resident.contains(&id));
+    let need = if warm { 0 } else { p.need };
+    let mut evict_bytes = 0;
+    if !warm {
+        let headroom = (h.total as f64 * p.headroom_ratio) as u64;
+        let wanted = need.saturating_add(headroom);
+        if wanted > h.free.saturating_add(h.reclaimable) {
+            return Err(RejectReason::DoesNotFit {
+                needed_bytes: need,
+                headroom_bytes: headroom,
+                free_bytes: h.free,
+                reclaimable_bytes: h.reclaimable,
+            });
+        }
+        evict_bytes = wanted.saturating_sub(h.free);
+    }
+    let w = &p.policy.weights;
+    let free_after_ratio = if h.total == 0 {
+        0.0
+    } else {
+        h.free.saturating_sub(need) as f64 / h.total as f64
+    };
+    let load = if h.max_concurrency > 0 {
+        h.in_flight as f64 / h.max_concurrency as f64
+    } else {
+        h.in_flight as f64 / (h.in_flight as f64 + 8.0)
+    };
+    let terms = ScoreTerms {
+        preference: preference_term(w.kind_step, rank),
+        warm: if warm { w.warm } else { 0.0 },
+        tops: tops_term(w.tops, w.tops_ref, h.tops),
+        memory: w.memory
+            * if p.pack {
+                1.0 - free_after_ratio
+            } else {
+                free_after_ratio
+            },
+        queue: w.queue * (1.0 - load),
+        latency: 0.0,
+        kind_rank: rank,
+        tops_value: h.tops,
+        tops_measured: h.tops_measured,
+        free_after_ratio,
+        evict_bytes,
+        pack: p.pack,
+        in_flight: h.in_flight,
+        max_concurrency: h.max_concurrency,
+        latency_ms: None,
+        model_latency_ms: p.avg_ms,
+    };
+    Ok(Early {
+        backend,
+        warm,
+        base: terms.preference + terms.warm + terms.tops + terms.memory + terms.queue,
+        terms,
+    })
+}
+
+/// Kind preference term: `kind_step × (5 − rank)`.
+#[inline]
+pub(super) fn preference_term(kind_step: f64, rank: u8) -> f64 {
+    kind_step * (DEVICE_KINDS.len() as f64 - rank as f64)
+}
+
+/// TOPS term: `weight × tops / (tops + tops_ref)`.
+#[inline]
+pub(super) fn tops_term(weight: f64, tops_ref: f64, tops: f64) -> f64 {
+    let den = tops + tops_ref;
+    if den > 0.0 { weight * tops / den } else { 0.0 }
+}
+
+/// A usable backend the policy does not list: the first in the device's own order.
+#[cold]
+pub(super) fn unlisted_backend(view: &ClusterView, h: &HotDevice, usable: u64) -> Option<u8> {
+    let (_, dev) = view.resolve(h);
+    dev.backends.iter().find_map(|b| {
+        let bit = view.backend_bit(b)?;
+        (usable & bit != 0).then(|| bit.trailing_zeros() as u8)
+    })
+}
+
+/// Late filters (exclusions, breakers): `Ok(probe)` when the device stays eligible.
+pub(super) fn late(
+    node: &str,
+    device: &str,
+    req: &PlacementRequest,
+    breakers: &CircuitBreakers,
+) -> Result<bool, RejectReason> {
+    if req
+        .exclude
+        .iter()
+        .any(|(n, d)| n.as_str() == node && d.as_str() == device)
+    {
+        return Err(RejectReason::Excluded);
+    }
+    if breakers.all_closed() {
+        return Ok(false);
+    }
+    match breakers.admission(node, device, req.now) {
+        Admission::Allow => Ok(false),
+        Admission::Probe => Ok(true),
+        Admission::Deny(CircuitState::Open { retry_in }) => {
+            Err(RejectReason::CircuitOpen { retry_in })
+        }
+        Admission::Deny(_) => Err(RejectReason::ProbeInFlight),
+    }
+}
+
+/// Latency term and the device's EWMA.
+#[inline]
+pub(super) fn latency_term(p: &Prepared<'_>, h: &HotDevice) -> (f64, Option<f64>) {
+    let w = p.policy.weights.latency;
+    let Some(lat) = p.latency else {
+        return (w * 0.5, None);
+    };
+    match (lat.device_ms_by_key(h.key), p.avg_ms) {
+        (Some(d), Some(avg)) if d + avg > 0.0 => (w * avg / (avg + d), Some(d)),
+        (d, _) => (w * 0.5, d),
+    }
+}
+
+/// Orders (score desc, node asc, device asc).
+pub(super) fn better(a_score: f64, a: (&str, &str), b_score: f64, b: (&str, &str)) -> Ordering {
+    b_score.total_cmp(&a_score).then_with(|| a.cmp(&b))
+}
+
+pub(super) fn candidate(
+    view: &ClusterView,
+    h: &HotDevice,
+    e: &Early,
+    probe: bool,
+    lat: (f64, Option<f64>),
+) -> Candidate {
+    let (node, dev) = view.resolve(h);
+    let mut terms = e.terms;
+    terms.latency = lat.0;
+    terms.latency_ms = lat.1;
+    Candidate {
+        node: node.name.clone(),
+        device: dev.id.clone(),
+        kind: h.kind,
+        backend: view
+            .backend_name(e.backend as u32)
+            .unwrap_or_default()
+            .to_owned(),
+        score: e.base + lat.0,
+        warm: e.warm,
+        probe,
+        terms,
+    }
+}

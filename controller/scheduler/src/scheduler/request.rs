@@ -1,0 +1,60 @@
+//! What to place: the request the filters and scores read.
+
+use super::*;
+
+/// What to place.
+#[derive(Debug, Clone)]
+pub struct PlacementRequest {
+    /// The stage.
+    pub stage: StageKind,
+    /// Model name (matched against devices' resident models).
+    pub model: String,
+    /// Memory the model needs when loaded, bytes (registry `memory_bytes`).
+    pub memory_bytes: u64,
+    /// Backend ids the model can run on; `None`: any.
+    pub backends_supported_by_model: Option<Vec<String>>,
+    /// (node, device) pairs to skip: where this request already failed.
+    pub exclude: Vec<(String, String)>,
+    /// How many candidates [`place`] returns (at least 1).
+    pub top_k: usize,
+    /// The current time (circuit breakers' cooldowns).
+    pub now: Instant,
+}
+
+impl PlacementRequest {
+    /// A request for the best 3 candidates, any backend, nothing excluded.
+    pub fn new(
+        stage: StageKind,
+        model: impl Into<String>,
+        memory_bytes: u64,
+        now: Instant,
+    ) -> Self {
+        PlacementRequest {
+            stage,
+            model: model.into(),
+            memory_bytes,
+            backends_supported_by_model: None,
+            exclude: Vec::new(),
+            top_k: 3,
+            now,
+        }
+    }
+
+    /// Restricts the backends the model may use.
+    pub fn with_backends<S: Into<String>>(mut self, backends: impl IntoIterator<Item = S>) -> Self {
+        self.backends_supported_by_model = Some(backends.into_iter().map(Into::into).collect());
+        self
+    }
+
+    /// Skips a device (it failed for this request).
+    pub fn excluding(mut self, node: impl Into<String>, device: impl Into<String>) -> Self {
+        self.exclude.push((node.into(), device.into()));
+        self
+    }
+
+    /// Sets how many candidates [`place`] returns.
+    pub fn with_top_k(mut self, k: usize) -> Self {
+        self.top_k = k;
+        self
+    }
+}
