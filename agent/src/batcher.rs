@@ -12,8 +12,11 @@ use tokio::sync::{mpsc, oneshot};
 /// Per-input results of one batch slice, plus timings.
 #[derive(Debug, Clone)]
 pub struct BatchReply {
+    /// This request's slice of the batch results.
     pub output: BatchOutput,
+    /// Time waiting for the batch to start plus time in the model worker's queue, ms.
     pub queue_ms: f64,
+    /// Runtime time of the whole merged call (all chunks), ms.
     pub compute_ms: f64,
     /// Inputs in the merged runtime call this request rode in.
     pub batch_size: u32,
@@ -22,10 +25,14 @@ pub struct BatchReply {
 /// The stage-specific part of a reply.
 #[derive(Debug, Clone)]
 pub enum BatchOutput {
+    /// Embed results, one entry per input.
     Embed {
+        /// One L2-normalised vector per input.
         vectors: Vec<Vec<f32>>,
+        /// Tokens per input after truncation.
         token_counts: Vec<u32>,
     },
+    /// Classify results: label probabilities per input.
     Classify(Vec<ClassScores>),
 }
 

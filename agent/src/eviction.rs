@@ -27,9 +27,13 @@ pub struct EvictionCandidate {
      held by idle models that could be evicted (busy or pinned: {kept})"
 )]
 pub struct NoRoom {
+    /// Memory the model to load needs, MiB.
     pub needed_mib: u64,
+    /// Device memory not reserved by resident models, MiB.
     pub free_mib: u64,
+    /// Device memory size, MiB.
     pub total_mib: u64,
+    /// Memory held by idle, unpinned models that could be evicted, MiB.
     pub evictable_mib: u64,
     /// Models that hold memory but may not be evicted, comma-separated.
     pub kept: String,

@@ -14,7 +14,9 @@ pub trait InventorySource: Send {
 /// A fixed inventory (simulated nodes, tests): telemetry repeats the static figures.
 #[derive(Debug, Clone)]
 pub struct StaticInventory {
+    /// Host facts returned by every scan.
     pub host: HostFacts,
+    /// Devices returned by every scan; their static figures double as telemetry.
     pub devices: Vec<Device>,
 }
 

@@ -65,18 +65,26 @@ impl Resident {
 /// Result of a classify/embed stage.
 #[derive(Debug, Clone)]
 pub struct StageResult {
+    /// The batcher's reply: outputs, timings and batch size.
     pub reply: BatchReply,
+    /// Id of the backend that ran it (`ort-cpu`, `openvino`, ...).
     pub backend: String,
+    /// True when the device exists only in a fixture inventory and the CPU ran the stage.
     pub simulated: bool,
 }
 
 /// Where a generation ran.
 #[derive(Debug, Clone)]
 pub struct GenerateOutcome {
+    /// Token counts and finish reason.
     pub summary: GenerateSummary,
+    /// Id of the backend that ran it (`ort-cpu`, `openvino`, ...).
     pub backend: String,
+    /// True when the device exists only in a fixture inventory and the CPU ran the stage.
     pub simulated: bool,
+    /// Time the request waited in the model worker's queue, ms.
     pub queue_ms: f64,
+    /// Time the model thread spent generating, ms.
     pub compute_ms: f64,
 }
 

@@ -22,7 +22,9 @@ pub const KNOWN_BACKENDS: [&str; 4] = ["ort-cpu", "ort-cuda", "ort-tensorrt", "o
 /// Outcome of probing one backend on one device.
 #[derive(Debug, Clone, PartialEq)]
 pub struct ProbeResult {
+    /// Inventory id of the device probed.
     pub device_id: String,
+    /// Id of the backend probed (`ort-cpu`, `openvino`, ...).
     pub backend: String,
     /// `Ok` when a tiny model ran; otherwise why not.
     pub result: Result<(), String>,

@@ -93,8 +93,11 @@ impl Default for ModelsConfig {
 #[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]
 #[serde(deny_unknown_fields, default)]
 pub struct Config {
+    /// Controller settings (`[controller]`).
     pub controller: ControllerConfig,
+    /// Agent settings (`[agent]`).
     pub agent: AgentConfig,
+    /// Model registry and model files (`[models]`).
     pub models: ModelsConfig,
     /// Generation tiers → model names, in fallback order within the tier.
     pub routes: Routes,
@@ -112,9 +115,13 @@ pub struct Config {
 #[derive(Debug, Clone, Default, Deserialize, PartialEq)]
 #[serde(deny_unknown_fields, default)]
 pub struct SchedulerConfig {
+    /// Placement policy: pack or spread, memory headroom, device and backend preferences.
     pub policy: switchyard_scheduler::PlacementPolicy,
+    /// Retries of failed stage calls: attempts and back-off delays.
     pub retry: switchyard_scheduler::RetryPolicy,
+    /// Circuit-breaker thresholds per (node, device).
     pub breakers: switchyard_scheduler::BreakerConfig,
+    /// Latency tracking and adaptive per-stage timeouts.
     pub latency: switchyard_scheduler::LatencyConfig,
 }
 
@@ -148,8 +155,11 @@ pub struct Routes {
     pub router: String,
     /// Embedding model used for retrieval.
     pub embed: String,
+    /// Generate models of the `fast` tier (short, cheap answers), in fallback order.
     pub fast: Vec<String>,
+    /// Generate models of the `code` tier (programming questions), in fallback order.
     pub code: Vec<String>,
+    /// Generate models of the `heavy` tier (long or hard questions), in fallback order.
     pub heavy: Vec<String>,
 }
 
@@ -171,18 +181,27 @@ pub use switchyard_api::ApiConfig;
 /// A configuration error, on one line.
 #[derive(Debug, thiserror::Error)]
 pub enum ConfigError {
+    /// The config file could not be read.
     #[error("cannot read config file {path}: {source}")]
     Read {
+        /// The config file.
         path: PathBuf,
+        /// The I/O error.
         source: std::io::Error,
     },
+    /// The file is not valid TOML or does not match the schema (e.g. an unknown key).
     #[error("{path}:{line}:{column}: {message}")]
     Parse {
+        /// The config file.
         path: PathBuf,
+        /// Line of the error, 1-based.
         line: usize,
+        /// Column of the error, 1-based.
         column: usize,
+        /// The parser's message, on one line.
         message: String,
     },
+    /// The values parse but break a rule (out of range, inconsistent fields).
     #[error("invalid configuration: {0}")]
     Invalid(String),
 }

@@ -24,14 +24,22 @@ use crate::placement::Placer;
 pub enum Action {
     /// Load (or, when already resident, just pin) a model that must stay resident.
     Load {
+        /// Node name.
         node: String,
+        /// Inventory id of the device on that node.
         device: String,
+        /// Id of the backend to load it with.
         backend: String,
+        /// Model name.
         model: String,
     },
+    /// Unload a model that has been idle longer than its keep-alive.
     Unload {
+        /// Node name.
         node: String,
+        /// Inventory id of the device on that node.
         device: String,
+        /// Model name.
         model: String,
     },
 }

@@ -24,11 +24,15 @@ use crate::placement::{PlacementSettings, Placer};
 /// Why the controller could not start.
 #[derive(Debug, thiserror::Error)]
 pub enum StartError {
+    /// A listening socket (gRPC or HTTP) could not be bound.
     #[error("cannot listen on {addr}: {source}")]
     Listen {
+        /// The address that could not be bound.
         addr: SocketAddr,
+        /// The bind error.
         source: std::io::Error,
     },
+    /// The configured routes name models missing from the registry or of the wrong stage.
     #[error(transparent)]
     Routes(#[from] RouteError),
 }

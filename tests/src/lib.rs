@@ -32,10 +32,13 @@ pub fn binary() -> PathBuf {
 
 /// A child `switchyard` process, killed on drop.
 pub struct Proc {
+    /// Label used in error messages (`controller`, an agent's node name, ...).
     pub name: String,
+    /// The running child process.
     pub child: Child,
     /// First stdout line (the "listening" line).
     pub ready_line: String,
+    /// File the child's stderr is written to (inside a temporary directory).
     pub stderr_path: PathBuf,
     _dir: tempfile::TempDir,
 }

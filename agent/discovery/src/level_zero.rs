@@ -13,134 +13,16 @@
 // A hand-written dlopen binding of a C library: every call into it is `unsafe`.
 #![allow(unsafe_code)]
 
-use std::ffi::{CStr, c_char, c_void};
+use std::ffi::CStr;
 
 use libloading::{Library, Symbol};
 
 use crate::error::DiscoveryError;
 
-type Handle = *mut c_void;
+mod ffi;
 
-const ZE_RESULT_SUCCESS: u32 = 0;
-/// `ZE_RESULT_ERROR_UNINITIALIZED`: what `zeInit` answers without an Intel driver.
-pub const ZE_RESULT_ERROR_UNINITIALIZED: u32 = 0x7800_0001;
-const ZE_STRUCTURE_TYPE_DEVICE_PROPERTIES: u32 = 0x3;
-const ZE_STRUCTURE_TYPE_DEVICE_MEMORY_PROPERTIES: u32 = 0x7;
-const ZE_STRUCTURE_TYPE_PCI_EXT_PROPERTIES: u32 = 0x10008;
-const ZES_STRUCTURE_TYPE_ENGINE_PROPERTIES: u32 = 0x5;
-const ZES_STRUCTURE_TYPE_MEM_STATE: u32 = 0x1e;
-/// `ZE_DEVICE_TYPE_GPU`.
-pub const ZE_DEVICE_TYPE_GPU: u32 = 1;
-/// `ZE_DEVICE_TYPE_VPU`: an NPU.
-pub const ZE_DEVICE_TYPE_VPU: u32 = 5;
-const ZE_DEVICE_PROPERTY_FLAG_INTEGRATED: u32 = 1;
-const ZE_DEVICE_PROPERTY_FLAG_SUBDEVICE: u32 = 2;
-const ZES_ENGINE_GROUP_ALL: u32 = 0;
-
-/// `ze_device_properties_t` (368 bytes on x86-64).
-#[repr(C)]
-struct ZeDeviceProperties {
-    stype: u32,
-    p_next: *mut c_void,
-    device_type: u32,
-    vendor_id: u32,
-    device_id: u32,
-    flags: u32,
-    subdevice_id: u32,
-    core_clock_rate: u32,
-    max_mem_alloc_size: u64,
-    max_hardware_contexts: u32,
-    max_command_queue_priority: u32,
-    num_threads_per_eu: u32,
-    physical_eu_simd_width: u32,
-    num_eus_per_subslice: u32,
-    num_subslices_per_slice: u32,
-    num_slices: u32,
-    timer_resolution: u64,
-    timestamp_valid_bits: u32,
-    kernel_timestamp_valid_bits: u32,
-    uuid: [u8; 16],
-    name: [c_char; 256],
-}
-
-/// `ze_device_memory_properties_t` (296 bytes).
-#[repr(C)]
-struct ZeDeviceMemoryProperties {
-    stype: u32,
-    p_next: *mut c_void,
-    flags: u32,
-    max_clock_rate: u32,
-    max_bus_width: u32,
-    total_size: u64,
-    name: [c_char; 256],
-}
-
-/// `ze_pci_address_ext_t`.
-#[repr(C)]
-#[derive(Default)]
-struct ZePciAddress {
-    domain: u32,
-    bus: u32,
-    device: u32,
-    function: u32,
-}
-
-/// `ze_pci_speed_ext_t`.
-#[repr(C)]
-#[derive(Default)]
-struct ZePciSpeed {
-    gen_version: i32,
-    width: i32,
-    max_bandwidth: i64,
-}
-
-/// `ze_pci_ext_properties_t` (48 bytes).
-#[repr(C)]
-struct ZePciExtProperties {
-    stype: u32,
-    p_next: *mut c_void,
-    address: ZePciAddress,
-    max_speed: ZePciSpeed,
-}
-
-/// `zes_mem_state_t` (40 bytes).
-#[repr(C)]
-struct ZesMemState {
-    stype: u32,
-    p_next: *const c_void,
-    health: u32,
-    free: u64,
-    size: u64,
-}
-
-/// `zes_engine_properties_t` (32 bytes).
-#[repr(C)]
-struct ZesEngineProperties {
-    stype: u32,
-    p_next: *mut c_void,
-    engine_type: u32,
-    on_subdevice: u8,
-    subdevice_id: u32,
-}
-
-/// `zes_engine_stats_t` (16 bytes).
-#[repr(C)]
-#[derive(Default, Clone, Copy)]
-struct ZesEngineStats {
-    active_time: u64,
-    timestamp: u64,
-}
-
-type FnInit = unsafe extern "C" fn(u32) -> u32;
-type FnDriverGet = unsafe extern "C" fn(*mut u32, *mut Handle) -> u32;
-type FnDeviceGet = unsafe extern "C" fn(Handle, *mut u32, *mut Handle) -> u32;
-type FnDeviceProps = unsafe extern "C" fn(Handle, *mut ZeDeviceProperties) -> u32;
-type FnMemProps = unsafe extern "C" fn(Handle, *mut u32, *mut ZeDeviceMemoryProperties) -> u32;
-type FnPciProps = unsafe extern "C" fn(Handle, *mut ZePciExtProperties) -> u32;
-type FnEnum = unsafe extern "C" fn(Handle, *mut u32, *mut Handle) -> u32;
-type FnMemState = unsafe extern "C" fn(Handle, *mut ZesMemState) -> u32;
-type FnEngineProps = unsafe extern "C" fn(Handle, *mut ZesEngineProperties) -> u32;
-type FnEngineActivity = unsafe extern "C" fn(Handle, *mut ZesEngineStats) -> u32;
+use ffi::*;
+pub use ffi::{ZE_DEVICE_TYPE_GPU, ZE_DEVICE_TYPE_VPU, ZE_RESULT_ERROR_UNINITIALIZED};
 
 /// One Level Zero device.
 #[derive(Debug, Clone, PartialEq)]

@@ -11,8 +11,11 @@ pub enum BackendError {
     /// The backend cannot run on this device (missing EP, plugin, driver...).
     #[error("backend {backend} cannot run on device {device}: {reason}")]
     DeviceUnsupported {
+        /// Id of the backend that refused (`ort-cuda`, `openvino`, ...).
         backend: String,
+        /// The device it was asked to use (usually its inventory id).
         device: String,
+        /// Why it cannot run there.
         reason: String,
     },
     /// A model file is missing.
@@ -21,15 +24,23 @@ pub enum BackendError {
     /// A model file exists but cannot be parsed/compiled, or its inputs/outputs are not the
     /// ones the registry promises.
     #[error("invalid model {model}: {reason}")]
-    InvalidModel { model: String, reason: String },
+    InvalidModel {
+        /// Name of the model in the registry.
+        model: String,
+        /// What is wrong with its files.
+        reason: String,
+    },
     /// The request is malformed (empty input, over-long input with `refuse` policy, ...).
     #[error("invalid input: {0}")]
     InvalidInput(String),
     /// The model was asked for a stage it does not serve.
     #[error("model {model} serves {stage:?}, not {requested:?}")]
     WrongStage {
+        /// Name of the model in the registry.
         model: String,
+        /// The stage the model serves.
         stage: StageKind,
+        /// The stage that was asked of it.
         requested: StageKind,
     },
     /// The model's worker queue is full.

@@ -36,6 +36,7 @@ pub enum OverflowPolicy {
 pub struct ModelSpec {
     /// Unique name clients use (`minilm-l6-v2`, `router`, `smollm2-135m`).
     pub name: String,
+    /// The stage this model serves.
     pub stage: StageKind,
     /// ONNX graph, relative to the models directory (absolute after [`ModelRegistry::load`]).
     pub onnx: PathBuf,
@@ -48,6 +49,7 @@ pub struct ModelSpec {
     pub memory_bytes: u64,
     /// Longest input accepted, in tokens.
     pub max_input_tokens: u32,
+    /// What to do with an input over `max_input_tokens` (default: truncate).
     #[serde(default = "default_overflow")]
     pub overflow: OverflowPolicy,
     /// Classify: label names in output order.
@@ -97,15 +99,30 @@ struct RegistryFile {
 /// Errors reading a registry file.
 #[derive(Debug, thiserror::Error)]
 pub enum RegistryError {
+    /// The file could not be read.
     #[error("cannot read model registry {path}: {source}")]
     Read {
+        /// The registry file.
         path: PathBuf,
+        /// The I/O error.
         source: std::io::Error,
     },
+    /// The file is not valid TOML or does not match the schema (unknown key, wrong type).
     #[error("invalid model registry {path}: {message}")]
-    Parse { path: PathBuf, message: String },
+    Parse {
+        /// The registry file.
+        path: PathBuf,
+        /// The parser's message, on one line.
+        message: String,
+    },
+    /// The file parses but an entry is inconsistent (empty name, zero limit, duplicate...).
     #[error("invalid model registry {path}: {message}")]
-    Invalid { path: PathBuf, message: String },
+    Invalid {
+        /// The registry file.
+        path: PathBuf,
+        /// Which entry is wrong and why.
+        message: String,
+    },
 }
 
 /// All registered models, by name.

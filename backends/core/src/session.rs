@@ -7,17 +7,24 @@ use crate::BackendError;
 /// Tensor element data.
 #[derive(Debug, Clone, PartialEq)]
 pub enum TensorData {
+    /// 32-bit floats.
     F32(Vec<f32>),
+    /// 64-bit signed integers (token ids, masks, positions).
     I64(Vec<i64>),
+    /// 32-bit signed integers.
     I32(Vec<i32>),
+    /// Unsigned bytes.
     U8(Vec<u8>),
+    /// Signed bytes.
     I8(Vec<i8>),
 }
 
 /// A dense row-major tensor.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Tensor {
+    /// Size of each dimension, outermost first.
     pub shape: Vec<usize>,
+    /// The elements, row-major; their count is the product of `shape`.
     pub data: TensorData,
 }
 

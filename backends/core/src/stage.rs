@@ -29,10 +29,15 @@ impl StageKind {
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum DeviceType {
+    /// The host CPU.
     Cpu,
+    /// An NVIDIA GPU (CUDA).
     NvidiaGpu,
+    /// An Intel integrated or discrete GPU (OpenVINO `GPU`).
     IntelGpu,
+    /// An Intel NPU (OpenVINO `NPU`).
     IntelNpu,
+    /// An Intel Neural Compute Stick 2 (Myriad X VPU).
     Ncs2,
 }
 
@@ -41,6 +46,7 @@ pub enum DeviceType {
 pub struct DeviceRef {
     /// Inventory id of the device (UUID, PCI address, `cpu`).
     pub id: String,
+    /// The device's family.
     pub device_type: DeviceType,
     /// Index among devices of the same type as the runtime numbers them (CUDA ordinal,
     /// OpenVINO `GPU.N`).
@@ -82,12 +88,15 @@ pub struct GenerateParams {
     /// Chat messages `(role, content)`, rendered with the model's chat template. When empty,
     /// `prompt` is used verbatim.
     pub messages: Vec<(String, String)>,
+    /// Raw prompt text, used only when `messages` is empty.
     pub prompt: String,
+    /// Most tokens to generate (further capped by the model's context window).
     pub max_tokens: u32,
     /// 0 = greedy.
     pub temperature: f32,
     /// 1.0 = off.
     pub top_p: f32,
+    /// Seed of the sampling RNG; `None` uses a fixed default, so runs are repeatable.
     pub seed: Option<u64>,
     /// Extra stop strings on top of the model's own stop tokens.
     pub stop: Vec<String>,
@@ -110,7 +119,9 @@ impl Default for GenerateParams {
 /// One decoded piece of generated text.
 #[derive(Debug, Clone, PartialEq)]
 pub struct TokenEvent {
+    /// Id of the token that completed this piece.
     pub token_id: u32,
+    /// The new text (complete UTF-8; may span several tokens).
     pub text: String,
 }
 
@@ -139,7 +150,10 @@ impl FinishReason {
 /// Totals of one generation.
 #[derive(Debug, Clone, PartialEq)]
 pub struct GenerateSummary {
+    /// Tokens in the prompt as fed to the model (after any truncation).
     pub prompt_tokens: u32,
+    /// Tokens generated, stop tokens excluded.
     pub completion_tokens: u32,
+    /// Why generation ended.
     pub finish_reason: FinishReason,
 }

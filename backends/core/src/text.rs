@@ -10,10 +10,15 @@ use crate::{BackendError, ModelSpec, OverflowPolicy};
 /// A padded batch of token ids, row-major `[batch, seq]`.
 #[derive(Debug, Clone, PartialEq)]
 pub struct TokenBatch {
+    /// Number of rows (inputs).
     pub batch: usize,
+    /// Padded row length in tokens: the longest row of the batch.
     pub seq: usize,
+    /// Token ids, `batch * seq`, padded with 0.
     pub input_ids: Vec<i64>,
+    /// 1 for real tokens, 0 for padding, `batch * seq`.
     pub attention_mask: Vec<i64>,
+    /// Segment (token type) ids from the tokenizer, `batch * seq`, padded with 0.
     pub token_type_ids: Vec<i64>,
     /// Real (unpadded) tokens per row.
     pub lengths: Vec<u32>,

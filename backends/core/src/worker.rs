@@ -42,8 +42,11 @@ enum Job {
 /// A result with the time it waited in the queue and the time it computed.
 #[derive(Debug)]
 pub struct Timed<T> {
+    /// The job's result.
     pub value: T,
+    /// Time the job waited in the queue before the model thread took it, ms.
     pub queue_ms: f64,
+    /// Time the model thread spent running the job, ms.
     pub compute_ms: f64,
 }
 

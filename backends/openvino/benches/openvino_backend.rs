@@ -1,1 +1,3 @@
+//! Placeholder benchmark target for the OpenVINO backend: it measures nothing yet.
+
 fn main() {}

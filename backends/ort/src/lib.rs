@@ -28,8 +28,11 @@ pub use session::OrtSession;
 /// Which execution provider a backend instance uses.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Provider {
+    /// The default CPU execution provider (`ort-cpu`).
     Cpu,
+    /// The CUDA execution provider, NVIDIA GPUs (`ort-cuda`).
     Cuda,
+    /// The TensorRT execution provider, NVIDIA GPUs (`ort-tensorrt`).
     TensorRt,
 }
 

@@ -14,7 +14,9 @@ use switchyard_proto::v1::{
 #[derive(Debug, Clone, PartialEq, thiserror::Error)]
 #[error("{message}")]
 pub struct ApiError {
+    /// The error's class, which fixes its gRPC and HTTP status codes.
     pub class: ErrorClass,
+    /// Human-readable description shown to the client.
     pub message: String,
     /// The request field at fault (OpenAI `error.param`).
     pub param: Option<String>,

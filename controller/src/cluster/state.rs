@@ -19,16 +19,23 @@ use super::store::{Snapshot, ViewStore};
 /// Why a registration was refused.
 #[derive(Debug, thiserror::Error, PartialEq)]
 pub enum ClusterError {
+    /// Another live agent process already registered under this node name.
     #[error(
         "node name '{name}' is already held by a live agent (endpoint {endpoint}, last heartbeat {age_ms} ms ago); give this agent another --node-name or stop the other one"
     )]
     NameTaken {
+        /// The contested node name.
         name: String,
+        /// Agent endpoint of the node holding the name.
         endpoint: String,
+        /// Time since that node was last heard from, ms.
         age_ms: u128,
     },
+    /// No registered node has this node id (the payload); the agent must register first.
     #[error("unknown lease for node '{0}': register first")]
     UnknownLease(String),
+    /// The lease presented is not the node's current one: a newer registration replaced it.
+    /// The payload is the node name.
     #[error("lease for node '{0}' was replaced by a newer registration")]
     Superseded(String),
 }
@@ -36,16 +43,26 @@ pub enum ClusterError {
 /// Everything the controller holds about one node.
 #[derive(Debug)]
 pub struct NodeEntry {
+    /// Controller-assigned id (`<name>-<8 hex>`), kept across re-registrations.
     pub node_id: String,
+    /// Id of the current registration; a new registration replaces it.
     pub lease_id: String,
+    /// Id of the agent process that registered (random per process), so a reconnect by the
+    /// same process can reclaim its name.
     pub instance_id: String,
+    /// What the agent reported: name, endpoint, host, devices, models.
     pub info: NodeInfo,
+    /// Liveness state; this module sets only `Ready` and `Lost`.
     pub state: NodeState,
+    /// Why the node entered its current state (`registered`, `missed 3 heartbeats`, ...).
     pub state_reason: String,
+    /// When the node was last heard from: registration, session attach or heartbeat.
     pub last_seen: Instant,
+    /// Heartbeats received since the node first registered.
     pub heartbeats: u64,
     /// Increases with every session attached; a closing session only affects its own epoch.
     pub session_epoch: u64,
+    /// Command channel of the attached session; `None` while no session is attached.
     pub commands: Option<mpsc::Sender<ControllerCommand>>,
 }
 

@@ -248,23 +248,13 @@ async fn tokens_are_checked_in_metadata() {
 
 #[tokio::test]
 async fn health_reports_the_service_serving() {
-    use tonic_health::pb::HealthCheckRequest;
-    use tonic_health::pb::health_client::HealthClient;
     let (addr, _, _) = serve(ApiConfig::default()).await;
     let channel = Channel::from_shared(format!("http://{addr}"))
         .unwrap()
         .connect()
         .await
         .unwrap();
-    let mut h = HealthClient::new(channel);
-    let r = h
-        .check(HealthCheckRequest {
-            service: "switchyard.v1.Inference".into(),
-        })
-        .await
-        .unwrap()
-        .into_inner();
-    assert_eq!(r.status, 1, "SERVING");
+    assert!(health_becomes(&channel, 1).await, "SERVING");
 }
 
 /// Polls the Inference health status until it reads `want` (bounded: false if it never does).
