@@ -9,7 +9,6 @@ pub mod pipeline;
 pub mod registry_service;
 pub mod residency;
 pub mod server;
-pub mod table;
 
 use switchyard_backend_core::StageKind;
 
