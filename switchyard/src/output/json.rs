@@ -1,12 +1,20 @@
-//! JSON for scripts (the protocol types carry no serde derives): devices and nodes.
+//! JSON for scripts (the protocol types carry no serde derives). Keys are the protobuf field
+//! names; enums are their short names. One device shape, used by `devices` (with a `node`
+//! key) and by `status` (nested under each node):
+//!
+//! `{id, kind, vendor, model, memory_total_bytes, memory_free_bytes,
+//!   tops: {int8_tops, source, detail} | null, measured_tops: {int8_tops, source, detail} | null,
+//!   backends: [{backend, usable, reason}], health, health_reason, simulated, max_concurrency,
+//!   attributes: {..}, telemetry: {device_id, memory_free_bytes, utilization_ratio,
+//!   temperature_celsius, power_watts, health} | null}`
 
-use serde_json::{Value, json};
+use serde_json::{Map, Value, json};
 use switchyard_proto::v1::{Device, DeviceHealth, DeviceTelemetry, NodeState, NodeStatus, Tops};
 
 use super::kind_name;
 
 fn tops(t: &Tops) -> Value {
-    json!({"int8": t.int8_tops, "source": t.source().short_name(), "detail": t.detail})
+    json!({"int8_tops": t.int8_tops, "source": t.source().short_name(), "detail": t.detail})
 }
 
 fn health(raw: i32) -> &'static str {
@@ -17,15 +25,23 @@ fn health(raw: i32) -> &'static str {
 
 fn telemetry(t: &DeviceTelemetry) -> Value {
     json!({
+        "device_id": t.device_id,
         "memory_free_bytes": t.memory_free_bytes,
         "utilization_ratio": t.utilization_ratio,
         "temperature_celsius": t.temperature_celsius,
         "power_watts": t.power_watts,
+        "health": health(t.health),
     })
 }
 
-/// A device as JSON.
+/// A device as JSON (the one shape; see the module docs).
 pub fn device(d: &Device) -> Value {
+    let mut attributes: Vec<(&String, &String)> = d.attributes.iter().collect();
+    attributes.sort();
+    let attributes: Map<String, Value> = attributes
+        .into_iter()
+        .map(|(k, v)| (k.clone(), Value::String(v.clone())))
+        .collect();
     json!({
         "id": d.id,
         "kind": kind_name(d),
@@ -40,7 +56,7 @@ pub fn device(d: &Device) -> Value {
         "health_reason": d.health_reason,
         "simulated": d.simulated,
         "max_concurrency": d.max_concurrency,
-        "attributes": d.attributes,
+        "attributes": attributes,
         "telemetry": d.telemetry.as_ref().map(telemetry),
     })
 }

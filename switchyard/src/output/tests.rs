@@ -70,6 +70,30 @@ fn node(devices: Vec<Device>) -> NodeStatus {
 }
 
 #[test]
+fn devices_and_status_share_one_device_shape_with_proto_key_names() {
+    let listed = json::devices(&[("n1".into(), vec![gpu()])]);
+    let d = &listed[0];
+    assert_eq!(d["node"], "n1");
+    assert_eq!(d["kind"], "nvidia_gpu");
+    assert_eq!(d["tops"]["int8_tops"], 838.0);
+    assert_eq!(d["tops"]["source"], "catalog");
+    assert_eq!(d["measured_tops"]["int8_tops"], 700.0);
+    assert!(d["tops"].get("int8").is_none(), "{d}");
+    assert_eq!(d["backends"][1]["usable"], false);
+    assert_eq!(d["backends"][1]["reason"], "no such device");
+    assert_eq!(d["attributes"]["a"], "1");
+    assert!(d["telemetry"].is_null());
+
+    let status = json::nodes(&[node(vec![gpu()])]);
+    let nested = &status[0]["devices"][0];
+    assert_eq!(status[0]["name"], "n1");
+    assert_eq!(status[0]["state"], "ready");
+    let mut without_node = d.clone();
+    without_node.as_object_mut().unwrap().remove("node");
+    assert_eq!(nested, &without_node, "status nests the same device shape");
+}
+
+#[test]
 fn device_and_node_rows_fill_every_column() {
     let row = table::device_row("n1", &gpu());
     assert_eq!(row.len(), table::DEVICE_HEADERS.len());
