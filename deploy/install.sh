@@ -6,7 +6,7 @@ ROLE="${1:?usage: install.sh controller|agent [binary]}"
 BIN="${2:-target/release/switchyard}"
 HERE="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
 case "$ROLE" in controller|agent) ;; *) echo "role must be controller or agent" >&2; exit 2;; esac
-[ -x "$BIN" ] || { echo "binary $BIN not found: build it with 'cargo build --release -p switchyard-controller'" >&2; exit 1; }
+[ -x "$BIN" ] || { echo "binary $BIN not found: build it with 'cargo build --release -p switchyard'" >&2; exit 1; }
 [ "$(id -u)" = 0 ] || { echo "run as root (sudo)" >&2; exit 1; }
 install -m 0755 "$BIN" /usr/local/bin/switchyard
 id switchyard >/dev/null 2>&1 || useradd --system --home /var/lib/switchyard --shell /usr/sbin/nologin switchyard

@@ -22,7 +22,7 @@ connections, so the client costs little) drives both servers.
                                [--bin target/release/switchyard] [--json out.json]
 
 Use the venv python (<cache>/venv/bin/python) or any python with numpy, onnxruntime and
-tokenizers for the baselines. Build with `cargo build --release -p switchyard-controller` for
+tokenizers for the baselines. Build with `cargo build --release -p switchyard` for
 representative figures.
 """
 
@@ -77,7 +77,7 @@ def find_binary(explicit: str | None) -> Path:
             p = root / profile / "switchyard"
             if p.is_file():
                 return p
-    raise SystemExit("switchyard binary not found: cargo build --release -p switchyard-controller, or --bin")
+    raise SystemExit("switchyard binary not found: cargo build --release -p switchyard, or --bin")
 
 
 class Child:

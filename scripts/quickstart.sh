@@ -14,7 +14,7 @@ bash scripts/setup.sh
 # shellcheck disable=SC1091
 source "$CACHE/env.sh"
 echo "quickstart: building switchyard (release)"
-cargo build --release -q -p switchyard-controller
+cargo build --release -q -p switchyard
 BIN="$ROOT/target/release/switchyard"
 
 LOG="$(mktemp -t switchyard-up.XXXXXX.log)"

@@ -10,4 +10,3 @@ pub mod pipeline;
 pub mod placement;
 pub mod residency;
 pub mod server;
-pub mod table;

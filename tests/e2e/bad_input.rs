@@ -221,6 +221,8 @@ fn a_models_dir_without_prepared_files_makes_backends_unusable_with_the_path_in_
         .iter()
         .find(|d| d["kind"] == "cpu")
         .expect("the CPU is always found");
+    // The one device shape: TOPS under the protobuf field name.
+    assert!(cpu["tops"]["int8_tops"].is_number(), "{cpu}");
     let backends = cpu["backends"].as_array().unwrap();
     assert!(!backends.is_empty(), "{cpu}");
     for b in backends {

@@ -81,7 +81,7 @@ def binary_path() -> Path:
             if p.is_file():
                 return p
     pytest.exit(
-        "switchyard binary not found: build it (cargo build -p switchyard-controller) or set SWITCHYARD_BIN",
+        "switchyard binary not found: build it (cargo build -p switchyard) or set SWITCHYARD_BIN",
         returncode=2,
     )
 

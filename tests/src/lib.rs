@@ -25,7 +25,7 @@ pub fn binary() -> PathBuf {
         }
     }
     panic!(
-        "switchyard binary not found under {}: run `cargo build -p switchyard-controller` first (scripts/test.sh does)",
+        "switchyard binary not found under {}: run `cargo build -p switchyard` first (scripts/test.sh does)",
         target.display()
     );
 }

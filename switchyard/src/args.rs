@@ -1,0 +1,264 @@
+//! Command-line interface: subcommands and flags (each with a `SWITCHYARD_*` env twin where
+//! it has one). How they override the config file is in `config.rs`.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+
+use clap::{Args, Parser, Subcommand, ValueEnum};
+
+/// Switchyard: accelerator-aware inference across a homelab cluster.
+///
+/// Copy this one binary to every node. Run `switchyard controller` on one host and
+/// `switchyard agent --controller http://CONTROLLER:50051` on the others — or `switchyard up`
+/// for a single host (controller + local agent in one process). Then `switchyard status`.
+///
+/// Settings come from defaults < the TOML file (--config) < SWITCHYARD_* environment
+/// variables < flags.
+#[derive(Debug, Parser)]
+#[command(
+    name = "switchyard",
+    version,
+    propagate_version = true,
+    max_term_width = 100
+)]
+pub struct Cli {
+    /// TOML configuration file (sections [controller], [agent], [models], [routes], [api]).
+    #[arg(long, global = true, env = "SWITCHYARD_CONFIG", value_name = "FILE")]
+    pub config: Option<PathBuf>,
+
+    /// Log filter, e.g. `info`, `debug`, `switchyard_agent=debug`.
+    #[arg(
+        long,
+        global = true,
+        env = "SWITCHYARD_LOG",
+        default_value = "info",
+        value_name = "FILTER"
+    )]
+    pub log: String,
+
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Run the controller: cluster state, placement and the client APIs.
+    Controller(ControllerArgs),
+    /// Run a node agent: discover devices, register with the controller, run stages.
+    Agent(AgentArgs),
+    /// Run a controller and a local agent in one process (the single-host default).
+    Up(UpArgs),
+    /// Show every node of the cluster: state, last heartbeat, devices, memory, TOPS.
+    Status(StatusArgs),
+    /// Show this host's accelerators (no controller needed), or the cluster's with --controller.
+    Devices(DevicesArgs),
+    /// Send a prompt through the pipeline (classify → [retrieve] → generate) and print the
+    /// answer with its trace: which node, device and backend ran each stage.
+    Run(RunArgs),
+    /// Dry run: rank the candidate devices for every stage of a prompt, with the reason each
+    /// was filtered out or how it was scored. Nothing is executed.
+    Explain(ExplainArgs),
+    /// Add documents to the controller's retrieval index (used by `run --retrieve`).
+    Docs(DocsArgs),
+}
+
+/// How a client command (`run`, `explain`, `docs`) reaches the controller.
+#[derive(Debug, Args)]
+pub struct ClientArgs {
+    /// Controller gRPC URL.
+    #[arg(
+        long,
+        env = "SWITCHYARD_CONTROLLER",
+        default_value = "http://127.0.0.1:50051",
+        value_name = "URL"
+    )]
+    pub controller: String,
+    /// Bearer token for the controller's client APIs (when `[api] tokens` is set).
+    #[arg(
+        long,
+        env = "SWITCHYARD_API_TOKEN",
+        value_name = "TOKEN",
+        hide_env_values = true
+    )]
+    pub token: Option<String>,
+}
+
+/// Flags of `docs`.
+#[derive(Debug, Args)]
+pub struct DocsArgs {
+    #[command(subcommand)]
+    pub action: DocsAction,
+}
+
+/// What to do with documents.
+#[derive(Debug, Subcommand)]
+pub enum DocsAction {
+    /// Embed and index each TEXT argument.
+    Add {
+        /// Documents, one per argument.
+        #[arg(required = true)]
+        texts: Vec<String>,
+        #[command(flatten)]
+        client: ClientArgs,
+    },
+}
+
+/// Flags of `run`.
+#[derive(Debug, Args)]
+pub struct RunArgs {
+    /// The prompt.
+    pub prompt: String,
+    #[command(flatten)]
+    pub client: ClientArgs,
+    /// Embed the prompt and prepend the closest documents (added with POST /v1/documents).
+    #[arg(long)]
+    pub retrieve: bool,
+    /// Most tokens to generate.
+    #[arg(long, default_value_t = 128)]
+    pub max_tokens: u32,
+    /// Sampling temperature (0 = greedy).
+    #[arg(long, default_value_t = 0.0)]
+    pub temperature: f32,
+    /// Whole-request deadline in seconds.
+    #[arg(long, default_value_t = 120.0)]
+    pub timeout: f64,
+    /// Output format.
+    #[arg(long, short, value_enum, default_value_t = Output::Table)]
+    pub output: Output,
+}
+
+/// Flags of `explain`.
+#[derive(Debug, Args)]
+pub struct ExplainArgs {
+    /// The prompt.
+    pub prompt: String,
+    #[command(flatten)]
+    pub client: ClientArgs,
+    /// Output format.
+    #[arg(long, short, value_enum, default_value_t = Output::Table)]
+    pub output: Output,
+}
+
+/// Flags of the controller role.
+#[derive(Debug, Args, Clone, Default)]
+pub struct ControllerArgs {
+    /// gRPC listen address (registry, cluster and inference services). Port 0 picks one.
+    #[arg(long, env = "SWITCHYARD_LISTEN", value_name = "ADDR")]
+    pub listen: Option<SocketAddr>,
+    /// HTTP listen address (OpenAI-compatible API, /health, /metrics).
+    #[arg(long, env = "SWITCHYARD_HTTP_LISTEN", value_name = "ADDR")]
+    pub http_listen: Option<SocketAddr>,
+    /// Heartbeat interval told to agents, milliseconds.
+    #[arg(long, env = "SWITCHYARD_HEARTBEAT_INTERVAL_MS", value_name = "MS")]
+    pub heartbeat_interval_ms: Option<u32>,
+    /// Model registry file.
+    #[arg(long, env = "SWITCHYARD_MODEL_REGISTRY", value_name = "FILE")]
+    pub model_registry: Option<PathBuf>,
+}
+
+/// Flags of the agent role.
+#[derive(Debug, Args, Clone, Default)]
+pub struct AgentArgs {
+    /// Controller gRPC URL.
+    #[arg(long, env = "SWITCHYARD_CONTROLLER", value_name = "URL")]
+    pub controller: Option<String>,
+    /// This node's unique name (default: the host name).
+    #[arg(long, env = "SWITCHYARD_NODE_NAME", value_name = "NAME")]
+    pub node_name: Option<String>,
+    /// Data-path gRPC listen address. Port 0 picks one.
+    #[arg(
+        id = "agent_listen",
+        long = "agent-listen",
+        env = "SWITCHYARD_AGENT_LISTEN",
+        value_name = "ADDR"
+    )]
+    pub listen: Option<SocketAddr>,
+    /// URL the controller uses to reach this agent (when it differs from the listen address,
+    /// e.g. behind NAT or when listening on 0.0.0.0).
+    #[arg(long, env = "SWITCHYARD_ADVERTISE", value_name = "URL")]
+    pub advertise: Option<String>,
+    /// Serve a recorded inventory (fixture tree) instead of this host's devices. Its devices
+    /// are labelled simulated and execute on the CPU.
+    #[arg(long, env = "SWITCHYARD_FIXTURE", value_name = "DIR")]
+    pub fixture: Option<PathBuf>,
+    /// Directory of prepared model files (default: ~/.cache/switchyard/models).
+    #[arg(long, env = "SWITCHYARD_MODELS_DIR", value_name = "DIR")]
+    pub models_dir: Option<PathBuf>,
+    /// Before registering, run a matmul micro-benchmark through every usable backend on
+    /// every device and report the measured int8 TOPS beside the published figure.
+    #[arg(long)]
+    pub calibrate: bool,
+}
+
+/// Flags of `up`.
+#[derive(Debug, Args, Clone, Default)]
+pub struct UpArgs {
+    #[command(flatten)]
+    pub controller: ControllerArgs,
+    #[command(flatten)]
+    pub agent: AgentArgs,
+}
+
+#[derive(Debug, Clone, Copy, ValueEnum, Default, PartialEq, Eq)]
+pub enum Output {
+    /// Readable table.
+    #[default]
+    Table,
+    /// JSON for scripts.
+    Json,
+}
+
+/// Flags of `status`.
+#[derive(Debug, Args)]
+pub struct StatusArgs {
+    /// Controller gRPC URL.
+    #[arg(
+        long,
+        env = "SWITCHYARD_CONTROLLER",
+        default_value = "http://127.0.0.1:50051",
+        value_name = "URL"
+    )]
+    pub controller: String,
+    /// Output format.
+    #[arg(long, short, value_enum, default_value_t = Output::Table)]
+    pub output: Output,
+}
+
+/// Flags of `devices`.
+#[derive(Debug, Args)]
+pub struct DevicesArgs {
+    /// Show the devices of every node from this controller instead of the local host.
+    #[arg(long, value_name = "URL")]
+    pub controller: Option<String>,
+    /// Show a recorded inventory (fixture tree) instead of this host's.
+    #[arg(long, value_name = "DIR")]
+    pub fixture: Option<PathBuf>,
+    /// Measure effective int8 TOPS of every usable backend on every local device.
+    #[arg(long)]
+    pub calibrate: bool,
+    /// Directory of prepared model files, where the backend probe and calibration find their
+    /// graphs (default: ~/.cache/switchyard/models).
+    #[arg(long, env = "SWITCHYARD_MODELS_DIR", value_name = "DIR")]
+    pub models_dir: Option<PathBuf>,
+    /// Output format.
+    #[arg(long, short, value_enum, default_value_t = Output::Table)]
+    pub output: Output,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use clap::CommandFactory;
+
+    #[test]
+    fn cli_definition_is_consistent() {
+        Cli::command().debug_assert();
+    }
+
+    #[test]
+    fn a_bad_flag_value_names_the_flag() {
+        let err =
+            Cli::try_parse_from(["switchyard", "controller", "--listen", "nope"]).unwrap_err();
+        assert!(err.to_string().contains("--listen"), "{err}");
+    }
+}

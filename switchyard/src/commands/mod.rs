@@ -1,0 +1,119 @@
+//! One file per subcommand, the dispatch, and what they share: the signal wait and the
+//! controller channel/client helpers.
+
+mod agent;
+mod controller;
+mod devices;
+mod docs;
+mod explain;
+mod run;
+mod status;
+mod up;
+
+use std::time::Duration;
+
+use anyhow::{Context, Result};
+use switchyard_proto::v1::cluster_client::ClusterClient;
+use switchyard_proto::v1::inference_client::InferenceClient;
+use switchyard_proto::v1::{ListNodesRequest, NodeStatus, PipelineRequest, PipelineResponse};
+use tonic::transport::Channel;
+
+use crate::args::{Cli, Command};
+use crate::config;
+
+/// Runs the chosen subcommand.
+pub async fn run(cli: Cli) -> Result<()> {
+    // Every command reads the file, so a broken one is reported whatever the command.
+    let file = config::load(cli.config.as_deref())?;
+    match cli.command {
+        Command::Controller(args) => controller::run(config::for_controller(file, &args)?).await,
+        Command::Agent(args) => agent::run(config::for_agent(file, &args)?).await,
+        Command::Up(args) => up::run(config::for_up(file, &args.controller, &args.agent)?).await,
+        Command::Status(args) => status::run(&args).await,
+        Command::Devices(args) => devices::run(&args).await,
+        Command::Run(args) => run::run(&args).await,
+        Command::Explain(args) => explain::run(&args).await,
+        Command::Docs(args) => docs::run(&args).await,
+    }
+}
+
+/// Resolves on Ctrl-C or (on Unix) SIGTERM.
+async fn wait_for_signal() {
+    let ctrl_c = tokio::signal::ctrl_c();
+    #[cfg(unix)]
+    {
+        let mut term =
+            match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+                Ok(s) => s,
+                Err(_) => {
+                    let _ = ctrl_c.await;
+                    return;
+                }
+            };
+        tokio::select! {
+            _ = ctrl_c => {}
+            _ = term.recv() => {}
+        }
+    }
+    #[cfg(not(unix))]
+    {
+        let _ = ctrl_c.await;
+    }
+}
+
+/// Connects to the controller with a clear error when it is unreachable.
+async fn controller_channel(url: &str) -> Result<Channel> {
+    let endpoint =
+        switchyard_agent::session::controller_endpoint(url).map_err(anyhow::Error::msg)?;
+    endpoint.connect().await.map_err(|e| {
+        anyhow::anyhow!(
+            "cannot reach controller at {url}: {} (is `switchyard controller` or `switchyard up` running there?)",
+            switchyard_agent::session::error_chain(&e)
+        )
+    })
+}
+
+/// Every node the controller at `url` knows, with its inventory.
+async fn list_nodes(url: &str) -> Result<Vec<NodeStatus>> {
+    let mut client = ClusterClient::new(controller_channel(url).await?);
+    let nodes = tokio::time::timeout(
+        Duration::from_secs(5),
+        client.list_nodes(ListNodesRequest {}),
+    )
+    .await
+    .with_context(|| format!("controller at {url} did not answer within 5 s"))?
+    .map_err(|s| anyhow::anyhow!("controller at {url} refused ListNodes: {}", s.message()))?
+    .into_inner()
+    .nodes;
+    Ok(nodes)
+}
+
+/// A request carrying `authorization: Bearer <token>` when a token is given.
+fn authorized<T>(message: T, token: Option<&str>) -> Result<tonic::Request<T>> {
+    let mut request = tonic::Request::new(message);
+    if let Some(t) = token {
+        let value = format!("Bearer {t}")
+            .parse()
+            .map_err(|_| anyhow::anyhow!("--token contains characters not allowed in a header"))?;
+        request.metadata_mut().insert("authorization", value);
+    }
+    Ok(request)
+}
+
+/// Runs (or, with `explain_only`, explains) `req` on the controller's pipeline.
+async fn pipeline(
+    url: &str,
+    req: PipelineRequest,
+    timeout: Duration,
+    token: Option<&str>,
+) -> Result<PipelineResponse> {
+    let channel = controller_channel(url).await?;
+    let mut client = InferenceClient::new(channel);
+    let mut request = authorized(req, token)?;
+    request.set_timeout(timeout);
+    let resp = client
+        .run_pipeline(request)
+        .await
+        .map_err(|s| anyhow::anyhow!("pipeline failed ({:?}): {}", s.code(), s.message()))?;
+    Ok(resp.into_inner())
+}

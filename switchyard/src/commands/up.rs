@@ -1,0 +1,28 @@
+//! `switchyard up`: a controller and a local agent in one process (the single-host default).
+
+use anyhow::Result;
+use switchyard_controller::config::Config;
+use tracing::info;
+
+use super::wait_for_signal;
+use crate::config::load_models;
+use crate::wiring;
+
+/// Starts the controller, points the agent at it, and runs until either ends or a signal.
+pub async fn run(mut config: Config) -> Result<()> {
+    info!(config = %config.redacted(), "effective configuration");
+    let models = load_models(&config)?;
+    let controller = switchyard_controller::server::start(&config, models.clone()).await?;
+    config.agent.controller = format!("http://{}", controller.grpc_addr);
+    let agent = wiring::start_agent(&config, (*models).clone()).await?;
+    println!(
+        "switchyard up: controller grpc={} http={} agent {} data={}",
+        controller.grpc_addr, controller.http_addr, config.agent.node_name, agent.data_addr
+    );
+    tokio::select! {
+        res = agent.wait() => res.map_err(anyhow::Error::from)?,
+        _ = wait_for_signal() => {}
+    }
+    controller.stop().await;
+    Ok(())
+}

@@ -1,0 +1,130 @@
+//! Config layering: defaults < the TOML file (`--config`) < `SWITCHYARD_*` environment
+//! variables < flags. `Config` itself lives in the controller library; clap has already
+//! folded each flag's environment twin into the flag, so this applies both.
+
+use std::path::Path;
+use std::sync::Arc;
+
+use anyhow::Result;
+use switchyard_backend_core::ModelRegistry;
+use switchyard_controller::config::Config;
+
+use crate::args::{AgentArgs, ControllerArgs};
+
+/// Reads the config file (or the defaults without one).
+pub fn load(path: Option<&Path>) -> Result<Config> {
+    Ok(Config::load(path)?)
+}
+
+/// Applies the controller role's flags and validates the result.
+pub fn for_controller(mut config: Config, args: &ControllerArgs) -> Result<Config> {
+    apply_controller(&mut config, args);
+    config.validate()?;
+    Ok(config)
+}
+
+/// Applies the agent role's flags and validates the result.
+pub fn for_agent(mut config: Config, args: &AgentArgs) -> Result<Config> {
+    apply_agent(&mut config, args);
+    config.validate()?;
+    Ok(config)
+}
+
+/// Applies both roles' flags (`up`) and validates the result.
+pub fn for_up(
+    mut config: Config,
+    controller: &ControllerArgs,
+    agent: &AgentArgs,
+) -> Result<Config> {
+    apply_controller(&mut config, controller);
+    apply_agent(&mut config, agent);
+    config.validate()?;
+    Ok(config)
+}
+
+/// Overrides the file's controller settings with the flags that were given.
+pub fn apply_controller(config: &mut Config, args: &ControllerArgs) {
+    let c = &mut config.controller;
+    if let Some(v) = args.listen {
+        c.listen = v;
+    }
+    if let Some(v) = args.http_listen {
+        c.http_listen = v;
+    }
+    if let Some(v) = args.heartbeat_interval_ms {
+        c.heartbeat_interval_ms = v;
+    }
+    if let Some(v) = &args.model_registry {
+        config.models.registry = v.clone();
+    }
+}
+
+/// Overrides the file's agent settings with the flags that were given.
+pub fn apply_agent(config: &mut Config, args: &AgentArgs) {
+    let a = &mut config.agent;
+    if let Some(v) = &args.controller {
+        a.controller = v.clone();
+    }
+    if let Some(v) = &args.node_name {
+        a.node_name = v.clone();
+    }
+    if let Some(v) = args.listen {
+        a.listen = v;
+    }
+    if let Some(v) = &args.advertise {
+        a.advertise = Some(v.clone());
+    }
+    if let Some(v) = &args.fixture {
+        a.fixture = Some(v.clone());
+    }
+    if let Some(v) = &args.models_dir {
+        config.models.dir = v.clone();
+    }
+    if args.calibrate {
+        config.agent.calibrate = true;
+    }
+}
+
+/// The model registry the config names; also points the backend probe and calibration at the
+/// same models directory.
+pub fn load_models(config: &Config) -> Result<Arc<ModelRegistry>> {
+    // The backend probe and calibration read their own files from the same directory.
+    switchyard_backend_core::paths::set_models_dir(&config.models.dir);
+    let reg = ModelRegistry::load(&config.models.registry, &config.models.dir)?;
+    Ok(Arc::new(reg))
+}
+
+#[cfg(test)]
+mod tests {
+    use clap::Parser;
+
+    use super::*;
+    use crate::args::{Cli, Command};
+
+    #[test]
+    fn flags_override_the_file_and_up_takes_both_roles() {
+        let cli = Cli::try_parse_from([
+            "switchyard",
+            "up",
+            "--listen",
+            "127.0.0.1:1",
+            "--agent-listen",
+            "127.0.0.1:2",
+            "--node-name",
+            "n1",
+        ])
+        .unwrap();
+        let Command::Up(args) = cli.command else {
+            panic!("up expected")
+        };
+        let config = Config::parse(
+            "[agent]\nnode_name = \"from-file\"\n",
+            std::path::Path::new("c"),
+        )
+        .unwrap();
+        let config = for_up(config, &args.controller, &args.agent).unwrap();
+        assert_eq!(config.controller.listen.port(), 1);
+        assert_eq!(config.agent.listen.port(), 2);
+        assert_eq!(config.agent.node_name, "n1");
+    }
+}
