@@ -16,9 +16,11 @@ pub mod service;
 pub mod session;
 
 use std::net::SocketAddr;
+use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
 
+use serde::{Deserialize, Serialize};
 use tokio::net::TcpListener;
 use tokio::sync::watch;
 
@@ -26,10 +28,12 @@ pub use inventory::{InventorySource, StaticInventory};
 pub use runner::StageRunner;
 pub use session::SessionError;
 
-/// Settings the agent runs with (already merged from defaults, file, env and flags).
-#[derive(Debug, Clone)]
+/// Settings the agent runs with: the `[agent]` section of the configuration file (defaults
+/// < file < `SWITCHYARD_*` environment < flags; unknown keys are refused).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
 pub struct AgentSettings {
-    /// Unique node name in the cluster.
+    /// Unique node name in the cluster (default: the host name).
     pub node_name: String,
     /// Controller gRPC URL, e.g. `http://10.0.0.2:50051`.
     pub controller: String,
@@ -38,10 +42,54 @@ pub struct AgentSettings {
     /// URL the controller uses to reach this agent; derived from the bound address when
     /// `None`.
     pub advertise: Option<String>,
-    /// Longest the batcher waits to fill a batch.
-    pub batch_max_wait: Duration,
+    /// Longest the batcher waits to fill a classify/embed batch, milliseconds.
+    pub batch_max_wait_ms: u64,
     /// Requests waiting per model × device before new ones are refused (ResourceExhausted).
     pub queue_capacity: usize,
+    /// Serve a recorded inventory (a fixture tree) instead of this host's devices; every
+    /// device is marked simulated and executes on the CPU.
+    pub fixture: Option<PathBuf>,
+    /// Measure the effective TOPS of every usable backend × device at start.
+    pub calibrate: bool,
+}
+
+impl Default for AgentSettings {
+    fn default() -> Self {
+        AgentSettings {
+            node_name: host_name(),
+            controller: "http://127.0.0.1:50051".into(),
+            listen: "127.0.0.1:0".parse().expect("valid default"),
+            advertise: None,
+            batch_max_wait_ms: 2,
+            queue_capacity: 256,
+            fixture: None,
+            calibrate: false,
+        }
+    }
+}
+
+impl AgentSettings {
+    /// Longest the batcher waits to fill a batch.
+    pub fn batch_max_wait(&self) -> Duration {
+        Duration::from_millis(self.batch_max_wait_ms)
+    }
+
+    /// Checks ranges; the message names the key.
+    pub fn validate(&self) -> Result<(), String> {
+        if self.queue_capacity == 0 {
+            return Err("agent.queue_capacity must be ≥ 1".into());
+        }
+        Ok(())
+    }
+}
+
+/// This host's name (`/proc/sys/kernel/hostname`), or `node`.
+fn host_name() -> String {
+    std::fs::read_to_string("/proc/sys/kernel/hostname")
+        .ok()
+        .map(|s| s.trim().to_string())
+        .filter(|s| !s.is_empty())
+        .unwrap_or_else(|| "node".into())
 }
 
 /// A running agent: its bound data-path address and a way to stop it.

@@ -14,7 +14,7 @@ use std::time::{Duration, Instant};
 
 use switchyard_backend_core::ModelRegistry;
 use switchyard_controller::cluster::ClusterState;
-use switchyard_controller::config::Config;
+use switchyard_controller::config::ServerConfig;
 use switchyard_proto::v1::registry_client::RegistryClient;
 use switchyard_proto::v1::{
     AgentMessage, Device, DeviceKind, DeviceTelemetry, Heartbeat, NodeInfo, RegisterRequest,
@@ -81,7 +81,7 @@ fn registry() -> ModelRegistry {
     let file = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../models/registry.toml");
     ModelRegistry::load(
         &file,
-        &switchyard_controller::config::cache_dir().join("models"),
+        &switchyard_backend_core::paths::cache_dir().join("models"),
     )
     .expect("models/registry.toml")
 }
@@ -99,7 +99,7 @@ fn main() {
         .enable_all()
         .build()
         .unwrap();
-    let mut config = Config::default();
+    let mut config = ServerConfig::default();
     config.controller.listen = "127.0.0.1:0".parse().unwrap();
     config.controller.http_listen = "127.0.0.1:0".parse().unwrap();
     let handle = controller_rt

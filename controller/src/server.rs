@@ -17,7 +17,7 @@ use tracing::{Instrument, info, info_span, warn};
 use crate::cluster::ClusterState;
 use crate::cluster::cluster_service::ClusterService;
 use crate::cluster::registry_service::RegistryService;
-use crate::config::Config;
+use crate::config::ServerConfig;
 use crate::pipeline::{Pipeline, PipelineService, RouteError};
 use crate::placement::{PlacementSettings, Placer};
 
@@ -81,7 +81,7 @@ async fn bind(addr: SocketAddr) -> Result<(TcpListener, SocketAddr), StartError>
 /// Binds the gRPC and HTTP ports and starts serving. Routes naming models missing from the
 /// registry are a start-up error.
 pub async fn start(
-    config: &Config,
+    config: &ServerConfig,
     models: Arc<ModelRegistry>,
 ) -> Result<ControllerHandle, StartError> {
     let cluster = Arc::new(ClusterState::new(

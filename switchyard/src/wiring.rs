@@ -5,13 +5,12 @@
 use std::collections::HashMap;
 use std::path::Path;
 use std::sync::Arc;
-use std::time::Duration;
 
+use crate::config::Config;
 use anyhow::{Context, Result};
-use switchyard_agent::{AgentHandle, AgentSettings, InventorySource, StageRunner};
+use switchyard_agent::{AgentHandle, InventorySource, StageRunner};
 use switchyard_backend_core::{DeviceRef, DeviceTops, ModelRegistry};
 use switchyard_backends::{BackendSet, ProbeResult};
-use switchyard_controller::config::Config;
 use switchyard_discovery::{Discovery, DiscoveryConfig};
 use switchyard_proto::v1::{BackendSupport, Device, DeviceTelemetry, HostFacts, Tops, TopsSource};
 use tracing::{info, warn};
@@ -104,14 +103,7 @@ pub fn scan_local(fixture: Option<&Path>, calibrate_devices: bool) -> LocalScan 
 /// Starts the agent role with real discovery and every compiled-in backend.
 pub async fn start_agent(config: &Config, models: ModelRegistry) -> Result<AgentHandle> {
     let a = &config.agent;
-    let settings = AgentSettings {
-        node_name: a.node_name.clone(),
-        controller: a.controller.clone(),
-        listen: a.listen,
-        advertise: a.advertise.clone(),
-        batch_max_wait: Duration::from_millis(a.batch_max_wait_ms),
-        queue_capacity: a.queue_capacity,
-    };
+    let settings = a.clone();
     switchyard_agent::session::controller_endpoint(&settings.controller)
         .map_err(anyhow::Error::msg)?;
     if let Some(f) = &a.fixture
@@ -134,7 +126,7 @@ pub async fn start_agent(config: &Config, models: ModelRegistry) -> Result<Agent
         a.node_name.clone(),
         models,
         set.backends(),
-        settings.batch_max_wait,
+        settings.batch_max_wait(),
         a.queue_capacity,
     ));
     let mut probe_devices = first.devices.clone();

@@ -1,7 +1,7 @@
 //! `switchyard agent`: discover devices, register with the controller, run stages.
 
+use crate::config::Config;
 use anyhow::Result;
-use switchyard_controller::config::Config;
 use tracing::info;
 
 use super::wait_for_signal;

@@ -1,7 +1,7 @@
 //! `switchyard controller`: cluster state, placement and the client APIs.
 
+use crate::config::Config;
 use anyhow::Result;
-use switchyard_controller::config::Config;
 use tracing::info;
 
 use super::wait_for_signal;
@@ -11,7 +11,7 @@ use crate::config::load_models;
 pub async fn run(config: Config) -> Result<()> {
     info!(config = %config.redacted(), "effective configuration");
     let models = load_models(&config)?;
-    let handle = switchyard_controller::server::start(&config, models).await?;
+    let handle = switchyard_controller::server::start(&config.server(), models).await?;
     println!(
         "switchyard controller listening grpc={} http={}",
         handle.grpc_addr, handle.http_addr

@@ -1,7 +1,7 @@
 //! `switchyard up`: a controller and a local agent in one process (the single-host default).
 
+use crate::config::Config;
 use anyhow::Result;
-use switchyard_controller::config::Config;
 use tracing::info;
 
 use super::wait_for_signal;
@@ -12,7 +12,7 @@ use crate::wiring;
 pub async fn run(mut config: Config) -> Result<()> {
     info!(config = %config.redacted(), "effective configuration");
     let models = load_models(&config)?;
-    let controller = switchyard_controller::server::start(&config, models.clone()).await?;
+    let controller = switchyard_controller::server::start(&config.server(), models.clone()).await?;
     config.agent.controller = format!("http://{}", controller.grpc_addr);
     let agent = wiring::start_agent(&config, (*models).clone()).await?;
     println!(

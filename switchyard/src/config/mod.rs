@@ -1,13 +1,16 @@
 //! Config layering: defaults < the TOML file (`--config`) < `SWITCHYARD_*` environment
-//! variables < flags. `Config` itself lives in the controller library; clap has already
-//! folded each flag's environment twin into the flag, so this applies both.
+//! variables < flags. The file's model is in [`file`]; clap has already folded each flag's
+//! environment twin into the flag, so this applies both.
+
+mod file;
+
+pub use file::Config;
 
 use std::path::Path;
 use std::sync::Arc;
 
 use anyhow::Result;
 use switchyard_backend_core::ModelRegistry;
-use switchyard_controller::config::Config;
 
 use crate::args::{AgentArgs, ControllerArgs};
 

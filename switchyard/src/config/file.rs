@@ -1,0 +1,219 @@
+//! The configuration file: every section of every part (controller, agent, models, routes,
+//! API, scheduler, residency), each the owning library's own settings type. Strict: an
+//! unknown key is an error naming the key and its line and column.
+
+use std::path::{Path, PathBuf};
+
+use serde::{Deserialize, Serialize};
+use switchyard_agent::AgentSettings;
+use switchyard_controller::config::{
+    ApiConfig, ControllerConfig, ResidencyConfig, Routes, SchedulerConfig, ServerConfig,
+};
+
+/// Model settings (`[models]`).
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields, default)]
+pub struct ModelsConfig {
+    /// Model registry file.
+    pub registry: PathBuf,
+    /// Directory holding prepared model files.
+    pub dir: PathBuf,
+}
+
+impl Default for ModelsConfig {
+    fn default() -> Self {
+        ModelsConfig {
+            registry: default_registry_path(),
+            dir: switchyard_backend_core::paths::cache_dir().join("models"),
+        }
+    }
+}
+
+/// The whole configuration file.
+#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields, default)]
+pub struct Config {
+    /// Controller settings (`[controller]`).
+    pub controller: ControllerConfig,
+    /// Agent settings (`[agent]`).
+    pub agent: AgentSettings,
+    /// Model registry and model files (`[models]`).
+    pub models: ModelsConfig,
+    /// Generation tiers → model names, in fallback order within the tier.
+    pub routes: Routes,
+    /// Client API settings.
+    pub api: ApiConfig,
+    /// Placement policy, retries, circuit breakers, adaptive timeouts.
+    #[serde(skip_serializing)]
+    pub scheduler: SchedulerConfig,
+    /// Model residency: keep-alive and pinned models.
+    pub residency: ResidencyConfig,
+}
+
+/// A configuration error, on one line.
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    /// The config file could not be read.
+    #[error("cannot read config file {path}: {source}")]
+    Read {
+        /// The config file.
+        path: PathBuf,
+        /// The I/O error.
+        source: std::io::Error,
+    },
+    /// The file is not valid TOML or does not match the schema (e.g. an unknown key).
+    #[error("{path}:{line}:{column}: {message}")]
+    Parse {
+        /// The config file.
+        path: PathBuf,
+        /// Line of the error, 1-based.
+        line: usize,
+        /// Column of the error, 1-based.
+        column: usize,
+        /// The parser's message, on one line.
+        message: String,
+    },
+    /// The values parse but break a rule (out of range, inconsistent fields).
+    #[error("invalid configuration: {0}")]
+    Invalid(String),
+}
+
+fn default_registry_path() -> PathBuf {
+    // Next to the binary's repo checkout when run from it, else the cache copy.
+    let repo = Path::new(env!("CARGO_MANIFEST_DIR")).join("../models/registry.toml");
+    if repo.is_file() {
+        repo
+    } else {
+        switchyard_backend_core::paths::cache_dir().join("registry.toml")
+    }
+}
+
+impl Config {
+    /// The controller's sections, as the server runs with them.
+    pub fn server(&self) -> ServerConfig {
+        ServerConfig {
+            controller: self.controller.clone(),
+            routes: self.routes.clone(),
+            api: self.api.clone(),
+            scheduler: self.scheduler.clone(),
+            residency: self.residency.clone(),
+        }
+    }
+
+    /// Parses TOML text; `path` names the file in errors.
+    pub fn parse(text: &str, path: &Path) -> Result<Config, ConfigError> {
+        toml::from_str(text).map_err(|e| {
+            let (line, column) = e.span().map(|s| line_col(text, s.start)).unwrap_or((1, 1));
+            ConfigError::Parse {
+                path: path.to_owned(),
+                line,
+                column,
+                message: e.message().trim().replace('\n', " "),
+            }
+        })
+    }
+
+    /// Reads the file at `path`, or the defaults when `path` is `None`.
+    pub fn load(path: Option<&Path>) -> Result<Config, ConfigError> {
+        let Some(path) = path else {
+            return Ok(Config::default());
+        };
+        let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
+            path: path.to_owned(),
+            source,
+        })?;
+        Config::parse(&text, path)
+    }
+
+    /// Checks cross-field rules.
+    pub fn validate(&self) -> Result<(), ConfigError> {
+        self.agent.validate().map_err(ConfigError::Invalid)?;
+        self.server().validate().map_err(ConfigError::Invalid)
+    }
+
+    /// The effective configuration as TOML with secrets redacted, for the start-up log.
+    pub fn redacted(&self) -> String {
+        let mut copy = self.clone();
+        copy.api.tokens = copy
+            .api
+            .tokens
+            .iter()
+            .map(|_| "<redacted>".to_string())
+            .collect();
+        toml::to_string(&copy).unwrap_or_default()
+    }
+}
+
+fn line_col(text: &str, offset: usize) -> (usize, usize) {
+    let before = &text[..offset.min(text.len())];
+    let line = before.matches('\n').count() + 1;
+    let column = before.rfind('\n').map(|i| offset - i).unwrap_or(offset + 1);
+    (line, column)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn unknown_key_is_named_with_position() {
+        let text = "[controller]\nlisten = \"127.0.0.1:1\"\nbogus_key = 3\n";
+        let err = Config::parse(text, Path::new("sy.toml"))
+            .unwrap_err()
+            .to_string();
+        assert!(err.starts_with("sy.toml:3:1:"), "{err}");
+        assert!(err.contains("bogus_key"), "{err}");
+        assert!(!err.contains('\n'));
+    }
+
+    #[test]
+    fn malformed_file_is_one_line_with_position() {
+        let err = Config::parse("[agent\nnode_name = 1", Path::new("c.toml"))
+            .unwrap_err()
+            .to_string();
+        assert!(err.starts_with("c.toml:1:"), "{err}");
+        assert!(!err.contains('\n'), "{err}");
+        let err = Config::parse("[agent]\nnode_name = 1\n", Path::new("c.toml"))
+            .unwrap_err()
+            .to_string();
+        assert!(err.starts_with("c.toml:2:"), "{err}");
+    }
+
+    #[test]
+    fn file_values_override_defaults_and_validate() {
+        let c = Config::parse(
+            "[controller]\nheartbeat_interval_ms = 250\n[api]\ntokens=[\"s3cret\"]\n",
+            Path::new("c"),
+        )
+        .unwrap();
+        assert_eq!(c.controller.heartbeat_interval_ms, 250);
+        assert_eq!(c.controller.missed_heartbeats, 3);
+        assert!(c.validate().is_ok());
+        assert!(!c.redacted().contains("s3cret"));
+        let bad =
+            Config::parse("[controller]\nheartbeat_interval_ms = 1\n", Path::new("c")).unwrap();
+        assert!(
+            bad.validate()
+                .unwrap_err()
+                .to_string()
+                .contains("heartbeat_interval_ms")
+        );
+    }
+}
+
+#[cfg(test)]
+mod readme_tests {
+    use super::*;
+
+    #[test]
+    fn the_readme_configuration_example_is_valid() {
+        let readme = include_str!("../../../README.md");
+        let start = readme.find("```toml\n").expect("a toml block in README") + 8;
+        let end = start + readme[start..].find("```").expect("closed block");
+        let config = Config::parse(&readme[start..end], Path::new("README.md"))
+            .expect("README example parses");
+        config.validate().expect("README example validates");
+        assert_eq!(config.api.tokens, vec!["change-me".to_string()]);
+        assert_eq!(config.scheduler.breakers.cooldown_ms, 10_000);
+    }
+}
