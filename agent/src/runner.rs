@@ -13,7 +13,7 @@ use std::time::{Duration, Instant};
 use switchyard_backend_core::worker::ModelWorker;
 use switchyard_backend_core::{
     Backend, BackendError, ClassScores, DeviceRef, DeviceType, GenerateParams, GenerateSummary,
-    ModelRegistry, ModelSpec, StageKind, TokenEvent,
+    ModelRegistry, ModelSpec, Precision, StageKind, TokenEvent,
 };
 use switchyard_proto::v1::{Device, ResidentModel};
 use tracing::{Instrument, info, info_span};
@@ -36,6 +36,8 @@ struct Resident {
     spec: ModelSpec,
     device_id: String,
     backend: String,
+    /// The precision the runtime computes this instance at (read back at load).
+    precision: Precision,
     worker: ModelWorker,
     batcher: Option<Batcher>,
     last_used: Mutex<Instant>,
@@ -49,6 +51,7 @@ impl Resident {
             model: self.spec.name.clone(),
             device_id: self.device_id.clone(),
             backend: self.backend.clone(),
+            precision: self.precision.as_str().to_string(),
             memory_bytes: self.spec.memory_bytes,
             in_flight: self.worker.in_flight(),
             pinned: self.pinned.load(Ordering::Relaxed),
@@ -69,6 +72,8 @@ pub struct StageResult {
     pub reply: BatchReply,
     /// Id of the backend that ran it (`ort-cpu`, `openvino`, ...).
     pub backend: String,
+    /// The precision the runtime computed at.
+    pub precision: Precision,
     /// True when the device exists only in a fixture inventory and the CPU ran the stage.
     pub simulated: bool,
 }
@@ -80,6 +85,8 @@ pub struct GenerateOutcome {
     pub summary: GenerateSummary,
     /// Id of the backend that ran it (`ort-cpu`, `openvino`, ...).
     pub backend: String,
+    /// The precision the runtime computed at.
+    pub precision: Precision,
     /// True when the device exists only in a fixture inventory and the CPU ran the stage.
     pub simulated: bool,
     /// Time the request waited in the model worker's queue, ms.
@@ -309,6 +316,19 @@ impl StageRunner {
             .instrument(span.clone())
             .await
             .map_err(|e| BackendError::Inference(format!("load task failed: {e}")))??;
+        let precision = loaded.precision();
+        if precision != spec.precision {
+            // A backend must refuse rather than run at another precision; never serve one
+            // that did not.
+            return Err(BackendError::DeviceUnsupported {
+                backend: backend_id.into(),
+                device: device_id.into(),
+                reason: format!(
+                    "{model} was asked for {} but loaded at {precision}",
+                    spec.precision
+                ),
+            });
+        }
         let worker = ModelWorker::spawn(loaded, self.queue_capacity);
         let batcher = match spec.stage {
             StageKind::Classify | StageKind::Embed => Some(Batcher::spawn(
@@ -322,6 +342,7 @@ impl StageRunner {
             spec,
             device_id: device_id.to_string(),
             backend: backend_id.to_string(),
+            precision,
             worker,
             batcher,
             last_used: Mutex::new(Instant::now()),
@@ -335,6 +356,7 @@ impl StageRunner {
             info!(
                 elapsed_ms = started.elapsed().as_millis() as u64,
                 simulated = slot.simulated,
+                precision = %precision,
                 "model loaded"
             )
         });
@@ -401,6 +423,7 @@ impl StageRunner {
         Ok(StageResult {
             reply,
             backend: resident.backend.clone(),
+            precision: resident.precision,
             simulated,
         })
     }
@@ -448,6 +471,7 @@ impl StageRunner {
         Ok(GenerateOutcome {
             summary: timed.value,
             backend: resident.backend.clone(),
+            precision: resident.precision,
             simulated,
             queue_ms: timed.queue_ms,
             compute_ms: timed.compute_ms,

@@ -257,6 +257,11 @@ pub fn probe_backends(set: &BackendSet, devices: &mut [Device]) {
                 backend: r.backend.clone(),
                 usable: r.result.is_ok(),
                 reason: r.result.clone().err().unwrap_or_default(),
+                precisions: r
+                    .result
+                    .as_ref()
+                    .map(|ps| ps.iter().map(|p| p.as_str().to_string()).collect())
+                    .unwrap_or_default(),
             })
             .collect();
         for b in d.backends.iter().filter(|b| !b.usable) {

@@ -8,6 +8,9 @@ impl LoadedModel for Recorder {
     fn spec(&self) -> &ModelSpec {
         &self.0
     }
+    fn precision(&self) -> switchyard_backend_core::Precision {
+        switchyard_backend_core::Precision::F32
+    }
     fn embed(&mut self, inputs: &[String]) -> Result<EmbedOutput, BackendError> {
         self.1.lock().unwrap().push(inputs.len());
         std::thread::sleep(Duration::from_millis(20));
@@ -36,6 +39,7 @@ fn spec(max_batch: u32) -> ModelSpec {
         system_prompt: None,
         stop_tokens: vec![],
         max_batch,
+        precision: Default::default(),
         info: Default::default(),
     }
 }
