@@ -8,7 +8,7 @@ use std::collections::{BTreeMap, HashMap};
 use std::sync::Arc;
 use std::sync::Mutex;
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
 use switchyard_backend_core::worker::ModelWorker;
 use switchyard_backend_core::{
@@ -104,7 +104,6 @@ pub struct StageRunner {
     resident: Mutex<HashMap<(String, String), Arc<Resident>>>,
     /// Serialises loads so two requests don't load the same model twice.
     load_lock: tokio::sync::Mutex<()>,
-    batch_max_wait: Duration,
     queue_capacity: usize,
 }
 
@@ -123,7 +122,6 @@ impl StageRunner {
         node_name: impl Into<String>,
         registry: ModelRegistry,
         backends: Vec<Arc<dyn Backend>>,
-        batch_max_wait: Duration,
         queue_capacity: usize,
     ) -> Self {
         StageRunner {
@@ -136,7 +134,6 @@ impl StageRunner {
             devices: Mutex::new(HashMap::new()),
             resident: Mutex::new(HashMap::new()),
             load_lock: tokio::sync::Mutex::new(()),
-            batch_max_wait,
             queue_capacity,
         }
     }
@@ -331,11 +328,9 @@ impl StageRunner {
         }
         let worker = ModelWorker::spawn(loaded, self.queue_capacity);
         let batcher = match spec.stage {
-            StageKind::Classify | StageKind::Embed => Some(Batcher::spawn(
-                worker.clone(),
-                self.batch_max_wait,
-                self.queue_capacity,
-            )),
+            StageKind::Classify | StageKind::Embed => {
+                Some(Batcher::spawn(worker.clone(), self.queue_capacity))
+            }
             StageKind::Generate => None,
         };
         let resident = Arc::new(Resident {

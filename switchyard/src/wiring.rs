@@ -126,7 +126,6 @@ pub async fn start_agent(config: &Config, models: ModelRegistry) -> Result<Agent
         a.node_name.clone(),
         models,
         set.backends(),
-        settings.batch_max_wait(),
         a.queue_capacity,
     ));
     let mut probe_devices = first.devices.clone();
