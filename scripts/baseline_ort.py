@@ -2,8 +2,11 @@
 """Direct onnxruntime baselines for Switchyard's benchmarks (same models, same machine).
 
   baseline_ort.py embed    --threads 2 [--batch 32] [--sentences 256] [--repeat 3]
+                           [--runtime onnxruntime|openvino] [--precision f32]
       all-MiniLM-L6-v2, 256 short sentences in batches of 32, mean pooling + L2 norm.
-      Prints `sentences_per_s <x>` (best of --repeat passes, after one warm-up pass).
+      Prints `sentences_per_s <x>` (best of --repeat passes, after one warm-up pass) and
+      `precision <p>`: onnxruntime runs the float32 graph at f32; OpenVINO is compiled with an
+      explicit INFERENCE_PRECISION_HINT (default f32) and the value it reads back is printed.
 
   baseline_ort.py generate --threads 2 [--max-tokens 64] [--prompt TEXT] [--chat]
       SmolLM2-135M greedy decoding with a direct KV-cache loop (prefill, then one token
@@ -65,9 +68,27 @@ def tokenizer(path: Path):
     return Tokenizer.from_file(str(path))
 
 
+def embed_runner(path: Path, runtime: str, threads: int, precision: str):
+    """(run(feeds) -> last_hidden_state, precision it computes at) for one runtime."""
+    if runtime == "onnxruntime":
+        if precision != "f32":
+            raise SystemExit("onnxruntime runs the float32 graph at f32 only")
+        sess = session(path, threads)
+        return (lambda feeds: sess.run(["last_hidden_state"], feeds)[0]), "f32"
+    sys.path.insert(0, str(Path(__file__).resolve().parent))
+    from prepare_models import openvino_compile
+
+    compiled, ran = openvino_compile(path, "CPU", precision, threads)
+    request = compiled.create_infer_request()
+    out = compiled.output("last_hidden_state")
+    return (lambda feeds: request.infer(feeds)[out]), ran
+
+
 def bench_embed(args) -> None:
     d = args.models_dir / "minilm-l6-v2"
-    sess = session(d / "model.onnx", args.threads)
+    if not (d / "model.onnx").is_file():
+        raise SystemExit(f"error: {d / 'model.onnx'} not found (run scripts/setup.sh)")
+    infer, ran = embed_runner(d / "model.onnx", args.runtime, args.threads, args.precision)
     tok = tokenizer(d / "tokenizer.json")
     tok.no_padding()
     tok.enable_truncation(128)
@@ -83,8 +104,7 @@ def bench_embed(args) -> None:
             for j, e in enumerate(encs):
                 ids[j, : len(e.ids)] = e.ids
                 mask[j, : len(e.ids)] = 1
-            h = sess.run(["last_hidden_state"], {"input_ids": ids, "attention_mask": mask,
-                                                 "token_type_ids": np.zeros_like(ids)})[0]
+            h = infer({"input_ids": ids, "attention_mask": mask, "token_type_ids": np.zeros_like(ids)})
             m = mask[:, :, None].astype(np.float32)
             mean = (h * m).sum(1) / np.maximum(m.sum(1), 1e-9)
             outs.append(mean / np.maximum(np.linalg.norm(mean, axis=1, keepdims=True), 1e-12))
@@ -97,6 +117,8 @@ def bench_embed(args) -> None:
         vecs = one_pass()
         best = min(best, time.perf_counter() - t0)
     assert vecs.shape == (len(sentences), 384)
+    print(f"runtime {args.runtime}")
+    print(f"precision {ran}")
     print(f"sentences {len(sentences)}")
     print(f"batch {args.batch}")
     print(f"threads {args.threads}")
@@ -170,6 +192,8 @@ def main(argv: list[str] | None = None) -> int:
     e.add_argument("--batch", type=int, default=32)
     e.add_argument("--sentences", type=int, default=256)
     e.add_argument("--repeat", type=int, default=3)
+    e.add_argument("--runtime", choices=["onnxruntime", "openvino"], default="onnxruntime")
+    e.add_argument("--precision", choices=["f32", "f16", "bf16"], default="f32")
     g = sub.add_parser("generate", help="greedy generation speed")
     g.add_argument("--threads", type=int, default=0, help="intra-op threads (0 = all cores)")
     g.add_argument("--max-tokens", type=int, default=64)

@@ -497,8 +497,28 @@ def reference(rel: str, feed):
     return feed["A"].astype(np.int32) @ feed["B"].astype(np.int32)
 
 
+def openvino_compile(path: Path, device: str = "CPU", precision: str = "f32", threads: int = 0):
+    """Compiles `path` with OpenVINO at an explicit `precision` ("f32", "f16", "bf16") and
+    returns (compiled model, the precision it reads back as, e.g. "f32").
+
+    Never rely on the plugin's default: OpenVINO's CPU plugin computes in bf16 on CPUs with
+    AVX512_BF16 or AMX, so results (and speed) would depend on the host. A device that would
+    compute at another precision is an error, like in Switchyard's own OpenVINO backend."""
+    import openvino as ov
+
+    config = {"INFERENCE_PRECISION_HINT": precision, "PERFORMANCE_HINT": "LATENCY"}
+    if threads > 0 and device == "CPU":
+        config["INFERENCE_NUM_THREADS"] = threads
+    compiled = ov.Core().compile_model(str(path), device, config)
+    ran = compiled.get_property("INFERENCE_PRECISION_HINT").get_type_name()
+    if ran != precision:
+        raise RuntimeError(f"OpenVINO {device} computes at {ran} when asked for {precision}")
+    return compiled, ran
+
+
 def check_runtimes(path: Path, feed: dict, expected) -> dict:
-    """Runs `path` on onnxruntime and OpenVINO (CPU); returns {'onnxruntime': 'ok'|error, 'openvino': ...}."""
+    """Runs `path` on onnxruntime and OpenVINO (CPU, explicitly f32); returns
+    {'onnxruntime': 'ok'|error, 'openvino': ...}."""
     import numpy as np
 
     result = {}
@@ -511,9 +531,7 @@ def check_runtimes(path: Path, feed: dict, expected) -> dict:
     except Exception as e:  # report, do not hide
         result["onnxruntime"] = f"error: {str(e).splitlines()[0][:200]}"
     try:
-        import openvino as ov
-
-        compiled = ov.Core().compile_model(str(path), "CPU")
+        compiled, _ = openvino_compile(path, "CPU", "f32")
         got = compiled(feed)[compiled.output(0)]
         result["openvino"] = "ok" if np.allclose(got, expected, rtol=1e-4, atol=1e-3) else "wrong result"
     except Exception as e:

@@ -185,6 +185,21 @@ class SmallGraphsTest(unittest.TestCase):
             res = prep.check_runtimes(need(MODELS / rel), feed, prep.reference(rel, feed))
             self.assertEqual(res, {"onnxruntime": "ok", "openvino": "ok"}, rel)
 
+    def test_openvino_reads_back_the_precision_it_was_asked_for(self):
+        import openvino as ov
+
+        path = need(MODELS / "calibrate" / "matmul_f32.onnx")
+        compiled, ran = prep.openvino_compile(path, "CPU", "f32")
+        self.assertEqual(ran, "f32")
+        self.assertEqual(compiled.get_property("INFERENCE_PRECISION_HINT").get_type_name(), "f32")
+        caps = ov.Core().get_property("CPU", "OPTIMIZATION_CAPABILITIES")
+        if "BF16" in caps:
+            _, ran = prep.openvino_compile(path, "CPU", "bf16")
+            self.assertEqual(ran, "bf16")
+        else:
+            with self.assertRaisesRegex(RuntimeError, "asked for bf16"):
+                prep.openvino_compile(path, "CPU", "bf16")
+
     def test_calibration_matmul_has_dynamic_size(self):
         sess = ort_session(MODELS / "calibrate" / "matmul_f32.onnx")
         for n in (8, 33):

@@ -1,9 +1,19 @@
 //! Dynamic batching for classify/embed: concurrent requests for the same model on the same
-//! device are merged into one runtime call of up to `max_batch` inputs, waiting at most
-//! `max_wait` for company. The queue is bounded; a full queue refuses new work
-//! ([`BackendError::QueueFull`]) instead of growing without bound.
+//! device are merged into one runtime call of up to `max_batch` inputs.
+//!
+//! The queue policy is TEI's and Triton's: a request that finds the backend free is
+//! dispatched at once, alone if it is alone — an idle device never waits for company. While
+//! a batch runs, the requests that arrive are collected, and the moment it finishes they go
+//! as the next batch (everything queued, up to `max_batch` inputs; one batch in flight per
+//! model × device, so a device that serves one request at a time gets exactly that). The
+//! queue is bounded: the batcher holds at most one batch ahead, the channel `queue_capacity`
+//! more, and a full queue refuses new work ([`BackendError::QueueFull`]) instead of growing
+//! without bound.
 
-use std::time::{Duration, Instant};
+use std::collections::VecDeque;
+use std::future::Future;
+use std::pin::Pin;
+use std::time::Instant;
 
 use switchyard_backend_core::worker::ModelWorker;
 use switchyard_backend_core::{BackendError, ClassScores, StageKind};
@@ -50,11 +60,11 @@ pub struct Batcher {
 }
 
 impl Batcher {
-    /// Starts the batching task in front of `worker`.
-    pub fn spawn(worker: ModelWorker, max_wait: Duration, queue_capacity: usize) -> Self {
+    /// Starts the batching task in front of `worker`; `queue_capacity` requests may wait.
+    pub fn spawn(worker: ModelWorker, queue_capacity: usize) -> Self {
         let (tx, rx) = mpsc::channel(queue_capacity.max(1));
         let model = worker.spec().name.clone();
-        tokio::spawn(run(worker, rx, max_wait));
+        tokio::spawn(run(worker, rx));
         Batcher { tx, model }
     }
 
@@ -78,45 +88,70 @@ impl Batcher {
     }
 }
 
-async fn run(worker: ModelWorker, mut rx: mpsc::Receiver<Pending>, max_wait: Duration) {
+/// The batch in flight.
+type Running = Pin<Box<dyn Future<Output = ()> + Send>>;
+
+async fn run(worker: ModelWorker, mut rx: mpsc::Receiver<Pending>) {
     let max_batch = worker.spec().max_batch.max(1) as usize;
     let stage = worker.spec().stage;
-    let mut carry: Option<Pending> = None;
+    let mut queue: VecDeque<Pending> = VecDeque::new();
+    let mut queued_inputs = 0usize;
+    let mut running: Option<Running> = None;
+    let mut open = true;
     loop {
-        let first = match carry.take() {
-            Some(p) => p,
-            None => match rx.recv().await {
-                Some(p) => p,
-                None => return,
-            },
-        };
-        let deadline = first.enqueued + max_wait;
-        let mut total = first.inputs.len();
-        let mut group = vec![first];
-        while total < max_batch {
-            let now = Instant::now();
-            let next = if now >= deadline {
-                rx.try_recv().ok()
-            } else {
-                tokio::time::timeout(deadline - now, rx.recv())
-                    .await
-                    .ok()
-                    .flatten()
-            };
-            match next {
-                Some(p) if total + p.inputs.len() <= max_batch => {
-                    total += p.inputs.len();
-                    group.push(p);
-                }
-                Some(p) => {
-                    carry = Some(p);
-                    break;
-                }
-                None => break,
+        if running.is_none() {
+            // Free: whatever has arrived goes now, without waiting for more.
+            while queued_inputs < max_batch
+                && let Ok(p) = rx.try_recv()
+            {
+                queued_inputs += p.inputs.len();
+                queue.push_back(p);
+            }
+            if let Some(group) = next_group(&mut queue, &mut queued_inputs, max_batch) {
+                let worker = worker.clone();
+                running = Some(Box::pin(async move {
+                    execute(&worker, stage, max_batch, group).await
+                }));
+            } else if !open {
+                return;
             }
         }
-        execute(&worker, stage, max_batch, group).await;
+        tokio::select! {
+            // Busy: collect what arrives meanwhile (one batch ahead at most; the channel
+            // holds the rest and sheds beyond its capacity).
+            next = rx.recv(), if open && queued_inputs < max_batch => match next {
+                Some(p) => {
+                    queued_inputs += p.inputs.len();
+                    queue.push_back(p);
+                }
+                None => open = false,
+            },
+            () = async { running.as_mut().expect("guarded").await }, if running.is_some() => {
+                running = None;
+            }
+        }
     }
+}
+
+/// The next batch: queued requests in arrival order while they fit in `max_batch` inputs
+/// (the first always goes, whatever its size: the model chunks it).
+fn next_group(
+    queue: &mut VecDeque<Pending>,
+    queued_inputs: &mut usize,
+    max_batch: usize,
+) -> Option<Vec<Pending>> {
+    let first = queue.pop_front()?;
+    let mut total = first.inputs.len();
+    let mut group = vec![first];
+    while let Some(p) = queue.front() {
+        if total + p.inputs.len() > max_batch {
+            break;
+        }
+        total += p.inputs.len();
+        group.push(queue.pop_front().expect("front exists"));
+    }
+    *queued_inputs = queued_inputs.saturating_sub(total);
+    Some(group)
 }
 
 /// Runs one merged group (in chunks of `max_batch`) and hands every request its slice.

@@ -18,7 +18,6 @@ pub mod session;
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::sync::Arc;
-use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
 use tokio::net::TcpListener;
@@ -42,8 +41,6 @@ pub struct AgentSettings {
     /// URL the controller uses to reach this agent; derived from the bound address when
     /// `None`.
     pub advertise: Option<String>,
-    /// Longest the batcher waits to fill a classify/embed batch, milliseconds.
-    pub batch_max_wait_ms: u64,
     /// Requests waiting per model × device before new ones are refused (ResourceExhausted).
     pub queue_capacity: usize,
     /// Serve a recorded inventory (a fixture tree) instead of this host's devices; every
@@ -60,7 +57,6 @@ impl Default for AgentSettings {
             controller: "http://127.0.0.1:50051".into(),
             listen: "127.0.0.1:0".parse().expect("valid default"),
             advertise: None,
-            batch_max_wait_ms: 2,
             queue_capacity: 256,
             fixture: None,
             calibrate: false,
@@ -69,11 +65,6 @@ impl Default for AgentSettings {
 }
 
 impl AgentSettings {
-    /// Longest the batcher waits to fill a batch.
-    pub fn batch_max_wait(&self) -> Duration {
-        Duration::from_millis(self.batch_max_wait_ms)
-    }
-
     /// Checks ranges; the message names the key.
     pub fn validate(&self) -> Result<(), String> {
         if self.queue_capacity == 0 {

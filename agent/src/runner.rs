@@ -8,12 +8,12 @@ use std::collections::{BTreeMap, HashMap};
 use std::sync::Arc;
 use std::sync::Mutex;
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
 use switchyard_backend_core::worker::ModelWorker;
 use switchyard_backend_core::{
     Backend, BackendError, ClassScores, DeviceRef, DeviceType, GenerateParams, GenerateSummary,
-    ModelRegistry, ModelSpec, StageKind, TokenEvent,
+    ModelRegistry, ModelSpec, Precision, StageKind, TokenEvent,
 };
 use switchyard_proto::v1::{Device, ResidentModel};
 use tracing::{Instrument, info, info_span};
@@ -36,6 +36,8 @@ struct Resident {
     spec: ModelSpec,
     device_id: String,
     backend: String,
+    /// The precision the runtime computes this instance at (read back at load).
+    precision: Precision,
     worker: ModelWorker,
     batcher: Option<Batcher>,
     last_used: Mutex<Instant>,
@@ -49,6 +51,7 @@ impl Resident {
             model: self.spec.name.clone(),
             device_id: self.device_id.clone(),
             backend: self.backend.clone(),
+            precision: self.precision.as_str().to_string(),
             memory_bytes: self.spec.memory_bytes,
             in_flight: self.worker.in_flight(),
             pinned: self.pinned.load(Ordering::Relaxed),
@@ -69,6 +72,8 @@ pub struct StageResult {
     pub reply: BatchReply,
     /// Id of the backend that ran it (`ort-cpu`, `openvino`, ...).
     pub backend: String,
+    /// The precision the runtime computed at.
+    pub precision: Precision,
     /// True when the device exists only in a fixture inventory and the CPU ran the stage.
     pub simulated: bool,
 }
@@ -80,6 +85,8 @@ pub struct GenerateOutcome {
     pub summary: GenerateSummary,
     /// Id of the backend that ran it (`ort-cpu`, `openvino`, ...).
     pub backend: String,
+    /// The precision the runtime computed at.
+    pub precision: Precision,
     /// True when the device exists only in a fixture inventory and the CPU ran the stage.
     pub simulated: bool,
     /// Time the request waited in the model worker's queue, ms.
@@ -97,7 +104,6 @@ pub struct StageRunner {
     resident: Mutex<HashMap<(String, String), Arc<Resident>>>,
     /// Serialises loads so two requests don't load the same model twice.
     load_lock: tokio::sync::Mutex<()>,
-    batch_max_wait: Duration,
     queue_capacity: usize,
 }
 
@@ -116,7 +122,6 @@ impl StageRunner {
         node_name: impl Into<String>,
         registry: ModelRegistry,
         backends: Vec<Arc<dyn Backend>>,
-        batch_max_wait: Duration,
         queue_capacity: usize,
     ) -> Self {
         StageRunner {
@@ -129,7 +134,6 @@ impl StageRunner {
             devices: Mutex::new(HashMap::new()),
             resident: Mutex::new(HashMap::new()),
             load_lock: tokio::sync::Mutex::new(()),
-            batch_max_wait,
             queue_capacity,
         }
     }
@@ -309,19 +313,31 @@ impl StageRunner {
             .instrument(span.clone())
             .await
             .map_err(|e| BackendError::Inference(format!("load task failed: {e}")))??;
+        let precision = loaded.precision();
+        if precision != spec.precision {
+            // A backend must refuse rather than run at another precision; never serve one
+            // that did not.
+            return Err(BackendError::DeviceUnsupported {
+                backend: backend_id.into(),
+                device: device_id.into(),
+                reason: format!(
+                    "{model} was asked for {} but loaded at {precision}",
+                    spec.precision
+                ),
+            });
+        }
         let worker = ModelWorker::spawn(loaded, self.queue_capacity);
         let batcher = match spec.stage {
-            StageKind::Classify | StageKind::Embed => Some(Batcher::spawn(
-                worker.clone(),
-                self.batch_max_wait,
-                self.queue_capacity,
-            )),
+            StageKind::Classify | StageKind::Embed => {
+                Some(Batcher::spawn(worker.clone(), self.queue_capacity))
+            }
             StageKind::Generate => None,
         };
         let resident = Arc::new(Resident {
             spec,
             device_id: device_id.to_string(),
             backend: backend_id.to_string(),
+            precision,
             worker,
             batcher,
             last_used: Mutex::new(Instant::now()),
@@ -335,6 +351,7 @@ impl StageRunner {
             info!(
                 elapsed_ms = started.elapsed().as_millis() as u64,
                 simulated = slot.simulated,
+                precision = %precision,
                 "model loaded"
             )
         });
@@ -401,6 +418,7 @@ impl StageRunner {
         Ok(StageResult {
             reply,
             backend: resident.backend.clone(),
+            precision: resident.precision,
             simulated,
         })
     }
@@ -448,6 +466,7 @@ impl StageRunner {
         Ok(GenerateOutcome {
             summary: timed.value,
             backend: resident.backend.clone(),
+            precision: resident.precision,
             simulated,
             queue_ms: timed.queue_ms,
             compute_ms: timed.compute_ms,

@@ -115,6 +115,7 @@ impl Agent for AgentService {
             retries: 0,
             batch_size: res.reply.batch_size,
             simulated: res.simulated,
+            precision: res.precision.as_str().to_string(),
         };
         let mut out = RunStageResponse {
             trace: Some(trace),
@@ -228,6 +229,7 @@ impl Agent for AgentService {
                             retries: 0,
                             batch_size: 1,
                             simulated: outcome.simulated,
+                            precision: outcome.precision.as_str().to_string(),
                         }),
                     }),
                     Err(e) => Err(to_status(&e)),

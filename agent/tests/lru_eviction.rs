@@ -5,7 +5,6 @@
 //! Models come from `scripts/setup.sh` (`models/registry.toml` + `paths::models_dir()`).
 
 use std::path::Path;
-use std::time::Duration;
 
 use switchyard_agent::runner::StageRunner;
 use switchyard_backend_core::{BackendError, ModelRegistry, StageKind, paths};
@@ -31,13 +30,7 @@ fn runner() -> StageRunner {
         set.ids().contains(&"ort-cpu"),
         "ONNX Runtime must load (run scripts/setup.sh): {set:?}"
     );
-    let runner = StageRunner::new(
-        "edge",
-        registry,
-        set.backends(),
-        Duration::from_millis(2),
-        64,
-    );
+    let runner = StageRunner::new("edge", registry, set.backends(), 64);
     runner.set_devices(&[Device {
         id: DEVICE.into(),
         kind: DeviceKind::IntelNpu as i32,

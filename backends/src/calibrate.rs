@@ -5,8 +5,9 @@
 
 use std::time::{Duration, Instant};
 
+use switchyard_backend_core::probe::first_precision;
 use switchyard_backend_core::session::{Session, Tensor, TensorData};
-use switchyard_backend_core::{Backend, BackendError, DeviceRef, paths};
+use switchyard_backend_core::{Backend, BackendError, DeviceRef, PRECISIONS, Precision, paths};
 
 /// Matrix sizes measured.
 pub const SIZES: [usize; 3] = [256, 512, 1024];
@@ -91,13 +92,20 @@ pub fn measure(
 pub fn calibrate(backend: &dyn Backend, device: &DeviceRef) -> Result<Calibration, BackendError> {
     let dir = paths::models_dir().join("calibrate");
     let budget = Duration::from_millis(300);
-    let int8 = backend
-        .session("calibrate-int8", &dir.join("matmul_int8.onnx"), device)
-        .and_then(|mut s| measure(s.as_mut(), true, &SIZES, budget));
+    // Integer matmul: any float precision the device honours will do (NPUs refuse f32).
+    let int8 = first_precision(&PRECISIONS, |p| {
+        backend.session("calibrate-int8", &dir.join("matmul_int8.onnx"), device, p)
+    })
+    .and_then(|mut s| measure(s.as_mut(), true, &SIZES, budget));
     let (precision, per_size, note) = match int8 {
         Ok(p) => ("int8", p, None),
         Err(e) => {
-            let mut s = backend.session("calibrate-f32", &dir.join("matmul_f32.onnx"), device)?;
+            let mut s = backend.session(
+                "calibrate-f32",
+                &dir.join("matmul_f32.onnx"),
+                device,
+                Precision::F32,
+            )?;
             let p = measure(s.as_mut(), false, &SIZES, budget)?;
             (
                 "f32",

@@ -12,7 +12,7 @@ use std::sync::Arc;
 
 pub use calibrate::{Calibration, calibrate as calibrate_backend};
 use switchyard_backend_core::{
-    Backend, BackendError, DeviceRef, DeviceTops, DeviceType, LoadedModel, ModelSpec,
+    Backend, BackendError, DeviceRef, DeviceTops, DeviceType, LoadedModel, ModelSpec, Precision,
 };
 use tracing::{debug, info};
 
@@ -26,8 +26,8 @@ pub struct ProbeResult {
     pub device_id: String,
     /// Id of the backend probed (`ort-cpu`, `openvino`, ...).
     pub backend: String,
-    /// `Ok` when a tiny model ran; otherwise why not.
-    pub result: Result<(), String>,
+    /// `Ok` with the precisions a tiny model ran at; otherwise why it did not run.
+    pub result: Result<Vec<Precision>, String>,
 }
 
 /// Backends available to this process.

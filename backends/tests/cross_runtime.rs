@@ -205,7 +205,12 @@ fn probe_reports_real_pairs_and_reasons() {
                 .iter()
                 .find(|r| r.device_id == "cpu" && r.backend == id)
                 .unwrap_or_else(|| panic!("no probe of {id} on cpu: {results:?}"));
-            assert_eq!(r.result, Ok(()), "{id}");
+            let precisions = r.result.clone().unwrap_or_else(|e| panic!("{id}: {e}"));
+            assert_eq!(
+                precisions.first(),
+                Some(&switchyard_backend_core::Precision::F32),
+                "{id} computes at f32 on the CPU"
+            );
         }
     }
     let r = results

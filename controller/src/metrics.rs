@@ -68,7 +68,7 @@ fn describe() {
     describe_histogram!(
         STAGE_DURATION,
         metrics::Unit::Seconds,
-        "Time from dispatching a stage to an agent to its reply, by stage, node, device and backend."
+        "Time from dispatching a stage to an agent to its reply, by stage, node, device, backend and precision."
     );
     describe_counter!(
         STAGE_FAILURES,
@@ -90,14 +90,23 @@ fn describe() {
     );
 }
 
-/// A stage answered by `node`/`device` through `backend` after `took`.
-pub fn stage_completed(stage: &str, node: &str, device: &str, backend: &str, took: Duration) {
+/// A stage answered by `node`/`device` through `backend`, computing at `precision`, after
+/// `took`.
+pub fn stage_completed(
+    stage: &str,
+    node: &str,
+    device: &str,
+    backend: &str,
+    precision: &str,
+    took: Duration,
+) {
     histogram!(
         STAGE_DURATION,
         "stage" => stage.to_string(),
         "node" => node.to_string(),
         "device" => device.to_string(),
         "backend" => backend.to_string(),
+        "precision" => precision.to_string(),
     )
     .record(took.as_secs_f64());
 }
@@ -282,6 +291,7 @@ pub fn render_cluster(nodes: &[NodeStatus]) -> String {
                     ("kind", kind),
                     ("model", r.model.as_str()),
                     ("backend", r.backend.as_str()),
+                    ("precision", r.precision.as_str()),
                     ("pinned", if r.pinned { "true" } else { "false" }),
                 ]),
                 r.memory_bytes as f64,

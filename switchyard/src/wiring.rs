@@ -126,7 +126,6 @@ pub async fn start_agent(config: &Config, models: ModelRegistry) -> Result<Agent
         a.node_name.clone(),
         models,
         set.backends(),
-        settings.batch_max_wait(),
         a.queue_capacity,
     ));
     let mut probe_devices = first.devices.clone();
@@ -257,6 +256,11 @@ pub fn probe_backends(set: &BackendSet, devices: &mut [Device]) {
                 backend: r.backend.clone(),
                 usable: r.result.is_ok(),
                 reason: r.result.clone().err().unwrap_or_default(),
+                precisions: r
+                    .result
+                    .as_ref()
+                    .map(|ps| ps.iter().map(|p| p.as_str().to_string()).collect())
+                    .unwrap_or_default(),
             })
             .collect();
         for b in d.backends.iter().filter(|b| !b.usable) {

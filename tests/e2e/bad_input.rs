@@ -234,3 +234,40 @@ fn a_models_dir_without_prepared_files_makes_backends_unusable_with_the_path_in_
         );
     }
 }
+
+#[test]
+fn devices_reports_the_precision_each_usable_cpu_backend_computes_at() {
+    if !switchyard_backend_core::paths::models_dir()
+        .join("probe/tiny.onnx")
+        .is_file()
+    {
+        eprintln!("SKIP: probe/tiny.onnx is not prepared (run scripts/setup.sh)");
+        return;
+    }
+    let (status, out, err) = run_cli(&["devices", "-o", "json"]).unwrap();
+    assert!(status.success(), "{err}");
+    let devices: serde_json::Value = serde_json::from_str(&out).unwrap();
+    let cpu = devices
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|d| d["kind"] == "cpu")
+        .expect("the CPU is always found");
+    let usable: Vec<&serde_json::Value> = cpu["backends"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|b| b["usable"] == true)
+        .collect();
+    assert!(!usable.is_empty(), "{cpu}");
+    for b in usable {
+        // Probed at each precision the backend knows; f32 always runs on a CPU, first.
+        assert_eq!(b["precisions"][0], "f32", "{b}");
+    }
+    let (status, table, _) = run_cli(&["devices"]).unwrap();
+    assert!(status.success());
+    assert!(
+        table.contains("(f32"),
+        "the table shows precisions: {table}"
+    );
+}

@@ -139,6 +139,7 @@ fn up_answers_a_coding_prompt_through_classify_embed_and_generate() {
             "{t}"
         );
         assert_eq!(t["simulated"], false);
+        assert_eq!(t["precision"], "f32", "the registry asks for f32: {t}");
         assert!(t["compute_ms"].as_f64().unwrap() > 0.0);
     }
     assert_eq!(

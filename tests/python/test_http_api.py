@@ -127,6 +127,8 @@ def test_chat_trace_headers(client, chat_model):
     assert h.get("x-switchyard-node")
     assert h.get("x-switchyard-device")
     assert h.get("x-switchyard-backend")
+    # The registry's models ask for f32; the agent reports what the runtime computed at.
+    assert h.get("x-switchyard-precision") == "f32"
     assert float(h["x-inference-time"]) > 0
     assert float(h["x-queue-time"]) >= 0
 

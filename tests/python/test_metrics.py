@@ -10,6 +10,7 @@ generated tokens and HTTP requests.
 from __future__ import annotations
 
 import json
+import re
 import shutil
 import socket
 import subprocess
@@ -70,6 +71,8 @@ def test_exposition_passes_promtool_lint(system, chat_model):
         "switchyard_http_requests_total",
     ):
         assert f"# TYPE {family} " in text, family
+    # Which precision ran is part of the stage series.
+    assert re.search(r'switchyard_stage_duration_seconds_count\{[^}]*precision="f32"', text), text
 
 
 def free_port() -> int:

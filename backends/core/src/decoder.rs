@@ -142,6 +142,10 @@ impl LoadedModel for DecoderModel {
         &self.spec
     }
 
+    fn precision(&self) -> crate::Precision {
+        self.session.precision()
+    }
+
     fn generate(
         &mut self,
         params: &GenerateParams,

@@ -117,6 +117,10 @@ impl LoadedModel for EncoderModel {
         &self.spec
     }
 
+    fn precision(&self) -> crate::Precision {
+        self.session.precision()
+    }
+
     fn embed(&mut self, inputs: &[String]) -> Result<EmbedOutput, BackendError> {
         let max = (self.spec.max_batch as usize).max(1);
         if inputs.len() > max {

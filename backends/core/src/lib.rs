@@ -12,6 +12,7 @@ pub mod decoder;
 pub mod encoder;
 pub mod error;
 pub mod paths;
+pub mod precision;
 pub mod probe;
 pub mod registry;
 pub mod sampling;
@@ -21,6 +22,7 @@ pub mod text;
 pub mod worker;
 
 pub use error::BackendError;
+pub use precision::{PRECISIONS, Precision};
 pub use registry::{ModelRegistry, ModelSpec, OverflowPolicy};
 pub use stage::{
     ClassScores, DeviceRef, DeviceType, EmbedOutput, FinishReason, GenerateParams, GenerateSummary,
@@ -42,12 +44,14 @@ pub trait Backend: Send + Sync {
     /// `ort-tensorrt`, `openvino`.
     fn id(&self) -> &'static str;
 
-    /// Checks that this backend really runs on `device` (loads a tiny model and runs it).
-    /// The error says why it does not.
-    fn probe(&self, device: &DeviceRef) -> Result<(), BackendError>;
+    /// Checks that this backend really runs on `device` (loads a tiny model and runs it at
+    /// every precision it knows) and returns the precisions it computes at there, best first
+    /// (never empty). The error says why it does not run at all.
+    fn probe(&self, device: &DeviceRef) -> Result<Vec<Precision>, BackendError>;
 
-    /// Loads `spec` onto `device`. Missing/corrupt files, wrong input names and unsupported
-    /// devices are errors; a backend never silently runs somewhere other than `device`.
+    /// Loads `spec` onto `device` at `spec.precision`. Missing/corrupt files, wrong input
+    /// names, unsupported devices and a precision the device cannot compute at are errors; a
+    /// backend never silently runs somewhere other than `device`, nor at another precision.
     fn load(
         &self,
         spec: &ModelSpec,
@@ -62,15 +66,16 @@ pub trait Backend: Send + Sync {
         Ok(None)
     }
 
-    /// Opens a bare ONNX graph on `device` as a [`session::Session`] (probe, calibration,
-    /// benchmarks). Backends that cannot do this say so.
+    /// Opens a bare ONNX graph on `device` at `precision` as a [`session::Session`] (probe,
+    /// calibration, benchmarks). Backends that cannot do this say so.
     fn session(
         &self,
         model: &str,
         file: &std::path::Path,
         device: &DeviceRef,
+        precision: Precision,
     ) -> Result<Box<dyn session::Session>, BackendError> {
-        let _ = (model, file);
+        let _ = (model, file, precision);
         Err(BackendError::DeviceUnsupported {
             backend: self.id().into(),
             device: device.id.clone(),
@@ -83,6 +88,9 @@ pub trait Backend: Send + Sync {
 pub trait LoadedModel: Send {
     /// The registry entry this instance was loaded from.
     fn spec(&self) -> &ModelSpec;
+
+    /// The precision the runtime computes this instance at (read back from the runtime).
+    fn precision(&self) -> Precision;
 
     /// Embeds a batch of texts (mean-pooled, L2-normalised).
     fn embed(&mut self, inputs: &[String]) -> Result<EmbedOutput, BackendError> {

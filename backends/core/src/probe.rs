@@ -3,9 +3,9 @@
 
 use std::path::PathBuf;
 
-use crate::BackendError;
 use crate::paths;
 use crate::session::{Session, Tensor};
+use crate::{BackendError, Precision};
 
 /// `<models>/probe/tiny.onnx`.
 pub fn probe_model() -> PathBuf {
@@ -39,4 +39,70 @@ pub fn run_probe(session: &mut dyn Session) -> Result<(), BackendError> {
         )));
     }
     Ok(())
+}
+
+/// Runs `attempt` at each of `precisions` and returns those that worked, in order; when none
+/// did, the first precision's error (the reason the backend does not run at all).
+pub fn probe_precisions(
+    precisions: &[Precision],
+    mut attempt: impl FnMut(Precision) -> Result<(), BackendError>,
+) -> Result<Vec<Precision>, BackendError> {
+    let mut ok = Vec::new();
+    let mut first_error = None;
+    for &p in precisions {
+        match attempt(p) {
+            Ok(()) => ok.push(p),
+            Err(e) => {
+                tracing::debug!(precision = %p, error = %e, "probe precision refused");
+                first_error.get_or_insert(e);
+            }
+        }
+    }
+    if !ok.is_empty() {
+        return Ok(ok);
+    }
+    Err(first_error.unwrap_or_else(|| BackendError::Inference("no precision to probe".into())))
+}
+
+/// The result of `open` at the first of `precisions` the device accepts (calibration and
+/// other measurements where any honoured precision will do); else the first error.
+pub fn first_precision<T>(
+    precisions: &[Precision],
+    mut open: impl FnMut(Precision) -> Result<T, BackendError>,
+) -> Result<T, BackendError> {
+    let mut first_error = None;
+    for &p in precisions {
+        match open(p) {
+            Ok(t) => return Ok(t),
+            Err(e) => {
+                first_error.get_or_insert(e);
+            }
+        }
+    }
+    Err(first_error.unwrap_or_else(|| BackendError::Inference("no precision to try".into())))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn probe_keeps_the_precisions_that_ran_and_reports_why_none_did() {
+        let got = probe_precisions(&crate::PRECISIONS, |p| match p {
+            Precision::Bf16 => Err(BackendError::Inference("no bf16".into())),
+            _ => Ok(()),
+        })
+        .unwrap();
+        assert_eq!(got, vec![Precision::F32, Precision::F16]);
+        let err = probe_precisions(&crate::PRECISIONS, |p| {
+            Err(BackendError::Inference(format!("refused {p}")))
+        })
+        .unwrap_err();
+        assert!(err.to_string().contains("refused f32"), "{err}");
+        let first = first_precision(&crate::PRECISIONS, |p| match p {
+            Precision::F32 => Err(BackendError::Inference("npu".into())),
+            other => Ok(other),
+        });
+        assert_eq!(first.unwrap(), Precision::F16);
+    }
 }

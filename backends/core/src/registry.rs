@@ -18,6 +18,7 @@ use std::path::{Path, PathBuf};
 
 use serde::Deserialize;
 
+use crate::precision::Precision;
 use crate::stage::StageKind;
 
 /// What to do with an input longer than `max_input_tokens`.
@@ -76,6 +77,10 @@ pub struct ModelSpec {
     /// Largest batch the model accepts in one call (classify/embed).
     #[serde(default = "default_max_batch")]
     pub max_batch: u32,
+    /// The precision the model must compute at (default `f32`). Backends set it explicitly
+    /// and refuse a device where they cannot honour it; traces report what ran.
+    #[serde(default)]
+    pub precision: Precision,
     /// Free-form facts (licence, origin package) shown by `GET /v1/models`.
     #[serde(default)]
     pub info: BTreeMap<String, String>,
@@ -274,6 +279,27 @@ labels = ["fast", "code", "heavy"]
         assert_eq!(router.onnx, Path::new("/m/router/model.onnx"));
         assert_eq!(router.overflow, OverflowPolicy::Truncate);
         assert_eq!(router.max_batch, 32);
+        assert_eq!(
+            router.precision,
+            Precision::F32,
+            "f32 unless the entry says otherwise"
+        );
+    }
+
+    #[test]
+    fn precision_is_read_and_unknown_precisions_are_refused() {
+        let text = GOOD.replace(
+            "max_input_tokens = 128\n\n",
+            "max_input_tokens = 128\nprecision = \"bf16\"\n\n",
+        );
+        let reg = ModelRegistry::parse(&text, Path::new("r.toml"), Path::new("/m")).unwrap();
+        assert_eq!(reg.get("minilm").unwrap().precision, Precision::Bf16);
+        let bad = GOOD.replace(
+            "max_input_tokens = 128\n\n",
+            "max_input_tokens = 128\nprecision = \"int3\"\n\n",
+        );
+        let err = ModelRegistry::parse(&bad, Path::new("r.toml"), Path::new("/m")).unwrap_err();
+        assert!(err.to_string().contains("int3"), "{err}");
     }
 
     #[test]

@@ -2,7 +2,7 @@
 //! OpenVINO implement it; the model logic ([`crate::encoder`], [`crate::decoder`]) is
 //! written once on top of it.
 
-use crate::BackendError;
+use crate::{BackendError, Precision};
 
 /// Tensor element data.
 #[derive(Debug, Clone, PartialEq)]
@@ -62,6 +62,8 @@ pub trait Session: Send {
     fn input_names(&self) -> Vec<String>;
     /// Names of the graph's outputs.
     fn output_names(&self) -> Vec<String>;
+    /// The precision the runtime compiled the graph for, as the runtime reports it.
+    fn precision(&self) -> Precision;
     /// Declared dimensions of an input (-1 for dynamic), when the runtime knows them.
     fn input_dims(&self, name: &str) -> Option<Vec<i64>> {
         let _ = name;

@@ -53,7 +53,11 @@ impl OpenVinoBackend {
                 "calibration needs n > 0 and iterations > 0".into(),
             ));
         }
-        let mut s = self.open("calibrate", model, device)?;
+        // Integer matmul: any precision the device honours will do.
+        let mut s = switchyard_backend_core::probe::first_precision(
+            &switchyard_backend_core::PRECISIONS,
+            |p| self.open("calibrate", model, device, p),
+        )?;
         let (a, b) = operands(n);
         let shape = Shape::new(&[n as i64, n as i64])
             .map_err(|e| BackendError::InvalidInput(format!("matrix size {n}: {e}")))?;

@@ -13,6 +13,10 @@
 //!   step) is accepted as is.
 //! * NPU: its plugin compiles static shapes only; our graphs are dynamic, so loading them
 //!   on an NPU fails at compile time with a `DeviceUnsupported` error that says so.
+//! * Precision: every compile sets `INFERENCE_PRECISION_HINT` to the precision asked for
+//!   and reads the compiled model's value back; a device that would compute at another
+//!   precision (bf16 on a CPU without AVX512_BF16/AMX, f32 on an NPU) is refused, never used
+//!   at a precision nobody asked for.
 
 mod calibrate;
 mod device;
@@ -27,7 +31,8 @@ use openvino::{Core, DeviceType as OvDevice, RwPropertyKey};
 use switchyard_backend_core::probe;
 use switchyard_backend_core::session::Session;
 use switchyard_backend_core::{
-    Backend, BackendError, DeviceRef, DeviceTops, DeviceType, LoadedModel, ModelSpec, paths,
+    Backend, BackendError, DeviceRef, DeviceTops, DeviceType, LoadedModel, ModelSpec, PRECISIONS,
+    Precision, paths,
 };
 
 pub use calibrate::calibrate;
@@ -95,19 +100,39 @@ impl OpenVinoBackend {
         available(&core)
     }
 
+    /// The device's `OPTIMIZATION_CAPABILITIES` (`FP32`, `BF16`, `FP16`, `INT8`, ...): what
+    /// its plugin can compute at.
+    pub fn capabilities(&self, device: &DeviceRef) -> Result<Vec<String>, BackendError> {
+        let core = self.lock_core()?;
+        let name = openvino_name(device, &available(&core)?)?;
+        let raw = core
+            .get_property(
+                &OvDevice::from(name.as_str()),
+                &openvino::PropertyKey::DeviceCapabilities,
+            )
+            .map_err(|e| BackendError::Inference(format!("{name} capabilities: {e}")))?;
+        Ok(raw
+            .split([' ', ','])
+            .filter(|c| !c.is_empty())
+            .map(str::to_string)
+            .collect())
+    }
+
     fn lock_core(&self) -> Result<std::sync::MutexGuard<'_, Core>, BackendError> {
         self.core
             .lock()
             .map_err(|_| BackendError::Inference("OpenVINO core lock poisoned".into()))
     }
 
-    /// Reads `file` (ONNX or IR) and compiles it for `device`. `model` names the model in
-    /// errors.
+    /// Reads `file` (ONNX or IR) and compiles it for `device` at `precision` (set as
+    /// `INFERENCE_PRECISION_HINT`, then read back from the compiled model: a device that
+    /// would compute at another precision is refused). `model` names the model in errors.
     pub fn open(
         &self,
         model: &str,
         file: &Path,
         device: &DeviceRef,
+        precision: Precision,
     ) -> Result<OpenVinoSession, BackendError> {
         if !file.is_file() {
             return Err(BackendError::ModelFileMissing(format!(
@@ -126,10 +151,16 @@ impl OpenVinoBackend {
             device: device.id.clone(),
             reason,
         };
-        let mut props: Vec<(RwPropertyKey, String)> = vec![(
-            RwPropertyKey::HintPerformanceMode,
-            PERFORMANCE_HINT.to_string(),
-        )];
+        let mut props: Vec<(RwPropertyKey, String)> = vec![
+            (
+                RwPropertyKey::HintPerformanceMode,
+                PERFORMANCE_HINT.to_string(),
+            ),
+            (
+                RwPropertyKey::HintInferencePrecision,
+                precision.as_str().to_string(),
+            ),
+        ];
         match device.device_type {
             DeviceType::Cpu => {
                 props.push((RwPropertyKey::InferenceNumThreads, self.threads.to_string()));
@@ -161,7 +192,16 @@ impl OpenVinoBackend {
             }
         })?;
         drop(core);
-        OpenVinoSession::new(compiled, inputs, outputs, name)
+        let ran = session::compiled_precision(&compiled).map_err(|e| {
+            unsupported(format!("cannot read the compiled precision on {name}: {e}"))
+        })?;
+        if ran != precision {
+            return Err(unsupported(format!(
+                "{name} computes {model} at {ran} when asked for {precision} \
+                 (INFERENCE_PRECISION_HINT read back from the compiled model)"
+            )));
+        }
+        OpenVinoSession::new(compiled, inputs, outputs, name, ran)
             .map_err(|e| BackendError::Inference(format!("cannot create an infer request: {e}")))
     }
 }
@@ -177,9 +217,11 @@ impl Backend for OpenVinoBackend {
         BACKEND_ID
     }
 
-    fn probe(&self, device: &DeviceRef) -> Result<(), BackendError> {
-        let mut s = self.open("probe", &probe::probe_model(), device)?;
-        probe::run_probe(&mut s)
+    fn probe(&self, device: &DeviceRef) -> Result<Vec<Precision>, BackendError> {
+        probe::probe_precisions(&PRECISIONS, |p| {
+            let mut s = self.open("probe", &probe::probe_model(), device, p)?;
+            probe::run_probe(&mut s)
+        })
     }
 
     fn session(
@@ -187,8 +229,9 @@ impl Backend for OpenVinoBackend {
         model: &str,
         file: &Path,
         device: &DeviceRef,
+        precision: Precision,
     ) -> Result<Box<dyn Session>, BackendError> {
-        Ok(Box::new(self.open(model, file, device)?))
+        Ok(Box::new(self.open(model, file, device, precision)?))
     }
 
     fn device_tops(&self, device: &DeviceRef) -> Result<Option<DeviceTops>, BackendError> {
@@ -202,7 +245,7 @@ impl Backend for OpenVinoBackend {
         spec: &ModelSpec,
         device: &DeviceRef,
     ) -> Result<Box<dyn LoadedModel>, BackendError> {
-        let session = self.open(&spec.name, &spec.onnx, device)?;
+        let session = self.open(&spec.name, &spec.onnx, device, spec.precision)?;
         switchyard_backend_core::decoder::model_for(spec, Box::new(session))
     }
 }

@@ -4,9 +4,11 @@
 //! worked in this crate; it was rewritten to the interface `lib.rs` uses — `ports`,
 //! `OpenVinoSession::new` — and implements `Session::run_keep` for the KV cache.)
 
-use openvino::{CompiledModel, ElementType, InferRequest, Model, Shape};
-use switchyard_backend_core::BackendError;
+use openvino::{
+    CompiledModel, ElementType, InferRequest, Model, PropertyKey, RwPropertyKey, Shape,
+};
 use switchyard_backend_core::session::{Session, Tensor, TensorData};
+use switchyard_backend_core::{BackendError, Precision};
 
 /// Names and declared dimensions (-1 = dynamic) of a graph's inputs, and its output names.
 pub type Ports = (Vec<(String, Vec<i64>)>, Vec<String>);
@@ -34,14 +36,25 @@ pub fn ports(model: &Model) -> Result<Ports, openvino::InferenceError> {
     Ok((inputs, outputs))
 }
 
+/// The precision a compiled model computes at: its `INFERENCE_PRECISION_HINT`, read back.
+pub fn compiled_precision(compiled: &CompiledModel) -> Result<Precision, String> {
+    let value = compiled
+        .get_property(&PropertyKey::Rw(RwPropertyKey::HintInferencePrecision))
+        .map_err(|e| e.to_string())?;
+    value
+        .parse()
+        .map_err(|e: switchyard_backend_core::precision::UnknownPrecision| e.to_string())
+}
+
 /// A model compiled for one OpenVINO device, with its infer request.
 pub struct OpenVinoSession {
     request: InferRequest,
-    // Kept alive for the request's sake.
-    _compiled: CompiledModel,
+    /// Kept alive for the request's sake, and asked for its properties.
+    compiled: CompiledModel,
     inputs: Vec<(String, Vec<i64>)>,
     outputs: Vec<String>,
     device: String,
+    precision: Precision,
     /// Tensors kept by `run_keep`, by the input name they feed next time.
     kept: Vec<(String, openvino::Tensor)>,
 }
@@ -51,22 +64,34 @@ fn infer_err(e: impl std::fmt::Display) -> BackendError {
 }
 
 impl OpenVinoSession {
-    /// Wraps a compiled model (for OpenVINO device `device`) and creates its infer request.
+    /// Wraps a compiled model (for OpenVINO device `device`, computing at `precision`) and
+    /// creates its infer request.
     pub fn new(
         mut compiled: CompiledModel,
         inputs: Vec<(String, Vec<i64>)>,
         outputs: Vec<String>,
         device: String,
+        precision: Precision,
     ) -> Result<Self, openvino::InferenceError> {
         let request = compiled.create_infer_request()?;
         Ok(OpenVinoSession {
             request,
-            _compiled: compiled,
+            compiled,
             inputs,
             outputs,
             device,
+            precision,
             kept: Vec::new(),
         })
+    }
+
+    /// `INFERENCE_PRECISION_HINT` of the compiled model, read from the runtime now, as the
+    /// runtime spells it (`f32`, `bf16`, ...).
+    pub fn runtime_precision_hint(&self) -> Result<String, BackendError> {
+        self.compiled
+            .get_property(&PropertyKey::Rw(RwPropertyKey::HintInferencePrecision))
+            .map(|v| v.into_owned())
+            .map_err(infer_err)
     }
 
     /// The OpenVINO device this session was compiled for.
@@ -203,6 +228,10 @@ impl Session for OpenVinoSession {
 
     fn output_names(&self) -> Vec<String> {
         self.outputs.clone()
+    }
+
+    fn precision(&self) -> Precision {
+        self.precision
     }
 
     fn input_dims(&self, name: &str) -> Option<Vec<i64>> {

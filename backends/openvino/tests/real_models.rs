@@ -5,7 +5,7 @@ use std::path::Path;
 
 use switchyard_backend_core::session::{Session, Tensor};
 use switchyard_backend_core::{
-    Backend, BackendError, DeviceRef, DeviceType, GenerateParams, ModelRegistry, paths,
+    Backend, BackendError, DeviceRef, DeviceType, GenerateParams, ModelRegistry, Precision, paths,
 };
 use switchyard_backend_openvino::{OpenVinoBackend, calibrate};
 
@@ -30,7 +30,93 @@ fn strings(v: &[&str]) -> Vec<String> {
 fn probe_runs_the_tiny_model_on_the_cpu() {
     let ov = backend();
     assert!(ov.available_devices().unwrap().contains(&"CPU".to_string()));
-    ov.probe(&DeviceRef::cpu()).unwrap();
+    let precisions = ov.probe(&DeviceRef::cpu()).unwrap();
+    assert_eq!(precisions.first(), Some(&Precision::F32), "{precisions:?}");
+}
+
+/// The f32 matmul graph with a deterministic, non-trivial input; the exact f32 product is
+/// the reference (bf16 keeps 8 bits of mantissa: its error is ~100× the tolerance).
+fn matmul_f32_error(s: &mut dyn Session) -> f32 {
+    let n = 64;
+    let a: Vec<f32> = (0..n * n)
+        .map(|i| ((i * 7919 % 1000) as f32) / 997.0 - 0.5)
+        .collect();
+    let b: Vec<f32> = (0..n * n)
+        .map(|i| ((i * 104_729 % 1000) as f32) / 991.0 - 0.5)
+        .collect();
+    let out = s
+        .run(
+            vec![
+                ("A".into(), Tensor::f32(vec![n, n], a.clone())),
+                ("B".into(), Tensor::f32(vec![n, n], b.clone())),
+            ],
+            &s.output_names()[..1],
+        )
+        .unwrap();
+    let (_, c) = out.into_iter().next().unwrap().into_f32("C").unwrap();
+    let mut worst = 0f32;
+    for i in 0..n {
+        for j in 0..n {
+            let want: f64 = (0..n)
+                .map(|k| f64::from(a[i * n + k]) * f64::from(b[k * n + j]))
+                .sum();
+            worst = worst.max((c[i * n + j] - want as f32).abs() / (want.abs() as f32).max(1.0));
+        }
+    }
+    worst
+}
+
+#[test]
+fn compiled_model_reads_back_f32_whatever_this_cpu_would_default_to() {
+    let file = paths::models_dir().join("calibrate/matmul_f32.onnx");
+    let ov = backend();
+    let mut s = ov
+        .open("matmul", &file, &DeviceRef::cpu(), Precision::F32)
+        .unwrap();
+    // Read from the compiled model now, independently of what `open` checked.
+    let hint = s.runtime_precision_hint().unwrap();
+    assert_eq!(hint.parse::<Precision>(), Ok(Precision::F32), "{hint}");
+    assert_eq!(s.precision(), Precision::F32);
+    // And the numbers are f32 numbers (on an AVX512_BF16/AMX CPU OpenVINO's default, bf16,
+    // misses this by two orders of magnitude).
+    let err = matmul_f32_error(&mut s);
+    assert!(err < 1e-4, "relative error {err}");
+    // A loaded registry model reports the precision it runs at, too.
+    let reg = registry();
+    let m = ov
+        .load(reg.get("minilm-l6-v2").unwrap(), &DeviceRef::cpu())
+        .unwrap();
+    assert_eq!(m.precision(), Precision::F32);
+}
+
+#[test]
+fn asking_for_bf16_runs_bf16_where_the_cpu_has_it_and_is_refused_where_it_does_not() {
+    let file = paths::models_dir().join("calibrate/matmul_f32.onnx");
+    let ov = backend();
+    let caps = ov.capabilities(&DeviceRef::cpu()).unwrap();
+    let has_bf16 = caps.iter().any(|c| c == "BF16");
+    match ov.open("matmul", &file, &DeviceRef::cpu(), Precision::Bf16) {
+        Ok(s) => {
+            assert!(has_bf16, "bf16 granted on a CPU without BF16 ({caps:?})");
+            assert_eq!(s.precision(), Precision::Bf16);
+            let hint = s.runtime_precision_hint().unwrap();
+            assert_eq!(hint.parse::<Precision>(), Ok(Precision::Bf16), "{hint}");
+        }
+        Err(e) => {
+            assert!(!has_bf16, "bf16 refused on a CPU with BF16 ({caps:?}): {e}");
+            assert!(matches!(e, BackendError::DeviceUnsupported { .. }), "{e}");
+            let msg = e.to_string();
+            assert!(msg.contains("bf16") && msg.contains("f32"), "{msg}");
+        }
+    }
+    // The registry model asked for bf16 behaves the same way through `load`.
+    let reg = registry();
+    let mut spec = reg.get("minilm-l6-v2").unwrap().clone();
+    spec.precision = Precision::Bf16;
+    match ov.load(&spec, &DeviceRef::cpu()) {
+        Ok(m) => assert!(has_bf16 && m.precision() == Precision::Bf16),
+        Err(e) => assert!(!has_bf16 && e.to_string().contains("bf16"), "{e}"),
+    }
 }
 
 #[test]
@@ -88,7 +174,7 @@ fn empty_kv_cache_tensors_are_accepted() {
     let reg = registry();
     let spec = reg.get("smollm2-135m").unwrap();
     let mut s = backend()
-        .open(&spec.name, &spec.onnx, &DeviceRef::cpu())
+        .open(&spec.name, &spec.onnx, &DeviceRef::cpu(), Precision::F32)
         .unwrap();
     assert_eq!(
         s.input_dims("past_key_values.0.key"),

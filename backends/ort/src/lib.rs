@@ -6,6 +6,9 @@
 //! `ort-tensorrt`. A GPU execution provider that cannot register is an error, never a silent
 //! fall-back to the CPU: the device a stage reports is the device it ran on.
 //!
+//! Precision: ONNX Runtime computes a graph at the types it is written in; our graphs are
+//! float32, so every provider here runs them at `f32` and refuses any other precision.
+//!
 //! No `ort-openvino` here: the PyPI `onnxruntime-openvino` build (1.24, OpenVINO 2025.4)
 //! needs `ort`'s `api-24`, while the workspace uses one API level (`api-31` for
 //! onnxruntime 1.31/1.32). OpenVINO is served by the native `openvino` backend instead.
@@ -17,7 +20,7 @@ use std::path::{Path, PathBuf};
 use std::sync::OnceLock;
 
 use switchyard_backend_core::{
-    Backend, BackendError, DeviceRef, DeviceType, LoadedModel, ModelSpec, paths,
+    Backend, BackendError, DeviceRef, DeviceType, LoadedModel, ModelSpec, Precision, paths,
 };
 
 use switchyard_backend_core::probe;
@@ -153,14 +156,29 @@ impl OrtBackend {
         }
     }
 
-    /// Opens an ONNX file on `device` as a [`OrtSession`].
+    /// The precisions this backend computes at: the graph's own float32.
+    pub const PRECISIONS: [Precision; 1] = [Precision::F32];
+
+    /// Opens an ONNX file on `device` as a [`OrtSession`] computing at `precision`, which
+    /// must be one of [`OrtBackend::PRECISIONS`].
     pub fn open(
         &self,
         model: &str,
         file: &Path,
         device: &DeviceRef,
+        precision: Precision,
     ) -> Result<OrtSession, BackendError> {
         self.check_device(device)?;
+        if !Self::PRECISIONS.contains(&precision) {
+            return Err(BackendError::DeviceUnsupported {
+                backend: self.provider.id().into(),
+                device: device.id.clone(),
+                reason: format!(
+                    "{} computes float32 graphs at f32 only; {model} asks for {precision}",
+                    self.provider.id()
+                ),
+            });
+        }
         OrtSession::open(model, file, self.provider, device.ordinal, self.threads)
     }
 }
@@ -170,9 +188,11 @@ impl Backend for OrtBackend {
         self.provider.id()
     }
 
-    fn probe(&self, device: &DeviceRef) -> Result<(), BackendError> {
-        let mut s = self.open("probe", &probe::probe_model(), device)?;
-        probe::run_probe(&mut s)
+    fn probe(&self, device: &DeviceRef) -> Result<Vec<Precision>, BackendError> {
+        probe::probe_precisions(&Self::PRECISIONS, |p| {
+            let mut s = self.open("probe", &probe::probe_model(), device, p)?;
+            probe::run_probe(&mut s)
+        })
     }
 
     fn session(
@@ -180,8 +200,9 @@ impl Backend for OrtBackend {
         model: &str,
         file: &Path,
         device: &DeviceRef,
+        precision: Precision,
     ) -> Result<Box<dyn Session>, BackendError> {
-        Ok(Box::new(self.open(model, file, device)?))
+        Ok(Box::new(self.open(model, file, device, precision)?))
     }
 
     fn load(
@@ -189,7 +210,7 @@ impl Backend for OrtBackend {
         spec: &ModelSpec,
         device: &DeviceRef,
     ) -> Result<Box<dyn LoadedModel>, BackendError> {
-        let session = self.open(&spec.name, &spec.onnx, device)?;
+        let session = self.open(&spec.name, &spec.onnx, device, spec.precision)?;
         switchyard_backend_core::decoder::model_for(spec, Box::new(session))
     }
 }

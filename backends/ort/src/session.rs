@@ -5,8 +5,8 @@ use std::path::Path;
 use ort::session::Session as OrtInner;
 use ort::session::builder::GraphOptimizationLevel;
 use ort::value::{DynValue, Tensor as OrtTensor};
-use switchyard_backend_core::BackendError;
 use switchyard_backend_core::session::{Session, Tensor, TensorData};
+use switchyard_backend_core::{BackendError, Precision};
 
 use crate::Provider;
 
@@ -134,6 +134,11 @@ impl Session for OrtSession {
 
     fn output_names(&self) -> Vec<String> {
         self.outputs.clone()
+    }
+
+    fn precision(&self) -> Precision {
+        // ORT has no precision hint: float32 graphs run at float32 (see the crate docs).
+        Precision::F32
     }
 
     fn input_dims(&self, name: &str) -> Option<Vec<i64>> {

@@ -4,7 +4,7 @@ use std::path::Path;
 
 use switchyard_backend_core::{
     Backend, BackendError, DeviceRef, DeviceType, FinishReason, GenerateParams, ModelRegistry,
-    paths,
+    Precision, paths,
 };
 use switchyard_backend_ort::{OrtBackend, Provider};
 
@@ -53,6 +53,26 @@ fn embeddings_rank_related_above_unrelated_and_batch_matches_single() {
     for (a, b) in parts.vectors.iter().zip(&out.vectors) {
         assert!(cosine(a, b) > 0.9999);
     }
+}
+
+#[test]
+fn ort_cpu_runs_at_f32_and_refuses_a_precision_it_cannot_honour() {
+    let reg = registry();
+    let ort = OrtBackend::new(Provider::Cpu).expect("onnxruntime library (run scripts/setup.sh)");
+    let spec = reg.get("minilm-l6-v2").unwrap();
+    let m = ort.load(spec, &DeviceRef::cpu()).unwrap();
+    assert_eq!(m.precision(), Precision::F32);
+    for asked in [Precision::Bf16, Precision::F16] {
+        let mut other = spec.clone();
+        other.precision = asked;
+        let err = ort.load(&other, &DeviceRef::cpu()).err().expect("refused");
+        assert!(
+            matches!(err, BackendError::DeviceUnsupported { .. }),
+            "{err}"
+        );
+        assert!(err.to_string().contains(asked.as_str()), "{err}");
+    }
+    assert_eq!(ort.probe(&DeviceRef::cpu()).unwrap(), vec![Precision::F32]);
 }
 
 #[test]

@@ -59,6 +59,7 @@ fn trace(stage: StageKind, model: &str) -> StageTrace {
         retries: 0,
         batch_size: 1,
         simulated: false,
+        precision: "f32".into(),
     }
 }
 

@@ -7,4 +7,4 @@ mod retry;
 
 pub use failure::{Failure, Scope};
 pub use pool::AgentPool;
-pub use retry::{Attempt, AttemptContext, Failed, deadline_error, remaining, run};
+pub use retry::{Attempt, AttemptContext, Failed, Observed, deadline_error, remaining, run};

@@ -80,6 +80,14 @@ impl Failed {
     }
 }
 
+/// What a successful attempt observed, beside its output: what metrics and the latency
+/// statistics record.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct Observed {
+    /// The precision the agent reports the stage ran at (`f32`, ...).
+    pub precision: String,
+}
+
 /// One try of a stage on one target.
 pub trait Attempt {
     /// What a successful attempt yields.
@@ -89,7 +97,7 @@ pub trait Attempt {
     fn run(
         &mut self,
         cx: AttemptContext,
-    ) -> impl Future<Output = Result<Self::Output, Failed>> + Send;
+    ) -> impl Future<Output = Result<(Self::Output, Observed), Failed>> + Send;
 }
 
 /// Runs `attempt` for `req` until it succeeds, fails for good, runs out of attempts or
@@ -128,13 +136,14 @@ pub async fn run<A: Attempt>(
         };
         let started = Instant::now();
         let Failed { error, failure } = match attempt.run(cx).instrument(span).await {
-            Ok(out) => {
+            Ok((out, observed)) => {
                 let took = started.elapsed();
                 crate::metrics::stage_completed(
                     stage.as_str(),
                     &target.node,
                     &target.device,
                     &target.backend,
+                    &observed.precision,
                     took,
                 );
                 placer.succeeded(stage, &model, &target, took);

@@ -40,6 +40,7 @@ fn snapshot() -> Vec<NodeStatus> {
                     model: "router".into(),
                     device_id: "cpu".into(),
                     backend: "openvino".into(),
+                    precision: "f32".into(),
                     memory_bytes: 60_000_000,
                     pinned: true,
                     ..Default::default()
@@ -78,7 +79,7 @@ fn cluster_state_is_rendered_with_units_labels_and_the_dcgm_uuid() {
             "switchyard_device_int8_tops{{node=\"gpu-box\",device=\"{uuid}\",kind=\"nvidia_gpu\",UUID=\"{uuid}\",source=\"catalog\"}} 1979"
         ),
         "switchyard_device_healthy{node=\"gpu-box\",device=\"cpu\",kind=\"cpu\"} 0".to_string(),
-        "switchyard_model_resident_bytes{node=\"gpu-box\",device=\"cpu\",kind=\"cpu\",model=\"router\",backend=\"openvino\",pinned=\"true\"} 60000000".to_string(),
+        "switchyard_model_resident_bytes{node=\"gpu-box\",device=\"cpu\",kind=\"cpu\",model=\"router\",backend=\"openvino\",precision=\"f32\",pinned=\"true\"} 60000000".to_string(),
     ] {
         assert!(text.lines().any(|l| l == line), "missing {line}\n{text}");
     }

@@ -3,7 +3,7 @@
 use switchyard_backend_core::StageKind;
 use switchyard_proto::v1::{RunStageRequest, RunStageResponse};
 
-use crate::dispatch::{Attempt, AttemptContext, Failed, Failure};
+use crate::dispatch::{Attempt, AttemptContext, Failed, Failure, Observed};
 
 /// The inputs of one batch stage.
 #[derive(Debug)]
@@ -19,7 +19,7 @@ pub struct BatchAttempt {
 impl Attempt for BatchAttempt {
     type Output = RunStageResponse;
 
-    async fn run(&mut self, cx: AttemptContext) -> Result<RunStageResponse, Failed> {
+    async fn run(&mut self, cx: AttemptContext) -> Result<(RunStageResponse, Observed), Failed> {
         let mut client = cx.client;
         let call = client.run_stage(RunStageRequest {
             stage: switchyard_proto::convert::stage_to_wire(self.stage),
@@ -32,10 +32,12 @@ impl Attempt for BatchAttempt {
         match tokio::time::timeout(cx.budget, call).await {
             Ok(Ok(resp)) => {
                 let mut resp = resp.into_inner();
+                let mut observed = Observed::default();
                 if let Some(t) = resp.trace.as_mut() {
                     t.retries = cx.retries;
+                    observed.precision = t.precision.clone();
                 }
-                Ok(resp)
+                Ok((resp, observed))
             }
             Ok(Err(status)) => Err(Failed::from_status(what, &cx.target, &status)),
             Err(_) => Err(Failed::new(

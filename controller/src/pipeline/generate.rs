@@ -11,7 +11,9 @@ use switchyard_proto::v1::{AgentGenerateRequest, ChatMessage, GenerateChunk, Sam
 use tokio::sync::mpsc;
 use tokio_stream::StreamExt;
 
-use crate::dispatch::{Attempt, AttemptContext, Failed, Failure, Scope, deadline_error, remaining};
+use crate::dispatch::{
+    Attempt, AttemptContext, Failed, Failure, Observed, Scope, deadline_error, remaining,
+};
 
 /// One generation request and what was already sent to the client.
 #[derive(Debug)]
@@ -78,7 +80,7 @@ impl GenerateAttempt {
         Ok(new)
     }
 
-    async fn stream(&mut self, cx: &AttemptContext) -> Result<(), Failed> {
+    async fn stream(&mut self, cx: &AttemptContext) -> Result<Observed, Failed> {
         let target = &cx.target;
         let mut client = cx.client.clone();
         // The adaptive timeout bounds the wait for each chunk (time to first token and gaps
@@ -144,11 +146,13 @@ impl GenerateAttempt {
             chunk.text = self.new_text(&regenerated)?;
             if is_last {
                 crate::metrics::tokens_generated(&self.model, u64::from(chunk.completion_tokens));
+                let mut observed = Observed::default();
                 if let Some(t) = chunk.trace.as_mut() {
                     t.retries = cx.retries;
+                    observed.precision = t.precision.clone();
                 }
                 let _ = self.tx.send(Ok(chunk)).await;
-                return Ok(());
+                return Ok(observed);
             }
             if !chunk.text.is_empty() && self.tx.send(Ok(chunk)).await.is_err() {
                 return Err(request_over(
@@ -163,10 +167,11 @@ impl GenerateAttempt {
 impl Attempt for GenerateAttempt {
     type Output = ();
 
-    async fn run(&mut self, cx: AttemptContext) -> Result<(), Failed> {
+    async fn run(&mut self, cx: AttemptContext) -> Result<((), Observed), Failed> {
         match self.stream(&cx).await {
+            Ok(observed) => Ok(((), observed)),
             Err(f) if f.failure.scope != Scope::Request => Err(self.target_failed(f)),
-            other => other,
+            Err(f) => Err(f),
         }
     }
 }

@@ -15,6 +15,7 @@ fn resident(model: &str, pinned: bool, in_flight: u32, idle_s: u64) -> ResidentM
         in_flight,
         pinned,
         idle_ms: idle_s * 1000,
+        precision: "f32".into(),
     }
 }
 

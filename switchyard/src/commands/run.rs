@@ -49,7 +49,8 @@ fn answer_json(resp: &PipelineResponse) -> serde_json::Value {
         .map(|t| {
             json!({"stage": stage_name(t.stage), "model": t.model, "node": t.node, "device": t.device_id,
                    "backend": t.backend, "queue_ms": t.queue_ms, "compute_ms": t.compute_ms,
-                   "retries": t.retries, "batch_size": t.batch_size, "simulated": t.simulated})
+                   "retries": t.retries, "batch_size": t.batch_size, "simulated": t.simulated,
+                   "precision": t.precision})
         })
         .collect();
     json!({
@@ -83,6 +84,7 @@ fn answer_table(resp: &PipelineResponse) -> String {
                 t.node.clone(),
                 device,
                 t.backend.clone(),
+                t.precision.clone(),
                 format!("{:.1}", t.queue_ms),
                 format!("{:.1}", t.compute_ms),
                 t.retries.to_string(),
@@ -96,6 +98,7 @@ fn answer_table(resp: &PipelineResponse) -> String {
             "NODE",
             "DEVICE",
             "BACKEND",
+            "PRECISION",
             "QUEUE MS",
             "COMPUTE MS",
             "RETRIES",

@@ -4,7 +4,7 @@
 //!
 //! `{id, kind, vendor, model, memory_total_bytes, memory_free_bytes,
 //!   tops: {int8_tops, source, detail} | null, measured_tops: {int8_tops, source, detail} | null,
-//!   backends: [{backend, usable, reason}], health, health_reason, simulated, max_concurrency,
+//!   backends: [{backend, usable, reason, precisions}], health, health_reason, simulated, max_concurrency,
 //!   attributes: {..}, telemetry: {device_id, memory_free_bytes, utilization_ratio,
 //!   temperature_celsius, power_watts, health} | null}`
 
@@ -51,7 +51,7 @@ pub fn device(d: &Device) -> Value {
         "memory_free_bytes": d.memory_free_bytes,
         "tops": d.tops.as_ref().map(tops),
         "measured_tops": d.measured_tops.as_ref().map(tops),
-        "backends": d.backends.iter().map(|b| json!({"backend": b.backend, "usable": b.usable, "reason": b.reason})).collect::<Vec<_>>(),
+        "backends": d.backends.iter().map(|b| json!({"backend": b.backend, "usable": b.usable, "reason": b.reason, "precisions": b.precisions})).collect::<Vec<_>>(),
         "health": health(d.health),
         "health_reason": d.health_reason,
         "simulated": d.simulated,
@@ -93,7 +93,7 @@ pub fn nodes(nodes: &[NodeStatus]) -> Value {
                     "agent_version": info.agent_version,
                     "endpoint": info.agent_endpoint,
                     "devices": info.devices.iter().map(device).collect::<Vec<_>>(),
-                    "resident_models": info.resident_models.iter().map(|r| json!({"model": r.model, "device_id": r.device_id, "backend": r.backend, "memory_bytes": r.memory_bytes, "in_flight": r.in_flight, "pinned": r.pinned, "idle_ms": r.idle_ms})).collect::<Vec<_>>(),
+                    "resident_models": info.resident_models.iter().map(|r| json!({"model": r.model, "device_id": r.device_id, "backend": r.backend, "precision": r.precision, "memory_bytes": r.memory_bytes, "in_flight": r.in_flight, "pinned": r.pinned, "idle_ms": r.idle_ms})).collect::<Vec<_>>(),
                 })
             })
             .collect(),

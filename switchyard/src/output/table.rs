@@ -87,11 +87,18 @@ pub const DEVICE_HEADERS: [&str; 9] = [
 /// One row of the devices table.
 pub fn device_row(node: &str, d: &Device) -> Vec<String> {
     let (tops, source) = tops_cell(d);
-    let backends: Vec<&str> = d
+    // Each usable backend with the precisions it computes at there: `openvino(f32/bf16)`.
+    let backends: Vec<String> = d
         .backends
         .iter()
         .filter(|b| b.usable)
-        .map(|b| b.backend.as_str())
+        .map(|b| {
+            if b.precisions.is_empty() {
+                b.backend.clone()
+            } else {
+                format!("{}({})", b.backend, b.precisions.join("/"))
+            }
+        })
         .collect();
     let mut health = d.health().short_name().to_string();
     if !d.health_reason.is_empty() {

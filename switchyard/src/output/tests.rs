@@ -42,11 +42,13 @@ fn gpu() -> Device {
                 backend: "ort".into(),
                 usable: true,
                 reason: String::new(),
+                precisions: vec!["f32".into()],
             },
             BackendSupport {
                 backend: "openvino".into(),
                 usable: false,
                 reason: "no such device".into(),
+                precisions: vec![],
             },
         ],
         attributes: [("b".to_string(), "2".to_string()), ("a".into(), "1".into())].into(),
@@ -81,6 +83,7 @@ fn devices_and_status_share_one_device_shape_with_proto_key_names() {
     assert!(d["tops"].get("int8").is_none(), "{d}");
     assert_eq!(d["backends"][1]["usable"], false);
     assert_eq!(d["backends"][1]["reason"], "no such device");
+    assert_eq!(d["backends"][0]["precisions"][0], "f32");
     assert_eq!(d["attributes"]["a"], "1");
     assert!(d["telemetry"].is_null());
 
@@ -100,7 +103,7 @@ fn device_and_node_rows_fill_every_column() {
     assert_eq!(row[4], "2.0/32.0");
     assert_eq!(row[5], "700.0 (measured) / 838.0");
     assert_eq!(row[6], "catalog");
-    assert_eq!(row[7], "ort");
+    assert_eq!(row[7], "ort(f32)", "usable backends with their precisions");
 
     let mut sim = gpu();
     sim.simulated = true;

@@ -8,6 +8,9 @@ impl LoadedModel for LengthModel {
     fn spec(&self) -> &ModelSpec {
         &self.0
     }
+    fn precision(&self) -> crate::Precision {
+        crate::Precision::F32
+    }
     fn embed(&mut self, inputs: &[String]) -> Result<EmbedOutput, BackendError> {
         if inputs.iter().any(|s| s.is_empty()) {
             return Err(BackendError::InvalidInput("empty".into()));
@@ -37,6 +40,7 @@ fn spec() -> ModelSpec {
         system_prompt: None,
         stop_tokens: vec![],
         max_batch: 4,
+        precision: Default::default(),
         info: Default::default(),
     }
 }

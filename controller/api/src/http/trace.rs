@@ -13,6 +13,8 @@ pub const DEVICE: &str = "x-switchyard-device";
 pub const BACKEND: &str = "x-switchyard-backend";
 /// Model that ran the (last) stage.
 pub const MODEL: &str = "x-switchyard-model";
+/// Precision the (last) stage computed at (`f32`, `f16`, `bf16`).
+pub const PRECISION: &str = "x-switchyard-precision";
 /// Milliseconds queued in the agent's batcher (summed over stages).
 pub const QUEUE_TIME: &str = "x-queue-time";
 /// Milliseconds of compute on the device (summed over stages).
@@ -50,6 +52,7 @@ pub fn headers<'a>(traces: impl IntoIterator<Item = &'a StageTrace>) -> HeaderMa
         put(&mut h, DEVICE, &t.device_id);
         put(&mut h, BACKEND, &t.backend);
         put(&mut h, MODEL, &t.model);
+        put(&mut h, PRECISION, &t.precision);
         put(&mut h, QUEUE_TIME, &ms(queue));
         put(&mut h, INFERENCE_TIME, &ms(compute));
     }
@@ -74,6 +77,7 @@ pub fn json(t: &StageTrace) -> Value {
         "retries": t.retries,
         "batch_size": t.batch_size,
         "simulated": t.simulated,
+        "precision": t.precision,
     })
 }
 
@@ -95,6 +99,7 @@ mod tests {
             node: "n2".into(),
             device_id: "gpu0".into(),
             backend: "ort-cuda".into(),
+            precision: "f16".into(),
             queue_ms: 0.5,
             compute_ms: 4.25,
             ..Default::default()
@@ -102,6 +107,8 @@ mod tests {
         let h = headers([&a, &b]);
         assert_eq!(h[NODE], "n2");
         assert_eq!(h[DEVICE], "gpu0");
+        assert_eq!(h[PRECISION], "f16");
+        assert_eq!(json(&b)["precision"], "f16");
         assert_eq!(h[QUEUE_TIME], "1.500");
         assert_eq!(h[INFERENCE_TIME], "6.250");
         assert!(headers([]).is_empty());
