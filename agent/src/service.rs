@@ -4,6 +4,7 @@
 use std::pin::Pin;
 use std::sync::Arc;
 
+use switchyard_backend_core::sampling::Penalties;
 use switchyard_backend_core::{GenerateParams, StageKind};
 use switchyard_proto::errors::ErrorClass;
 use switchyard_proto::v1::agent_server::{Agent, AgentServer};
@@ -115,6 +116,7 @@ impl Agent for AgentService {
             retries: 0,
             batch_size: res.reply.batch_size,
             simulated: res.simulated,
+            load_ms: res.load_ms,
         };
         let mut out = RunStageResponse {
             trace: Some(trace),
@@ -183,6 +185,14 @@ impl Agent for AgentService {
             } else {
                 sampling.top_p
             },
+            top_k: sampling.top_k,
+            penalties: Penalties {
+                presence: sampling.presence_penalty,
+                frequency: sampling.frequency_penalty,
+                repeat: sampling.repeat_penalty,
+                repeat_last_n: sampling.repeat_last_n,
+                logit_bias: sampling.logit_bias.into_iter().collect(),
+            },
             seed: sampling.seed,
             stop: sampling.stop,
         };
@@ -228,6 +238,7 @@ impl Agent for AgentService {
                             retries: 0,
                             batch_size: 1,
                             simulated: outcome.simulated,
+                            load_ms: outcome.load_ms,
                         }),
                     }),
                     Err(e) => Err(to_status(&e)),

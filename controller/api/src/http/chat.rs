@@ -94,19 +94,19 @@ impl Ids {
     }
 }
 
-/// What a finished generation produced.
+/// What a finished generation produced (shared with the Ollama routes).
 #[derive(Debug, Default)]
-struct Outcome {
-    text: String,
-    finish_reason: Option<String>,
-    prompt_tokens: u32,
-    completion_tokens: u32,
-    trace: Option<StageTrace>,
+pub(super) struct Outcome {
+    pub(super) text: String,
+    pub(super) finish_reason: Option<String>,
+    pub(super) prompt_tokens: u32,
+    pub(super) completion_tokens: u32,
+    pub(super) trace: Option<StageTrace>,
 }
 
 impl Outcome {
     /// Folds one chunk in; returns its text.
-    fn absorb(&mut self, c: GenerateChunk) -> String {
+    pub(super) fn absorb(&mut self, c: GenerateChunk) -> String {
         if c.finish_reason.is_some() {
             self.finish_reason = c.finish_reason;
         }
@@ -118,7 +118,8 @@ impl Outcome {
         c.text
     }
 
-    fn model(&self, requested: &str) -> String {
+    /// The model that ran (from the trace), else `requested`.
+    pub(super) fn model(&self, requested: &str) -> String {
         self.trace
             .as_ref()
             .map(|t| t.model.clone())
@@ -132,7 +133,7 @@ impl Outcome {
 }
 
 /// The next chunk before `deadline`.
-async fn next_chunk(
+pub(super) async fn next_chunk(
     st: &AppState,
     stream: &mut GenerateStream,
     deadline: Instant,

@@ -93,6 +93,8 @@ pub(crate) async fn pipeline(
         top_p: top_p as f32,
         seed: fields::opt_u64(&body, "seed")?,
         stop: fields::opt_string_or_list(&body, "stop")?,
+
+        ..Default::default()
     };
     validate::sampling(&sampling, &st.cfg)?;
     let req = PipelineRequest {

@@ -89,6 +89,21 @@ pub fn opt_u64(obj: &Map<String, Value>, name: &str) -> Result<Option<u64>, ApiE
     }
 }
 
+/// An optional integer (negative allowed).
+pub fn opt_i64(obj: &Map<String, Value>, name: &str) -> Result<Option<i64>, ApiError> {
+    match get(obj, name) {
+        Some(Value::Number(n)) => match n.as_i64() {
+            Some(x) => Ok(Some(x)),
+            None => Err(invalid(name, format!("{name} must be an integer, got {n}"))),
+        },
+        Some(v) => Err(invalid(
+            name,
+            format!("{name} must be an integer, got {}", type_name(v)),
+        )),
+        None => Ok(None),
+    }
+}
+
 /// An optional integer ≥ 1, as u32 (values above u32::MAX saturate; the caller checks its
 /// own limit).
 pub fn opt_positive_u32(obj: &Map<String, Value>, name: &str) -> Result<Option<u32>, ApiError> {

@@ -113,7 +113,7 @@ async fn models_list_has_openai_shape_placements_and_auto() {
     assert_eq!(v["object"], "list");
     let data = v["data"].as_array().unwrap();
     let ids: Vec<&str> = data.iter().map(|m| m["id"].as_str().unwrap()).collect();
-    assert_eq!(ids, ["minilm", "smollm2", "auto"]);
+    assert_eq!(ids, ["minilm", "smollm2", "router", "auto"]);
     for m in data {
         assert_eq!(m["object"], "model");
         assert_eq!(m["owned_by"], "switchyard");
@@ -122,7 +122,8 @@ async fn models_list_has_openai_shape_placements_and_auto() {
     assert_eq!(data[0]["switchyard"]["stage"], "embed");
     assert_eq!(data[0]["switchyard"]["loaded_on"][0]["device"], "cpu0");
     assert_eq!(data[1]["switchyard"]["tier"], "fast");
-    assert_eq!(data[2]["switchyard"]["stage"], "generate");
+    assert_eq!(data[2]["switchyard"]["stage"], "classify");
+    assert_eq!(data[3]["switchyard"]["stage"], "generate");
 }
 
 #[tokio::test]

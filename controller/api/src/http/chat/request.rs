@@ -69,6 +69,8 @@ pub(super) fn sampling(
         top_p: top_p as f32,
         seed: fields::opt_u64(body, "seed")?,
         stop: fields::opt_string_or_list(body, "stop")?,
+
+        ..Default::default()
     };
     validate::sampling(&s, &st.cfg)?;
     Ok(s)
