@@ -14,29 +14,29 @@ use super::http_router;
 use crate::config::ApiConfig;
 use crate::fake::{Fake, fake_vector};
 
-fn app(cfg: ApiConfig) -> (Router, Arc<Fake>) {
+pub(crate) fn app(cfg: ApiConfig) -> (Router, Arc<Fake>) {
     let fake = Arc::new(Fake::new());
     (http_router(fake.clone(), cfg), fake)
 }
 
-fn default_app() -> (Router, Arc<Fake>) {
+pub(crate) fn default_app() -> (Router, Arc<Fake>) {
     app(ApiConfig::default())
 }
 
-struct Reply {
-    status: StatusCode,
-    headers: HeaderMap,
-    body: Vec<u8>,
+pub(crate) struct Reply {
+    pub(crate) status: StatusCode,
+    pub(crate) headers: HeaderMap,
+    pub(crate) body: Vec<u8>,
 }
 
 impl Reply {
-    fn json(&self) -> Value {
+    pub(crate) fn json(&self) -> Value {
         serde_json::from_slice(&self.body)
             .unwrap_or_else(|e| panic!("not JSON ({e}): {}", String::from_utf8_lossy(&self.body)))
     }
 
     /// Asserts OpenAI's error shape and returns `error`.
-    fn error(&self, status: StatusCode) -> Value {
+    pub(crate) fn error(&self, status: StatusCode) -> Value {
         assert_eq!(
             self.status,
             status,
@@ -67,7 +67,7 @@ async fn send(router: &Router, req: Request<Body>) -> Reply {
     }
 }
 
-async fn post(router: &Router, path: &str, body: Value) -> Reply {
+pub(crate) async fn post(router: &Router, path: &str, body: Value) -> Reply {
     post_with(router, path, body, None).await
 }
 
@@ -511,7 +511,7 @@ async fn chat_validation_names_the_field() {
         (
             json!({"model": "auto", "messages": user, "response_format": {"type": "json_object"}}),
             "response_format",
-            "json_object",
+            "JSON mode",
         ),
         (
             json!({"model": "auto", "messages": user, "stream": "yes"}),
@@ -534,7 +534,7 @@ async fn chat_validation_names_the_field() {
             "{body} → {e}"
         );
     }
-    // Harmless unknown fields are ignored; `tools: []` is harmless too.
+    // Values that ask for nothing are accepted (more in chat/accepted/tests.rs).
     let ok = post(
         &r,
         "/v1/chat/completions",

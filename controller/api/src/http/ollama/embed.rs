@@ -9,10 +9,11 @@ use serde_json::{Map, Value, json};
 use switchyard_proto::v1::{EmbedRequest, EmbedResponse};
 
 use super::request::{self, only};
-use super::{OllamaBody, OllamaError, bad_request, model_name};
+use super::{OllamaBody, OllamaError, model_name};
 use crate::http::{AppState, fields, trace};
 use crate::inference::ApiError;
 use crate::validate;
+use crate::validate::invalid;
 
 /// Options an embedding honours: none (sampling means nothing here), so any is refused.
 fn no_options(body: &Map<String, Value>) -> Result<(), ApiError> {
@@ -21,12 +22,12 @@ fn no_options(body: &Map<String, Value>) -> Result<(), ApiError> {
         Some(Value::Object(o)) if o.is_empty() => Ok(()),
         Some(Value::Object(o)) => {
             let key = o.keys().next().cloned().unwrap_or_default();
-            Err(bad_request(
+            Err(invalid(
                 &format!("options.{key}"),
                 format!("options.{key} is not supported: embeddings take no options"),
             ))
         }
-        Some(v) => Err(bad_request(
+        Some(v) => Err(invalid(
             "options",
             format!("options must be an object, got {}", fields::type_name(v)),
         )),
@@ -81,7 +82,7 @@ pub(crate) async fn embed(
     let requested = fields::req_string(&body, "model")?;
     validate::model(&requested)?;
     if fields::opt_bool(&body, "truncate")? == Some(false) {
-        return Err(bad_request(
+        return Err(invalid(
             "truncate",
             "truncate false is not supported: each model's registry entry decides what happens to an input over its token limit",
         )
@@ -94,7 +95,7 @@ pub(crate) async fn embed(
     if let (Some(d), Some(first)) = (dimensions, resp.embeddings.first())
         && d as usize != first.values.len()
     {
-        return Err(bad_request(
+        return Err(invalid(
             "dimensions",
             format!(
                 "model {requested} returns {} dimensions and cannot shorten them; drop 'dimensions' or set it to {}",

@@ -21,7 +21,6 @@ use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use serde_json::{Map, Value, json};
-use switchyard_proto::errors::ErrorClass;
 
 use super::AppState;
 use crate::inference::ApiError;
@@ -171,11 +170,6 @@ async fn method_not_allowed(
         StatusCode::METHOD_NOT_ALLOWED,
         format!("method {method} is not allowed on {}", uri.path()),
     )
-}
-
-/// An `InvalidArgument` error (400) for the Ollama routes.
-pub(crate) fn bad_request(param: &str, message: impl Into<String>) -> ApiError {
-    ApiError::new(ErrorClass::InvalidArgument, message).with_param(param)
 }
 
 #[cfg(test)]

@@ -9,10 +9,11 @@ use switchyard_proto::errors::ErrorClass;
 use switchyard_proto::v1::{DeviceKind, ModelStatus, StageKind};
 
 use super::request::only;
-use super::{OllamaBody, OllamaError, bad_request, model_name, now_rfc3339, ollama_name};
+use super::{OllamaBody, OllamaError, model_name, now_rfc3339, ollama_name};
 use crate::http::AppState;
 use crate::http::models::AUTO;
 use crate::inference::ApiError;
+use crate::validate::invalid;
 
 fn stage(m: &ModelStatus) -> StageKind {
     StageKind::try_from(m.stage).unwrap_or(StageKind::Unspecified)
@@ -159,7 +160,7 @@ pub(crate) async fn show(
 ) -> Result<Json<Value>, OllamaError> {
     only(&body, "", &["model", "name", "verbose"])?;
     if crate::http::fields::opt_bool(&body, "verbose")? == Some(true) {
-        return Err(bad_request(
+        return Err(invalid(
             "verbose",
             "verbose (tokenizer arrays in model_info) is not available: Switchyard's models are ONNX graphs, not GGUF files",
         )
@@ -168,7 +169,7 @@ pub(crate) async fn show(
     let requested = match crate::http::fields::opt_string(&body, "model")? {
         Some(m) => m,
         None => crate::http::fields::req_string(&body, "name")
-            .map_err(|_| bad_request("model", "model is required"))?,
+            .map_err(|_| invalid("model", "model is required"))?,
     };
     let name = model_name(&requested);
     let models = listed(&st).await;

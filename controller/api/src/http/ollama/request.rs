@@ -7,11 +7,11 @@ use std::time::Duration;
 use serde_json::{Map, Value};
 use switchyard_proto::v1::{ChatMessage, SamplingParams};
 
-use super::bad_request;
 use crate::config::ApiConfig;
 use crate::http::fields;
 use crate::inference::{ApiError, KeepAlive};
 use crate::validate;
+use crate::validate::invalid;
 
 /// Fields Ollama knows that Switchyard does not act on, with the reason given to the client.
 /// A field whose value asks for nothing (`false`, `""`, `[]`, `0`) is accepted: doing
@@ -61,40 +61,9 @@ pub(super) const OPTIONS: &[&str] = &[
     "repeat_last_n",
 ];
 
-/// True when `v` asks for nothing.
-fn is_empty(v: &Value) -> bool {
-    match v {
-        Value::Null => true,
-        Value::Bool(b) => !b,
-        Value::String(s) => s.is_empty(),
-        Value::Array(a) => a.is_empty(),
-        Value::Object(o) => o.is_empty(),
-        Value::Number(n) => n.as_f64() == Some(0.0),
-    }
-}
-
 /// Refuses every field of `obj` that is not in `allowed`, naming it as `{at}{field}`.
 pub(super) fn only(obj: &Map<String, Value>, at: &str, allowed: &[&str]) -> Result<(), ApiError> {
-    for (key, value) in obj {
-        if allowed.contains(&key.as_str()) {
-            continue;
-        }
-        let name = format!("{at}{key}");
-        match UNSUPPORTED.iter().find(|(k, _)| k == key) {
-            Some(_) if is_empty(value) => {}
-            Some((_, why)) => return Err(bad_request(&name, format!("{name}: {why}"))),
-            None => {
-                return Err(bad_request(
-                    &name,
-                    format!(
-                        "unknown field '{name}' (accepted here: {})",
-                        allowed.join(", ")
-                    ),
-                ));
-            }
-        }
-    }
-    Ok(())
+    fields::only(obj, at, allowed, UNSUPPORTED)
 }
 
 /// An error of a `fields` read, renamed to sit under `options.`.
@@ -104,7 +73,7 @@ fn in_options(e: ApiError) -> ApiError {
         Some(rest) => format!("options.{param}{rest}"),
         None => e.message.clone(),
     };
-    bad_request(&format!("options.{param}"), message)
+    invalid(&format!("options.{param}"), message)
 }
 
 /// `options` as sampling parameters. Unset options take Ollama's defaults (temperature 0.8,
@@ -119,7 +88,7 @@ pub(super) fn sampling(
         None => &empty,
         Some(Value::Object(o)) => o,
         Some(v) => {
-            return Err(bad_request(
+            return Err(invalid(
                 "options",
                 format!("options must be an object, got {}", fields::type_name(v)),
             ));
@@ -127,12 +96,12 @@ pub(super) fn sampling(
     };
     // mirostat 0 is "off", which is what Switchyard does.
     let mut o = o.clone();
-    if o.get("mirostat").is_some_and(is_empty) {
+    if o.get("mirostat").is_some_and(fields::asks_nothing) {
         o.remove("mirostat");
     }
     for key in o.keys() {
         if !OPTIONS.contains(&key.as_str()) {
-            return Err(bad_request(
+            return Err(invalid(
                 &format!("options.{key}"),
                 format!(
                     "options.{key} is not supported (Switchyard honours: {})",
@@ -149,7 +118,7 @@ pub(super) fn sampling(
     let temperature = f("temperature", 0.8)?;
     let top_p = f("top_p", 0.9)?;
     if !(top_p > 0.0 && top_p <= 1.0) {
-        return Err(bad_request(
+        return Err(invalid(
             "options.top_p",
             format!("options.top_p must be in (0, 1], got {top_p}"),
         ));
@@ -158,7 +127,7 @@ pub(super) fn sampling(
         None => 40,
         Some(k) if (0..=i64::from(u32::MAX)).contains(&k) => k as u32,
         Some(k) => {
-            return Err(bad_request(
+            return Err(invalid(
                 "options.top_k",
                 format!("options.top_k must be ≥ 0 (0 = off), got {k}"),
             ));
@@ -168,7 +137,7 @@ pub(super) fn sampling(
         None | Some(-1) => 0,
         Some(n) if n >= 1 && n <= i64::from(cfg.max_tokens) => n as u32,
         Some(n) if n >= 1 => {
-            return Err(bad_request(
+            return Err(invalid(
                 "options.num_predict",
                 format!(
                     "options.num_predict {n} is over the limit max_tokens ({})",
@@ -177,7 +146,7 @@ pub(super) fn sampling(
             ));
         }
         Some(n) => {
-            return Err(bad_request(
+            return Err(invalid(
                 "options.num_predict",
                 format!(
                     "options.num_predict must be ≥ 1, or -1 for the server's default length, got {n}"
@@ -189,7 +158,7 @@ pub(super) fn sampling(
         None => 64,
         Some(n) if (-1..=i64::from(i32::MAX)).contains(&n) => n as i32,
         Some(n) => {
-            return Err(bad_request(
+            return Err(invalid(
                 "options.repeat_last_n",
                 format!("options.repeat_last_n must be ≥ -1 (-1 = the whole context), got {n}"),
             ));
@@ -199,7 +168,7 @@ pub(super) fn sampling(
         None => None,
         Some(s) if s >= 0 => Some(s as u64),
         Some(s) => {
-            return Err(bad_request(
+            return Err(invalid(
                 "options.seed",
                 format!(
                     "options.seed must be ≥ 0 (Switchyard's sampling is always seeded), got {s}"
@@ -238,7 +207,7 @@ fn from_seconds(secs: f64) -> KeepAlive {
 /// `"1h30m"`); 0 unloads the model once it is idle, negative keeps it loaded.
 pub(super) fn keep_alive(body: &Map<String, Value>) -> Result<KeepAlive, ApiError> {
     let bad = |what: &str| {
-        bad_request(
+        invalid(
             "keep_alive",
             format!(
                 "keep_alive must be seconds or a duration such as \"5m\" or \"1h30m\" (0 = unload, negative = keep loaded), got {what}"
@@ -279,7 +248,7 @@ pub(super) fn messages(body: &Map<String, Value>) -> Result<Vec<ChatMessage>, Ap
         None => return Ok(Vec::new()),
         Some(Value::Array(a)) => a,
         Some(v) => {
-            return Err(bad_request(
+            return Err(invalid(
                 "messages",
                 format!("messages must be an array, got {}", fields::type_name(v)),
             ));
@@ -290,7 +259,7 @@ pub(super) fn messages(body: &Map<String, Value>) -> Result<Vec<ChatMessage>, Ap
         .enumerate()
         .map(|(i, m)| {
             let Value::Object(m) = m else {
-                return Err(bad_request(
+                return Err(invalid(
                     "messages",
                     format!("messages[{i}] must be an object"),
                 ));
@@ -298,10 +267,10 @@ pub(super) fn messages(body: &Map<String, Value>) -> Result<Vec<ChatMessage>, Ap
             only(m, &format!("messages[{i}]."), &["role", "content"])?;
             let field = |name: &str| {
                 fields::opt_string(m, name)
-                    .map_err(|e| bad_request("messages", format!("messages[{i}].{}", e.message)))
+                    .map_err(|e| invalid("messages", format!("messages[{i}].{}", e.message)))
             };
             let Some(role) = field("role")? else {
-                return Err(bad_request(
+                return Err(invalid(
                     "messages",
                     format!("messages[{i}].role is required"),
                 ));
