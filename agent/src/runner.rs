@@ -76,6 +76,8 @@ pub struct StageResult {
     pub precision: Precision,
     /// True when the device exists only in a fixture inventory and the CPU ran the stage.
     pub simulated: bool,
+    /// Time spent loading the model for this call, ms (0 when it was resident).
+    pub load_ms: f64,
 }
 
 /// Where a generation ran.
@@ -93,6 +95,8 @@ pub struct GenerateOutcome {
     pub queue_ms: f64,
     /// Time the model thread spent generating, ms.
     pub compute_ms: f64,
+    /// Time spent loading the model for this call, ms (0 when it was resident).
+    pub load_ms: f64,
 }
 
 /// Runs stages on this node's devices.
@@ -250,7 +254,7 @@ impl StageRunner {
         backend: &str,
         pin: bool,
     ) -> Result<ResidentModel, BackendError> {
-        let r = self.resident_or_load(model, device_id, backend).await?;
+        let (r, _) = self.resident_or_load(model, device_id, backend).await?;
         if pin && !r.pinned.swap(true, Ordering::Relaxed) {
             info!(model, device = device_id, "model pinned");
         }
@@ -278,23 +282,26 @@ impl StageRunner {
             .cloned()
     }
 
+    /// The resident model, loaded first when it is not; with the milliseconds this call
+    /// spent loading it (waiting for another call's load included).
     async fn resident_or_load(
         &self,
         model: &str,
         device_id: &str,
         backend_id: &str,
-    ) -> Result<Arc<Resident>, BackendError> {
+    ) -> Result<(Arc<Resident>, f64), BackendError> {
         if let Some(r) = self.lookup(model, device_id)
             && (backend_id.is_empty() || r.backend == backend_id)
         {
             *r.last_used.lock().expect("last used") = Instant::now();
-            return Ok(r);
+            return Ok((r, 0.0));
         }
+        let waited = Instant::now();
         let _guard = self.load_lock.lock().await;
         if let Some(r) = self.lookup(model, device_id)
             && (backend_id.is_empty() || r.backend == backend_id)
         {
-            return Ok(r);
+            return Ok((r, waited.elapsed().as_secs_f64() * 1e3));
         }
         let spec = self.spec(model)?.clone();
         let slot = self.slot(device_id)?;
@@ -355,7 +362,7 @@ impl StageRunner {
                 "model loaded"
             )
         });
-        Ok(resident)
+        Ok((resident, waited.elapsed().as_secs_f64() * 1e3))
     }
 
     /// Evicts idle models from `device_id` (least recently used first) until `spec` fits in
@@ -396,7 +403,7 @@ impl StageRunner {
         backend: &str,
         inputs: Vec<String>,
     ) -> Result<StageResult, BackendError> {
-        let resident = self.resident_or_load(model, device_id, backend).await?;
+        let (resident, load_ms) = self.resident_or_load(model, device_id, backend).await?;
         if resident.spec.stage != stage {
             return Err(BackendError::WrongStage {
                 model: model.into(),
@@ -420,6 +427,7 @@ impl StageRunner {
             backend: resident.backend.clone(),
             precision: resident.precision,
             simulated,
+            load_ms,
         })
     }
 
@@ -452,7 +460,7 @@ impl StageRunner {
         params: GenerateParams,
         on_token: impl FnMut(TokenEvent) -> bool + Send + 'static,
     ) -> Result<GenerateOutcome, BackendError> {
-        let resident = self.resident_or_load(model, device_id, backend).await?;
+        let (resident, load_ms) = self.resident_or_load(model, device_id, backend).await?;
         if resident.spec.stage != StageKind::Generate {
             return Err(BackendError::WrongStage {
                 model: model.into(),
@@ -470,6 +478,7 @@ impl StageRunner {
             simulated,
             queue_ms: timed.queue_ms,
             compute_ms: timed.compute_ms,
+            load_ms,
         })
     }
 }

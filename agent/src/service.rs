@@ -4,6 +4,7 @@
 use std::pin::Pin;
 use std::sync::Arc;
 
+use switchyard_backend_core::sampling::Penalties;
 use switchyard_backend_core::{GenerateParams, StageKind};
 use switchyard_proto::errors::ErrorClass;
 use switchyard_proto::v1::agent_server::{Agent, AgentServer};
@@ -116,6 +117,7 @@ impl Agent for AgentService {
             batch_size: res.reply.batch_size,
             simulated: res.simulated,
             precision: res.precision.as_str().to_string(),
+            load_ms: res.load_ms,
         };
         let mut out = RunStageResponse {
             trace: Some(trace),
@@ -184,6 +186,14 @@ impl Agent for AgentService {
             } else {
                 sampling.top_p
             },
+            top_k: sampling.top_k,
+            penalties: Penalties {
+                presence: sampling.presence_penalty,
+                frequency: sampling.frequency_penalty,
+                repeat: sampling.repeat_penalty,
+                repeat_last_n: sampling.repeat_last_n,
+                logit_bias: sampling.logit_bias.into_iter().collect(),
+            },
             seed: sampling.seed,
             stop: sampling.stop,
         };
@@ -230,6 +240,7 @@ impl Agent for AgentService {
                             batch_size: 1,
                             simulated: outcome.simulated,
                             precision: outcome.precision.as_str().to_string(),
+                            load_ms: outcome.load_ms,
                         }),
                     }),
                     Err(e) => Err(to_status(&e)),

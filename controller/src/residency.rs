@@ -4,7 +4,12 @@
 //! sessions. Models load on demand through the data path (the agent loads on first use after
 //! its memory check, evicting idle unpinned models least recently used first when the device
 //! is full); this loop pre-loads and pins pinned models and unloads idle ones after their
-//! keep-alive. A model with requests in flight is never unloaded nor evicted.
+//! keep-alive ([`KeepAlives`]: the default, or what a client set for the model). A model
+//! with requests in flight is never unloaded nor evicted.
+
+mod keep_alive;
+
+pub use keep_alive::KeepAlives;
 
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -48,22 +53,23 @@ pub enum Action {
 #[derive(Debug)]
 pub struct Reconciler {
     config: ResidencyConfig,
+    keep_alives: Arc<KeepAlives>,
     /// Actions sent and not yet visible in heartbeats; not repeated until they expire.
     pending: HashMap<Action, Instant>,
 }
 
 impl Reconciler {
-    /// A reconciler with `config`.
-    pub fn new(config: ResidencyConfig) -> Self {
+    /// A reconciler with `config`, unloading idle models after `keep_alives`.
+    pub fn new(config: ResidencyConfig, keep_alives: Arc<KeepAlives>) -> Self {
         Reconciler {
             config,
+            keep_alives,
             pending: HashMap::new(),
         }
     }
 
     /// Computes the actions for the observed state (pure apart from its own bookkeeping).
     pub fn plan(&mut self, cluster: &ClusterState, placer: &Placer, now: Instant) -> Vec<Action> {
-        let keep_alive = Duration::from_secs(self.config.keep_alive_s);
         let retry_after = Duration::from_millis(self.config.reconcile_interval_ms * 5);
         self.pending
             .retain(|_, sent| now.duration_since(*sent) < retry_after);
@@ -85,7 +91,10 @@ impl Reconciler {
             }
             // The agent reports how long the model has been idle (since it last served a
             // request, whoever sent it, or since it was loaded).
-            if r.in_flight == 0 && Duration::from_millis(r.idle_ms) > keep_alive {
+            let Some(limit) = self.keep_alives.idle_limit(&r.model) else {
+                continue;
+            };
+            if r.in_flight == 0 && Duration::from_millis(r.idle_ms) > limit {
                 actions.push(Action::Unload {
                     node: node.clone(),
                     device: r.device_id.clone(),
@@ -111,6 +120,9 @@ impl Reconciler {
         actions.retain(|a| !self.pending.contains_key(a));
         for a in &actions {
             self.pending.insert(a.clone(), now);
+            if let Action::Unload { model, .. } = a {
+                self.keep_alives.unloading(model);
+            }
         }
         actions
     }
@@ -121,10 +133,11 @@ pub async fn run(
     cluster: Arc<ClusterState>,
     placer: Arc<Placer>,
     config: ResidencyConfig,
+    keep_alives: Arc<KeepAlives>,
     mut shutdown: watch::Receiver<bool>,
 ) {
     let mut interval = tokio::time::interval(Duration::from_millis(config.reconcile_interval_ms));
-    let mut reconciler = Reconciler::new(config);
+    let mut reconciler = Reconciler::new(config, keep_alives);
     loop {
         tokio::select! {
             _ = interval.tick() => {}

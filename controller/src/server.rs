@@ -20,6 +20,7 @@ use crate::cluster::registry_service::RegistryService;
 use crate::config::ServerConfig;
 use crate::pipeline::{Pipeline, PipelineService, RouteError};
 use crate::placement::{PlacementSettings, Placer};
+use crate::residency::KeepAlives;
 
 /// Why the controller could not start.
 #[derive(Debug, thiserror::Error)]
@@ -97,10 +98,12 @@ pub async fn start(
             latency: config.scheduler.latency.clone(),
         },
     ));
+    let keep_alives = Arc::new(KeepAlives::new(&config.residency));
     let pipeline = Arc::new(Pipeline::new(
         placer.clone(),
         config.routes.clone(),
         config.scheduler.retry,
+        keep_alives.clone(),
     )?);
     let (listener, grpc_addr) = bind(config.controller.listen).await?;
     let (http_listener, http_addr) = bind(config.controller.http_listen).await?;
@@ -131,6 +134,7 @@ pub async fn start(
         .add_service(ClusterServer::new(ClusterService::new(
             cluster.clone(),
             models.clone(),
+            keep_alives.clone(),
         )))
         .add_service(switchyard_api::grpc_service(inference.clone(), &api));
     crate::metrics::install();
@@ -223,6 +227,7 @@ pub async fn start(
             cluster.clone(),
             placer,
             config.residency.clone(),
+            keep_alives,
             shutdown_rx.clone(),
         )
         .instrument(info_span!("residency")),

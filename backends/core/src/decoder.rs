@@ -9,7 +9,7 @@ use tokenizers::Tokenizer;
 
 use crate::sampling::{Rng, sample};
 use crate::session::{Session, Tensor, require_io};
-use crate::text::{IncrementalDecoder, load_tokenizer};
+use crate::text::{IncrementalDecoder, load_tokenizer, stop_holdback};
 use crate::{
     BackendError, FinishReason, GenerateParams, GenerateSummary, LoadedModel, ModelSpec,
     OverflowPolicy, StageKind, TokenEvent,
@@ -179,6 +179,23 @@ impl LoadedModel for DecoderModel {
             }
         }
         let prompt_tokens = prompt.len() as u32;
+        let vocab_size = self.tokenizer.get_vocab_size(true);
+        if let Some((id, _)) = params
+            .penalties
+            .logit_bias
+            .iter()
+            .find(|(id, _)| *id as usize >= vocab_size)
+        {
+            return Err(BackendError::InvalidInput(format!(
+                "logit_bias names token id {id}, outside model {}'s vocabulary of {vocab_size} tokens",
+                self.spec.name
+            )));
+        }
+        let prompt_ids: Vec<u32> = if params.penalties.is_off() {
+            Vec::new()
+        } else {
+            prompt.iter().map(|&t| t as u32).collect()
+        };
         let context = self.spec.context_tokens.unwrap_or(2048) as usize;
         let budget = (params.max_tokens as usize).min(context.saturating_sub(prompt.len()));
         if budget == 0 {
@@ -200,6 +217,8 @@ impl LoadedModel for DecoderModel {
         let mut step_ids = prompt;
         let mut generated: Vec<u32> = Vec::new();
         let mut emitted = String::new();
+        // Bytes of `emitted` already passed to `on_token`.
+        let mut sent = 0usize;
         let mut detok = IncrementalDecoder::default();
         let max_stop = params.stop.iter().map(|s| s.len()).max().unwrap_or(0);
         let mut finish = FinishReason::Length;
@@ -235,7 +254,7 @@ impl LoadedModel for DecoderModel {
                     return Err(e);
                 }
             };
-            let (shape, logits) = outs
+            let (shape, mut logits) = outs
                 .next()
                 .ok_or_else(|| BackendError::Inference("no logits".into()))?
                 .into_f32("logits")?;
@@ -246,8 +265,16 @@ impl LoadedModel for DecoderModel {
                     "logits have shape {shape:?}"
                 )));
             }
-            let last = &logits[logits.len() - vocab..];
-            let token = sample(last, params.temperature, params.top_p, &mut rng) as u32;
+            let from = logits.len() - vocab;
+            let last = &mut logits[from..];
+            params.penalties.apply(last, &prompt_ids, &generated);
+            let token = sample(
+                last,
+                params.temperature,
+                params.top_p,
+                params.top_k,
+                &mut rng,
+            ) as u32;
             if self.stop_ids.contains(&token) {
                 finish = FinishReason::Stop;
                 break;
@@ -271,24 +298,38 @@ impl LoadedModel for DecoderModel {
                 .filter_map(|s| emitted[from..].find(s.as_str()).map(|p| p + from))
                 .min();
             if let Some(pos) = stop_at {
-                let kept = &emitted[before..pos.max(before)];
-                if !kept.is_empty() {
+                // Text that might have begun a stop string was held back, so nothing of
+                // the stop string itself has been sent.
+                if pos > sent {
                     on_token(TokenEvent {
                         token_id: token,
-                        text: kept.to_string(),
+                        text: emitted[sent..pos].to_string(),
                     });
                 }
+                sent = emitted.len();
                 finish = FinishReason::Stop;
                 break;
             }
-            if !on_token(TokenEvent {
-                token_id: token,
-                text: piece,
-            }) {
-                finish = FinishReason::Cancelled;
-                break;
+            let safe = emitted.len() - stop_holdback(&emitted, &params.stop);
+            if safe > sent {
+                let text = emitted[sent..safe].to_string();
+                sent = safe;
+                if !on_token(TokenEvent {
+                    token_id: token,
+                    text,
+                }) {
+                    finish = FinishReason::Cancelled;
+                    break;
+                }
             }
             step_ids = vec![token as i64];
+        }
+        // What was held back as a possible stop string's start, when none followed.
+        if finish != FinishReason::Cancelled && sent < emitted.len() {
+            on_token(TokenEvent {
+                token_id: generated.last().copied().unwrap_or(0),
+                text: emitted[sent..].to_string(),
+            });
         }
         // Free the KV cache between requests.
         self.session.clear_kept();

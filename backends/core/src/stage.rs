@@ -96,6 +96,10 @@ pub struct GenerateParams {
     pub temperature: f32,
     /// 1.0 = off.
     pub top_p: f32,
+    /// Sample among the k most likely tokens; 0 = off.
+    pub top_k: u32,
+    /// Logit bias and repetition penalties; the default is off.
+    pub penalties: crate::sampling::Penalties,
     /// Seed of the sampling RNG; `None` uses a fixed default, so runs are repeatable.
     pub seed: Option<u64>,
     /// Extra stop strings on top of the model's own stop tokens.
@@ -110,6 +114,8 @@ impl Default for GenerateParams {
             max_tokens: 64,
             temperature: 0.0,
             top_p: 1.0,
+            top_k: 0,
+            penalties: crate::sampling::Penalties::default(),
             seed: None,
             stop: Vec::new(),
         }

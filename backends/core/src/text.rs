@@ -157,5 +157,21 @@ impl IncrementalDecoder {
     }
 }
 
+/// Bytes at the end of `text` to hold back while streaming: the longest suffix that is a
+/// proper prefix of one of `stops`, so that a stop string split across pieces is never
+/// partly sent. Always on a character boundary of `text`.
+pub fn stop_holdback(text: &str, stops: &[String]) -> usize {
+    stops
+        .iter()
+        .flat_map(|s| {
+            s.char_indices()
+                .skip(1)
+                .map(|(k, _)| k)
+                .filter(|&k| text.ends_with(&s[..k]))
+        })
+        .max()
+        .unwrap_or(0)
+}
+
 #[cfg(test)]
 mod tests;

@@ -12,7 +12,7 @@ use switchyard_proto::v1::{
     StageExplanation, StageKind, StageTrace,
 };
 
-use crate::inference::{ApiError, GenerateStream, Inference};
+use crate::inference::{ApiError, GenerateStream, Inference, KeepAlive};
 
 /// What the fake saw last.
 #[derive(Debug, Default, Clone)]
@@ -22,11 +22,15 @@ pub struct Seen {
     pub embed: Option<EmbedRequest>,
     /// Time left until the deadline when the last call arrived.
     pub budget: Option<Duration>,
+    /// Every keep-alive set, in order.
+    pub keep_alive: Vec<(String, KeepAlive)>,
+    /// Every model preloaded, in order.
+    pub preloaded: Vec<String>,
 }
 
-/// Models: `minilm` (embed), `router` (classify), `smollm2` (generate, tier fast; `auto`
-/// resolves to it). Special models: `slow` never answers, `full` is ResourceExhausted,
-/// `broken` fails after one chunk.
+/// Models: `minilm` (embed), `router` (classify, pinned), `smollm2` (generate, tier fast;
+/// `auto` resolves to it). Special models: `slow` never answers, `full` is
+/// ResourceExhausted, `broken` fails after one chunk.
 pub struct Fake {
     pub ready: AtomicBool,
     pub seen: Mutex<Seen>,
@@ -60,6 +64,7 @@ fn trace(stage: StageKind, model: &str) -> StageTrace {
         batch_size: 1,
         simulated: false,
         precision: "f32".into(),
+        load_ms: 0.0,
     }
 }
 
@@ -101,6 +106,8 @@ impl Inference for Fake {
             node: "node-a".into(),
             device_id: "cpu0".into(),
             backend: "ort-cpu".into(),
+            device_kind: switchyard_proto::v1::DeviceKind::Cpu as i32,
+            expires_in_ms: 60_000,
         }];
         vec![
             ModelStatus {
@@ -109,13 +116,24 @@ impl Inference for Fake {
                 tier: String::new(),
                 memory_bytes: 23_000_000,
                 loaded_on: placed.clone(),
+                embedding_dim: 4,
+                format: "onnx".into(),
+                ..Default::default()
             },
             ModelStatus {
                 name: "smollm2".into(),
                 stage: StageKind::Generate as i32,
                 tier: "fast".into(),
                 memory_bytes: 270_000_000,
-                loaded_on: Vec::new(),
+                context_tokens: 2048,
+                format: "onnx".into(),
+                ..Default::default()
+            },
+            ModelStatus {
+                name: "router".into(),
+                stage: StageKind::Classify as i32,
+                memory_bytes: 60_000_000,
+                ..Default::default()
             },
         ]
     }
@@ -294,5 +312,30 @@ impl Inference for Fake {
 
     fn ready(&self) -> bool {
         self.ready.load(Ordering::SeqCst)
+    }
+
+    fn check_keep_alive(&self, model: &str, keep: KeepAlive) -> Result<(), ApiError> {
+        match model {
+            "router" if keep == KeepAlive::Unload => Err(ApiError::new(
+                ErrorClass::InvalidArgument,
+                "keep_alive 0 cannot unload model 'router': it is pinned",
+            )
+            .with_param("keep_alive")),
+            "auto" | "minilm" | "router" | "smollm2" | "broken" | "slow" | "full" => Ok(()),
+            other => Err(unknown(other)),
+        }
+    }
+
+    fn set_keep_alive(&self, model: &str, keep: KeepAlive) -> Result<(), ApiError> {
+        self.check_keep_alive(model, keep)?;
+        let mut s = self.seen.lock().expect("lock");
+        s.keep_alive.push((model.to_string(), keep));
+        Ok(())
+    }
+
+    async fn preload(&self, model: &str, deadline: Instant) -> Result<(), ApiError> {
+        self.check_keep_alive(model, KeepAlive::Default)?;
+        self.note(deadline, |s| s.preloaded.push(model.to_string()));
+        Ok(())
     }
 }

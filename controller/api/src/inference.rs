@@ -1,7 +1,7 @@
 //! The contract between the client APIs and the controller's pipeline.
 
 use std::pin::Pin;
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use futures::Stream;
 use switchyard_proto::errors::ErrorClass;
@@ -42,6 +42,19 @@ impl ApiError {
     pub fn to_status(&self) -> tonic::Status {
         self.class.status(self.message.clone())
     }
+}
+
+/// How long a model stays resident once idle (Ollama's `keep_alive`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum KeepAlive {
+    /// The configured default (`[residency] keep_alive_s`).
+    Default,
+    /// Unload it as soon as it is idle (once; then the default applies again).
+    Unload,
+    /// Unload it once it has been idle this long.
+    For(Duration),
+    /// Never unload it for being idle.
+    Forever,
 }
 
 /// Generated chunks; the last one carries `finish_reason`, token counts and the trace.
@@ -87,6 +100,17 @@ pub trait Inference: Send + Sync + 'static {
 
     /// True when at least one node is ready (for `GET /ready`).
     fn ready(&self) -> bool;
+
+    /// Refuses a keep-alive that cannot be honoured for `model` (`auto`: for any model the
+    /// router may choose), e.g. unloading a pinned model; unknown models are `NotFound`.
+    fn check_keep_alive(&self, model: &str, keep: KeepAlive) -> Result<(), ApiError>;
+
+    /// Sets how long `model` stays resident once idle, until the next call for it.
+    fn set_keep_alive(&self, model: &str, keep: KeepAlive) -> Result<(), ApiError>;
+
+    /// Loads `model` where placement would run it and waits until it is resident (a
+    /// no-op when it is already).
+    async fn preload(&self, model: &str, deadline: Instant) -> Result<(), ApiError>;
 
     /// Generates from a plain prompt (`POST /v1/completions`). The default sends the prompt
     /// as one user message, so the model's chat template applies; an implementation that

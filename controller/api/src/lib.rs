@@ -24,4 +24,4 @@ mod fake;
 pub use config::ApiConfig;
 pub use grpc::{GrpcInference, grpc_service, report_readiness, set_serving};
 pub use http::http_router;
-pub use inference::{ApiError, GenerateStream, Inference};
+pub use inference::{ApiError, GenerateStream, Inference, KeepAlive};

@@ -114,7 +114,8 @@ pub fn prompt(prompt: &str, cfg: &ApiConfig) -> Result<(), ApiError> {
 
 /// Sampling ranges: temperature 0..=2, top_p (0, 1] (0 = unset, read as 1 on gRPC where
 /// proto3 cannot tell unset from 0), max_tokens ≤ the limit (0 = the model's default), at
-/// most 4 non-empty stop sequences.
+/// most 4 non-empty stop sequences, penalties -2..=2, repeat_penalty ≥ 0, repeat_last_n
+/// ≥ -1, logit bias -100..=100 on at most [`MAX_LOGIT_BIAS`] tokens.
 pub fn sampling(s: &SamplingParams, cfg: &ApiConfig) -> Result<(), ApiError> {
     if !s.temperature.is_finite() || !(0.0..=2.0).contains(&s.temperature) {
         return Err(invalid(
@@ -146,8 +147,59 @@ pub fn sampling(s: &SamplingParams, cfg: &ApiConfig) -> Result<(), ApiError> {
     if s.stop.iter().any(|x| x.is_empty()) {
         return Err(invalid("stop", "stop sequences must not be empty"));
     }
+    for (name, v) in [
+        ("presence_penalty", s.presence_penalty),
+        ("frequency_penalty", s.frequency_penalty),
+    ] {
+        if !v.is_finite() || !(-2.0..=2.0).contains(&v) {
+            return Err(invalid(
+                name,
+                format!("{name} must be between -2 and 2, got {v}"),
+            ));
+        }
+    }
+    if !s.repeat_penalty.is_finite() || s.repeat_penalty < 0.0 {
+        return Err(invalid(
+            "repeat_penalty",
+            format!(
+                "repeat_penalty must be ≥ 0 (1 = off), got {}",
+                s.repeat_penalty
+            ),
+        ));
+    }
+    if s.repeat_last_n < -1 {
+        return Err(invalid(
+            "repeat_last_n",
+            format!(
+                "repeat_last_n must be ≥ -1 (-1 = the whole context), got {}",
+                s.repeat_last_n
+            ),
+        ));
+    }
+    if s.logit_bias.len() > MAX_LOGIT_BIAS {
+        return Err(invalid(
+            "logit_bias",
+            format!(
+                "logit_bias may name at most {MAX_LOGIT_BIAS} tokens, got {}",
+                s.logit_bias.len()
+            ),
+        ));
+    }
+    if let Some((id, b)) = s
+        .logit_bias
+        .iter()
+        .find(|(_, b)| !b.is_finite() || !(-100.0..=100.0).contains(*b))
+    {
+        return Err(invalid(
+            "logit_bias",
+            format!("logit_bias values must be between -100 and 100, got {b} for token {id}"),
+        ));
+    }
     Ok(())
 }
+
+/// Most tokens one `logit_bias` may name.
+pub const MAX_LOGIT_BIAS: usize = 1024;
 
 /// `top_k` of a retrieval: 1..=max_inputs (0 = the pipeline's default).
 pub fn top_k(top_k: u32, cfg: &ApiConfig) -> Result<(), ApiError> {

@@ -1,5 +1,6 @@
 //! `switchyard.v1.Cluster`: the read-only view the CLI and clients use.
 
+use std::collections::HashMap;
 use std::sync::Arc;
 
 use switchyard_backend_core::ModelRegistry;
@@ -11,24 +12,49 @@ use switchyard_proto::v1::{
 use tonic::{Request, Response, Status};
 
 use crate::cluster::ClusterState;
+use crate::residency::KeepAlives;
 
 /// The cluster service.
 #[derive(Debug, Clone)]
 pub struct ClusterService {
     cluster: Arc<ClusterState>,
     models: Arc<ModelRegistry>,
+    keep_alives: Arc<KeepAlives>,
 }
 
 impl ClusterService {
-    /// A view over `cluster` and the model registry.
-    pub fn new(cluster: Arc<ClusterState>, models: Arc<ModelRegistry>) -> Self {
-        ClusterService { cluster, models }
+    /// A view over `cluster`, the model registry and the models' keep-alives.
+    pub fn new(
+        cluster: Arc<ClusterState>,
+        models: Arc<ModelRegistry>,
+        keep_alives: Arc<KeepAlives>,
+    ) -> Self {
+        ClusterService {
+            cluster,
+            models,
+            keep_alives,
+        }
     }
 }
 
-/// Every registered model with where it is loaded.
-pub fn model_statuses(cluster: &ClusterState, models: &ModelRegistry) -> Vec<ModelStatus> {
+/// Every registered model with where it is loaded and when each copy expires.
+pub fn model_statuses(
+    cluster: &ClusterState,
+    models: &ModelRegistry,
+    keep_alives: &KeepAlives,
+) -> Vec<ModelStatus> {
     let resident = cluster.resident();
+    let kinds: HashMap<(String, String), i32> = cluster
+        .snapshot()
+        .into_iter()
+        .filter_map(|n| n.info)
+        .flat_map(|info| {
+            let node = info.node_name;
+            info.devices
+                .into_iter()
+                .map(move |d| ((node.clone(), d.id), d.kind))
+        })
+        .collect();
     models
         .iter()
         .map(|spec| ModelStatus {
@@ -43,8 +69,18 @@ pub fn model_statuses(cluster: &ClusterState, models: &ModelRegistry) -> Vec<Mod
                     node: node.clone(),
                     device_id: r.device_id.clone(),
                     backend: r.backend.clone(),
+                    device_kind: kinds
+                        .get(&(node.clone(), r.device_id.clone()))
+                        .copied()
+                        .unwrap_or_default(),
+                    expires_in_ms: keep_alives.expires_in_ms(r),
                 })
                 .collect(),
+            context_tokens: spec.context_tokens.unwrap_or(0),
+            embedding_dim: spec.embedding_dim.unwrap_or(0),
+            sha256: spec.sha256.clone().unwrap_or_default(),
+            info: spec.info.clone().into_iter().collect(),
+            format: "onnx".into(),
         })
         .collect()
 }
@@ -65,7 +101,7 @@ impl Cluster for ClusterService {
         _request: Request<ListModelsRequest>,
     ) -> Result<Response<ListModelsResponse>, Status> {
         Ok(Response::new(ListModelsResponse {
-            models: model_statuses(&self.cluster, &self.models),
+            models: model_statuses(&self.cluster, &self.models, &self.keep_alives),
         }))
     }
 }

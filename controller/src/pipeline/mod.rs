@@ -35,6 +35,7 @@ use crate::cluster::ClusterState;
 use crate::config::Routes;
 use crate::dispatch::{self, AgentPool};
 use crate::placement::Placer;
+use crate::residency::KeepAlives;
 
 /// The controller's pipeline; [`PipelineService`] exposes it as the client-facing
 /// [`switchyard_api::Inference`].
@@ -45,6 +46,7 @@ pub struct Pipeline {
     routes: Routes,
     tiers: TierRoutes,
     documents: Documents,
+    keep_alives: Arc<KeepAlives>,
 }
 
 impl std::fmt::Debug for Pipeline {
@@ -56,11 +58,13 @@ impl std::fmt::Debug for Pipeline {
 }
 
 impl Pipeline {
-    /// A pipeline placing on `placer`'s cluster. Fails when the routes name unknown models.
+    /// A pipeline placing on `placer`'s cluster, with the models' keep-alives (shared with
+    /// the residency loop). Fails when the routes name unknown models.
     pub fn new(
         placer: Arc<Placer>,
         routes: Routes,
         retry: RetryPolicy,
+        keep_alives: Arc<KeepAlives>,
     ) -> Result<Self, RouteError> {
         let tiers = validate_routes(&routes, placer.models())?;
         Ok(Pipeline {
@@ -70,12 +74,18 @@ impl Pipeline {
             routes,
             tiers,
             documents: Documents::default(),
+            keep_alives,
         })
     }
 
     /// The placer (shared with the residency loop).
     pub fn placer(&self) -> &Arc<Placer> {
         &self.placer
+    }
+
+    /// The models' keep-alives (shared with the residency loop).
+    pub fn keep_alives(&self) -> &Arc<KeepAlives> {
+        &self.keep_alives
     }
 
     fn models(&self) -> &ModelRegistry {

@@ -4,12 +4,12 @@
 use std::sync::Arc;
 use std::time::Instant;
 
-use switchyard_api::{ApiError, GenerateStream, Inference};
-use switchyard_backend_core::StageKind;
+use switchyard_api::{ApiError, GenerateStream, Inference, KeepAlive};
+use switchyard_backend_core::{ModelSpec, StageKind};
 use switchyard_proto::errors::ErrorClass;
 use switchyard_proto::v1::{
     ChatMessage, ClassifyRequest, ClassifyResponse, EmbedRequest, EmbedResponse, GenerateRequest,
-    ModelStatus, PipelineRequest, PipelineResponse,
+    LoadModelRequest, ModelStatus, PipelineRequest, PipelineResponse,
 };
 use tokio_stream::StreamExt;
 
@@ -20,10 +20,26 @@ use super::prompt::{last_user_message, system_message};
 #[derive(Debug, Clone)]
 pub struct PipelineService(pub Arc<Pipeline>);
 
+impl PipelineService {
+    /// The registry entry of `model`, whatever its stage, or `NotFound`.
+    fn known(&self, model: &str) -> Result<&ModelSpec, ApiError> {
+        let stage = self
+            .0
+            .models()
+            .get(model)
+            .map_or(StageKind::Generate, |s| s.stage);
+        self.0.placer.spec(model, stage)
+    }
+}
+
 #[tonic::async_trait]
 impl Inference for PipelineService {
     async fn list_models(&self) -> Vec<ModelStatus> {
-        crate::cluster::cluster_service::model_statuses(self.0.cluster(), self.0.models())
+        crate::cluster::cluster_service::model_statuses(
+            self.0.cluster(),
+            self.0.models(),
+            &self.0.keep_alives,
+        )
     }
 
     async fn embed(&self, req: EmbedRequest, deadline: Instant) -> Result<EmbedResponse, ApiError> {
@@ -171,5 +187,58 @@ impl Inference for PipelineService {
 
     fn ready(&self) -> bool {
         self.0.cluster().view().view.nodes().iter().any(|n| n.ready)
+    }
+
+    fn check_keep_alive(&self, model: &str, keep: KeepAlive) -> Result<(), ApiError> {
+        if model == "auto" {
+            return self
+                .0
+                .tier_models()
+                .iter()
+                .try_for_each(|m| self.0.keep_alives.check(m, keep));
+        }
+        self.known(model)?;
+        self.0.keep_alives.check(model, keep)
+    }
+
+    fn set_keep_alive(&self, model: &str, keep: KeepAlive) -> Result<(), ApiError> {
+        self.known(model)?;
+        self.0.keep_alives.set(model, keep)
+    }
+
+    async fn preload(&self, model: &str, deadline: Instant) -> Result<(), ApiError> {
+        if model == "auto" {
+            return Err(ApiError::new(
+                ErrorClass::InvalidArgument,
+                "model 'auto' picks a model per request and cannot be preloaded; name a model",
+            )
+            .with_param("model"));
+        }
+        let spec = self.known(model)?;
+        let placer = &self.0.placer;
+        let target = placer.place(&placer.request(spec))?;
+        let mut client = self.0.pool.client(&target.endpoint)?;
+        let load = client.load_model(LoadModelRequest {
+            model: model.to_string(),
+            device_id: target.device.clone(),
+            backend: target.backend.clone(),
+            pin: false,
+        });
+        match tokio::time::timeout_at(deadline.into(), load).await {
+            Ok(Ok(_)) => Ok(()),
+            Ok(Err(status)) => Err(ApiError::new(
+                ErrorClass::from_grpc(status.code()),
+                format!(
+                    "loading {model} on {}/{} failed: {}",
+                    target.node,
+                    target.device,
+                    status.message()
+                ),
+            )),
+            Err(_) => Err(ApiError::new(
+                ErrorClass::DeadlineExceeded,
+                format!("loading {model} ran past the request's deadline"),
+            )),
+        }
     }
 }

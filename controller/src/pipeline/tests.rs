@@ -159,7 +159,10 @@ async fn cluster_with_scripted_agent() -> (Arc<Pipeline>, ScriptedAgent) {
             ..Default::default()
         },
     ));
-    let pipeline = Pipeline::new(placer, Routes::default(), RetryPolicy::default()).unwrap();
+    let keep = Arc::new(crate::residency::KeepAlives::new(
+        &crate::config::ResidencyConfig::default(),
+    ));
+    let pipeline = Pipeline::new(placer, Routes::default(), RetryPolicy::default(), keep).unwrap();
     (Arc::new(pipeline), agent)
 }
 

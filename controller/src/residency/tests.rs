@@ -3,6 +3,8 @@ use std::path::Path;
 use switchyard_backend_core::ModelRegistry;
 use switchyard_proto::v1::{NodeInfo, ResidentModel};
 
+use switchyard_api::KeepAlive;
+
 use super::*;
 use crate::placement::PlacementSettings;
 
@@ -46,10 +48,14 @@ fn config() -> ResidencyConfig {
     }
 }
 
+fn reconciler() -> Reconciler {
+    Reconciler::new(config(), Arc::new(KeepAlives::new(&config())))
+}
+
 #[test]
 fn a_pinned_model_loaded_on_demand_gets_pinned_where_it_is() {
     let (cluster, placer) = setup(vec![resident("router", false, 0, 0)]);
-    let mut r = Reconciler::new(config());
+    let mut r = reconciler();
     let now = Instant::now();
     let pin = Action::Load {
         node: "a".into(),
@@ -70,7 +76,7 @@ fn a_pinned_model_loaded_on_demand_gets_pinned_where_it_is() {
     );
     // Never unloaded after its keep-alive, unlike other models.
     let (cluster, placer) = setup(vec![resident("router", true, 0, 60)]);
-    let mut r = Reconciler::new(config());
+    let mut r = reconciler();
     assert_eq!(r.plan(&cluster, &placer, now), vec![]);
 }
 
@@ -83,7 +89,7 @@ fn idle_models_are_unloaded_after_keep_alive_but_never_while_in_use() {
         resident("smollm2-135m", false, 1, 11),
         resident("smollm2-135m-code", false, 0, 9),
     ]);
-    let mut r = Reconciler::new(config());
+    let mut r = reconciler();
     assert_eq!(
         r.plan(&cluster, &placer, Instant::now()),
         vec![Action::Unload {
@@ -91,5 +97,31 @@ fn idle_models_are_unloaded_after_keep_alive_but_never_while_in_use() {
             device: "cpu".into(),
             model: "minilm-l6-v2".into(),
         }]
+    );
+}
+
+#[test]
+fn a_client_keep_alive_changes_when_an_idle_model_is_unloaded() {
+    // Idle 2 s: under the default (10 s), so it stays...
+    let (cluster, placer) = setup(vec![resident("minilm-l6-v2", false, 0, 2)]);
+    let keep = Arc::new(KeepAlives::new(&config()));
+    let mut r = Reconciler::new(config(), keep.clone());
+    let now = Instant::now();
+    assert_eq!(r.plan(&cluster, &placer, now), vec![]);
+    // ...kept forever: stays even past the default...
+    let (old, _) = setup(vec![resident("minilm-l6-v2", false, 0, 60)]);
+    keep.set("minilm-l6-v2", KeepAlive::Forever).unwrap();
+    assert_eq!(r.plan(&old, &placer, now), vec![]);
+    // ...keep_alive 0: unloaded at once, and only once.
+    keep.set("minilm-l6-v2", KeepAlive::Unload).unwrap();
+    let unload = Action::Unload {
+        node: "a".into(),
+        device: "cpu".into(),
+        model: "minilm-l6-v2".into(),
+    };
+    assert_eq!(r.plan(&cluster, &placer, now), vec![unload]);
+    assert_eq!(
+        keep.idle_limit("minilm-l6-v2"),
+        Some(Duration::from_secs(10))
     );
 }

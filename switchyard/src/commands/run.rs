@@ -21,8 +21,7 @@ pub async fn run(args: &RunArgs) -> Result<()> {
             max_tokens: args.max_tokens,
             temperature: args.temperature,
             top_p: 1.0,
-            seed: None,
-            stop: Vec::new(),
+            ..Default::default()
         }),
         retrieve: args.retrieve,
         top_k: 3,

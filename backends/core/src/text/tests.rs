@@ -83,3 +83,15 @@ fn encoder_pads_per_batch_truncates_and_refuses() {
     assert!(enc.encode(&[]).is_err());
     assert!(enc.encode(&[String::new()]).is_err());
 }
+
+#[test]
+fn holdback_keeps_a_possible_stop_start_and_nothing_else() {
+    let stops = vec!["11".to_string(), "END!".to_string(), "é!".to_string()];
+    assert_eq!(stop_holdback("The number 1", &stops), 1);
+    assert_eq!(stop_holdback("... EN", &stops), 2);
+    assert_eq!(stop_holdback("... END", &stops), 3);
+    assert_eq!(stop_holdback("cafe", &stops), 0);
+    // Multi-byte: "é" is 2 bytes and a proper prefix of "é!".
+    assert_eq!(stop_holdback("café", &stops), 2);
+    assert_eq!(stop_holdback("anything", &[]), 0);
+}

@@ -1,4 +1,5 @@
-//! Optional bearer-token authentication of the `/v1` routes. Tokens are never logged.
+//! Optional bearer-token authentication of the `/v1` and `/api` routes. Tokens are never
+//! logged.
 
 use axum::extract::{Request, State};
 use axum::http::header::AUTHORIZATION;
@@ -19,14 +20,10 @@ pub(crate) fn bearer(value: &str) -> Option<&str> {
         .filter(|t| !t.is_empty())
 }
 
-/// Refuses requests without a configured token when tokens are configured.
-pub(crate) async fn require_token(
-    State(st): State<AppState>,
-    req: Request,
-    next: Next,
-) -> Response {
+/// Whether `req` may pass: always when no tokens are configured, else with one of them.
+pub(crate) fn check(st: &AppState, req: &Request) -> Result<(), ApiError> {
     if !st.cfg.auth_required() {
-        return next.run(req).await;
+        return Ok(());
     }
     let presented = req
         .headers()
@@ -34,17 +31,28 @@ pub(crate) async fn require_token(
         .and_then(|v| v.to_str().ok())
         .and_then(bearer);
     match presented {
-        Some(t) if st.cfg.token_ok(t) => next.run(req).await,
-        Some(_) => HttpError::from(ApiError::new(
+        Some(t) if st.cfg.token_ok(t) => Ok(()),
+        Some(_) => Err(ApiError::new(
             ErrorClass::Unauthenticated,
             "invalid API token in the Authorization header",
-        ))
-        .into_response(),
-        None => HttpError::from(ApiError::new(
+        )),
+        None => Err(ApiError::new(
             ErrorClass::Unauthenticated,
             "missing API token: send 'Authorization: Bearer <token>'",
-        ))
-        .into_response(),
+        )),
+    }
+}
+
+/// Refuses requests without a configured token when tokens are configured (OpenAI's error
+/// shape).
+pub(crate) async fn require_token(
+    State(st): State<AppState>,
+    req: Request,
+    next: Next,
+) -> Response {
+    match check(&st, &req) {
+        Ok(()) => next.run(req).await,
+        Err(e) => HttpError::from(e).into_response(),
     }
 }
 

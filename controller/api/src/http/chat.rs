@@ -22,9 +22,11 @@ use super::{AppState, fields, trace, unix_now};
 use crate::inference::{ApiError, GenerateStream};
 use crate::validate::{self, invalid};
 
+pub(super) mod accepted;
 mod request;
 
 use request::*;
+use tracing::Instrument;
 
 /// Which OpenAI endpoint shape to produce.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -94,19 +96,19 @@ impl Ids {
     }
 }
 
-/// What a finished generation produced.
+/// What a finished generation produced (shared with the Ollama routes).
 #[derive(Debug, Default)]
-struct Outcome {
-    text: String,
-    finish_reason: Option<String>,
-    prompt_tokens: u32,
-    completion_tokens: u32,
-    trace: Option<StageTrace>,
+pub(super) struct Outcome {
+    pub(super) text: String,
+    pub(super) finish_reason: Option<String>,
+    pub(super) prompt_tokens: u32,
+    pub(super) completion_tokens: u32,
+    pub(super) trace: Option<StageTrace>,
 }
 
 impl Outcome {
     /// Folds one chunk in; returns its text.
-    fn absorb(&mut self, c: GenerateChunk) -> String {
+    pub(super) fn absorb(&mut self, c: GenerateChunk) -> String {
         if c.finish_reason.is_some() {
             self.finish_reason = c.finish_reason;
         }
@@ -118,7 +120,8 @@ impl Outcome {
         c.text
     }
 
-    fn model(&self, requested: &str) -> String {
+    /// The model that ran (from the trace), else `requested`.
+    pub(super) fn model(&self, requested: &str) -> String {
         self.trace
             .as_ref()
             .map(|t| t.model.clone())
@@ -132,7 +135,7 @@ impl Outcome {
 }
 
 /// The next chunk before `deadline`.
-async fn next_chunk(
+pub(super) async fn next_chunk(
     st: &AppState,
     stream: &mut GenerateStream,
     deadline: Instant,
@@ -149,13 +152,14 @@ pub(crate) async fn chat_completions(
     JsonBody(body): JsonBody,
 ) -> Result<Response, HttpError> {
     let started = Instant::now();
+    accepted::check(&body, accepted::CHAT)?;
     let model = fields::req_string(&body, "model")?;
     validate::model(&model)?;
     let msgs = messages(&body)?;
     validate::messages(&msgs, &st.cfg)?;
-    refuse_unsupported(&body)?;
     let sampling = sampling(&body, &st)?;
     let opts = stream_opts(&body)?;
+    let span = accepted::span("chat", &model, &accepted::attribution(&body)?);
     let deadline = st.deadline();
     let req = GenerateRequest {
         model: model.clone(),
@@ -164,6 +168,7 @@ pub(crate) async fn chat_completions(
     };
     let stream = st
         .until(deadline, st.inf.generate(req, deadline))
+        .instrument(span.clone())
         .await
         .map_err(for_model)?;
     respond(
@@ -175,6 +180,7 @@ pub(crate) async fn chat_completions(
         deadline,
         started,
     )
+    .instrument(span)
     .await
 }
 
@@ -183,19 +189,21 @@ pub(crate) async fn completions(
     JsonBody(body): JsonBody,
 ) -> Result<Response, HttpError> {
     let started = Instant::now();
+    accepted::check(&body, accepted::TEXT)?;
     let model = fields::req_string(&body, "model")?;
     validate::model(&model)?;
     let prompt = prompt(&body)?;
     validate::prompt(&prompt, &st.cfg)?;
-    refuse_unsupported(&body)?;
     let sampling = sampling(&body, &st)?;
     let opts = stream_opts(&body)?;
+    let span = accepted::span("completions", &model, &accepted::attribution(&body)?);
     let deadline = st.deadline();
     let stream = st
         .until(
             deadline,
             st.inf.complete(model.clone(), prompt, sampling, deadline),
         )
+        .instrument(span.clone())
         .await
         .map_err(for_model)?;
     respond(
@@ -207,6 +215,7 @@ pub(crate) async fn completions(
         deadline,
         started,
     )
+    .instrument(span)
     .await
 }
 
@@ -226,9 +235,9 @@ async fn respond(
         .map_err(for_model)?;
     if opts.stream {
         let (tx, rx) = mpsc::channel::<Event>(64);
-        tokio::spawn(drive_stream(
-            st, ids, model, stream, first, opts, deadline, tx,
-        ));
+        tokio::spawn(
+            drive_stream(st, ids, model, stream, first, opts, deadline, tx).in_current_span(),
+        );
         let body = ReceiverStream::new(rx).map(Ok::<_, Infallible>);
         return Ok(Sse::new(body).into_response());
     }

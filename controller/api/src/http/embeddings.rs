@@ -9,7 +9,10 @@ use base64::Engine;
 use serde_json::{Value, json};
 use switchyard_proto::v1::EmbedRequest;
 
+use tracing::Instrument;
+
 use super::AppState;
+use super::chat::accepted;
 use super::error::{HttpError, for_model};
 use super::extract::JsonBody;
 use super::{fields, trace};
@@ -29,6 +32,12 @@ pub(crate) async fn create(
     JsonBody(body): JsonBody,
 ) -> Result<Response, HttpError> {
     let started = Instant::now();
+    fields::only(
+        &body,
+        "",
+        &["model", "input", "encoding_format", "dimensions", "user"],
+        &[],
+    )?;
     let model = fields::req_string(&body, "model")?;
     validate::model(&model)?;
     let inputs = fields::text_inputs(&body, "input")?;
@@ -45,6 +54,7 @@ pub(crate) async fn create(
         }
     };
     let dimensions = fields::opt_positive_u32(&body, "dimensions")?;
+    let span = accepted::span("embeddings", &model, &accepted::attribution(&body)?);
 
     let deadline = st.deadline();
     let resp = st
@@ -58,6 +68,7 @@ pub(crate) async fn create(
                 deadline,
             ),
         )
+        .instrument(span)
         .await
         .map_err(for_model)?;
 

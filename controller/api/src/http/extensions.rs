@@ -18,6 +18,7 @@ pub(crate) async fn add_documents(
     State(st): State<AppState>,
     JsonBody(body): JsonBody,
 ) -> Result<Response, HttpError> {
+    fields::only(&body, "", &["documents"], &[])?;
     let docs = match fields::get(&body, "documents") {
         Some(Value::Array(_)) => fields::text_inputs(&body, "documents")?,
         Some(v) => {
@@ -78,6 +79,22 @@ pub(crate) async fn pipeline(
     JsonBody(body): JsonBody,
 ) -> Result<Response, HttpError> {
     let started = Instant::now();
+    fields::only(
+        &body,
+        "",
+        &[
+            "prompt",
+            "retrieve",
+            "top_k",
+            "max_tokens",
+            "temperature",
+            "top_p",
+            "seed",
+            "stop",
+            "explain",
+        ],
+        &[],
+    )?;
     let prompt = fields::req_string(&body, "prompt")?;
     validate::prompt(&prompt, &st.cfg)?;
     let top_k = fields::opt_positive_u32(&body, "top_k")?.unwrap_or(0);
@@ -93,6 +110,8 @@ pub(crate) async fn pipeline(
         top_p: top_p as f32,
         seed: fields::opt_u64(&body, "seed")?,
         stop: fields::opt_string_or_list(&body, "stop")?,
+
+        ..Default::default()
     };
     validate::sampling(&sampling, &st.cfg)?;
     let req = PipelineRequest {

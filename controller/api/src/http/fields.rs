@@ -89,6 +89,21 @@ pub fn opt_u64(obj: &Map<String, Value>, name: &str) -> Result<Option<u64>, ApiE
     }
 }
 
+/// An optional integer (negative allowed).
+pub fn opt_i64(obj: &Map<String, Value>, name: &str) -> Result<Option<i64>, ApiError> {
+    match get(obj, name) {
+        Some(Value::Number(n)) => match n.as_i64() {
+            Some(x) => Ok(Some(x)),
+            None => Err(invalid(name, format!("{name} must be an integer, got {n}"))),
+        },
+        Some(v) => Err(invalid(
+            name,
+            format!("{name} must be an integer, got {}", type_name(v)),
+        )),
+        None => Ok(None),
+    }
+}
+
 /// An optional integer ≥ 1, as u32 (values above u32::MAX saturate; the caller checks its
 /// own limit).
 pub fn opt_positive_u32(obj: &Map<String, Value>, name: &str) -> Result<Option<u32>, ApiError> {
@@ -166,6 +181,49 @@ pub fn text_inputs(obj: &Map<String, Value>, name: &str) -> Result<Vec<String>, 
     }
 }
 
+/// True when `v` asks for nothing (`null`, `false`, `""`, `[]`, `{}`, `0`).
+pub fn asks_nothing(v: &Value) -> bool {
+    match v {
+        Value::Null => true,
+        Value::Bool(b) => !b,
+        Value::String(s) => s.is_empty(),
+        Value::Array(a) => a.is_empty(),
+        Value::Object(o) => o.is_empty(),
+        Value::Number(n) => n.as_f64() == Some(0.0),
+    }
+}
+
+/// Refuses every field of `obj` that is not in `allowed`, naming it `{at}{field}` (param
+/// and message). A field listed in `unsupported` (name, reason) is refused with its reason,
+/// unless its value asks for nothing ([`asks_nothing`]): doing nothing is acting on it.
+pub fn only(
+    obj: &Map<String, Value>,
+    at: &str,
+    allowed: &[&str],
+    unsupported: &[(&str, &str)],
+) -> Result<(), ApiError> {
+    for (key, value) in obj {
+        if allowed.contains(&key.as_str()) {
+            continue;
+        }
+        let name = format!("{at}{key}");
+        match unsupported.iter().find(|(k, _)| k == key) {
+            Some(_) if asks_nothing(value) => {}
+            Some((_, why)) => return Err(invalid(&name, format!("{name}: {why}"))),
+            None => {
+                return Err(invalid(
+                    &name,
+                    format!(
+                        "unknown field '{name}' (accepted here: {})",
+                        allowed.join(", ")
+                    ),
+                ));
+            }
+        }
+    }
+    Ok(())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -201,6 +259,21 @@ mod tests {
                 .message
                 .contains("required")
         );
+    }
+
+    #[test]
+    fn only_names_the_unknown_or_unsupported_field() {
+        let o = obj(json!({"a": 1, "tools": [], "b": 2}));
+        let e = only(&o, "", &["a"], &[("tools", "no tools")]).unwrap_err();
+        assert_eq!(e.param.as_deref(), Some("b"));
+        assert!(e.message.contains("unknown field 'b'"), "{}", e.message);
+        let o = obj(json!({"tools": [{"type": "function"}]}));
+        let e = only(&o, "x.", &[], &[("tools", "no tools")]).unwrap_err();
+        assert_eq!(e.param.as_deref(), Some("x.tools"));
+        assert_eq!(e.message, "x.tools: no tools");
+        let o = obj(json!({"tools": [], "n": 0, "s": "", "f": false, "z": null}));
+        let empty = [("tools", ""), ("n", ""), ("s", ""), ("f", ""), ("z", "")];
+        assert!(only(&o, "", &[], &empty).is_ok());
     }
 
     #[test]

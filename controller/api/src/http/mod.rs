@@ -1,4 +1,4 @@
-//! The OpenAI-compatible HTTP API (axum).
+//! The HTTP API (axum): OpenAI-compatible under `/v1`, Ollama-compatible under `/api`.
 
 mod auth;
 pub(crate) use auth::bearer;
@@ -9,6 +9,7 @@ mod extensions;
 mod extract;
 mod fields;
 mod models;
+pub mod ollama;
 mod trace;
 
 use std::sync::Arc;
@@ -74,9 +75,10 @@ pub(crate) fn unix_now() -> u64 {
         .unwrap_or(0)
 }
 
-/// The OpenAI-compatible HTTP API over `inf`: `/v1/models`, `/v1/embeddings`,
-/// `/v1/chat/completions`, `/v1/completions`, `/v1/documents`, `/v1/pipeline` (bearer auth
-/// when `cfg.tokens` is not empty), and the open `/health` and `/ready`.
+/// The HTTP API over `inf`: OpenAI's `/v1/models`, `/v1/embeddings`,
+/// `/v1/chat/completions`, `/v1/completions`, Switchyard's `/v1/documents` and
+/// `/v1/pipeline`, Ollama's `/api/*` ([`ollama`]) — bearer auth when `cfg.tokens` is not
+/// empty — and the open `/health`, `/ready` and `/api/version`.
 pub fn http_router(inf: Arc<dyn Inference>, cfg: ApiConfig) -> Router {
     let max_body = cfg.max_body_bytes;
     let state = AppState {
@@ -97,6 +99,7 @@ pub fn http_router(inf: Arc<dyn Inference>, cfg: ApiConfig) -> Router {
         ));
     Router::new()
         .merge(v1)
+        .nest("/api", ollama::router(state.clone()))
         .route("/health", get(health))
         .route("/ready", get(ready))
         .fallback(not_found)

@@ -11,7 +11,8 @@ use super::AppState;
 /// The pseudo-model that lets the router pick the tier.
 pub const AUTO: &str = "auto";
 
-fn model_json(m: &ModelStatus, created: u64) -> Value {
+/// One `/v1/models` entry (also Switchyard's extension object of `/api/show`).
+pub(crate) fn model_json(m: &ModelStatus, created: u64) -> Value {
     let loaded_on: Vec<Value> = m
         .loaded_on
         .iter()

@@ -14,29 +14,29 @@ use super::http_router;
 use crate::config::ApiConfig;
 use crate::fake::{Fake, fake_vector};
 
-fn app(cfg: ApiConfig) -> (Router, Arc<Fake>) {
+pub(crate) fn app(cfg: ApiConfig) -> (Router, Arc<Fake>) {
     let fake = Arc::new(Fake::new());
     (http_router(fake.clone(), cfg), fake)
 }
 
-fn default_app() -> (Router, Arc<Fake>) {
+pub(crate) fn default_app() -> (Router, Arc<Fake>) {
     app(ApiConfig::default())
 }
 
-struct Reply {
-    status: StatusCode,
-    headers: HeaderMap,
-    body: Vec<u8>,
+pub(crate) struct Reply {
+    pub(crate) status: StatusCode,
+    pub(crate) headers: HeaderMap,
+    pub(crate) body: Vec<u8>,
 }
 
 impl Reply {
-    fn json(&self) -> Value {
+    pub(crate) fn json(&self) -> Value {
         serde_json::from_slice(&self.body)
             .unwrap_or_else(|e| panic!("not JSON ({e}): {}", String::from_utf8_lossy(&self.body)))
     }
 
     /// Asserts OpenAI's error shape and returns `error`.
-    fn error(&self, status: StatusCode) -> Value {
+    pub(crate) fn error(&self, status: StatusCode) -> Value {
         assert_eq!(
             self.status,
             status,
@@ -67,7 +67,7 @@ async fn send(router: &Router, req: Request<Body>) -> Reply {
     }
 }
 
-async fn post(router: &Router, path: &str, body: Value) -> Reply {
+pub(crate) async fn post(router: &Router, path: &str, body: Value) -> Reply {
     post_with(router, path, body, None).await
 }
 
@@ -113,7 +113,7 @@ async fn models_list_has_openai_shape_placements_and_auto() {
     assert_eq!(v["object"], "list");
     let data = v["data"].as_array().unwrap();
     let ids: Vec<&str> = data.iter().map(|m| m["id"].as_str().unwrap()).collect();
-    assert_eq!(ids, ["minilm", "smollm2", "auto"]);
+    assert_eq!(ids, ["minilm", "smollm2", "router", "auto"]);
     for m in data {
         assert_eq!(m["object"], "model");
         assert_eq!(m["owned_by"], "switchyard");
@@ -122,7 +122,8 @@ async fn models_list_has_openai_shape_placements_and_auto() {
     assert_eq!(data[0]["switchyard"]["stage"], "embed");
     assert_eq!(data[0]["switchyard"]["loaded_on"][0]["device"], "cpu0");
     assert_eq!(data[1]["switchyard"]["tier"], "fast");
-    assert_eq!(data[2]["switchyard"]["stage"], "generate");
+    assert_eq!(data[2]["switchyard"]["stage"], "classify");
+    assert_eq!(data[3]["switchyard"]["stage"], "generate");
 }
 
 #[tokio::test]
@@ -510,7 +511,7 @@ async fn chat_validation_names_the_field() {
         (
             json!({"model": "auto", "messages": user, "response_format": {"type": "json_object"}}),
             "response_format",
-            "json_object",
+            "JSON mode",
         ),
         (
             json!({"model": "auto", "messages": user, "stream": "yes"}),
@@ -533,7 +534,7 @@ async fn chat_validation_names_the_field() {
             "{body} → {e}"
         );
     }
-    // Harmless unknown fields are ignored; `tools: []` is harmless too.
+    // Values that ask for nothing are accepted (more in chat/accepted/tests.rs).
     let ok = post(
         &r,
         "/v1/chat/completions",

@@ -74,6 +74,7 @@ pub fn json(t: &StageTrace) -> Value {
         "backend": t.backend,
         "queue_ms": t.queue_ms,
         "compute_ms": t.compute_ms,
+        "load_ms": t.load_ms,
         "retries": t.retries,
         "batch_size": t.batch_size,
         "simulated": t.simulated,

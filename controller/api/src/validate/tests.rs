@@ -49,6 +49,12 @@ fn sampling_ranges() {
         top_p: 1.0,
         seed: None,
         stop: vec!["\n".into()],
+        presence_penalty: -2.0,
+        frequency_penalty: 2.0,
+        repeat_penalty: 1.1,
+        repeat_last_n: -1,
+        logit_bias: [(7, -100.0)].into_iter().collect(),
+        ..Default::default()
     };
     assert!(sampling(&ok, &cfg).is_ok());
     let bad = |f: &dyn Fn(&mut SamplingParams)| {
@@ -71,4 +77,26 @@ fn sampling_ranges() {
         bad(&|s| s.stop = vec!["".into()]).param.as_deref(),
         Some("stop")
     );
+    assert_eq!(
+        bad(&|s| s.presence_penalty = 2.5).param.as_deref(),
+        Some("presence_penalty")
+    );
+    assert_eq!(
+        bad(&|s| s.frequency_penalty = f32::INFINITY)
+            .param
+            .as_deref(),
+        Some("frequency_penalty")
+    );
+    assert_eq!(
+        bad(&|s| s.repeat_penalty = -0.5).param.as_deref(),
+        Some("repeat_penalty")
+    );
+    assert_eq!(
+        bad(&|s| s.repeat_last_n = -2).param.as_deref(),
+        Some("repeat_last_n")
+    );
+    let e = bad(&|s| {
+        s.logit_bias.insert(9, 101.0);
+    });
+    assert!(e.message.contains("token 9"), "{}", e.message);
 }

@@ -1,5 +1,7 @@
-//! Reading a chat or completion request body: stream options, sampling, messages, prompt,
-//! and the fields refused rather than ignored.
+//! Reading a chat or completion request body: stream options, sampling, messages, prompt
+//! (which fields are accepted at all: [`super::accepted`]).
+
+use std::collections::HashMap;
 
 use super::*;
 
@@ -35,7 +37,9 @@ pub(super) fn stream_opts(body: &Map<String, Value>) -> Result<StreamOpts, ApiEr
 }
 
 /// Sampling parameters of a chat or completion request (OpenAI defaults: temperature 1,
-/// top_p 1; no max_tokens = the model's default).
+/// top_p 1, no penalties; no max_tokens = the model's default), all honoured by the native
+/// decoder: penalties and `logit_bias` adjust its logits, `top_k` (an extension, as in vLLM)
+/// limits its choice.
 pub(super) fn sampling(
     body: &Map<String, Value>,
     st: &AppState,
@@ -63,56 +67,56 @@ pub(super) fn sampling(
     {
         return Err(invalid("n", format!("n must be 1, got {n}")));
     }
+    let top_k = fields::opt_u64(body, "top_k")?.unwrap_or(0);
     let s = SamplingParams {
         max_tokens: max_tokens.unwrap_or(0),
         temperature: temperature as f32,
         top_p: top_p as f32,
         seed: fields::opt_u64(body, "seed")?,
         stop: fields::opt_string_or_list(body, "stop")?,
+        top_k: u32::try_from(top_k).unwrap_or(u32::MAX),
+        presence_penalty: fields::opt_f64(body, "presence_penalty")?.unwrap_or(0.0) as f32,
+        frequency_penalty: fields::opt_f64(body, "frequency_penalty")?.unwrap_or(0.0) as f32,
+        logit_bias: logit_bias(body)?,
+        ..Default::default()
     };
     validate::sampling(&s, &st.cfg)?;
     Ok(s)
 }
 
-/// Refuses features that would change the answer's meaning if silently ignored.
-pub(super) fn refuse_unsupported(body: &Map<String, Value>) -> Result<(), ApiError> {
-    for name in ["tools", "functions"] {
-        if let Some(v) = fields::get(body, name)
-            && v.as_array().is_none_or(|a| !a.is_empty())
-        {
-            return Err(invalid(
-                name,
-                format!("{name} (function calling) is not supported"),
-            ));
-        }
+/// `logit_bias`: an object of token ids (as strings) to biases.
+fn logit_bias(body: &Map<String, Value>) -> Result<HashMap<u32, f32>, ApiError> {
+    match fields::get(body, "logit_bias") {
+        None => Ok(HashMap::new()),
+        Some(Value::Object(o)) => o
+            .iter()
+            .map(|(k, v)| {
+                let id = k.parse::<u32>().map_err(|_| {
+                    invalid(
+                        "logit_bias",
+                        format!("logit_bias keys must be token ids, got '{k}'"),
+                    )
+                })?;
+                let bias = v.as_f64().ok_or_else(|| {
+                    invalid(
+                        "logit_bias",
+                        format!(
+                            "logit_bias[{k}] must be a number, got {}",
+                            fields::type_name(v)
+                        ),
+                    )
+                })?;
+                Ok((id, bias as f32))
+            })
+            .collect(),
+        Some(v) => Err(invalid(
+            "logit_bias",
+            format!(
+                "logit_bias must be an object of token ids to numbers, got {}",
+                fields::type_name(v)
+            ),
+        )),
     }
-    if let Some(rf) = fields::get(body, "response_format") {
-        let kind = rf.get("type").and_then(Value::as_str).unwrap_or("");
-        if kind != "text" {
-            return Err(invalid(
-                "response_format",
-                format!("response_format type '{kind}' is not supported (only 'text')"),
-            ));
-        }
-    }
-    if fields::opt_bool(body, "logprobs")? == Some(true) {
-        return Err(invalid("logprobs", "logprobs are not supported"));
-    }
-    if fields::opt_bool(body, "echo")? == Some(true) {
-        return Err(invalid("echo", "echo is not supported"));
-    }
-    if let Some(b) = fields::opt_u64(body, "best_of")?
-        && b != 1
-    {
-        return Err(invalid("best_of", "best_of must be 1"));
-    }
-    if fields::get(body, "audio").is_some() {
-        return Err(invalid("audio", "audio output is not supported"));
-    }
-    if fields::opt_string(body, "suffix")?.is_some_and(|s| !s.is_empty()) {
-        return Err(invalid("suffix", "suffix is not supported"));
-    }
-    Ok(())
 }
 
 /// The text of a message's `content`: a string, or an array of text parts.
@@ -127,6 +131,15 @@ pub(super) fn content_text(i: usize, role: &str, v: Option<&Value>) -> Result<St
         Some(Value::Array(parts)) => {
             let mut out = String::new();
             for (j, p) in parts.iter().enumerate() {
+                if let Value::Object(part) = p {
+                    fields::only(
+                        part,
+                        &format!("messages[{i}].content[{j}]."),
+                        &["type", "text"],
+                        &[],
+                    )
+                    .map_err(|e| invalid("messages", e.message))?;
+                }
                 let kind = p.get("type").and_then(Value::as_str).unwrap_or("");
                 match (kind, p.get("text").and_then(Value::as_str)) {
                     ("text", Some(t)) => out.push_str(t),
@@ -190,12 +203,7 @@ pub(super) fn messages(body: &Map<String, Value>) -> Result<Vec<ChatMessage>, Ap
                     ));
                 }
             };
-            if m.get("tool_calls").is_some_and(|v| !v.is_null()) {
-                return Err(invalid(
-                    "messages",
-                    format!("messages[{i}].tool_calls is not supported"),
-                ));
-            }
+            super::accepted::check_message(i, m)?;
             let content = content_text(i, &role, m.get("content"))?;
             Ok(ChatMessage { role, content })
         })
