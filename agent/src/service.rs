@@ -115,6 +115,7 @@ impl Agent for AgentService {
             retries: 0,
             batch_size: res.reply.batch_size,
             simulated: res.simulated,
+            retrieved: Vec::new(),
         };
         let mut out = RunStageResponse {
             trace: Some(trace),
@@ -228,6 +229,7 @@ impl Agent for AgentService {
                             retries: 0,
                             batch_size: 1,
                             simulated: outcome.simulated,
+                            retrieved: Vec::new(),
                         }),
                     }),
                     Err(e) => Err(to_status(&e)),

@@ -249,7 +249,9 @@ impl inference_server::Inference for GrpcInference {
         self.admit(&request)?;
         let req = request.into_inner();
         validate::collection(&req.collection).map_err(status)?;
-        Ok(Response::new(self.inf.list_documents(req).await.map_err(status)?))
+        Ok(Response::new(
+            self.inf.list_documents(req).await.map_err(status)?,
+        ))
     }
 
     async fn get_document(
@@ -258,7 +260,9 @@ impl inference_server::Inference for GrpcInference {
     ) -> Result<Response<GetDocumentResponse>, Status> {
         self.admit(&request)?;
         let id = request.into_inner().id;
-        Ok(Response::new(self.inf.get_document(id).await.map_err(status)?))
+        Ok(Response::new(
+            self.inf.get_document(id).await.map_err(status)?,
+        ))
     }
 
     async fn delete_document(
@@ -272,7 +276,9 @@ impl inference_server::Inference for GrpcInference {
             return Err(ErrorClass::InvalidArgument
                 .status("give either a document id or a collection (to delete all of it)"));
         }
-        Ok(Response::new(self.inf.delete_document(req).await.map_err(status)?))
+        Ok(Response::new(
+            self.inf.delete_document(req).await.map_err(status)?,
+        ))
     }
 
     async fn search_documents(
@@ -292,7 +298,9 @@ impl inference_server::Inference for GrpcInference {
         request: Request<DocumentStoreInfoRequest>,
     ) -> Result<Response<DocumentStoreInfoResponse>, Status> {
         self.admit(&request)?;
-        Ok(Response::new(self.inf.document_store_info().await.map_err(status)?))
+        Ok(Response::new(
+            self.inf.document_store_info().await.map_err(status)?,
+        ))
     }
 }
 

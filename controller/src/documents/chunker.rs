@@ -5,7 +5,7 @@
 //! line). Consecutive chunks overlap by up to `overlap_tokens`, starting on a line (code) or
 //! a word (prose).
 
-use tokenizers::Tokenizer;
+use tokenizers::{PostProcessor, Tokenizer};
 
 /// How a text is cut.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -18,18 +18,85 @@ pub enum TextKind {
 
 /// Extensions (and file names) read as code.
 const CODE: &[&str] = &[
-    "rs", "py", "pyi", "js", "mjs", "cjs", "ts", "tsx", "jsx", "go", "c", "h", "cc", "cpp", "cxx",
-    "hpp", "hh", "java", "kt", "kts", "swift", "rb", "php", "sh", "bash", "zsh", "fish", "pl",
-    "lua", "sql", "toml", "yaml", "yml", "json", "ini", "cfg", "conf", "xml", "html", "css",
-    "scss", "proto", "cmake", "nix", "tf", "hs", "ml", "ex", "exs", "erl", "clj", "scala", "r",
-    "jl", "dart", "vue", "svelte", "ps1", "bat", "mk", "gradle", "cs", "fs", "zig", "vim", "el",
-    "makefile", "dockerfile", "justfile",
+    "rs",
+    "py",
+    "pyi",
+    "js",
+    "mjs",
+    "cjs",
+    "ts",
+    "tsx",
+    "jsx",
+    "go",
+    "c",
+    "h",
+    "cc",
+    "cpp",
+    "cxx",
+    "hpp",
+    "hh",
+    "java",
+    "kt",
+    "kts",
+    "swift",
+    "rb",
+    "php",
+    "sh",
+    "bash",
+    "zsh",
+    "fish",
+    "pl",
+    "lua",
+    "sql",
+    "toml",
+    "yaml",
+    "yml",
+    "json",
+    "ini",
+    "cfg",
+    "conf",
+    "xml",
+    "html",
+    "css",
+    "scss",
+    "proto",
+    "cmake",
+    "nix",
+    "tf",
+    "hs",
+    "ml",
+    "ex",
+    "exs",
+    "erl",
+    "clj",
+    "scala",
+    "r",
+    "jl",
+    "dart",
+    "vue",
+    "svelte",
+    "ps1",
+    "bat",
+    "mk",
+    "gradle",
+    "cs",
+    "fs",
+    "zig",
+    "vim",
+    "el",
+    "makefile",
+    "dockerfile",
+    "justfile",
 ];
 
 impl TextKind {
     /// The kind of a document from its source (file name): code by extension, else prose.
     pub fn of_source(source: &str) -> TextKind {
-        let name = source.rsplit('/').next().unwrap_or(source).to_ascii_lowercase();
+        let name = source
+            .rsplit('/')
+            .next()
+            .unwrap_or(source)
+            .to_ascii_lowercase();
         let ext = name.rsplit_once('.').map(|(_, e)| e).unwrap_or(&name);
         if CODE.contains(&ext) {
             TextKind::Code
@@ -219,7 +286,12 @@ fn choose_cut(breaks: &[Break], s: usize, limit: usize, kind: TextKind) -> usize
     let half = s + (limit - s) / 2;
     let best_in = |lo: usize, min: Break| -> Option<usize> {
         let mut best: Option<(Break, usize)> = None;
-        for (i, &b) in breaks.iter().enumerate().take(limit + 1).skip(lo.max(s + 1)) {
+        for (i, &b) in breaks
+            .iter()
+            .enumerate()
+            .take(limit + 1)
+            .skip(lo.max(s + 1))
+        {
             if b >= min && best.is_none_or(|(q, _)| b >= q) {
                 best = Some((b, i));
             }
@@ -228,9 +300,8 @@ fn choose_cut(breaks: &[Break], s: usize, limit: usize, kind: TextKind) -> usize
     };
     let found = match kind {
         // Whole lines: the best line break in the second half, else the last one anywhere.
-        TextKind::Code => best_in(half, Break::Line).or_else(|| {
-            (s + 1..=limit).rev().find(|&i| breaks[i] >= Break::Line)
-        }),
+        TextKind::Code => best_in(half, Break::Line)
+            .or_else(|| (s + 1..=limit).rev().find(|&i| breaks[i] >= Break::Line)),
         TextKind::Prose => best_in(half, Break::Word),
     };
     // A line (or a word) longer than a chunk: the best break anywhere, else a hard cut.

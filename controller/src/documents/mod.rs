@@ -10,7 +10,6 @@
 mod chunker;
 mod sqlite;
 
-
 mod vec_ext;
 
 pub use chunker::{Chunk, ChunkError, Chunker, TextKind};

@@ -110,10 +110,7 @@ fn record(row: &rusqlite::Row<'_>) -> rusqlite::Result<DocumentRecord> {
 }
 
 /// (id, model) of a collection.
-fn collection_row(
-    conn: &Connection,
-    name: &str,
-) -> Result<Option<(i64, EmbedModel)>, StoreError> {
+fn collection_row(conn: &Connection, name: &str) -> Result<Option<(i64, EmbedModel)>, StoreError> {
     conn.query_row(
         "SELECT id, embed_model, dimension FROM collections WHERE name = ?1",
         [name],
@@ -131,7 +128,11 @@ fn collection_row(
     .map_err(db)
 }
 
-fn same_model(collection: &str, stored: &EmbedModel, current: &EmbedModel) -> Result<(), StoreError> {
+fn same_model(
+    collection: &str,
+    stored: &EmbedModel,
+    current: &EmbedModel,
+) -> Result<(), StoreError> {
     if stored != current {
         return Err(StoreError::ModelMismatch {
             collection: collection.to_string(),
@@ -163,7 +164,11 @@ pub fn valid_collection_name(name: &str) -> Result<(), StoreError> {
 /// Deletes a document's vectors and rows (inside the caller's transaction).
 fn delete_in(tx: &Transaction<'_>, id: i64) -> Result<(), StoreError> {
     let cid: i64 = tx
-        .query_row("SELECT collection_id FROM documents WHERE id = ?1", [id], |r| r.get(0))
+        .query_row(
+            "SELECT collection_id FROM documents WHERE id = ?1",
+            [id],
+            |r| r.get(0),
+        )
         .map_err(db)?;
     let chunk_ids: Vec<i64> = {
         let mut st = tx
@@ -212,8 +217,10 @@ impl SqliteStore {
     }
 
     fn init(conn: Connection, path: PathBuf) -> Result<SqliteStore, StoreError> {
-        conn.pragma_update(None, "journal_mode", "WAL").map_err(db)?;
-        conn.pragma_update(None, "synchronous", "FULL").map_err(db)?;
+        conn.pragma_update(None, "journal_mode", "WAL")
+            .map_err(db)?;
+        conn.pragma_update(None, "synchronous", "FULL")
+            .map_err(db)?;
         conn.pragma_update(None, "foreign_keys", "ON").map_err(db)?;
         conn.busy_timeout(std::time::Duration::from_secs(10))
             .map_err(db)?;
@@ -286,7 +293,9 @@ impl DocumentStore for SqliteStore {
     ) -> Result<(DocumentRecord, AddOutcome), StoreError> {
         valid_collection_name(collection)?;
         if doc.chunks.is_empty() {
-            return Err(StoreError::Invalid("a document needs at least one chunk".into()));
+            return Err(StoreError::Invalid(
+                "a document needs at least one chunk".into(),
+            ));
         }
         if let Some(c) = doc
             .chunks
@@ -434,7 +443,11 @@ impl DocumentStore for SqliteStore {
             .map_err(db)?
             .ok_or(StoreError::UnknownDocument(id))?;
         let text: String = conn
-            .query_row("SELECT text FROM documents WHERE id = ?1", [id as i64], |r| r.get(0))
+            .query_row(
+                "SELECT text FROM documents WHERE id = ?1",
+                [id as i64],
+                |r| r.get(0),
+            )
             .map_err(db)?;
         Ok((rec, text))
     }
@@ -496,8 +509,9 @@ impl DocumentStore for SqliteStore {
             return Ok(Vec::new());
         }
         let sql = format!(
-            "SELECT v.distance, c.ordinal, c.text, d.id, d.source FROM \
-             (SELECT chunk_id, distance FROM {} WHERE embedding MATCH ?1 AND k = ?2) v \
+            "WITH v AS MATERIALIZED \
+             (SELECT chunk_id, distance FROM {} WHERE embedding MATCH ?1 AND k = ?2) \
+             SELECT v.distance, c.ordinal, c.text, d.id, d.source FROM v \
              JOIN chunks c ON c.id = v.chunk_id JOIN documents d ON d.id = c.document_id \
              ORDER BY v.distance, v.chunk_id",
             vec_table(cid)
@@ -562,8 +576,9 @@ impl DocumentStore for SqliteStore {
             .map_err(db)?;
         for (id, expected, found) in rows {
             if expected != found || expected == 0 {
-                out.problems
-                    .push(format!("document {id}: {found} of {expected} chunks stored"));
+                out.problems.push(format!(
+                    "document {id}: {found} of {expected} chunks stored"
+                ));
             }
         }
         let ids: Vec<(i64, String)> = {
@@ -584,15 +599,17 @@ impl DocumentStore for SqliteStore {
                  WHERE d.collection_id = {cid} AND c.id NOT IN (SELECT chunk_id FROM {t})"
             ))?;
             if missing > 0 {
-                out.problems
-                    .push(format!("collection '{name}': {missing} chunks without a vector"));
+                out.problems.push(format!(
+                    "collection '{name}': {missing} chunks without a vector"
+                ));
             }
             let orphans = count(&format!(
                 "SELECT COUNT(*) FROM {t} WHERE chunk_id NOT IN (SELECT id FROM chunks)"
             ))?;
             if orphans > 0 {
-                out.problems
-                    .push(format!("collection '{name}': {orphans} vectors without a chunk"));
+                out.problems.push(format!(
+                    "collection '{name}': {orphans} vectors without a chunk"
+                ));
             }
         }
         Ok(out)

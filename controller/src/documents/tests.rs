@@ -39,7 +39,11 @@ fn documents_round_trip_through_a_reopened_file() {
     let (a, b) = {
         let store = SqliteStore::open(dir.path()).unwrap();
         let (a, oa) = store
-            .add("notes", &m, doc("a.md", "alpha", &[&[1.0, 0.0, 0.0], &[0.9, 0.1, 0.0]]))
+            .add(
+                "notes",
+                &m,
+                doc("a.md", "alpha", &[&[1.0, 0.0, 0.0], &[0.9, 0.1, 0.0]]),
+            )
             .unwrap();
         let (b, ob) = store
             .add("notes", &m, doc("b.md", "beta", &[&[0.0, 1.0, 0.0]]))
@@ -53,7 +57,7 @@ fn documents_round_trip_through_a_reopened_file() {
     let (got, text) = store.get(a.id).unwrap();
     assert_eq!((got.chunks, text.as_str()), (2, "alpha"));
     let hits = store
-        .search("notes", &m, &unit(&[1.0, 0.05, 0.0]), 2, -1.0)
+        .search("notes", &m, &unit(&[0.9, 0.12, 0.0]), 2, -1.0)
         .unwrap();
     assert_eq!(hits.len(), 2);
     assert_eq!((hits[0].document_id, hits[0].chunk), (a.id, 1));
@@ -84,13 +88,24 @@ fn the_score_threshold_drops_weak_matches() {
 fn delete_removes_the_document_its_chunks_and_vectors() {
     let store = SqliteStore::in_memory().unwrap();
     let m = model("minilm", 2);
-    let (a, _) = store.add("c", &m, doc("a", "a", &[&[1.0, 0.0], &[1.0, 0.1]])).unwrap();
+    let (a, _) = store
+        .add("c", &m, doc("a", "a", &[&[1.0, 0.0], &[1.0, 0.1]]))
+        .unwrap();
     let (b, _) = store.add("c", &m, doc("b", "b", &[&[0.0, 1.0]])).unwrap();
     assert_eq!(store.delete(a.id).unwrap().id, a.id);
-    assert_eq!(store.delete(a.id).unwrap_err(), StoreError::UnknownDocument(a.id));
-    assert_eq!(store.get(a.id).unwrap_err(), StoreError::UnknownDocument(a.id));
+    assert_eq!(
+        store.delete(a.id).unwrap_err(),
+        StoreError::UnknownDocument(a.id)
+    );
+    assert_eq!(
+        store.get(a.id).unwrap_err(),
+        StoreError::UnknownDocument(a.id)
+    );
     let hits = store.search("c", &m, &[1.0, 0.0], 5, -1.0).unwrap();
-    assert_eq!(hits.iter().map(|h| h.document_id).collect::<Vec<_>>(), vec![b.id]);
+    assert_eq!(
+        hits.iter().map(|h| h.document_id).collect::<Vec<_>>(),
+        vec![b.id]
+    );
     let check = store.check().unwrap();
     assert_eq!((check.documents, check.chunks, check.vectors), (1, 1, 1));
     assert!(check.problems.is_empty(), "{:?}", check.problems);
@@ -126,7 +141,11 @@ fn another_model_or_width_is_refused_never_mixed() {
     assert_eq!(store.list(Some("c")).unwrap().len(), 1);
     // Another collection may use another model.
     store
-        .add("other", &model("bge", 3), doc("b", "b", &[&[0.0, 0.0, 1.0]]))
+        .add(
+            "other",
+            &model("bge", 3),
+            doc("b", "b", &[&[0.0, 0.0, 1.0]]),
+        )
         .unwrap();
 }
 
@@ -134,11 +153,17 @@ fn another_model_or_width_is_refused_never_mixed() {
 fn re_adding_a_source_is_unchanged_or_replaces_it() {
     let store = SqliteStore::in_memory().unwrap();
     let m = model("minilm", 2);
-    let (a, _) = store.add("c", &m, doc("f.md", "v1", &[&[1.0, 0.0]])).unwrap();
-    let (same, o) = store.add("c", &m, doc("f.md", "v1", &[&[1.0, 0.0]])).unwrap();
+    let (a, _) = store
+        .add("c", &m, doc("f.md", "v1", &[&[1.0, 0.0]]))
+        .unwrap();
+    let (same, o) = store
+        .add("c", &m, doc("f.md", "v1", &[&[1.0, 0.0]]))
+        .unwrap();
     assert_eq!((same.id, o), (a.id, AddOutcome::Unchanged));
     assert_eq!(store.find("c", "f.md", &a.sha256).unwrap(), Some(a.clone()));
-    let (b, o) = store.add("c", &m, doc("f.md", "v2", &[&[0.0, 1.0]])).unwrap();
+    let (b, o) = store
+        .add("c", &m, doc("f.md", "v2", &[&[0.0, 1.0]]))
+        .unwrap();
     assert_eq!(o, AddOutcome::Replaced);
     assert_eq!(store.list(None).unwrap(), vec![b]);
     assert!(store.check().unwrap().problems.is_empty());
@@ -160,7 +185,9 @@ fn unknown_collections_and_bad_names_are_errors() {
         store.delete_collection("nope").unwrap_err(),
         StoreError::UnknownCollection("nope".into())
     );
-    let err = store.add("bad name!", &m, doc("a", "a", &[&[1.0, 0.0]])).unwrap_err();
+    let err = store
+        .add("bad name!", &m, doc("a", "a", &[&[1.0, 0.0]]))
+        .unwrap_err();
     assert!(err.to_string().contains("invalid collection name"), "{err}");
 }
 
@@ -170,12 +197,16 @@ fn deleting_a_collection_removes_everything_in_it() {
     let m = model("minilm", 2);
     store.add("c", &m, doc("a", "a", &[&[1.0, 0.0]])).unwrap();
     store.add("c", &m, doc("b", "b", &[&[0.0, 1.0]])).unwrap();
-    store.add("keep", &m, doc("k", "k", &[&[0.0, 1.0]])).unwrap();
+    store
+        .add("keep", &m, doc("k", "k", &[&[0.0, 1.0]]))
+        .unwrap();
     assert_eq!(store.delete_collection("c").unwrap(), 2);
     assert!(store.collection("c").unwrap().is_none());
     assert_eq!(store.list(None).unwrap().len(), 1);
     // The name can be reused, with another model.
-    store.add("c", &model("bge", 3), doc("z", "z", &[&[0.0, 0.0, 1.0]])).unwrap();
+    store
+        .add("c", &model("bge", 3), doc("z", "z", &[&[0.0, 0.0, 1.0]]))
+        .unwrap();
     let check = store.check().unwrap();
     assert!(check.problems.is_empty(), "{:?}", check.problems);
     assert_eq!(check.vectors, 2);
@@ -188,7 +219,10 @@ fn an_unwritable_data_directory_is_named_in_the_error() {
     std::fs::write(&file, b"x").unwrap();
     let err = SqliteStore::open(&file.join("sub")).unwrap_err();
     let msg = err.to_string();
-    assert!(msg.contains("a-file/sub") && msg.contains("cannot create"), "{msg}");
+    assert!(
+        msg.contains("a-file/sub") && msg.contains("cannot create"),
+        "{msg}"
+    );
 }
 
 #[test]

@@ -12,8 +12,11 @@ use std::sync::Once;
 
 use rusqlite::ffi;
 
-type EntryPoint =
-    unsafe extern "C" fn(*mut ffi::sqlite3, *mut *mut c_char, *const ffi::sqlite3_api_routines) -> c_int;
+type EntryPoint = unsafe extern "C" fn(
+    *mut ffi::sqlite3,
+    *mut *mut c_char,
+    *const ffi::sqlite3_api_routines,
+) -> c_int;
 
 static REGISTER: Once = Once::new();
 
@@ -25,8 +28,9 @@ pub fn register() {
         // `sqlite3_auto_extension` only stores the pointer and calls it on each new
         // connection.
         unsafe {
-            let entry: EntryPoint =
-                std::mem::transmute::<*const (), EntryPoint>(sqlite_vec::sqlite3_vec_init as *const ());
+            let entry: EntryPoint = std::mem::transmute::<*const (), EntryPoint>(
+                sqlite_vec::sqlite3_vec_init as *const (),
+            );
             ffi::sqlite3_auto_extension(Some(entry));
         }
     });

@@ -159,7 +159,13 @@ async fn cluster_with_scripted_agent() -> (Arc<Pipeline>, ScriptedAgent) {
             ..Default::default()
         },
     ));
-    let pipeline = Pipeline::new(placer, Routes::default(), RetryPolicy::default()).unwrap();
+    let documents = Documents::new(
+        Arc::new(crate::documents::SqliteStore::in_memory().unwrap()),
+        crate::config::RetrievalConfig::default(),
+        64,
+    );
+    let pipeline =
+        Pipeline::new(placer, Routes::default(), RetryPolicy::default(), documents).unwrap();
     (Arc::new(pipeline), agent)
 }
 

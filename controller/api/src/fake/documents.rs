@@ -63,7 +63,10 @@ impl FakeDocs {
     pub fn list(&self, req: ListDocumentsRequest) -> Result<ListDocumentsResponse, ApiError> {
         let docs = self.docs.lock().expect("docs");
         if !req.collection.is_empty() && !docs.iter().any(|d| d.0.collection == req.collection) {
-            return Err(not_found(format!("unknown collection '{}'", req.collection)));
+            return Err(not_found(format!(
+                "unknown collection '{}'",
+                req.collection
+            )));
         }
         let documents: Vec<DocumentInfo> = docs
             .iter()
@@ -151,7 +154,10 @@ impl FakeDocs {
 
     pub fn info(&self) -> DocumentStoreInfoResponse {
         DocumentStoreInfoResponse {
-            collections: self.list(ListDocumentsRequest::default()).map(|l| l.collections).unwrap_or_default(),
+            collections: self
+                .list(ListDocumentsRequest::default())
+                .map(|l| l.collections)
+                .unwrap_or_default(),
             embed_model: "minilm".into(),
             dimension: 4,
             chunk_tokens: 128,

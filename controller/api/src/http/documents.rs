@@ -116,8 +116,9 @@ pub(crate) async fn create(
             Value::Object(o) => {
                 only(o, &["text", "source"]).map_err(|e| e.with_param("documents"))?;
                 DocumentInput {
-                    text: fields::req_string(o, "text")
-                        .map_err(|e| invalid("documents", format!("documents[{i}].{}", e.message)))?,
+                    text: fields::req_string(o, "text").map_err(|e| {
+                        invalid("documents", format!("documents[{i}].{}", e.message))
+                    })?,
                     source: fields::opt_string(o, "source")
                         .map_err(|e| invalid("documents", format!("documents[{i}].{}", e.message)))?
                         .unwrap_or_default(),
@@ -182,10 +183,12 @@ pub(crate) async fn list(
 
 /// A document id from the path.
 fn id(raw: &str) -> Result<u64, ApiError> {
-    raw.parse::<u64>()
-        .ok()
-        .filter(|&id| id > 0)
-        .ok_or_else(|| invalid("id", format!("document id must be a positive integer, got '{raw}'")))
+    raw.parse::<u64>().ok().filter(|&id| id > 0).ok_or_else(|| {
+        invalid(
+            "id",
+            format!("document id must be a positive integer, got '{raw}'"),
+        )
+    })
 }
 
 pub(crate) async fn get(
@@ -193,7 +196,11 @@ pub(crate) async fn get(
     Path(raw): Path<String>,
 ) -> Result<Response, HttpError> {
     let resp = st.inf.get_document(id(&raw)?).await?;
-    let mut v = resp.document.as_ref().map(document_json).unwrap_or_default();
+    let mut v = resp
+        .document
+        .as_ref()
+        .map(document_json)
+        .unwrap_or_default();
     v["text"] = json!(resp.text);
     Ok(Json(v).into_response())
 }

@@ -798,8 +798,12 @@ async fn documents_are_added_listed_fetched_searched_and_deleted() {
 
     let v = get(&r, "/v1/documents/100", None).await.json();
     assert_eq!(v["text"], "aaaa bbbb");
-    get(&r, "/v1/documents/999", None).await.error(StatusCode::NOT_FOUND);
-    let e = get(&r, "/v1/documents/abc", None).await.error(StatusCode::BAD_REQUEST);
+    get(&r, "/v1/documents/999", None)
+        .await
+        .error(StatusCode::NOT_FOUND);
+    let e = get(&r, "/v1/documents/abc", None)
+        .await
+        .error(StatusCode::BAD_REQUEST);
     assert_eq!(e["param"], "id");
 
     let reply = post(
@@ -812,18 +816,25 @@ async fn documents_are_added_listed_fetched_searched_and_deleted() {
     assert!(reply.headers.contains_key("x-switchyard-node"));
     let v = reply.json();
     assert_eq!(v["data"].as_array().unwrap().len(), 1);
-    assert_eq!(v["data"][0]["document_id"], 101, "the closest by the fake's vectors");
+    assert_eq!(
+        v["data"][0]["document_id"], 101,
+        "the closest by the fake's vectors"
+    );
     assert_eq!(v["trace"][0]["retrieved"][0]["document_id"], 101);
 
     let reply = send(
         &r,
-        Request::delete("/v1/documents/100").body(Body::empty()).unwrap(),
+        Request::delete("/v1/documents/100")
+            .body(Body::empty())
+            .unwrap(),
     )
     .await;
     assert_eq!(reply.json()["deleted"], true);
     let reply = send(
         &r,
-        Request::delete("/v1/documents/100").body(Body::empty()).unwrap(),
+        Request::delete("/v1/documents/100")
+            .body(Body::empty())
+            .unwrap(),
     )
     .await;
     reply.error(StatusCode::NOT_FOUND);
@@ -845,7 +856,10 @@ async fn bad_document_requests_name_the_field() {
         (json!({"documents": ["  "]}), "documents"),
         (json!({"documents": [3]}), "documents"),
         (json!({"documents": [{"txt": "a"}]}), "documents"),
-        (json!({"documents": ["a"], "collection": "no spaces"}), "collection"),
+        (
+            json!({"documents": ["a"], "collection": "no spaces"}),
+            "collection",
+        ),
         (json!({"documents": ["a"], "extra": 1}), "extra"),
     ] {
         let e = post(&r, "/v1/documents", body.clone())

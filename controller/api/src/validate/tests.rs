@@ -91,14 +91,26 @@ fn documents_collections_and_searches_are_checked() {
 
     assert!(collection("").is_ok());
     assert!(collection("notes-2024_v1.x").is_ok());
-    assert_eq!(collection("a b").unwrap_err().param.as_deref(), Some("collection"));
+    assert_eq!(
+        collection("a b").unwrap_err().param.as_deref(),
+        Some("collection")
+    );
     assert!(collection(&"x".repeat(65)).is_err());
 
     assert!(search("hello", 2, "", Some(0.5), &cfg).is_ok());
-    assert_eq!(search(" ", 2, "", None, &cfg).unwrap_err().param.as_deref(), Some("query"));
-    assert_eq!(search("q", 3, "", None, &cfg).unwrap_err().param.as_deref(), Some("k"));
     assert_eq!(
-        search("q", 1, "", Some(1.5), &cfg).unwrap_err().param.as_deref(),
+        search(" ", 2, "", None, &cfg).unwrap_err().param.as_deref(),
+        Some("query")
+    );
+    assert_eq!(
+        search("q", 3, "", None, &cfg).unwrap_err().param.as_deref(),
+        Some("k")
+    );
+    assert_eq!(
+        search("q", 1, "", Some(1.5), &cfg)
+            .unwrap_err()
+            .param
+            .as_deref(),
         Some("min_score")
     );
     assert!(min_score(Some(f32::NAN)).is_err());

@@ -16,7 +16,10 @@ fn words_tokenizer() -> Tokenizer {
 }
 
 fn words(n: usize, prefix: &str) -> String {
-    (0..n).map(|i| format!("{prefix}{i}")).collect::<Vec<_>>().join(" ")
+    (0..n)
+        .map(|i| format!("{prefix}{i}"))
+        .collect::<Vec<_>>()
+        .join(" ")
 }
 
 #[test]
@@ -76,7 +79,13 @@ fn nothing_is_over_the_token_limit() {
     let mut text = String::new();
     for i in 0..200 {
         text.push_str(&words(i % 17 + 1, &format!("p{i}x")));
-        text.push_str(if i % 5 == 0 { "\n\n" } else if i % 3 == 0 { "\n" } else { ". " });
+        text.push_str(if i % 5 == 0 {
+            "\n\n"
+        } else if i % 3 == 0 {
+            "\n"
+        } else {
+            ". "
+        });
     }
     for (size, overlap) in [(10, 0), (16, 4), (40, 8), (128, 16)] {
         let c = Chunker::new(words_tokenizer(), size, overlap).unwrap();
@@ -87,7 +96,10 @@ fn nothing_is_over_the_token_limit() {
                 assert_eq!(c.count(&ch.text).unwrap(), ch.tokens as usize);
                 assert_eq!(&text[ch.start..ch.end], ch.text);
             }
-            assert!(text.trim_end().ends_with(chunks.last().unwrap().text.as_str()));
+            assert!(
+                text.trim_end()
+                    .ends_with(chunks.last().unwrap().text.as_str())
+            );
         }
     }
 }
@@ -107,7 +119,10 @@ fn code_keeps_whole_lines_with_their_indentation() {
         for line in ch.text.lines() {
             assert!(lines.contains(&line), "a cut line: {line:?} in {ch:?}");
         }
-        assert!(ch.start == 0 || code.as_bytes()[ch.start - 1] == b'\n', "{ch:?}");
+        assert!(
+            ch.start == 0 || code.as_bytes()[ch.start - 1] == b'\n',
+            "{ch:?}"
+        );
     }
     // Overlap comes in whole lines too.
     assert!(chunks[1].start < chunks[0].end);
@@ -127,8 +142,14 @@ fn a_line_longer_than_a_chunk_is_the_only_thing_cut_inside_a_line() {
 #[test]
 fn empty_and_blank_texts_are_refused() {
     let c = Chunker::new(words_tokenizer(), 20, 0).unwrap();
-    assert_eq!(c.chunks("", TextKind::Prose).unwrap_err(), ChunkError::Empty);
-    assert_eq!(c.chunks(" \n\t ", TextKind::Prose).unwrap_err(), ChunkError::Empty);
+    assert_eq!(
+        c.chunks("", TextKind::Prose).unwrap_err(),
+        ChunkError::Empty
+    );
+    assert_eq!(
+        c.chunks(" \n\t ", TextKind::Prose).unwrap_err(),
+        ChunkError::Empty
+    );
 }
 
 #[test]
@@ -152,7 +173,10 @@ fn kinds_follow_the_file_extension() {
 fn real_minilm_tokenizer_chunks_this_repository_within_its_limit() {
     let path = switchyard_backend_core::paths::models_dir().join("minilm-l6-v2/tokenizer.json");
     if !path.is_file() {
-        eprintln!("SKIP: {} not prepared (run scripts/setup.sh)", path.display());
+        eprintln!(
+            "SKIP: {} not prepared (run scripts/setup.sh)",
+            path.display()
+        );
         return;
     }
     let tok = switchyard_backend_core::text::load_tokenizer("minilm", &path).unwrap();
