@@ -118,6 +118,7 @@ impl Agent for AgentService {
             simulated: res.simulated,
             precision: res.precision.as_str().to_string(),
             load_ms: res.load_ms,
+            retrieved: Vec::new(),
         };
         let mut out = RunStageResponse {
             trace: Some(trace),
@@ -241,6 +242,7 @@ impl Agent for AgentService {
                             simulated: outcome.simulated,
                             precision: outcome.precision.as_str().to_string(),
                             load_ms: outcome.load_ms,
+                            retrieved: Vec::new(),
                         }),
                     }),
                     Err(e) => Err(to_status(&e)),

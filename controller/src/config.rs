@@ -1,9 +1,10 @@
 //! The controller's own sections of the configuration file — `[controller]`, `[routes]`,
-//! `[api]`, `[scheduler]`, `[residency]` — each a serde struct with defaults that refuses
+//! `[api]`, `[scheduler]`, `[residency]`, `[retrieval]` — each a serde struct with defaults that refuses
 //! unknown keys. The `switchyard` binary composes them (with the agent's section) into the
 //! file it reads; [`ServerConfig`] is what [`crate::server::start`] runs with.
 
 use std::net::SocketAddr;
+use std::path::PathBuf;
 
 use serde::{Deserialize, Serialize};
 
@@ -19,6 +20,13 @@ pub struct ControllerConfig {
     pub heartbeat_interval_ms: u32,
     /// Heartbeats missed before a node is lost.
     pub missed_heartbeats: u32,
+    /// Where the controller keeps its state (the document store), created on start.
+    pub data_dir: PathBuf,
+}
+
+/// `${XDG_CACHE_HOME:-~/.cache}/switchyard/controller`, beside the prepared models.
+pub fn default_data_dir() -> PathBuf {
+    switchyard_backend_core::paths::cache_dir().join("controller")
 }
 
 impl Default for ControllerConfig {
@@ -28,6 +36,7 @@ impl Default for ControllerConfig {
             http_listen: "127.0.0.1:8080".parse().expect("valid default"),
             heartbeat_interval_ms: 1000,
             missed_heartbeats: 3,
+            data_dir: default_data_dir(),
         }
     }
 }
@@ -97,6 +106,60 @@ impl Default for Routes {
     }
 }
 
+/// Retrieval settings (`[retrieval]`): how documents are chunked and searched.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields, default)]
+pub struct RetrievalConfig {
+    /// Tokens per chunk as the embedding model counts them, special tokens included; at most
+    /// the model's `max_input_tokens` (the default), so nothing is truncated.
+    pub chunk_tokens: Option<u32>,
+    /// Tokens a chunk repeats from the end of the previous one (at most half a chunk).
+    pub overlap_tokens: u32,
+    /// Chunks retrieved per query when the request does not say.
+    pub top_k: u32,
+    /// Chunks scoring below this cosine similarity are not retrieved (requests may override).
+    pub min_score: f32,
+    /// Largest document accepted, bytes.
+    pub max_document_bytes: u64,
+}
+
+impl Default for RetrievalConfig {
+    fn default() -> Self {
+        RetrievalConfig {
+            chunk_tokens: None,
+            overlap_tokens: 16,
+            top_k: 3,
+            min_score: 0.0,
+            max_document_bytes: 2 * 1024 * 1024,
+        }
+    }
+}
+
+impl RetrievalConfig {
+    /// Checks ranges; the message names the key.
+    pub fn validate(&self) -> Result<(), String> {
+        if self.chunk_tokens == Some(0) {
+            return Err("retrieval.chunk_tokens must be ≥ 1".into());
+        }
+        if self.top_k == 0 || self.top_k > 4096 {
+            return Err(format!(
+                "retrieval.top_k must be 1..=4096, got {}",
+                self.top_k
+            ));
+        }
+        if !self.min_score.is_finite() || !(-1.0..=1.0).contains(&self.min_score) {
+            return Err(format!(
+                "retrieval.min_score must be between -1 and 1, got {}",
+                self.min_score
+            ));
+        }
+        if self.max_document_bytes == 0 {
+            return Err("retrieval.max_document_bytes must be ≥ 1".into());
+        }
+        Ok(())
+    }
+}
+
 /// The `[api]` section: the client APIs' own settings type.
 pub use switchyard_api::ApiConfig;
 
@@ -113,6 +176,8 @@ pub struct ServerConfig {
     pub scheduler: SchedulerConfig,
     /// Keep-alive and pins (`[residency]`).
     pub residency: ResidencyConfig,
+    /// Chunking and search of the document store (`[retrieval]`).
+    pub retrieval: RetrievalConfig,
 }
 
 impl ServerConfig {
@@ -144,6 +209,10 @@ impl ServerConfig {
         if self.residency.reconcile_interval_ms < 50 {
             return Err("residency.reconcile_interval_ms must be ≥ 50".into());
         }
+        if c.data_dir.as_os_str().is_empty() {
+            return Err("controller.data_dir must not be empty".into());
+        }
+        self.retrieval.validate()?;
         self.api.validate()
     }
 }

@@ -5,6 +5,7 @@
 pub mod cluster;
 pub mod config;
 pub mod dispatch;
+pub mod documents;
 pub mod metrics;
 pub mod pipeline;
 pub mod placement;

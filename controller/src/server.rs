@@ -18,7 +18,8 @@ use crate::cluster::ClusterState;
 use crate::cluster::cluster_service::ClusterService;
 use crate::cluster::registry_service::RegistryService;
 use crate::config::ServerConfig;
-use crate::pipeline::{Pipeline, PipelineService, RouteError};
+use crate::documents::{DocumentStore, SqliteStore, StoreError};
+use crate::pipeline::{Documents, Pipeline, PipelineService, RouteError};
 use crate::placement::{PlacementSettings, Placer};
 use crate::residency::KeepAlives;
 
@@ -36,6 +37,12 @@ pub enum StartError {
     /// The configured routes name models missing from the registry or of the wrong stage.
     #[error(transparent)]
     Routes(#[from] RouteError),
+    /// The data directory or the document store in it cannot be used.
+    #[error("cannot open the document store: {0}")]
+    Store(#[from] StoreError),
+    /// The `[retrieval]` settings do not fit the embedding model.
+    #[error("invalid retrieval settings: {0}")]
+    Retrieval(String),
 }
 
 /// A running controller.
@@ -99,11 +106,39 @@ pub async fn start(
         },
     ));
     let keep_alives = Arc::new(KeepAlives::new(&config.residency));
+    if let (Some(size), Some(spec)) = (
+        config.retrieval.chunk_tokens,
+        models.get(&config.routes.embed),
+    ) && size > spec.max_input_tokens
+    {
+        return Err(StartError::Retrieval(format!(
+            "retrieval.chunk_tokens {size} is over max_input_tokens ({}) of the embed model {}: chunks would be truncated",
+            spec.max_input_tokens, spec.name
+        )));
+    }
+    let store = SqliteStore::open(&config.controller.data_dir)?;
+    let check = store.check()?;
+    info!(
+        path = %store.path().display(),
+        documents = check.documents,
+        chunks = check.chunks,
+        vectors = check.vectors,
+        "document store open"
+    );
+    for problem in &check.problems {
+        warn!(%problem, "document store inconsistency");
+    }
+    let documents = Documents::new(
+        Arc::new(store) as Arc<dyn DocumentStore>,
+        config.retrieval.clone(),
+        config.api.max_inputs,
+    );
     let pipeline = Arc::new(Pipeline::new(
         placer.clone(),
         config.routes.clone(),
         config.scheduler.retry,
         keep_alives.clone(),
+        documents,
     )?);
     let (listener, grpc_addr) = bind(config.controller.listen).await?;
     let (http_listener, http_addr) = bind(config.controller.http_listen).await?;
@@ -136,7 +171,12 @@ pub async fn start(
             models.clone(),
             keep_alives.clone(),
         )))
-        .add_service(switchyard_api::grpc_service(inference.clone(), &api));
+        .add_service(
+            // Room for the largest document plus the message around it.
+            switchyard_api::grpc_service(inference.clone(), &api).max_decoding_message_size(
+                (config.retrieval.max_document_bytes as usize).max(4 << 20) + (1 << 20),
+            ),
+        );
     crate::metrics::install();
     let metrics_cluster = cluster.clone();
     let http_router = switchyard_api::http_router(inference.clone(), api)

@@ -154,6 +154,10 @@ pub struct ControllerArgs {
     /// Model registry file.
     #[arg(long, env = "SWITCHYARD_MODEL_REGISTRY", value_name = "FILE")]
     pub model_registry: Option<PathBuf>,
+    /// Directory for the controller's state (the document store), created on start
+    /// (default: ~/.cache/switchyard/controller).
+    #[arg(long, env = "SWITCHYARD_DATA_DIR", value_name = "DIR")]
+    pub data_dir: Option<PathBuf>,
 }
 
 /// Flags of the agent role.

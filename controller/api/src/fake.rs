@@ -7,12 +7,17 @@ use std::time::{Duration, Instant};
 
 use switchyard_proto::errors::ErrorClass;
 use switchyard_proto::v1::{
-    Candidate, ClassifyRequest, ClassifyResponse, EmbedRequest, EmbedResponse, Embedding,
-    GenerateChunk, GenerateRequest, ModelPlacement, ModelStatus, PipelineRequest, PipelineResponse,
+    AddDocumentsRequest, AddDocumentsResponse, Candidate, ClassifyRequest, ClassifyResponse,
+    DeleteDocumentRequest, DeleteDocumentResponse, DocumentStoreInfoResponse, EmbedRequest,
+    EmbedResponse, Embedding, GenerateChunk, GenerateRequest, GetDocumentResponse,
+    ListDocumentsRequest, ListDocumentsResponse, ModelPlacement, ModelStatus, PipelineRequest,
+    PipelineResponse, RetrievedChunk, SearchDocumentsRequest, SearchDocumentsResponse,
     StageExplanation, StageKind, StageTrace,
 };
 
 use crate::inference::{ApiError, GenerateStream, Inference, KeepAlive};
+
+mod documents;
 
 /// What the fake saw last.
 #[derive(Debug, Default, Clone)]
@@ -34,6 +39,7 @@ pub struct Seen {
 pub struct Fake {
     pub ready: AtomicBool,
     pub seen: Mutex<Seen>,
+    docs: documents::FakeDocs,
 }
 
 impl Fake {
@@ -41,6 +47,7 @@ impl Fake {
         Fake {
             ready: AtomicBool::new(true),
             seen: Mutex::new(Seen::default()),
+            docs: documents::FakeDocs::default(),
         }
     }
 
@@ -65,6 +72,7 @@ fn trace(stage: StageKind, model: &str) -> StageTrace {
         simulated: false,
         precision: "f32".into(),
         load_ms: 0.0,
+        retrieved: Vec::new(),
     }
 }
 
@@ -284,9 +292,24 @@ impl Inference for Fake {
         }
         let mut traces = vec![trace(StageKind::Classify, "router")];
         let mut context = Vec::new();
+        let mut retrieved = Vec::new();
         if req.retrieve {
-            traces.push(trace(StageKind::Embed, "minilm"));
-            context.push("a document".to_string());
+            let chunk = RetrievedChunk {
+                document_id: 100,
+                chunk: 0,
+                score: 0.5,
+                text: "a document".into(),
+                source: "a.md".into(),
+                collection: "default".into(),
+            };
+            let mut t = trace(StageKind::Embed, "minilm");
+            t.retrieved = vec![RetrievedChunk {
+                text: String::new(),
+                ..chunk.clone()
+            }];
+            traces.push(t);
+            context.push(chunk.text.clone());
+            retrieved.push(chunk);
         }
         traces.push(trace(StageKind::Generate, "smollm2"));
         Ok(PipelineResponse {
@@ -298,16 +321,48 @@ impl Inference for Fake {
             explanation: Vec::new(),
             prompt_tokens: 7,
             completion_tokens: 3,
+            retrieved,
         })
     }
 
     async fn add_documents(
         &self,
-        docs: Vec<String>,
+        req: AddDocumentsRequest,
         deadline: Instant,
-    ) -> Result<Vec<u64>, ApiError> {
+    ) -> Result<AddDocumentsResponse, ApiError> {
         self.note(deadline, |_| {});
-        Ok((0..docs.len() as u64).map(|i| 100 + i).collect())
+        self.docs.add(req)
+    }
+
+    async fn list_documents(
+        &self,
+        req: ListDocumentsRequest,
+    ) -> Result<ListDocumentsResponse, ApiError> {
+        self.docs.list(req)
+    }
+
+    async fn get_document(&self, id: u64) -> Result<GetDocumentResponse, ApiError> {
+        self.docs.get(id)
+    }
+
+    async fn delete_document(
+        &self,
+        req: DeleteDocumentRequest,
+    ) -> Result<DeleteDocumentResponse, ApiError> {
+        self.docs.delete(req)
+    }
+
+    async fn search_documents(
+        &self,
+        req: SearchDocumentsRequest,
+        deadline: Instant,
+    ) -> Result<SearchDocumentsResponse, ApiError> {
+        self.note(deadline, |_| {});
+        self.docs.search(req)
+    }
+
+    async fn document_store_info(&self) -> Result<DocumentStoreInfoResponse, ApiError> {
+        Ok(self.docs.info())
     }
 
     fn ready(&self) -> bool {

@@ -10,8 +10,11 @@ use futures::{Stream, StreamExt};
 use switchyard_proto::errors::ErrorClass;
 use switchyard_proto::v1::inference_server::{self, InferenceServer};
 use switchyard_proto::v1::{
-    AddDocumentsRequest, AddDocumentsResponse, ClassifyRequest, ClassifyResponse, EmbedRequest,
-    EmbedResponse, GenerateChunk, GenerateRequest, PipelineRequest, PipelineResponse,
+    AddDocumentsRequest, AddDocumentsResponse, ClassifyRequest, ClassifyResponse,
+    DeleteDocumentRequest, DeleteDocumentResponse, DocumentStoreInfoRequest,
+    DocumentStoreInfoResponse, EmbedRequest, EmbedResponse, GenerateChunk, GenerateRequest,
+    GetDocumentRequest, GetDocumentResponse, ListDocumentsRequest, ListDocumentsResponse,
+    PipelineRequest, PipelineResponse, SearchDocumentsRequest, SearchDocumentsResponse,
 };
 use tonic::{Request, Response, Status};
 
@@ -214,6 +217,8 @@ impl inference_server::Inference for GrpcInference {
         let req = request.into_inner();
         validate::prompt(&req.prompt, &self.cfg).map_err(status)?;
         validate::top_k(req.top_k, &self.cfg).map_err(status)?;
+        validate::collection(&req.collection).map_err(status)?;
+        validate::min_score(req.min_score).map_err(status)?;
         validate::sampling(&req.sampling.clone().unwrap_or_default(), &self.cfg).map_err(status)?;
         let resp = Self::until(deadline, self.inf.run_pipeline(req, deadline)).await?;
         Ok(Response::new(resp))
@@ -225,9 +230,77 @@ impl inference_server::Inference for GrpcInference {
     ) -> Result<Response<AddDocumentsResponse>, Status> {
         let deadline = self.admit(&request)?;
         let req = request.into_inner();
-        validate::inputs(&req.documents, "documents", &self.cfg).map_err(status)?;
-        let ids = Self::until(deadline, self.inf.add_documents(req.documents, deadline)).await?;
-        Ok(Response::new(AddDocumentsResponse { ids }))
+        let texts: Vec<&str> = req
+            .documents
+            .iter()
+            .map(String::as_str)
+            .chain(req.items.iter().map(|d| d.text.as_str()))
+            .collect();
+        validate::documents(&texts, &self.cfg).map_err(status)?;
+        validate::collection(&req.collection).map_err(status)?;
+        let resp = Self::until(deadline, self.inf.add_documents(req, deadline)).await?;
+        Ok(Response::new(resp))
+    }
+
+    async fn list_documents(
+        &self,
+        request: Request<ListDocumentsRequest>,
+    ) -> Result<Response<ListDocumentsResponse>, Status> {
+        self.admit(&request)?;
+        let req = request.into_inner();
+        validate::collection(&req.collection).map_err(status)?;
+        Ok(Response::new(
+            self.inf.list_documents(req).await.map_err(status)?,
+        ))
+    }
+
+    async fn get_document(
+        &self,
+        request: Request<GetDocumentRequest>,
+    ) -> Result<Response<GetDocumentResponse>, Status> {
+        self.admit(&request)?;
+        let id = request.into_inner().id;
+        Ok(Response::new(
+            self.inf.get_document(id).await.map_err(status)?,
+        ))
+    }
+
+    async fn delete_document(
+        &self,
+        request: Request<DeleteDocumentRequest>,
+    ) -> Result<Response<DeleteDocumentResponse>, Status> {
+        self.admit(&request)?;
+        let req = request.into_inner();
+        validate::collection(&req.collection).map_err(status)?;
+        if (req.id == 0) == req.collection.is_empty() {
+            return Err(ErrorClass::InvalidArgument
+                .status("give either a document id or a collection (to delete all of it)"));
+        }
+        Ok(Response::new(
+            self.inf.delete_document(req).await.map_err(status)?,
+        ))
+    }
+
+    async fn search_documents(
+        &self,
+        request: Request<SearchDocumentsRequest>,
+    ) -> Result<Response<SearchDocumentsResponse>, Status> {
+        let deadline = self.admit(&request)?;
+        let req = request.into_inner();
+        validate::search(&req.query, req.k, &req.collection, req.min_score, &self.cfg)
+            .map_err(status)?;
+        let resp = Self::until(deadline, self.inf.search_documents(req, deadline)).await?;
+        Ok(Response::new(resp))
+    }
+
+    async fn document_store_info(
+        &self,
+        request: Request<DocumentStoreInfoRequest>,
+    ) -> Result<Response<DocumentStoreInfoResponse>, Status> {
+        self.admit(&request)?;
+        Ok(Response::new(
+            self.inf.document_store_info().await.map_err(status)?,
+        ))
     }
 }
 

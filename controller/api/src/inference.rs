@@ -6,8 +6,11 @@ use std::time::{Duration, Instant};
 use futures::Stream;
 use switchyard_proto::errors::ErrorClass;
 use switchyard_proto::v1::{
-    ChatMessage, ClassifyRequest, ClassifyResponse, EmbedRequest, EmbedResponse, GenerateChunk,
-    GenerateRequest, ModelStatus, PipelineRequest, PipelineResponse, SamplingParams,
+    AddDocumentsRequest, AddDocumentsResponse, ChatMessage, ClassifyRequest, ClassifyResponse,
+    DeleteDocumentRequest, DeleteDocumentResponse, DocumentStoreInfoResponse, EmbedRequest,
+    EmbedResponse, GenerateChunk, GenerateRequest, GetDocumentResponse, ListDocumentsRequest,
+    ListDocumentsResponse, ModelStatus, PipelineRequest, PipelineResponse, SamplingParams,
+    SearchDocumentsRequest, SearchDocumentsResponse,
 };
 
 /// An error for a client, classed through the one table in `switchyard_proto::errors`.
@@ -91,12 +94,37 @@ pub trait Inference: Send + Sync + 'static {
         deadline: Instant,
     ) -> Result<PipelineResponse, ApiError>;
 
-    /// Adds documents to the retrieval index; returns their ids.
+    /// Chunks, embeds (through the cluster) and stores documents, one transaction each.
     async fn add_documents(
         &self,
-        docs: Vec<String>,
+        req: AddDocumentsRequest,
         deadline: Instant,
-    ) -> Result<Vec<u64>, ApiError>;
+    ) -> Result<AddDocumentsResponse, ApiError>;
+
+    /// Stored documents (of one collection, or all) and the collections.
+    async fn list_documents(
+        &self,
+        req: ListDocumentsRequest,
+    ) -> Result<ListDocumentsResponse, ApiError>;
+
+    /// One document with its text (`NotFound` for an unknown id).
+    async fn get_document(&self, id: u64) -> Result<GetDocumentResponse, ApiError>;
+
+    /// Deletes a document, or a whole collection.
+    async fn delete_document(
+        &self,
+        req: DeleteDocumentRequest,
+    ) -> Result<DeleteDocumentResponse, ApiError>;
+
+    /// The chunks closest to a query (the query is embedded through the cluster).
+    async fn search_documents(
+        &self,
+        req: SearchDocumentsRequest,
+        deadline: Instant,
+    ) -> Result<SearchDocumentsResponse, ApiError>;
+
+    /// Collections, the embedding model of new ones, chunk size and document size limit.
+    async fn document_store_info(&self) -> Result<DocumentStoreInfoResponse, ApiError>;
 
     /// True when at least one node is ready (for `GET /ready`).
     fn ready(&self) -> bool;

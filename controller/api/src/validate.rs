@@ -215,5 +215,88 @@ pub fn top_k(top_k: u32, cfg: &ApiConfig) -> Result<(), ApiError> {
     Ok(())
 }
 
+/// Documents to store: at least one, at most `max_inputs`, none empty or blank. Their size
+/// is checked by the store (`retrieval.max_document_bytes`), not by `max_input_chars`: a
+/// document is chunked before anything is embedded.
+pub fn documents(texts: &[&str], cfg: &ApiConfig) -> Result<(), ApiError> {
+    let n = texts.len();
+    if n == 0 {
+        return Err(invalid("documents", "documents must not be empty"));
+    }
+    if n > cfg.max_inputs {
+        return Err(invalid(
+            "documents",
+            format!(
+                "too many documents: {n} is over the limit max_inputs ({})",
+                cfg.max_inputs
+            ),
+        ));
+    }
+    for (i, t) in texts.iter().enumerate() {
+        if t.trim().is_empty() {
+            return Err(invalid("documents", format!("documents[{i}] is empty")));
+        }
+    }
+    Ok(())
+}
+
+/// A collection name: empty (the default collection) or 1–64 letters, digits, `-`, `_`, `.`.
+pub fn collection(name: &str) -> Result<(), ApiError> {
+    let ok = name.len() <= 64
+        && name
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.'));
+    if !ok {
+        return Err(invalid(
+            "collection",
+            format!("invalid collection name '{name}': use 1-64 letters, digits, '-', '_' or '.'"),
+        ));
+    }
+    Ok(())
+}
+
+/// A retrieval score threshold: a cosine similarity, -1..=1.
+pub fn min_score(score: Option<f32>) -> Result<(), ApiError> {
+    match score {
+        Some(s) if !s.is_finite() || !(-1.0..=1.0).contains(&s) => Err(invalid(
+            "min_score",
+            format!("min_score must be between -1 and 1, got {s}"),
+        )),
+        _ => Ok(()),
+    }
+}
+
+/// A document search: a query like a prompt, `k` within `max_inputs`, a valid collection and
+/// threshold.
+pub fn search(
+    query: &str,
+    k: u32,
+    collection_name: &str,
+    score: Option<f32>,
+    cfg: &ApiConfig,
+) -> Result<(), ApiError> {
+    if query.trim().is_empty() {
+        return Err(invalid("query", "query must not be empty"));
+    }
+    let chars = query.chars().count();
+    if chars > cfg.max_input_chars {
+        return Err(invalid(
+            "query",
+            format!(
+                "query has {chars} characters, over the limit max_input_chars ({})",
+                cfg.max_input_chars
+            ),
+        ));
+    }
+    if k as usize > cfg.max_inputs {
+        return Err(invalid(
+            "k",
+            format!("k {k} is over the limit max_inputs ({})", cfg.max_inputs),
+        ));
+    }
+    collection(collection_name)?;
+    min_score(score)
+}
+
 #[cfg(test)]
 mod tests;

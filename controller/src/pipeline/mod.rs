@@ -4,6 +4,7 @@
 //! fallback. Every answer carries its trace.
 
 mod batch;
+mod documents;
 mod generate;
 mod prompt;
 mod retrieval;
@@ -25,12 +26,12 @@ use tokio::sync::mpsc;
 use tokio_stream::wrappers::ReceiverStream;
 use tracing::warn;
 
+pub use retrieval::Documents;
 pub use routes::{RouteError, validate_routes};
 pub use service::PipelineService;
 
 use self::batch::BatchAttempt;
 use self::generate::GenerateAttempt;
-use self::retrieval::Documents;
 use crate::cluster::ClusterState;
 use crate::config::Routes;
 use crate::dispatch::{self, AgentPool};
@@ -59,12 +60,14 @@ impl std::fmt::Debug for Pipeline {
 
 impl Pipeline {
     /// A pipeline placing on `placer`'s cluster, with the models' keep-alives (shared with
-    /// the residency loop). Fails when the routes name unknown models.
+    /// the residency loop), retrieving from `documents`. Fails when the routes name unknown
+    /// models.
     pub fn new(
         placer: Arc<Placer>,
         routes: Routes,
         retry: RetryPolicy,
         keep_alives: Arc<KeepAlives>,
+        documents: Documents,
     ) -> Result<Self, RouteError> {
         let tiers = validate_routes(&routes, placer.models())?;
         Ok(Pipeline {
@@ -73,9 +76,14 @@ impl Pipeline {
             retry,
             routes,
             tiers,
-            documents: Documents::default(),
+            documents,
             keep_alives,
         })
+    }
+
+    /// The document store and retrieval settings.
+    pub fn documents(&self) -> &Documents {
+        &self.documents
     }
 
     /// The placer (shared with the residency loop).
@@ -234,31 +242,6 @@ impl Pipeline {
                 .map(|m| (StageKind::Generate, m)),
         );
         self.placer.explain(&stages)
-    }
-
-    /// The `top_k` documents closest to `prompt` (nothing when the index is empty).
-    async fn retrieve(
-        &self,
-        prompt: &str,
-        top_k: usize,
-        deadline: Instant,
-        traces: &mut Vec<StageTrace>,
-    ) -> Result<Vec<String>, ApiError> {
-        if self.documents.is_empty() {
-            return Ok(Vec::new());
-        }
-        let embed = self.routes.embed.clone();
-        let resp = self
-            .run_batch(StageKind::Embed, &embed, vec![prompt.to_string()], deadline)
-            .await?;
-        traces.extend(resp.trace);
-        let query = resp
-            .embeddings
-            .into_iter()
-            .next()
-            .map(|e| e.values)
-            .unwrap_or_default();
-        Ok(self.documents.top_k(&query, top_k))
     }
 }
 

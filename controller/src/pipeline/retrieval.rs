@@ -1,76 +1,324 @@
-//! The retrieval index: documents and their embeddings, in memory, searched by dot product
-//! (the embedding model L2-normalises, so this is cosine similarity).
+//! Retrieval: documents are chunked with the embedding model's own tokenizer, embedded
+//! through the cluster (the embed stage, in batches, like any request) and kept in the
+//! [`DocumentStore`]; a query is embedded the same way and searched there. A collection's
+//! vectors all come from one model: when `routes.embed` names another, the collection is
+//! refused with a message, never mixed.
 
-use std::sync::RwLock;
+use std::sync::{Arc, Mutex};
+use std::time::Instant;
 
-use tracing::debug;
+use futures::StreamExt;
+use sha2::{Digest, Sha256};
+use switchyard_api::ApiError;
+use switchyard_backend_core::StageKind;
+use switchyard_proto::errors::ErrorClass;
+use switchyard_proto::v1::{RetrievedChunk, StageTrace};
 
-/// One document of the index.
-#[derive(Debug, Clone)]
-struct Document {
-    id: u64,
-    text: String,
-    vector: Vec<f32>,
+use super::Pipeline;
+use crate::config::RetrievalConfig;
+use crate::documents::{
+    AddOutcome, Chunker, DEFAULT_COLLECTION, DocumentRecord, DocumentStore, EmbedModel, NewChunk,
+    NewDocument, StoreError, TextKind,
+};
+
+/// Embed batches in flight at once during an import (so the agent's batcher always has the
+/// next batch while it computes one).
+const BATCHES_IN_FLIGHT: usize = 2;
+
+/// The pipeline's document store with its settings and (lazily loaded) chunker.
+pub struct Documents {
+    store: Arc<dyn DocumentStore>,
+    config: RetrievalConfig,
+    /// Chunks per embed request during imports (the API's `max_inputs`).
+    batch: usize,
+    chunker: Mutex<Option<Arc<Chunker>>>,
 }
 
-/// The documents added so far.
-#[derive(Debug, Default)]
-pub struct Documents {
-    docs: RwLock<Vec<Document>>,
+impl std::fmt::Debug for Documents {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Documents")
+            .field("config", &self.config)
+            .field("batch", &self.batch)
+            .finish()
+    }
 }
 
 impl Documents {
-    /// True when nothing was added yet (retrieval can skip embedding the query).
-    pub fn is_empty(&self) -> bool {
-        self.docs.read().expect("documents").is_empty()
+    /// Documents kept in `store`, chunked per `config`, embedded `batch` chunks at a time.
+    pub fn new(store: Arc<dyn DocumentStore>, config: RetrievalConfig, batch: usize) -> Self {
+        Documents {
+            store,
+            config,
+            batch: batch.max(1),
+            chunker: Mutex::new(None),
+        }
     }
 
-    /// Adds documents with their vectors; returns their ids (from 1, in order).
-    pub fn add(&self, items: impl IntoIterator<Item = (String, Vec<f32>)>) -> Vec<u64> {
-        let mut docs = self.docs.write().expect("documents");
-        items
-            .into_iter()
-            .map(|(text, vector)| {
-                let id = docs.len() as u64 + 1;
-                docs.push(Document { id, text, vector });
-                id
-            })
-            .collect()
+    /// The store.
+    pub fn store(&self) -> &Arc<dyn DocumentStore> {
+        &self.store
     }
 
-    /// The texts of the `k` documents most similar to `query`, best first (ties: lower id).
-    pub fn top_k(&self, query: &[f32], k: usize) -> Vec<String> {
-        let docs = self.docs.read().expect("documents");
-        let mut scored: Vec<(f32, &Document)> = docs
-            .iter()
-            .map(|d| (d.vector.iter().zip(query).map(|(a, b)| a * b).sum(), d))
-            .collect();
-        scored.sort_by(|a, b| b.0.total_cmp(&a.0).then(a.1.id.cmp(&b.1.id)));
-        debug!(hits = ?scored.iter().take(k).map(|(s, d)| (d.id, *s)).collect::<Vec<_>>(), "retrieval");
-        scored
-            .into_iter()
-            .take(k)
-            .map(|(_, d)| d.text.clone())
-            .collect()
+    /// The settings.
+    pub fn config(&self) -> &RetrievalConfig {
+        &self.config
     }
 }
 
-#[cfg(test)]
-mod tests {
-    use super::*;
+/// A store error for a client, classed through the one table.
+pub(super) fn api_error(e: StoreError) -> ApiError {
+    let class = match &e {
+        StoreError::UnknownCollection(_) | StoreError::UnknownDocument(_) => ErrorClass::NotFound,
+        StoreError::ModelMismatch { .. } => ErrorClass::FailedPrecondition,
+        StoreError::Invalid(_) => ErrorClass::InvalidArgument,
+        StoreError::DataDir { .. } | StoreError::Db(_) => ErrorClass::Internal,
+    };
+    let param = match &e {
+        StoreError::UnknownCollection(_) => Some("collection"),
+        StoreError::UnknownDocument(_) => Some("id"),
+        _ => None,
+    };
+    let err = ApiError::new(class, e.to_string());
+    match param {
+        Some(p) => err.with_param(p),
+        None => err,
+    }
+}
 
-    #[test]
-    fn best_matches_first_ties_by_insertion_order() {
-        let docs = Documents::default();
-        assert!(docs.is_empty());
-        let ids = docs.add([
-            ("x".to_string(), vec![1.0, 0.0]),
-            ("y".to_string(), vec![0.0, 1.0]),
-            ("x again".to_string(), vec![1.0, 0.0]),
-        ]);
-        assert_eq!(ids, vec![1, 2, 3]);
-        assert_eq!(docs.top_k(&[1.0, 0.0], 2), vec!["x", "x again"]);
-        assert_eq!(docs.top_k(&[0.0, 1.0], 1), vec!["y"]);
-        assert_eq!(docs.top_k(&[0.0, 1.0], 10).len(), 3);
+/// Runs a store call off the async threads.
+pub(super) async fn blocking<T: Send + 'static>(
+    store: &Arc<dyn DocumentStore>,
+    f: impl FnOnce(&dyn DocumentStore) -> Result<T, StoreError> + Send + 'static,
+) -> Result<T, ApiError> {
+    let store = store.clone();
+    tokio::task::spawn_blocking(move || f(store.as_ref()))
+        .await
+        .map_err(|e| ApiError::new(ErrorClass::Internal, format!("document store task: {e}")))?
+        .map_err(api_error)
+}
+
+/// The collection a request names (`default` when empty).
+pub(super) fn collection_name(name: &str) -> String {
+    if name.is_empty() {
+        DEFAULT_COLLECTION.to_string()
+    } else {
+        name.to_string()
+    }
+}
+
+fn invalid(message: String) -> ApiError {
+    ApiError::new(ErrorClass::InvalidArgument, message).with_param("documents")
+}
+
+impl Pipeline {
+    /// The chunker of the embed route's model (its tokenizer is loaded on first use, so a
+    /// controller without model files still starts; importing then says what is missing).
+    fn chunker(&self) -> Result<Arc<Chunker>, ApiError> {
+        let mut slot = self
+            .documents
+            .chunker
+            .lock()
+            .unwrap_or_else(|e| e.into_inner());
+        if let Some(c) = slot.as_ref() {
+            return Ok(c.clone());
+        }
+        let spec = self.placer.spec(&self.routes.embed, StageKind::Embed)?;
+        let precondition = |m: String| {
+            ApiError::new(
+                ErrorClass::FailedPrecondition,
+                format!("cannot chunk documents for {}: {m}", spec.name),
+            )
+        };
+        let tok = switchyard_backend_core::text::load_tokenizer(&spec.name, &spec.tokenizer)
+            .map_err(|e| precondition(e.to_string()))?;
+        let size = self
+            .documents
+            .config
+            .chunk_tokens
+            .unwrap_or(spec.max_input_tokens) as usize;
+        let chunker = Arc::new(
+            Chunker::new(tok, size, self.documents.config.overlap_tokens as usize)
+                .map_err(precondition)?,
+        );
+        *slot = Some(chunker.clone());
+        Ok(chunker)
+    }
+
+    /// Refuses (before any embedding) a collection whose vectors come from another model.
+    async fn check_model(&self, collection: &str) -> Result<(), ApiError> {
+        let name = collection.to_string();
+        let Some(c) = blocking(&self.documents.store, move |s| s.collection(&name)).await? else {
+            return Ok(());
+        };
+        if c.model.name != self.routes.embed {
+            let current = self.placer.spec(&self.routes.embed, StageKind::Embed)?;
+            return Err(api_error(StoreError::ModelMismatch {
+                collection: c.name,
+                stored: c.model.name,
+                stored_dim: c.model.dimension,
+                current: current.name.clone(),
+                current_dim: current.embedding_dim.unwrap_or(0),
+            }));
+        }
+        Ok(())
+    }
+
+    /// Chunks, embeds and stores one document (one transaction); an unchanged document
+    /// (same source, same text) is not embedded again.
+    pub(super) async fn import(
+        &self,
+        collection: &str,
+        source: String,
+        text: String,
+        deadline: Instant,
+    ) -> Result<(DocumentRecord, AddOutcome), ApiError> {
+        let label = if source.is_empty() {
+            "(text)"
+        } else {
+            source.as_str()
+        };
+        let max = self.documents.config.max_document_bytes;
+        if text.len() as u64 > max {
+            return Err(invalid(format!(
+                "document {label} has {} bytes, over the limit retrieval.max_document_bytes ({max})",
+                text.len()
+            )));
+        }
+        if text.contains('\0') {
+            return Err(invalid(format!(
+                "document {label} looks binary (it contains NUL bytes); only text is indexed"
+            )));
+        }
+        if text.trim().is_empty() {
+            return Err(invalid(format!("document {label} is empty")));
+        }
+        let sha256 = format!("{:x}", Sha256::digest(text.as_bytes()));
+        let (c, s, h) = (collection.to_string(), source.clone(), sha256.clone());
+        if let Some(r) = blocking(&self.documents.store, move |st| st.find(&c, &s, &h)).await? {
+            return Ok((r, AddOutcome::Unchanged));
+        }
+        self.check_model(collection).await?;
+        let chunker = self.chunker()?;
+        let kind = TextKind::of_source(&source);
+        let (chunks, text) = tokio::task::spawn_blocking(move || {
+            let r = chunker.chunks(&text, kind);
+            (r, text)
+        })
+        .await
+        .map_err(|e| ApiError::new(ErrorClass::Internal, format!("chunking task: {e}")))?;
+        let (chunks, tokens) = chunks.map_err(|e| invalid(format!("document {label}: {e}")))?;
+        let embed = self.routes.embed.clone();
+        let batches: Vec<Vec<String>> = chunks
+            .chunks(self.documents.batch)
+            .map(|b| b.iter().map(|c| c.text.clone()).collect())
+            .collect();
+        let mut replies = futures::stream::iter(batches)
+            .map(|inputs| self.run_batch(StageKind::Embed, &embed, inputs, deadline))
+            .buffered(BATCHES_IN_FLIGHT);
+        let mut vectors = Vec::with_capacity(chunks.len());
+        while let Some(reply) = replies.next().await {
+            vectors.extend(reply?.embeddings.into_iter().map(|e| e.values));
+        }
+        drop(replies);
+        if vectors.len() != chunks.len() {
+            return Err(ApiError::new(
+                ErrorClass::Internal,
+                format!(
+                    "the embed stage returned {} vectors for {} chunks",
+                    vectors.len(),
+                    chunks.len()
+                ),
+            ));
+        }
+        let model = EmbedModel {
+            name: embed,
+            dimension: vectors.first().map_or(0, |v| v.len() as u32),
+        };
+        let doc = NewDocument {
+            source,
+            text,
+            sha256,
+            tokens,
+            chunks: chunks
+                .into_iter()
+                .zip(vectors)
+                .map(|(c, vector)| NewChunk {
+                    text: c.text,
+                    start: c.start,
+                    end: c.end,
+                    tokens: c.tokens,
+                    vector,
+                })
+                .collect(),
+        };
+        let c = collection.to_string();
+        blocking(&self.documents.store, move |st| st.add(&c, &model, doc)).await
+    }
+
+    /// The `k` chunks of `collection` closest to `query` (scoring at least `min_score`),
+    /// and the query's embed-stage trace listing them. `None` when `optional` and the
+    /// collection does not exist (nothing was added yet): no embedding is done then.
+    pub(super) async fn search(
+        &self,
+        collection: &str,
+        query: &str,
+        k: usize,
+        min_score: f32,
+        optional: bool,
+        deadline: Instant,
+    ) -> Result<Option<(Vec<RetrievedChunk>, StageTrace)>, ApiError> {
+        let name = collection.to_string();
+        if blocking(&self.documents.store, move |s| s.collection(&name))
+            .await?
+            .is_none()
+        {
+            if optional {
+                return Ok(None);
+            }
+            return Err(api_error(StoreError::UnknownCollection(
+                collection.to_string(),
+            )));
+        }
+        self.check_model(collection).await?;
+        let embed = self.routes.embed.clone();
+        let resp = self
+            .run_batch(StageKind::Embed, &embed, vec![query.to_string()], deadline)
+            .await?;
+        let vector = resp
+            .embeddings
+            .into_iter()
+            .next()
+            .map(|e| e.values)
+            .unwrap_or_default();
+        let model = EmbedModel {
+            name: embed,
+            dimension: vector.len() as u32,
+        };
+        let c = collection.to_string();
+        let hits = blocking(&self.documents.store, move |s| {
+            s.search(&c, &model, &vector, k, min_score)
+        })
+        .await?;
+        let chunks: Vec<RetrievedChunk> = hits
+            .into_iter()
+            .map(|h| RetrievedChunk {
+                document_id: h.document_id,
+                chunk: h.chunk,
+                score: h.score,
+                text: h.text,
+                source: h.source,
+                collection: collection.to_string(),
+            })
+            .collect();
+        let mut trace = resp.trace.unwrap_or_default();
+        trace.retrieved = chunks
+            .iter()
+            .map(|c| RetrievedChunk {
+                text: String::new(),
+                ..c.clone()
+            })
+            .collect();
+        tracing::debug!(collection, hits = ?trace.retrieved.iter().map(|c| (c.document_id, c.chunk, c.score)).collect::<Vec<_>>(), "retrieval");
+        Ok(Some((chunks, trace)))
     }
 }

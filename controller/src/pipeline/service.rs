@@ -8,8 +8,11 @@ use switchyard_api::{ApiError, GenerateStream, Inference, KeepAlive};
 use switchyard_backend_core::{ModelSpec, StageKind};
 use switchyard_proto::errors::ErrorClass;
 use switchyard_proto::v1::{
-    ChatMessage, ClassifyRequest, ClassifyResponse, EmbedRequest, EmbedResponse, GenerateRequest,
-    LoadModelRequest, ModelStatus, PipelineRequest, PipelineResponse,
+    AddDocumentsRequest, AddDocumentsResponse, ChatMessage, ClassifyRequest, ClassifyResponse,
+    DeleteDocumentRequest, DeleteDocumentResponse, DocumentStoreInfoResponse, EmbedRequest,
+    EmbedResponse, GenerateRequest, GetDocumentResponse, ListDocumentsRequest,
+    ListDocumentsResponse, LoadModelRequest, ModelStatus, PipelineRequest, PipelineResponse,
+    SearchDocumentsRequest, SearchDocumentsResponse,
 };
 use tokio_stream::StreamExt;
 
@@ -116,17 +119,31 @@ impl Inference for PipelineService {
         let (model, tier) = p
             .choose_generator("auto", &req.prompt, deadline, &mut traces)
             .await?;
-        let top_k = if req.top_k == 0 {
-            3
-        } else {
-            req.top_k as usize
-        };
-        let context = if req.retrieve {
-            p.retrieve(&req.prompt, top_k, deadline, &mut traces)
+        let cfg = p.documents().config();
+        let top_k = if req.top_k == 0 { cfg.top_k } else { req.top_k } as usize;
+        let min_score = req.min_score.unwrap_or(cfg.min_score);
+        let mut retrieved = Vec::new();
+        if req.retrieve {
+            // The default collection may not exist yet: then there is no context. A named
+            // one must exist.
+            let collection = super::retrieval::collection_name(&req.collection);
+            let optional = req.collection.is_empty();
+            if let Some((chunks, trace)) = p
+                .search(
+                    &collection,
+                    &req.prompt,
+                    top_k,
+                    min_score,
+                    optional,
+                    deadline,
+                )
                 .await?
-        } else {
-            Vec::new()
-        };
+            {
+                traces.push(trace);
+                retrieved = chunks;
+            }
+        }
+        let context: Vec<String> = retrieved.iter().map(|c| c.text.clone()).collect();
         let system_prompt = p.models().get(&model).and_then(|s| s.system_prompt.clone());
         let mut messages: Vec<ChatMessage> = system_message(system_prompt.as_deref(), &context)
             .into_iter()
@@ -146,6 +163,7 @@ impl Inference for PipelineService {
             tier: tier.as_str().to_string(),
             model,
             context_documents: context,
+            retrieved,
             ..Default::default()
         };
         while let Some(chunk) = stream.next().await {
@@ -164,25 +182,40 @@ impl Inference for PipelineService {
 
     async fn add_documents(
         &self,
-        docs: Vec<String>,
+        req: AddDocumentsRequest,
         deadline: Instant,
-    ) -> Result<Vec<u64>, ApiError> {
-        if docs.is_empty() || docs.iter().any(|d| d.trim().is_empty()) {
-            return Err(ApiError::new(
-                ErrorClass::InvalidArgument,
-                "documents must be non-empty strings",
-            )
-            .with_param("documents"));
-        }
-        let embed = self.0.routes.embed.clone();
-        let resp = self
-            .0
-            .run_batch(StageKind::Embed, &embed, docs.clone(), deadline)
-            .await?;
-        Ok(self.0.documents.add(
-            docs.into_iter()
-                .zip(resp.embeddings.into_iter().map(|e| e.values)),
-        ))
+    ) -> Result<AddDocumentsResponse, ApiError> {
+        self.0.add_documents(req, deadline).await
+    }
+
+    async fn list_documents(
+        &self,
+        req: ListDocumentsRequest,
+    ) -> Result<ListDocumentsResponse, ApiError> {
+        self.0.list_documents(req).await
+    }
+
+    async fn get_document(&self, id: u64) -> Result<GetDocumentResponse, ApiError> {
+        self.0.get_document(id).await
+    }
+
+    async fn delete_document(
+        &self,
+        req: DeleteDocumentRequest,
+    ) -> Result<DeleteDocumentResponse, ApiError> {
+        self.0.delete_document(req).await
+    }
+
+    async fn search_documents(
+        &self,
+        req: SearchDocumentsRequest,
+        deadline: Instant,
+    ) -> Result<SearchDocumentsResponse, ApiError> {
+        self.0.search_documents(req, deadline).await
+    }
+
+    async fn document_store_info(&self) -> Result<DocumentStoreInfoResponse, ApiError> {
+        self.0.document_store_info().await
     }
 
     fn ready(&self) -> bool {

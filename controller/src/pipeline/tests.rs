@@ -162,7 +162,19 @@ async fn cluster_with_scripted_agent() -> (Arc<Pipeline>, ScriptedAgent) {
     let keep = Arc::new(crate::residency::KeepAlives::new(
         &crate::config::ResidencyConfig::default(),
     ));
-    let pipeline = Pipeline::new(placer, Routes::default(), RetryPolicy::default(), keep).unwrap();
+    let documents = Documents::new(
+        Arc::new(crate::documents::SqliteStore::in_memory().unwrap()),
+        crate::config::RetrievalConfig::default(),
+        64,
+    );
+    let pipeline = Pipeline::new(
+        placer,
+        Routes::default(),
+        RetryPolicy::default(),
+        keep,
+        documents,
+    )
+    .unwrap();
     (Arc::new(pipeline), agent)
 }
 

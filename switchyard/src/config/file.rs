@@ -7,7 +7,8 @@ use std::path::{Path, PathBuf};
 use serde::{Deserialize, Serialize};
 use switchyard_agent::AgentSettings;
 use switchyard_controller::config::{
-    ApiConfig, ControllerConfig, ResidencyConfig, Routes, SchedulerConfig, ServerConfig,
+    ApiConfig, ControllerConfig, ResidencyConfig, RetrievalConfig, Routes, SchedulerConfig,
+    ServerConfig,
 };
 
 /// Model settings (`[models]`).
@@ -48,6 +49,8 @@ pub struct Config {
     pub scheduler: SchedulerConfig,
     /// Model residency: keep-alive and pinned models.
     pub residency: ResidencyConfig,
+    /// Document chunking and retrieval.
+    pub retrieval: RetrievalConfig,
 }
 
 /// A configuration error, on one line.
@@ -97,6 +100,7 @@ impl Config {
             api: self.api.clone(),
             scheduler: self.scheduler.clone(),
             residency: self.residency.clone(),
+            retrieval: self.retrieval.clone(),
         }
     }
 

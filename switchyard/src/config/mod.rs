@@ -60,6 +60,9 @@ pub fn apply_controller(config: &mut Config, args: &ControllerArgs) {
     if let Some(v) = &args.model_registry {
         config.models.registry = v.clone();
     }
+    if let Some(v) = &args.data_dir {
+        config.controller.data_dir = v.clone();
+    }
 }
 
 /// Overrides the file's agent settings with the flags that were given.

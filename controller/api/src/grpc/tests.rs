@@ -110,6 +110,7 @@ async fn embed_generate_pipeline_documents() {
     let ids = c
         .add_documents(AddDocumentsRequest {
             documents: vec!["d".into()],
+            ..Default::default()
         })
         .await
         .unwrap()

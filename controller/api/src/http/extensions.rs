@@ -1,5 +1,5 @@
-//! Switchyard extensions: `POST /v1/documents` (retrieval index) and `POST /v1/pipeline`
-//! (classify → [retrieve] → generate, or a dry-run explanation).
+//! Switchyard extension `POST /v1/pipeline`: classify → [retrieve] → generate, or a dry-run
+//! explanation. The document store's routes are in `documents.rs`.
 
 use std::time::Instant;
 
@@ -13,33 +13,6 @@ use super::error::HttpError;
 use super::extract::JsonBody;
 use super::{AppState, fields, trace};
 use crate::validate::{self, invalid};
-
-pub(crate) async fn add_documents(
-    State(st): State<AppState>,
-    JsonBody(body): JsonBody,
-) -> Result<Response, HttpError> {
-    fields::only(&body, "", &["documents"], &[])?;
-    let docs = match fields::get(&body, "documents") {
-        Some(Value::Array(_)) => fields::text_inputs(&body, "documents")?,
-        Some(v) => {
-            return Err(invalid(
-                "documents",
-                format!(
-                    "documents must be an array of strings, got {}",
-                    fields::type_name(v)
-                ),
-            )
-            .into());
-        }
-        None => return Err(invalid("documents", "documents is required").into()),
-    };
-    validate::inputs(&docs, "documents", &st.cfg)?;
-    let deadline = st.deadline();
-    let ids = st
-        .until(deadline, st.inf.add_documents(docs, deadline))
-        .await?;
-    Ok(Json(json!({"object": "list", "ids": ids})).into_response())
-}
 
 /// The JSON body of a pipeline answer.
 pub(crate) fn pipeline_json(r: &PipelineResponse) -> Value {
@@ -64,6 +37,7 @@ pub(crate) fn pipeline_json(r: &PipelineResponse) -> Value {
         "model": r.model,
         "text": r.text,
         "context_documents": r.context_documents,
+        "retrieved": r.retrieved.iter().map(super::documents::chunk_json).collect::<Vec<_>>(),
         "usage": {
             "prompt_tokens": r.prompt_tokens,
             "completion_tokens": r.completion_tokens,
@@ -114,12 +88,17 @@ pub(crate) async fn pipeline(
         ..Default::default()
     };
     validate::sampling(&sampling, &st.cfg)?;
+    let collection = fields::opt_string(&body, "collection")?.unwrap_or_default();
+    validate::collection(&collection)?;
+    let min_score = super::documents::pipeline_min_score(&body)?;
     let req = PipelineRequest {
         prompt,
         sampling: Some(sampling),
         retrieve: fields::opt_bool(&body, "retrieve")?.unwrap_or(false),
         top_k,
         explain_only: fields::opt_bool(&body, "explain")?.unwrap_or(false),
+        collection,
+        min_score,
     };
     let deadline = st.deadline();
     let resp = st

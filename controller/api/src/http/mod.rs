@@ -3,6 +3,7 @@
 mod auth;
 pub(crate) use auth::bearer;
 mod chat;
+mod documents;
 mod embeddings;
 pub mod error;
 mod extensions;
@@ -91,7 +92,17 @@ pub fn http_router(inf: Arc<dyn Inference>, cfg: ApiConfig) -> Router {
         .route("/v1/embeddings", post(embeddings::create))
         .route("/v1/chat/completions", post(chat::chat_completions))
         .route("/v1/completions", post(chat::completions))
-        .route("/v1/documents", post(extensions::add_documents))
+        .route(
+            "/v1/documents",
+            post(documents::create)
+                .get(documents::list)
+                .delete(documents::delete_collection),
+        )
+        .route("/v1/documents/search", post(documents::search))
+        .route(
+            "/v1/documents/{id}",
+            get(documents::get).delete(documents::delete),
+        )
         .route("/v1/pipeline", post(extensions::pipeline))
         .route_layer(axum::middleware::from_fn_with_state(
             state.clone(),

@@ -734,6 +734,9 @@ async fn documents_and_pipeline() {
     assert_eq!(v["model"], "smollm2");
     assert_eq!(v["text"], "answer to why");
     assert_eq!(v["context_documents"], json!(["a document"]));
+    assert_eq!(v["retrieved"][0]["document_id"], 100);
+    assert_eq!(v["retrieved"][0]["source"], "a.md");
+    assert_eq!(v["trace"][1]["retrieved"][0]["score"], 0.5);
     let stages: Vec<&str> = v["trace"]
         .as_array()
         .unwrap()
@@ -763,4 +766,121 @@ async fn documents_and_pipeline() {
         .await
         .error(StatusCode::BAD_REQUEST);
     assert_eq!(e["param"], "prompt");
+}
+
+#[tokio::test]
+async fn documents_are_added_listed_fetched_searched_and_deleted() {
+    let (r, _) = default_app();
+    let v = post(
+        &r,
+        "/v1/documents",
+        json!({"collection": "notes", "documents": [
+            {"text": "aaaa bbbb", "source": "a.md"},
+            "zzzz yyyy",
+        ]}),
+    )
+    .await
+    .json();
+    assert_eq!(v["ids"], json!([100, 101]));
+    assert_eq!(v["data"][0]["source"], "a.md");
+    assert_eq!(v["data"][0]["status"], "added");
+    assert_eq!(v["data"][1]["collection"], "notes");
+
+    let v = get(&r, "/v1/documents?collection=notes", None).await.json();
+    assert_eq!(v["data"].as_array().unwrap().len(), 2);
+    let e = get(&r, "/v1/documents?colection=notes", None)
+        .await
+        .error(StatusCode::BAD_REQUEST);
+    assert!(e["message"].as_str().unwrap().contains("colection"), "{e}");
+    let e = get(&r, "/v1/documents?collection=nope", None)
+        .await
+        .error(StatusCode::NOT_FOUND);
+    assert!(e["message"].as_str().unwrap().contains("nope"), "{e}");
+
+    let v = get(&r, "/v1/documents/100", None).await.json();
+    assert_eq!(v["text"], "aaaa bbbb");
+    get(&r, "/v1/documents/999", None)
+        .await
+        .error(StatusCode::NOT_FOUND);
+    let e = get(&r, "/v1/documents/abc", None)
+        .await
+        .error(StatusCode::BAD_REQUEST);
+    assert_eq!(e["param"], "id");
+
+    let reply = post(
+        &r,
+        "/v1/documents/search",
+        json!({"query": "zzzz", "k": 1, "collection": "notes"}),
+    )
+    .await;
+    assert_eq!(reply.status, StatusCode::OK);
+    assert!(reply.headers.contains_key("x-switchyard-node"));
+    let v = reply.json();
+    assert_eq!(v["data"].as_array().unwrap().len(), 1);
+    assert_eq!(
+        v["data"][0]["document_id"], 101,
+        "the closest by the fake's vectors"
+    );
+    assert_eq!(v["trace"][0]["retrieved"][0]["document_id"], 101);
+
+    let reply = send(
+        &r,
+        Request::delete("/v1/documents/100")
+            .body(Body::empty())
+            .unwrap(),
+    )
+    .await;
+    assert_eq!(reply.json()["deleted"], true);
+    let reply = send(
+        &r,
+        Request::delete("/v1/documents/100")
+            .body(Body::empty())
+            .unwrap(),
+    )
+    .await;
+    reply.error(StatusCode::NOT_FOUND);
+    let reply = send(
+        &r,
+        Request::delete("/v1/documents?collection=notes")
+            .body(Body::empty())
+            .unwrap(),
+    )
+    .await;
+    assert_eq!(reply.json()["documents"], 1);
+}
+
+#[tokio::test]
+async fn bad_document_requests_name_the_field() {
+    let (r, _) = default_app();
+    for (body, param) in [
+        (json!({"documents": []}), "documents"),
+        (json!({"documents": ["  "]}), "documents"),
+        (json!({"documents": [3]}), "documents"),
+        (json!({"documents": [{"txt": "a"}]}), "documents"),
+        (
+            json!({"documents": ["a"], "collection": "no spaces"}),
+            "collection",
+        ),
+        (json!({"documents": ["a"], "extra": 1}), "extra"),
+    ] {
+        let e = post(&r, "/v1/documents", body.clone())
+            .await
+            .error(StatusCode::BAD_REQUEST);
+        assert_eq!(e["param"], param, "{body}: {e}");
+    }
+    for (body, param) in [
+        (json!({"query": ""}), "query"),
+        (json!({"query": "q", "k": 100000}), "k"),
+        (json!({"query": "q", "min_score": 2}), "min_score"),
+        (json!({"query": "q", "top": 2}), "top"),
+    ] {
+        let e = post(&r, "/v1/documents/search", body.clone())
+            .await
+            .error(StatusCode::BAD_REQUEST);
+        assert_eq!(e["param"], param, "{body}: {e}");
+    }
+    let e = post(&r, "/v1/pipeline", json!({"prompt": "q", "min_score": -3}))
+        .await
+        .error(StatusCode::BAD_REQUEST);
+    assert_eq!(e["param"], "min_score");
 }

@@ -64,9 +64,9 @@ pub fn put_total(h: &mut HeaderMap, started: std::time::Instant) {
     put(h, TOTAL_TIME, &ms(started.elapsed().as_secs_f64() * 1e3));
 }
 
-/// One stage trace as JSON.
+/// One stage trace as JSON (with the chunks a retrieval found, when it found any).
 pub fn json(t: &StageTrace) -> Value {
-    json!({
+    let mut v = json!({
         "stage": StageKind::try_from(t.stage).unwrap_or(StageKind::Unspecified).short_name(),
         "model": t.model,
         "node": t.node,
@@ -79,7 +79,15 @@ pub fn json(t: &StageTrace) -> Value {
         "batch_size": t.batch_size,
         "simulated": t.simulated,
         "precision": t.precision,
-    })
+    });
+    if !t.retrieved.is_empty() {
+        v["retrieved"] = t
+            .retrieved
+            .iter()
+            .map(|c| json!({"document_id": c.document_id, "chunk": c.chunk, "score": c.score}))
+            .collect();
+    }
+    v
 }
 
 #[cfg(test)]

@@ -100,3 +100,46 @@ fn sampling_ranges() {
     });
     assert!(e.message.contains("token 9"), "{}", e.message);
 }
+
+#[test]
+fn documents_collections_and_searches_are_checked() {
+    let cfg = ApiConfig {
+        max_inputs: 2,
+        max_input_chars: 10,
+        ..ApiConfig::default()
+    };
+    // A document may be longer than max_input_chars: it is chunked before embedding.
+    assert!(documents(&["a long document text"], &cfg).is_ok());
+    let e = documents(&[], &cfg).unwrap_err();
+    assert_eq!(e.param.as_deref(), Some("documents"));
+    let e = documents(&["a", "b", "c"], &cfg).unwrap_err();
+    assert!(e.message.contains("max_inputs (2)"), "{}", e.message);
+    let e = documents(&["a", " \n"], &cfg).unwrap_err();
+    assert!(e.message.contains("documents[1] is empty"), "{}", e.message);
+
+    assert!(collection("").is_ok());
+    assert!(collection("notes-2024_v1.x").is_ok());
+    assert_eq!(
+        collection("a b").unwrap_err().param.as_deref(),
+        Some("collection")
+    );
+    assert!(collection(&"x".repeat(65)).is_err());
+
+    assert!(search("hello", 2, "", Some(0.5), &cfg).is_ok());
+    assert_eq!(
+        search(" ", 2, "", None, &cfg).unwrap_err().param.as_deref(),
+        Some("query")
+    );
+    assert_eq!(
+        search("q", 3, "", None, &cfg).unwrap_err().param.as_deref(),
+        Some("k")
+    );
+    assert_eq!(
+        search("q", 1, "", Some(1.5), &cfg)
+            .unwrap_err()
+            .param
+            .as_deref(),
+        Some("min_score")
+    );
+    assert!(min_score(Some(f32::NAN)).is_err());
+}
