@@ -1,4 +1,9 @@
 //! Backend errors → gRPC status, through the shared table in `switchyard_proto::errors`.
+//!
+//! The agent answering at all proves it is reachable: every failure of a model or runtime on
+//! a device (it does not load or compile there, the runtime or its queue fails) is sent as a
+//! device-scoped status ([`ErrorClass::device_status`]), so the controller excludes that
+//! device and not the node. Bad requests stay plain request errors.
 
 use switchyard_backend_core::BackendError;
 use switchyard_proto::errors::ErrorClass;
@@ -21,7 +26,56 @@ pub fn class_of(err: &BackendError) -> ErrorClass {
     }
 }
 
-/// A gRPC status for a backend error.
+/// Whether an error concerns the device it happened on (rather than the request).
+pub fn is_device_failure(err: &BackendError) -> bool {
+    !matches!(
+        err,
+        BackendError::InvalidInput(_) | BackendError::WrongStage { .. }
+    )
+}
+
+/// A gRPC status for a backend error (device-scoped unless the request is at fault).
 pub fn to_status(err: &BackendError) -> Status {
-    class_of(err).status(err.to_string())
+    let class = class_of(err);
+    if is_device_failure(err) {
+        class.device_status(err.to_string())
+    } else {
+        class.status(err.to_string())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use switchyard_proto::errors::is_device_scoped;
+
+    #[test]
+    fn a_model_that_does_not_compile_on_a_device_is_a_device_scoped_status() {
+        let compile = BackendError::DeviceUnsupported {
+            backend: "openvino".into(),
+            device: "npu0".into(),
+            reason: "cannot compile dynamic shapes".into(),
+        };
+        let s = to_status(&compile);
+        assert_eq!(s.code(), tonic::Code::Unavailable, "clients still see 503");
+        assert!(is_device_scoped(&s));
+        for e in [
+            BackendError::InvalidModel {
+                model: "m".into(),
+                reason: "bad graph".into(),
+            },
+            BackendError::ModelFileMissing("m.onnx".into()),
+            BackendError::NotLoaded("m".into()),
+            BackendError::Inference("boom".into()),
+            BackendError::QueueFull("m".into()),
+        ] {
+            assert!(is_device_scoped(&to_status(&e)), "{e}");
+        }
+        let bad = to_status(&BackendError::InvalidInput("empty".into()));
+        assert_eq!(bad.code(), tonic::Code::InvalidArgument);
+        assert!(
+            !is_device_scoped(&bad),
+            "the request, not the device, is at fault"
+        );
+    }
 }

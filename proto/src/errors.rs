@@ -1,6 +1,12 @@
 //! The one table that maps Switchyard error classes to gRPC status codes, HTTP status codes
 //! and OpenAI error types. Every server (agent data path, controller gRPC, HTTP API) goes
 //! through it, so the same failure always looks the same to clients.
+//!
+//! A status can also say what it is about: an agent that was reached and failed on one of
+//! its devices (a model that does not compile there, a runtime error) marks its status with
+//! [`SCOPE_KEY`]` = device` ([`ErrorClass::device_status`]). The controller's retry rule then
+//! charges that device only; an unmarked `Unavailable` is a transport failure — the agent
+//! could not be reached — and concerns the whole node.
 
 use tonic::{Code, Status};
 
@@ -120,6 +126,17 @@ impl ErrorClass {
         Status::new(self.grpc_code(), message)
     }
 
+    /// A status of this class that says it concerns one device of the sender (see the module
+    /// docs): the sender was reached, and another device of the same node may succeed.
+    pub fn device_status(self, message: impl Into<String>) -> Status {
+        let mut status = self.status(message);
+        status.metadata_mut().insert(
+            SCOPE_KEY,
+            tonic::metadata::MetadataValue::from_static(SCOPE_DEVICE),
+        );
+        status
+    }
+
     /// The class of a gRPC status received from a peer (unknown codes are `Internal`).
     pub fn from_grpc(code: Code) -> ErrorClass {
         TABLE
@@ -133,6 +150,19 @@ impl ErrorClass {
                 _ => ErrorClass::Internal,
             })
     }
+}
+
+/// Metadata key of a status's scope marker.
+pub const SCOPE_KEY: &str = "x-switchyard-scope";
+/// Its value on a status about one device.
+pub const SCOPE_DEVICE: &str = "device";
+
+/// True when the sender marked `status` as concerning one of its devices.
+pub fn is_device_scoped(status: &Status) -> bool {
+    status
+        .metadata()
+        .get(SCOPE_KEY)
+        .is_some_and(|v| v.as_bytes() == SCOPE_DEVICE.as_bytes())
 }
 
 #[cfg(test)]
@@ -150,5 +180,18 @@ mod tests {
             ErrorClass::from_grpc(Code::Cancelled),
             ErrorClass::Unavailable
         );
+    }
+
+    #[test]
+    fn a_device_status_keeps_its_class_and_carries_the_marker() {
+        let s = ErrorClass::Unavailable.device_status("cannot compile");
+        assert_eq!(s.code(), Code::Unavailable);
+        assert!(is_device_scoped(&s));
+        assert!(!is_device_scoped(&ErrorClass::Unavailable.status("x")));
+        // The marker travels as gRPC metadata: it survives the header round trip.
+        let mut headers = tonic::codegen::http::HeaderMap::new();
+        s.add_header(&mut headers).unwrap();
+        let back = Status::from_header_map(&headers).unwrap();
+        assert!(is_device_scoped(&back), "{back:?}");
     }
 }

@@ -252,9 +252,13 @@ fn killing_the_generating_agent_mid_request_still_answers_from_another_node() {
 #[test]
 fn a_tripped_circuit_routes_around_the_device_and_recovers() {
     let _serial = serial();
-    // Two failures open a breaker; a probe is allowed 10 s later.
+    // Two failures open a breaker; a probe is allowed 10 s later. A model that does not
+    // load excludes the device it failed on, not the node (the agent answered), so the first
+    // generation tries both broken GPUs and the broken node's CPU before the healthy node:
+    // four attempts.
     let (_c, grpc, _d) = controller(
-        "[scheduler.breakers]\nfailure_threshold = 2\nwindow_ms = 60000\ncooldown_ms = 10000\n",
+        "[scheduler.breakers]\nfailure_threshold = 2\nwindow_ms = 60000\ncooldown_ms = 10000\n\
+         [scheduler.retry]\nmax_attempts = 4\n",
     );
     let _host = agent(&grpc, "host", &[]);
 

@@ -1,7 +1,8 @@
 //! Circuit breakers per (node, device).
 //!
 //! * **Closed**: requests flow; failures are remembered for `window`. `failure_threshold`
-//!   failures inside the window open the circuit.
+//!   consecutive failures inside the window open the circuit: a success clears the count, so
+//!   sporadic failures between successes never add up to an open circuit.
 //! * **Open**: the device is skipped by placement until `cooldown` has passed.
 //! * **Half-open** (cooldown over): one probe request may go. [`CircuitBreakers::on_dispatch`]
 //!   marks it in flight; its success closes the circuit, its failure reopens it. A probe whose
@@ -160,20 +161,26 @@ impl CircuitBreakers {
         }
     }
 
-    /// A request on the device succeeded: a half-open circuit closes.
+    /// A request on the device succeeded: a half-open circuit closes; a closed one forgets
+    /// its failures.
     pub fn record_success(&mut self, node: &str, device: &str, now: Instant) {
-        let state = self.state(node, device, now);
+        let half_open = matches!(self.state(node, device, now), CircuitState::HalfOpen { .. });
         let Some(b) = self.map.get_mut(node).and_then(|m| m.get_mut(device)) else {
             return;
         };
-        if let CircuitState::HalfOpen { .. } = state {
-            *b = Breaker::Closed {
-                failures: VecDeque::new(),
-            };
-            self.not_closed -= 1;
+        match b {
+            _ if half_open => {
+                *b = Breaker::Closed {
+                    failures: VecDeque::new(),
+                };
+                self.not_closed -= 1;
+            }
+            // Closed: the device works; earlier failures no longer count.
+            Breaker::Closed { failures } => failures.clear(),
+            // Open (cooldown not over): a straggler dispatched before the circuit opened
+            // proves nothing.
+            _ => {}
         }
-        // Closed: failures age out of the window on their own. Open (cooldown not over):
-        // a straggler dispatched before the circuit opened proves nothing.
     }
 
     /// A request on the device failed (error or timeout): may open the circuit.

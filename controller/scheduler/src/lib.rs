@@ -64,7 +64,7 @@ pub mod tiers;
 pub mod view;
 
 pub use circuit::{Admission, BreakerConfig, CircuitBreakers, CircuitState};
-pub use latency::{LatencyConfig, LatencyConfigError, LatencyStats, TimeoutRule};
+pub use latency::{LatencyConfig, LatencyConfigError, LatencyStats, Sample, TimeoutRule};
 pub use policy::{
     BackendPreferences, PlacementMode, PlacementPolicy, PolicyError, ScoreWeights, StagePreferences,
 };

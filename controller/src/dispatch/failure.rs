@@ -4,8 +4,13 @@
 //! stream — becomes a [`Failure`] here: its class (the shared error table), its scope (what
 //! it says about the cluster: nothing, one device, or the whole node) and whether another
 //! device may succeed where this one failed.
+//!
+//! Node scope means one thing: the agent could not be reached (a transport error, connection
+//! refused, a stream cut off). An agent that answers with an error about one of its devices
+//! marks it so ([`switchyard_proto::errors::is_device_scoped`]): a model that fails to load
+//! or compile on a GPU excludes that GPU, and the node's CPU stays eligible.
 
-use switchyard_proto::errors::ErrorClass;
+use switchyard_proto::errors::{ErrorClass, is_device_scoped};
 use tonic::Status;
 
 /// What a failure says about the cluster.
@@ -16,8 +21,7 @@ pub enum Scope {
     /// The device failed (runtime error, timeout, full queue): its breaker is charged and the
     /// retry goes to another device.
     Device,
-    /// The node cannot serve (agent unreachable, model files missing there): every device of
-    /// the node is charged and excluded.
+    /// The node's agent is unreachable: every device of the node is charged and excluded.
     Node,
 }
 
@@ -33,7 +37,7 @@ pub struct Failure {
 }
 
 impl Failure {
-    /// The rule, by error class.
+    /// The rule, by error class, for a failure nobody marked (see [`Failure::from_status`]).
     pub fn of_class(class: ErrorClass) -> Failure {
         let (scope, retry) = match class {
             // The request is wrong: the same request fails everywhere.
@@ -41,13 +45,15 @@ impl Failure {
             | ErrorClass::NotFound
             | ErrorClass::AlreadyExists
             | ErrorClass::Unauthenticated => (Scope::Request, false),
-            // The agent is unreachable, or cannot serve the model (its files are missing or
-            // corrupt on that node): try another node.
-            ErrorClass::Unavailable | ErrorClass::FailedPrecondition => (Scope::Node, true),
-            // This device is full, slow or failed at run time: try another device.
-            ErrorClass::ResourceExhausted | ErrorClass::DeadlineExceeded | ErrorClass::Internal => {
-                (Scope::Device, true)
-            }
+            // Unmarked Unavailable is what the transport reports when the agent cannot be
+            // reached: try another node.
+            ErrorClass::Unavailable => (Scope::Node, true),
+            // This device cannot serve the model, is full, slow or failed at run time: try
+            // another device.
+            ErrorClass::FailedPrecondition
+            | ErrorClass::ResourceExhausted
+            | ErrorClass::DeadlineExceeded
+            | ErrorClass::Internal => (Scope::Device, true),
         };
         Failure {
             class,
@@ -56,9 +62,15 @@ impl Failure {
         }
     }
 
-    /// The rule applied to a gRPC status received from an agent.
+    /// The rule applied to a gRPC status from an agent call: by class, except that a status
+    /// the agent marked as concerning its device is never charged to the whole node (the
+    /// agent answered, so it is reachable).
     pub fn from_status(status: &Status) -> Failure {
-        Failure::of_class(ErrorClass::from_grpc(status.code()))
+        let mut failure = Failure::of_class(ErrorClass::from_grpc(status.code()));
+        if failure.scope == Scope::Node && is_device_scoped(status) {
+            failure.scope = Scope::Device;
+        }
+        failure
     }
 
     /// An attempt that ran past its adaptive timeout (the request deadline still ahead).

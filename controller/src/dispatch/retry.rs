@@ -10,7 +10,7 @@ use switchyard_api::ApiError;
 use switchyard_backend_core::StageKind;
 use switchyard_proto::errors::ErrorClass;
 use switchyard_proto::v1::agent_client::AgentClient;
-use switchyard_scheduler::{PlacementRequest, RetryPolicy};
+use switchyard_scheduler::{PlacementRequest, RetryPolicy, Sample};
 use tonic::transport::Channel;
 use tracing::{Instrument, info_span, warn};
 
@@ -86,6 +86,27 @@ impl Failed {
 pub struct Observed {
     /// The precision the agent reports the stage ran at (`f32`, ...).
     pub precision: String,
+    /// A stream: time from dispatch to its first chunk (`None`: a batch call, measured
+    /// whole by the loop).
+    pub first_token: Option<Duration>,
+    /// A stream: the longest wait between two chunks after the first.
+    pub longest_gap: Option<Duration>,
+}
+
+impl Observed {
+    /// The latency sample of an attempt that took `took` for `req`.
+    pub fn sample(&self, req: &PlacementRequest, took: Duration) -> Sample {
+        match self.first_token {
+            Some(first_token) => Sample::Stream {
+                first_token,
+                longest_gap: self.longest_gap,
+            },
+            None => Sample::Batch {
+                took,
+                inputs: req.inputs,
+            },
+        }
+    }
 }
 
 /// One try of a stage on one target.
@@ -146,7 +167,7 @@ pub async fn run<A: Attempt>(
                     &observed.precision,
                     took,
                 );
-                placer.succeeded(stage, &model, &target, took);
+                placer.succeeded(&req, &target, observed.sample(&req, took));
                 return Ok(out);
             }
             Err(f) => f,
@@ -174,4 +195,34 @@ pub async fn run<A: Attempt>(
         tokio::time::sleep(delay.min(remaining(deadline))).await;
     }
     Err(last_error.unwrap_or_else(|| ApiError::new(ErrorClass::Unavailable, "no attempt made")))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_stream_is_sampled_by_its_first_token_and_a_batch_by_its_inputs() {
+        let req = PlacementRequest::new(StageKind::Embed, "m", 1, Instant::now()).with_inputs(256);
+        let took = Duration::from_millis(900);
+        assert_eq!(
+            Observed::default().sample(&req, took),
+            Sample::Batch { took, inputs: 256 }
+        );
+        let stream = Observed {
+            first_token: Some(Duration::from_millis(40)),
+            longest_gap: Some(Duration::from_millis(15)),
+            ..Default::default()
+        };
+        let req = PlacementRequest::new(StageKind::Generate, "g", 1, Instant::now());
+        // However long the whole stream took (it scales with max_tokens), the sample is the
+        // first token and the longest gap.
+        assert_eq!(
+            stream.sample(&req, Duration::from_secs(30)),
+            Sample::Stream {
+                first_token: Duration::from_millis(40),
+                longest_gap: Some(Duration::from_millis(15)),
+            }
+        );
+    }
 }

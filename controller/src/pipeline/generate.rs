@@ -5,6 +5,8 @@
 //! deterministic sampling (greedy or a seed) regenerates the same text, so the part already
 //! sent is skipped; otherwise a failure after the first token ends the stream with the error.
 
+use std::time::{Duration, Instant};
+
 use switchyard_api::ApiError;
 use switchyard_proto::errors::ErrorClass;
 use switchyard_proto::v1::{AgentGenerateRequest, ChatMessage, GenerateChunk, SamplingParams};
@@ -83,8 +85,10 @@ impl GenerateAttempt {
     async fn stream(&mut self, cx: &AttemptContext) -> Result<Observed, Failed> {
         let target = &cx.target;
         let mut client = cx.client.clone();
-        // The adaptive timeout bounds the wait for each chunk (time to first token and gaps
-        // between tokens); the request deadline bounds the whole.
+        // The adaptive timeouts bound the wait for the first token (`timeout`, from dispatch)
+        // and for each chunk after it (`gap_timeout`); the request deadline bounds the whole.
+        // Both waits are measured and become the latency samples of a successful stream.
+        let started = Instant::now();
         let open = tokio::time::timeout(
             cx.budget,
             client.generate(AgentGenerateRequest {
@@ -110,8 +114,17 @@ impl GenerateAttempt {
             Ok(Ok(stream)) => stream.into_inner(),
         };
         let mut regenerated = String::new();
+        let mut last = started;
+        let mut first_token: Option<Duration> = None;
+        let mut longest_gap: Option<Duration> = None;
         loop {
-            let wait = target.timeout.min(remaining(cx.deadline));
+            let limit = match first_token {
+                None => target.timeout,
+                Some(_) => target.gap_timeout,
+            };
+            let wait = limit
+                .saturating_sub(last.elapsed())
+                .min(remaining(cx.deadline));
             let next = match tokio::time::timeout(wait, stream.next()).await {
                 Err(_) if remaining(cx.deadline).is_zero() => {
                     return Err(Failed {
@@ -140,13 +153,22 @@ impl GenerateAttempt {
                 }
                 Ok(Some(Ok(chunk))) => chunk,
             };
+            let waited = last.elapsed();
+            match first_token {
+                None => first_token = Some(started.elapsed()),
+                Some(_) => longest_gap = Some(longest_gap.map_or(waited, |g| g.max(waited))),
+            }
             let mut chunk = next;
             let is_last = chunk.finish_reason.is_some();
             regenerated.push_str(&chunk.text);
             chunk.text = self.new_text(&regenerated)?;
             if is_last {
                 crate::metrics::tokens_generated(&self.model, u64::from(chunk.completion_tokens));
-                let mut observed = Observed::default();
+                let mut observed = Observed {
+                    first_token,
+                    longest_gap,
+                    ..Default::default()
+                };
                 if let Some(t) = chunk.trace.as_mut() {
                     t.retries = cx.retries;
                     observed.precision = t.precision.clone();
@@ -160,6 +182,8 @@ impl GenerateAttempt {
                     "the client went away",
                 ));
             }
+            // Time spent handing the chunk to a slow client is not the device's gap.
+            last = Instant::now();
         }
     }
 }

@@ -119,12 +119,12 @@ impl Pipeline {
                     .with_param("input"),
             );
         }
+        let req = self.placer.request(spec).with_inputs(inputs.len());
         let mut attempt = BatchAttempt {
             stage,
             model: model.to_string(),
             inputs,
         };
-        let req = self.placer.request(spec);
         dispatch::run(
             &self.placer,
             &self.pool,

@@ -22,18 +22,29 @@ use super::*;
 use crate::placement::PlacementSettings;
 
 /// Devices the scripted agent was asked to run on, in order.
-#[derive(Clone, Default)]
+#[derive(Clone)]
 struct ScriptedAgent {
     calls: Arc<Mutex<Vec<String>>>,
+    /// What the first call fails with.
+    first: Status,
+}
+
+impl Default for ScriptedAgent {
+    fn default() -> Self {
+        ScriptedAgent {
+            calls: Arc::default(),
+            first: Status::internal("scripted runtime failure"),
+        }
+    }
 }
 
 impl ScriptedAgent {
-    /// Records the call; the first one fails with a device-scoped error.
+    /// Records the call; the first one fails with `self.first`.
     fn call(&self, device: &str) -> Result<StageTrace, Status> {
         let mut calls = self.calls.lock().unwrap();
         calls.push(device.to_string());
         if calls.len() == 1 {
-            return Err(Status::internal("scripted runtime failure"));
+            return Err(self.first.clone());
         }
         Ok(StageTrace {
             device_id: device.to_string(),
@@ -121,7 +132,16 @@ fn device(id: &str, kind: DeviceKind, backend: &str) -> Device {
 
 /// A pipeline over one node (GPU + CPU) served by a fresh scripted agent.
 async fn cluster_with_scripted_agent() -> (Arc<Pipeline>, ScriptedAgent) {
-    let agent = ScriptedAgent::default();
+    cluster_with(ScriptedAgent::default(), None).await
+}
+
+/// Like [`cluster_with_scripted_agent`] with `agent`; with `unreachable`, a second node
+/// `0-gone` (an Intel GPU and a CPU, preferred for embeddings) whose agent endpoint is that
+/// closed port.
+async fn cluster_with(
+    agent: ScriptedAgent,
+    unreachable: Option<String>,
+) -> (Arc<Pipeline>, ScriptedAgent) {
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = listener.local_addr().unwrap();
     let server = AgentServer::new(agent.clone());
@@ -148,6 +168,23 @@ async fn cluster_with_scripted_agent() -> (Arc<Pipeline>, ScriptedAgent) {
             "inst",
         )
         .unwrap();
+    if let Some(endpoint) = unreachable {
+        cluster
+            .register(
+                NodeInfo {
+                    node_name: "0-gone".into(),
+                    agent_endpoint: endpoint,
+                    devices: vec![
+                        device("igpu", DeviceKind::IntelGpu, "openvino"),
+                        device("cpu", DeviceKind::Cpu, "ort-cpu"),
+                    ],
+                    available_models: models.iter().map(|m| m.name.clone()).collect(),
+                    ..Default::default()
+                },
+                "inst-gone",
+            )
+            .unwrap();
+    }
     let placer = Arc::new(Placer::new(
         cluster,
         models,
@@ -242,4 +279,71 @@ async fn a_retried_embedding_and_a_retried_generation_go_through_the_same_loop()
         "nothing was sent before the failure, so sampling may retry"
     );
     assert_retried_once_elsewhere(&p, &agent, last.as_ref().unwrap());
+}
+
+fn embed_one() -> EmbedRequest {
+    EmbedRequest {
+        model: "minilm-l6-v2".into(),
+        inputs: vec!["x".into()],
+    }
+}
+
+#[tokio::test]
+async fn a_model_that_fails_to_compile_on_one_device_excludes_that_device_not_the_node() {
+    // What the agent sends when a model does not compile on its GPU (agent/src/errors.rs).
+    let agent = ScriptedAgent {
+        first: ErrorClass::Unavailable.device_status("cannot compile minilm-l6-v2 for gpu0"),
+        ..Default::default()
+    };
+    let (p, agent) = cluster_with(agent, None).await;
+    let deadline = Instant::now() + Duration::from_secs(20);
+    let resp = PipelineService(p.clone())
+        .embed(embed_one(), deadline)
+        .await
+        .expect("the node's CPU still serves");
+    let calls = agent.calls.lock().unwrap().clone();
+    assert_eq!(calls, ["gpu0", "cpu"], "retried on the same node's CPU");
+    assert_eq!(resp.trace.unwrap().device_id, "cpu");
+    assert!(matches!(
+        p.placer().breaker_state("a", "gpu0"),
+        CircuitState::Open { .. }
+    ));
+    assert_eq!(p.placer().breaker_state("a", "cpu"), CircuitState::Closed);
+}
+
+#[tokio::test]
+async fn an_unreachable_agent_excludes_every_device_of_its_node() {
+    // A port nothing listens on: connection refused.
+    let closed = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let gone = format!("http://{}", closed.local_addr().unwrap());
+    drop(closed);
+    let agent = ScriptedAgent {
+        first: Status::internal("unused"),
+        ..Default::default()
+    };
+    // The scripted agent fails its first call, so start it one call in.
+    agent.calls.lock().unwrap().push("warm".into());
+    let (p, agent) = cluster_with(agent, Some(gone)).await;
+    let deadline = Instant::now() + Duration::from_secs(20);
+    let resp = PipelineService(p.clone())
+        .embed(embed_one(), deadline)
+        .await
+        .expect("the reachable node serves");
+    let trace = resp.trace.unwrap();
+    assert_eq!(trace.node, "", "the scripted trace names no node");
+    assert_eq!(
+        trace.retries, 1,
+        "one failed attempt, on the unreachable node"
+    );
+    for d in ["igpu", "cpu"] {
+        assert!(
+            matches!(
+                p.placer().breaker_state("0-gone", d),
+                CircuitState::Open { .. }
+            ),
+            "{d} of the unreachable node is charged"
+        );
+    }
+    let calls = agent.calls.lock().unwrap().clone();
+    assert_eq!(calls, ["warm", "gpu0"], "then straight to the other node");
 }

@@ -16,7 +16,7 @@ use switchyard_proto::v1::StageExplanation;
 use switchyard_scheduler::tiers::{ModelDemand, Tier, TierChoice, TierRoutes, choose_model};
 use switchyard_scheduler::{
     BreakerConfig, CircuitBreakers, LatencyConfig, LatencyStats, PlacementContext, PlacementPolicy,
-    PlacementRequest,
+    PlacementRequest, Sample,
 };
 
 pub use explain::{no_placement, stage_explanation};
@@ -150,11 +150,12 @@ impl Placer {
                 // which observed stage latencies do not cover.
                 timeout: if c.warm {
                     ctx.latency
-                        .adaptive_timeout_on(req.stage, &req.model, &c.node, &c.device)
+                        .batch_timeout_on(req.stage, &req.model, &c.node, &c.device, req.inputs)
                 } else {
                     Duration::from_millis(ctx.latency.config().rule(req.stage).ceiling_ms)
                         + COLD_LOAD_ALLOWANCE
                 },
+                gap_timeout: ctx.latency.gap_timeout_on(&req.model, &c.node, &c.device),
             })
         })
     }
@@ -209,19 +210,19 @@ impl Placer {
         InFlight::start(self.cluster.clone(), target)
     }
 
-    /// Records a success of `stage` on `target` that took `took`.
-    pub fn succeeded(&self, stage: StageKind, model: &str, target: &Target, took: Duration) {
+    /// Records a success of `req` on `target`, as measured (`sample`).
+    pub fn succeeded(&self, req: &PlacementRequest, target: &Target, sample: Sample) {
         self.breakers.lock().expect("breakers").record_success(
             &target.node,
             &target.device,
             Instant::now(),
         );
-        self.latency.lock().expect("latency").record(
-            stage,
-            model,
+        self.latency.lock().expect("latency").record_sample(
+            req.stage,
+            &req.model,
             &target.node,
             &target.device,
-            took,
+            sample,
         );
     }
 

@@ -17,8 +17,11 @@ pub struct Target {
     pub backend: String,
     /// The node's agent data-path endpoint.
     pub endpoint: String,
-    /// How long one attempt may take (a generation: the wait for each chunk).
+    /// How long one attempt may take: a batch call of the request's inputs, or a
+    /// generation's wait for its first token.
     pub timeout: Duration,
+    /// A generation's longest wait for each chunk after the first.
+    pub gap_timeout: Duration,
     /// Every device of the target's node (a node-level failure affects them all).
     pub node_devices: Vec<String>,
 }

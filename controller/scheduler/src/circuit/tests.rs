@@ -33,6 +33,26 @@ fn opens_after_n_failures_within_the_window() {
 }
 
 #[test]
+fn a_success_in_a_closed_circuit_clears_its_failure_count() {
+    let t0 = Instant::now();
+    let mut b = CircuitBreakers::new(cfg());
+    let at = |ms| t0 + Duration::from_millis(ms);
+    // fail, fail, success, fail, fail: never three failures in a row, all inside the window.
+    b.record_failure("n", "d", at(0));
+    b.record_failure("n", "d", at(10));
+    b.record_success("n", "d", at(20));
+    b.record_failure("n", "d", at(30));
+    b.record_failure("n", "d", at(40));
+    assert_eq!(b.state("n", "d", at(50)), CircuitState::Closed);
+    // A third failure in a row opens it.
+    b.record_failure("n", "d", at(50));
+    assert!(matches!(
+        b.state("n", "d", at(60)),
+        CircuitState::Open { .. }
+    ));
+}
+
+#[test]
 fn failures_outside_the_window_do_not_count() {
     let t0 = Instant::now();
     let mut b = CircuitBreakers::new(cfg());

@@ -86,6 +86,64 @@ fn per_device_timeout_uses_the_device_when_it_has_enough_samples() {
 }
 
 #[test]
+fn a_batch_timeout_scales_with_its_inputs_from_a_per_input_figure() {
+    let mut l = LatencyStats::new(LatencyConfig::default());
+    for _ in 0..20 {
+        l.record(S, "m", "n", "d", ms(100));
+    }
+    // One input: p95 of the call × 3.
+    assert_eq!(l.batch_timeout_on(S, "m", "n", "d", 1), ms(300));
+    // 32 inputs learned from single ones: 100 ms per input × 32 × 3, not the 300 ms floor
+    // single inputs taught.
+    assert_eq!(l.batch_timeout_on(S, "m", "n", "d", 32), ms(9_600));
+    // 256 inputs: the ceiling.
+    assert_eq!(l.batch_timeout_on(S, "m", "n", "d", 256), ms(10_000));
+
+    // Learned from batches of 32 (400 ms a call, 12.5 ms per input): a single input still
+    // gets what one call takes.
+    let mut l = LatencyStats::new(LatencyConfig::default());
+    for _ in 0..20 {
+        l.record_sample(
+            S,
+            "m",
+            "n",
+            "d",
+            Sample::Batch {
+                took: ms(400),
+                inputs: 32,
+            },
+        );
+    }
+    assert_eq!(l.batch_timeout_on(S, "m", "n", "d", 1), ms(1_200));
+    assert_eq!(l.batch_timeout_on(S, "m", "n", "d", 256), ms(9_600));
+}
+
+#[test]
+fn generation_timeouts_come_from_first_token_and_gaps_not_from_stream_length() {
+    let g = StageKind::Generate;
+    let mut l = LatencyStats::new(LatencyConfig::default());
+    assert_eq!(l.gap_timeout_on("m", "n", "d"), ms(10_000), "initial");
+    for _ in 0..20 {
+        l.record_sample(
+            g,
+            "m",
+            "n",
+            "d",
+            Sample::Stream {
+                first_token: ms(1_000),
+                longest_gap: Some(ms(500)),
+            },
+        );
+    }
+    assert_eq!(l.adaptive_timeout_on(g, "m", "n", "d"), ms(3_000));
+    assert_eq!(l.gap_timeout_on("m", "n", "d"), ms(1_500));
+    // The input count plays no part in a stream's first-token timeout.
+    assert_eq!(l.batch_timeout_on(g, "m", "n", "d", 64), ms(3_000));
+    // Another device without samples falls back to the model's figures.
+    assert_eq!(l.gap_timeout_on("m", "n", "other"), ms(1_500));
+}
+
+#[test]
 fn config_validation() {
     LatencyConfig::default().validate().unwrap();
     let c = LatencyConfig {
@@ -101,4 +159,12 @@ fn config_validation() {
             .unwrap();
     assert_eq!(c.classify.ceiling_ms, 9);
     assert!(toml::from_str::<LatencyConfig>("alpah = 0.5").is_err());
+    let mut c = LatencyConfig::default();
+    c.generate_gap.floor_ms = 0;
+    assert!(
+        c.validate()
+            .unwrap_err()
+            .to_string()
+            .contains("generate_gap")
+    );
 }

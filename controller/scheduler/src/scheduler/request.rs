@@ -11,6 +11,8 @@ pub struct PlacementRequest {
     pub model: String,
     /// Memory the model needs when loaded, bytes (registry `memory_bytes`).
     pub memory_bytes: u64,
+    /// Inputs in the request (classify/embed; 1 for generation): sizes its timeout.
+    pub inputs: usize,
     /// Backend ids the model can run on; `None`: any.
     pub backends_supported_by_model: Option<Vec<String>>,
     /// (node, device) pairs to skip: where this request already failed.
@@ -22,7 +24,7 @@ pub struct PlacementRequest {
 }
 
 impl PlacementRequest {
-    /// A request for the best 3 candidates, any backend, nothing excluded.
+    /// A request of one input for the best 3 candidates, any backend, nothing excluded.
     pub fn new(
         stage: StageKind,
         model: impl Into<String>,
@@ -33,6 +35,7 @@ impl PlacementRequest {
             stage,
             model: model.into(),
             memory_bytes,
+            inputs: 1,
             backends_supported_by_model: None,
             exclude: Vec::new(),
             top_k: 3,
@@ -49,6 +52,12 @@ impl PlacementRequest {
     /// Skips a device (it failed for this request).
     pub fn excluding(mut self, node: impl Into<String>, device: impl Into<String>) -> Self {
         self.exclude.push((node.into(), device.into()));
+        self
+    }
+
+    /// Sets the number of inputs (at least 1).
+    pub fn with_inputs(mut self, inputs: usize) -> Self {
+        self.inputs = inputs.max(1);
         self
     }
 

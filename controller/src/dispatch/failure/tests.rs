@@ -38,7 +38,7 @@ const TABLE: &[(Code, ErrorClass, Scope, bool)] = &[
     (
         Code::FailedPrecondition,
         ErrorClass::FailedPrecondition,
-        Scope::Node,
+        Scope::Device,
         true,
     ),
     (
@@ -86,6 +86,39 @@ fn from_status_gives_every_class_its_scope_and_retry() {
         assert!(TABLE.iter().any(|r| r.1 == class), "{class:?} not covered");
     }
     assert_eq!(Failure::timed_out().scope, Scope::Device);
+}
+
+#[test]
+fn only_an_unreachable_agent_is_charged_to_the_node() {
+    // The transport's Unavailable (connection refused, agent gone): the node.
+    let unreachable = Status::unavailable("tcp connect error: Connection refused");
+    assert_eq!(Failure::from_status(&unreachable).scope, Scope::Node);
+    // The agent answered about one device (a model that does not compile on its GPU): that
+    // device only, still retried elsewhere, same class for the client.
+    let compile = ErrorClass::Unavailable.device_status("cannot compile for GPU.0");
+    let f = Failure::from_status(&compile);
+    assert_eq!(
+        f,
+        Failure {
+            class: ErrorClass::Unavailable,
+            scope: Scope::Device,
+            retry: true
+        }
+    );
+    // Every class the agent may mark keeps its own scope when narrower.
+    for (code, class) in [
+        (Code::InvalidArgument, ErrorClass::InvalidArgument),
+        (Code::Internal, ErrorClass::Internal),
+        (Code::FailedPrecondition, ErrorClass::FailedPrecondition),
+    ] {
+        let marked = class.device_status("x");
+        assert_eq!(marked.code(), code);
+        assert_eq!(
+            Failure::from_status(&marked).scope,
+            Failure::of_class(class).scope,
+            "{class:?}"
+        );
+    }
 }
 
 #[test]
