@@ -209,13 +209,30 @@ impl Placer {
         InFlight::start(self.cluster.clone(), target)
     }
 
-    /// Records a success of `stage` on `target` that took `took`.
-    pub fn succeeded(&self, stage: StageKind, model: &str, target: &Target, took: Duration) {
+    /// The longest adaptive timeout of `stage` (its rule's ceiling).
+    pub fn timeout_ceiling(&self, stage: StageKind) -> Duration {
+        let latency = self.latency.lock().expect("latency");
+        Duration::from_millis(latency.config().rule(stage).ceiling_ms)
+    }
+
+    /// Records a success of `stage` on `target` that took `took`; `latency: false` for bulk
+    /// work, whose durations would skew the adaptive timeouts of interactive requests.
+    pub fn succeeded(
+        &self,
+        stage: StageKind,
+        model: &str,
+        target: &Target,
+        took: Duration,
+        latency: bool,
+    ) {
         self.breakers.lock().expect("breakers").record_success(
             &target.node,
             &target.device,
             Instant::now(),
         );
+        if !latency {
+            return;
+        }
         self.latency.lock().expect("latency").record(
             stage,
             model,
