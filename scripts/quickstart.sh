@@ -36,11 +36,12 @@ for _ in $(seq 1 100); do
 done
 echo "quickstart: cluster up (gRPC $GRPC, HTTP http://$HTTP; log $LOG)"
 echo
-# Documents for the retrieval stage (embedded by the cluster, searched by cosine).
+# Documents for the retrieval stage: chunked by the embedding model's tokenizer, embedded by
+# the cluster and kept in the controller's document store (re-running adds nothing twice).
 "$BIN" docs add \
-  "A prime number is a natural number greater than 1 with no divisors other than 1 and itself." \
-  "To test primality, trial division by every integer up to the square root of n is enough." \
-  "Proxmox VE is a virtualization platform based on Debian."
+  --text "A prime number is a natural number greater than 1 with no divisors other than 1 and itself." \
+  --text "To test primality, trial division by every integer up to the square root of n is enough." \
+  --text "Proxmox VE is a virtualization platform based on Debian."
 echo "\$ switchyard run \"$PROMPT\" --retrieve"
 "$BIN" run "$PROMPT" --retrieve --max-tokens 160
 echo

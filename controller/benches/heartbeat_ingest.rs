@@ -102,6 +102,8 @@ fn main() {
     let mut config = ServerConfig::default();
     config.controller.listen = "127.0.0.1:0".parse().unwrap();
     config.controller.http_listen = "127.0.0.1:0".parse().unwrap();
+    let data_dir = tempfile::tempdir().unwrap();
+    config.controller.data_dir = data_dir.path().to_path_buf();
     let handle = controller_rt
         .block_on(switchyard_controller::server::start(
             &config,

@@ -58,7 +58,8 @@ pub enum Command {
     /// Dry run: rank the candidate devices for every stage of a prompt, with the reason each
     /// was filtered out or how it was scored. Nothing is executed.
     Explain(ExplainArgs),
-    /// Add documents to the controller's retrieval index (used by `run --retrieve`).
+    /// The controller's document store (used by `run --retrieve`): add, list, show, rm,
+    /// search.
     Docs(DocsArgs),
 }
 
@@ -93,13 +94,76 @@ pub struct DocsArgs {
 /// What to do with documents.
 #[derive(Debug, Subcommand)]
 pub enum DocsAction {
-    /// Embed and index each TEXT argument.
+    /// Chunk, embed (through the cluster) and store files: text, markdown and source files;
+    /// directories recursively (hidden and git-ignored files skipped, binaries skipped with a
+    /// note); `-` reads stdin. Re-adding an unchanged file does nothing; a changed one
+    /// replaces its previous version.
     Add {
-        /// Documents, one per argument.
-        #[arg(required = true)]
+        /// Files, directories, or `-` for stdin.
+        #[arg(value_name = "FILE|DIR|-", required_unless_present = "texts")]
+        paths: Vec<PathBuf>,
+        /// A document given inline (repeatable), instead of or beside files.
+        #[arg(long = "text", value_name = "TEXT")]
         texts: Vec<String>,
+        /// Collection to add to (created on first use).
+        #[arg(long, value_name = "NAME")]
+        collection: Option<String>,
         #[command(flatten)]
         client: ClientArgs,
+        /// Output format.
+        #[arg(long, short, value_enum, default_value_t = Output::Table)]
+        output: Output,
+    },
+    /// List the stored documents and collections.
+    List {
+        /// Only this collection.
+        #[arg(long, value_name = "NAME")]
+        collection: Option<String>,
+        #[command(flatten)]
+        client: ClientArgs,
+        /// Output format.
+        #[arg(long, short, value_enum, default_value_t = Output::Table)]
+        output: Output,
+    },
+    /// Print one document's text.
+    Show {
+        /// Document id (from `docs list`).
+        id: u64,
+        #[command(flatten)]
+        client: ClientArgs,
+        /// Output format.
+        #[arg(long, short, value_enum, default_value_t = Output::Table)]
+        output: Output,
+    },
+    /// Delete documents by id, or a whole collection with --collection.
+    Rm {
+        /// Document ids.
+        #[arg(required_unless_present = "collection", conflicts_with = "collection")]
+        ids: Vec<u64>,
+        /// Delete this collection and every document in it.
+        #[arg(long, value_name = "NAME")]
+        collection: Option<String>,
+        #[command(flatten)]
+        client: ClientArgs,
+    },
+    /// The chunks closest to a query, best first.
+    Search {
+        /// The query.
+        query: String,
+        /// Chunks to return (default: the controller's retrieval.top_k).
+        #[arg(short = 'k', long = "top-k", value_name = "N")]
+        k: Option<u32>,
+        /// Collection to search (default: "default").
+        #[arg(long, value_name = "NAME")]
+        collection: Option<String>,
+        /// Drop chunks scoring below this cosine similarity (-1..1).
+        #[arg(long, value_name = "SCORE", allow_negative_numbers = true)]
+        min_score: Option<f32>,
+        #[command(flatten)]
+        client: ClientArgs,
+        /// Output format.
+        #[arg(long, short, value_enum, default_value_t = Output::Table)]
+        output: Output,
     },
 }
 
@@ -110,9 +174,23 @@ pub struct RunArgs {
     pub prompt: String,
     #[command(flatten)]
     pub client: ClientArgs,
-    /// Embed the prompt and prepend the closest documents (added with POST /v1/documents).
+    /// Embed the prompt and prepend the closest chunks of the document store (`docs add`).
     #[arg(long)]
     pub retrieve: bool,
+    /// Collection to retrieve from (default: "default").
+    #[arg(long, value_name = "NAME", requires = "retrieve")]
+    pub collection: Option<String>,
+    /// Chunks to retrieve (default: the controller's retrieval.top_k).
+    #[arg(long, value_name = "N", requires = "retrieve")]
+    pub top_k: Option<u32>,
+    /// Drop chunks scoring below this cosine similarity (-1..1).
+    #[arg(
+        long,
+        value_name = "SCORE",
+        requires = "retrieve",
+        allow_negative_numbers = true
+    )]
+    pub min_score: Option<f32>,
     /// Most tokens to generate.
     #[arg(long, default_value_t = 128)]
     pub max_tokens: u32,

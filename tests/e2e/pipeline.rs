@@ -114,7 +114,9 @@ fn up_answers_a_coding_prompt_through_classify_embed_and_generate() {
         "add",
         "--controller",
         &url,
+        "--text",
         "A prime number has no divisors other than 1 and itself.",
+        "--text",
         "Proxmox VE is based on Debian.",
     ])
     .unwrap();
@@ -145,6 +147,12 @@ fn up_answers_a_coding_prompt_through_classify_embed_and_generate() {
     assert_eq!(
         v["context_documents"][0], "A prime number has no divisors other than 1 and itself.",
         "closest document first: {v}"
+    );
+    assert_eq!(v["retrieved"][0]["document_id"], 1, "{v}");
+    let embed = stage(&v, "embed");
+    assert_eq!(
+        embed["retrieved"][0]["document_id"], 1,
+        "the trace names the chunks found: {v}"
     );
     let text = v["text"].as_str().unwrap();
     assert!(!text.trim().is_empty());

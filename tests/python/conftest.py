@@ -135,6 +135,9 @@ def start_binary(tmp: Path) -> System:
         "127.0.0.1:0",
         "--agent-listen",
         "127.0.0.1:0",
+        # A fresh document store: the tests never share (or touch) the user's.
+        "--data-dir",
+        str(tmp / "data"),
     ]
     with open(stderr_path, "wb") as err:
         proc = subprocess.Popen(

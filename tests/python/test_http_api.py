@@ -243,3 +243,65 @@ def test_pipeline_explain_is_a_dry_run(system):
     for stage in body["explanation"]:
         for c in stage["candidates"]:
             assert c["eligible"] == (c["filtered_reason"] == "")
+
+
+def test_document_store_routes_with_a_real_cluster(system):
+    base = f"{system.http_url}/v1/documents"
+    tok = system.token
+    docs = {
+        "collection": "pytest-notes",
+        "documents": [
+            {"text": "The greenhouse thermostat is set to 18 degrees at night.", "source": "greenhouse.md"},
+            {"text": "def add(a, b):\n    return a + b\n", "source": "calc.py"},
+        ],
+    }
+    status, body, _ = http_json(base, token=tok, body=docs)
+    assert status == 200, body
+    ids = body["ids"]
+    assert [d["status"] for d in body["data"]] == ["added", "added"], body
+    # The same documents again: unchanged, same ids, nothing embedded twice.
+    status, again, _ = http_json(base, token=tok, body=docs)
+    assert again["ids"] == ids and {d["status"] for d in again["data"]} == {"unchanged"}, again
+
+    status, listed, _ = http_json(f"{base}?collection=pytest-notes", token=tok)
+    assert status == 200 and [d["id"] for d in listed["data"]] == ids, listed
+    assert listed["collections"][0]["embed_model"] == "minilm-l6-v2"
+    assert listed["collections"][0]["dimension"] == 384
+
+    status, found, headers = http_json(
+        f"{base}/search",
+        token=tok,
+        body={"query": "What temperature is the greenhouse at night?", "k": 1, "collection": "pytest-notes"},
+    )
+    assert status == 200, found
+    assert found["data"][0]["document_id"] == ids[0], found
+    assert found["trace"][0]["retrieved"][0]["document_id"] == ids[0]
+    assert headers.get("x-switchyard-node")
+
+    status, one, _ = http_json(f"{base}/{ids[1]}", token=tok)
+    assert status == 200 and one["text"].startswith("def add"), one
+
+    req = urllib.request.Request(f"{base}/{ids[1]}", method="DELETE")
+    if tok:
+        req.add_header("Authorization", f"Bearer {tok}")
+    with urllib.request.urlopen(req, timeout=30) as resp:
+        assert json.loads(resp.read())["deleted"] is True
+    status, gone, _ = http_json(f"{base}/{ids[1]}", token=tok)
+    assert status == 404, gone
+
+
+def test_bad_documents_are_4xx_with_a_reason(system):
+    base = f"{system.http_url}/v1/documents"
+    tok = system.token
+    status, body, _ = http_json(base, token=tok, body={"documents": ["bin\u0000ary"]})
+    assert status == 400 and "binary" in body["error"]["message"], body
+    status, body, _ = http_json(base, token=tok, body={"documents": ["   "]})
+    assert status == 400 and "empty" in body["error"]["message"], body
+    status, body, _ = http_json(
+        f"{base}/search", token=tok, body={"query": "x", "collection": "no-such-collection"}
+    )
+    assert status == 404 and "no-such-collection" in body["error"]["message"], body
+    status, body, _ = http_json(f"{base}/999999", token=tok)
+    assert status == 404, body
+    status, body, _ = http_json(base, token=tok, body={"documents": ["ok"], "collection": "bad name"})
+    assert status == 400 and body["error"]["param"] == "collection", body

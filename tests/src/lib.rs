@@ -49,7 +49,9 @@ impl Proc {
         Self::start_with_env(name, args, &[])
     }
 
-    /// Like [`Proc::start`] with extra environment variables.
+    /// Like [`Proc::start`] with extra environment variables. A controller keeps its data
+    /// (the document store) in a fresh temporary directory unless `--data-dir` says
+    /// otherwise, so tests never share (or touch the user's) store.
     pub fn start_with_env(name: &str, args: &[&str], env: &[(&str, &str)]) -> Result<Proc> {
         let dir = tempfile::tempdir()?;
         let stderr_path = dir.path().join("stderr.log");
@@ -59,7 +61,8 @@ impl Proc {
             .stdin(Stdio::null())
             .stdout(Stdio::piped())
             .stderr(stderr)
-            .env("SWITCHYARD_LOG", "info");
+            .env("SWITCHYARD_LOG", "info")
+            .env("SWITCHYARD_DATA_DIR", dir.path().join("data"));
         for (k, v) in env {
             cmd.env(k, v);
         }

@@ -119,6 +119,13 @@ pub trait Attempt {
         &mut self,
         cx: AttemptContext,
     ) -> impl Future<Output = Result<(Self::Output, Observed), Failed>> + Send;
+
+    /// Bulk work (a document import's embed batch): `Some(model calls it takes)`. Its
+    /// budget is then the stage's timeout ceiling per call rather than the adaptive timeout
+    /// of interactive requests, and its duration is not recorded into their statistics.
+    fn bulk_calls(&self) -> Option<u32> {
+        None
+    }
 }
 
 /// Runs `attempt` for `req` until it succeeds, fails for good, runs out of attempts or
@@ -142,7 +149,14 @@ pub async fn run<A: Attempt>(
             Ok(t) => t,
             Err(e) => return Err(last_error.unwrap_or(e)),
         };
-        let budget = target.timeout.min(remaining(deadline));
+        let bulk = attempt.bulk_calls();
+        let timeout = match bulk {
+            Some(calls) => target
+                .timeout
+                .max(placer.timeout_ceiling(stage) * calls.max(1)),
+            None => target.timeout,
+        };
+        let budget = timeout.min(remaining(deadline));
         if budget.is_zero() {
             return Err(deadline_error(stage));
         }
@@ -167,7 +181,7 @@ pub async fn run<A: Attempt>(
                     &observed.precision,
                     took,
                 );
-                placer.succeeded(&req, &target, observed.sample(&req, took));
+                placer.succeeded(&req, &target, observed.sample(&req, took), bulk.is_none());
                 return Ok(out);
             }
             Err(f) => f,

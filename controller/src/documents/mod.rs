@@ -183,6 +183,9 @@ pub enum StoreError {
     Db(String),
 }
 
+/// Every chunk vector of a collection: ((document id, chunk index), vector).
+pub type ChunkVectors = Vec<((u64, u32), Vec<f32>)>;
+
 /// The store the pipeline keeps documents in. Every write is one transaction: a crash
 /// leaves a document either whole or absent.
 pub trait DocumentStore: Send + Sync {
@@ -239,7 +242,7 @@ pub trait DocumentStore: Send + Sync {
 
     /// Every vector of `collection` with its chunk's (document id, position): for
     /// benchmarks and checks against a brute-force scan.
-    fn vectors(&self, collection: &str) -> Result<Vec<((u64, u32), Vec<f32>)>, StoreError>;
+    fn vectors(&self, collection: &str) -> Result<ChunkVectors, StoreError>;
 
     /// Checks that every document has all its chunks and every chunk its vector.
     fn check(&self) -> Result<StoreCheck, StoreError>;

@@ -8,7 +8,12 @@ use std::path::{Path, PathBuf};
 use std::sync::Mutex;
 use std::time::{SystemTime, UNIX_EPOCH};
 
-use rusqlite::{Connection, OptionalExtension, Transaction, params};
+use rusqlite::{Connection, OptionalExtension, params};
+
+mod read;
+mod write;
+
+use write::delete_in;
 
 use super::{
     AddOutcome, Collection, DocumentRecord, DocumentStore, EmbedModel, Hit, NewDocument,
@@ -145,48 +150,13 @@ fn same_model(
     Ok(())
 }
 
-/// Collection names: 1–64 characters of letters, digits, `-`, `_`, `.`.
+/// A collection name by the API's rule (`switchyard_api::validate::collection`), and not
+/// empty (the API reads empty as the default collection; the store needs the name).
 pub fn valid_collection_name(name: &str) -> Result<(), StoreError> {
-    let ok = !name.is_empty()
-        && name.len() <= 64
-        && name
-            .chars()
-            .all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.'));
-    if ok {
-        Ok(())
-    } else {
-        Err(StoreError::Invalid(format!(
-            "invalid collection name '{name}': use 1-64 letters, digits, '-', '_' or '.'"
-        )))
+    if name.is_empty() {
+        return Err(StoreError::Invalid("a collection needs a name".into()));
     }
-}
-
-/// Deletes a document's vectors and rows (inside the caller's transaction).
-fn delete_in(tx: &Transaction<'_>, id: i64) -> Result<(), StoreError> {
-    let cid: i64 = tx
-        .query_row(
-            "SELECT collection_id FROM documents WHERE id = ?1",
-            [id],
-            |r| r.get(0),
-        )
-        .map_err(db)?;
-    let chunk_ids: Vec<i64> = {
-        let mut st = tx
-            .prepare_cached("SELECT id FROM chunks WHERE document_id = ?1")
-            .map_err(db)?;
-        st.query_map([id], |r| r.get(0))
-            .map_err(db)?
-            .collect::<Result<_, _>>()
-            .map_err(db)?
-    };
-    let sql = format!("DELETE FROM {} WHERE chunk_id = ?1", vec_table(cid));
-    let mut st = tx.prepare_cached(&sql).map_err(db)?;
-    for c in chunk_ids {
-        st.execute([c]).map_err(db)?;
-    }
-    tx.execute("DELETE FROM documents WHERE id = ?1", [id])
-        .map_err(db)?;
-    Ok(())
+    switchyard_api::validate::collection(name).map_err(|e| StoreError::Invalid(e.message))
 }
 
 impl SqliteStore {
@@ -291,132 +261,7 @@ impl DocumentStore for SqliteStore {
         model: &EmbedModel,
         doc: NewDocument,
     ) -> Result<(DocumentRecord, AddOutcome), StoreError> {
-        valid_collection_name(collection)?;
-        if doc.chunks.is_empty() {
-            return Err(StoreError::Invalid(
-                "a document needs at least one chunk".into(),
-            ));
-        }
-        if let Some(c) = doc
-            .chunks
-            .iter()
-            .find(|c| c.vector.len() != model.dimension as usize)
-        {
-            return Err(StoreError::Invalid(format!(
-                "a vector has {} dimensions; model {} has {}",
-                c.vector.len(),
-                model.name,
-                model.dimension
-            )));
-        }
-        let mut conn = self.conn();
-        let tx = conn.transaction().map_err(db)?;
-        let cid = match collection_row(&tx, collection)? {
-            Some((id, stored)) => {
-                same_model(collection, &stored, model)?;
-                id
-            }
-            None => {
-                tx.execute(
-                    "INSERT INTO collections (name, embed_model, dimension, created_unix_ms) VALUES (?1, ?2, ?3, ?4)",
-                    params![collection, model.name, model.dimension, now_ms()],
-                )
-                .map_err(db)?;
-                let id = tx.last_insert_rowid();
-                tx.execute_batch(&format!(
-                    "CREATE VIRTUAL TABLE {} USING vec0(chunk_id INTEGER PRIMARY KEY, embedding float[{}] distance_metric=cosine)",
-                    vec_table(id),
-                    model.dimension
-                ))
-                .map_err(db)?;
-                id
-            }
-        };
-        // The same text already stored: nothing to do.
-        let existing = tx
-            .query_row(
-                &format!("{RECORD} WHERE d.collection_id = ?1 AND d.sha256 = ?2 AND (?3 = '' OR d.source = ?3) LIMIT 1"),
-                params![cid, doc.sha256, doc.source],
-                record,
-            )
-            .optional()
-            .map_err(db)?;
-        if let Some(r) = existing {
-            return Ok((r, AddOutcome::Unchanged));
-        }
-        let mut outcome = AddOutcome::Added;
-        if !doc.source.is_empty() {
-            let old: Vec<i64> = {
-                let mut st = tx
-                    .prepare("SELECT id FROM documents WHERE collection_id = ?1 AND source = ?2")
-                    .map_err(db)?;
-                st.query_map(params![cid, doc.source], |r| r.get(0))
-                    .map_err(db)?
-                    .collect::<Result<_, _>>()
-                    .map_err(db)?
-            };
-            for id in old {
-                delete_in(&tx, id)?;
-                outcome = AddOutcome::Replaced;
-            }
-        }
-        let created = now_ms();
-        tx.execute(
-            "INSERT INTO documents (collection_id, source, sha256, text, bytes, tokens, chunk_count, created_unix_ms) \
-             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
-            params![
-                cid,
-                doc.source,
-                doc.sha256,
-                doc.text,
-                doc.text.len() as i64,
-                doc.tokens as i64,
-                doc.chunks.len() as i64,
-                created
-            ],
-        )
-        .map_err(db)?;
-        let doc_id = tx.last_insert_rowid();
-        {
-            let mut chunk_st = tx
-                .prepare_cached(
-                    "INSERT INTO chunks (document_id, ordinal, start, end, tokens, text) VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
-                )
-                .map_err(db)?;
-            let vec_sql = format!(
-                "INSERT INTO {}(chunk_id, embedding) VALUES (?1, ?2)",
-                vec_table(cid)
-            );
-            let mut vec_st = tx.prepare_cached(&vec_sql).map_err(db)?;
-            for (i, c) in doc.chunks.iter().enumerate() {
-                chunk_st
-                    .execute(params![
-                        doc_id,
-                        i as i64,
-                        c.start as i64,
-                        c.end as i64,
-                        c.tokens,
-                        c.text
-                    ])
-                    .map_err(db)?;
-                let chunk_id = tx.last_insert_rowid();
-                vec_st
-                    .execute(params![chunk_id, vector_bytes(&c.vector)])
-                    .map_err(db)?;
-            }
-        }
-        let rec = DocumentRecord {
-            id: doc_id as u64,
-            collection: collection.to_string(),
-            source: doc.source,
-            chunks: doc.chunks.len() as u32,
-            bytes: doc.text.len() as u64,
-            tokens: doc.tokens,
-            sha256: doc.sha256,
-            created_unix_ms: created,
-        };
-        tx.commit().map_err(db)?;
-        Ok((rec, outcome))
+        write::add(&mut self.conn(), collection, model, doc)
     }
 
     fn list(&self, collection: Option<&str>) -> Result<Vec<DocumentRecord>, StoreError> {
@@ -494,124 +339,14 @@ impl DocumentStore for SqliteStore {
         k: usize,
         min_score: f32,
     ) -> Result<Vec<Hit>, StoreError> {
-        let conn = self.conn();
-        let (cid, stored) = collection_row(&conn, collection)?
-            .ok_or_else(|| StoreError::UnknownCollection(collection.to_string()))?;
-        same_model(collection, &stored, model)?;
-        if query.len() != stored.dimension as usize {
-            return Err(StoreError::Invalid(format!(
-                "the query vector has {} dimensions; collection '{collection}' holds {}",
-                query.len(),
-                stored.dimension
-            )));
-        }
-        if k == 0 {
-            return Ok(Vec::new());
-        }
-        let sql = format!(
-            "WITH v AS MATERIALIZED \
-             (SELECT chunk_id, distance FROM {} WHERE embedding MATCH ?1 AND k = ?2) \
-             SELECT v.distance, c.ordinal, c.text, d.id, d.source FROM v \
-             JOIN chunks c ON c.id = v.chunk_id JOIN documents d ON d.id = c.document_id \
-             ORDER BY v.distance, v.chunk_id",
-            vec_table(cid)
-        );
-        let mut st = conn.prepare_cached(&sql).map_err(db)?;
-        let hits = st
-            .query_map(params![vector_bytes(query), k as i64], |r| {
-                Ok(Hit {
-                    score: 1.0 - r.get::<_, f64>(0)? as f32,
-                    chunk: r.get::<_, i64>(1)? as u32,
-                    text: r.get(2)?,
-                    document_id: r.get::<_, i64>(3)? as u64,
-                    source: r.get(4)?,
-                })
-            })
-            .map_err(db)?
-            .collect::<Result<Vec<_>, _>>()
-            .map_err(db)?;
-        Ok(hits.into_iter().filter(|h| h.score >= min_score).collect())
+        read::search(&self.conn(), collection, model, query, k, min_score)
     }
 
     fn vectors(&self, collection: &str) -> Result<Vec<((u64, u32), Vec<f32>)>, StoreError> {
-        let conn = self.conn();
-        let (cid, _) = collection_row(&conn, collection)?
-            .ok_or_else(|| StoreError::UnknownCollection(collection.to_string()))?;
-        let sql = format!(
-            "SELECT c.document_id, c.ordinal, v.embedding FROM {} v JOIN chunks c ON c.id = v.chunk_id ORDER BY c.id",
-            vec_table(cid)
-        );
-        let mut st = conn.prepare(&sql).map_err(db)?;
-        st.query_map([], |r| {
-            Ok((
-                (r.get::<_, i64>(0)? as u64, r.get::<_, i64>(1)? as u32),
-                vector_from(&r.get::<_, Vec<u8>>(2)?),
-            ))
-        })
-        .map_err(db)?
-        .collect::<Result<_, _>>()
-        .map_err(db)
+        read::vectors(&self.conn(), collection)
     }
 
     fn check(&self) -> Result<StoreCheck, StoreError> {
-        let conn = self.conn();
-        let mut out = StoreCheck::default();
-        let count = |sql: &str| -> Result<u64, StoreError> {
-            conn.query_row(sql, [], |r| r.get::<_, i64>(0))
-                .map(|n| n as u64)
-                .map_err(db)
-        };
-        out.documents = count("SELECT COUNT(*) FROM documents")?;
-        out.chunks = count("SELECT COUNT(*) FROM chunks")?;
-        let mut st = conn
-            .prepare(
-                "SELECT d.id, d.chunk_count, (SELECT COUNT(*) FROM chunks c WHERE c.document_id = d.id) \
-                 FROM documents d",
-            )
-            .map_err(db)?;
-        let rows: Vec<(i64, i64, i64)> = st
-            .query_map([], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))
-            .map_err(db)?
-            .collect::<Result<_, _>>()
-            .map_err(db)?;
-        for (id, expected, found) in rows {
-            if expected != found || expected == 0 {
-                out.problems.push(format!(
-                    "document {id}: {found} of {expected} chunks stored"
-                ));
-            }
-        }
-        let ids: Vec<(i64, String)> = {
-            let mut st = conn
-                .prepare("SELECT id, name FROM collections")
-                .map_err(db)?;
-            st.query_map([], |r| Ok((r.get(0)?, r.get(1)?)))
-                .map_err(db)?
-                .collect::<Result<_, _>>()
-                .map_err(db)?
-        };
-        for (cid, name) in ids {
-            let t = vec_table(cid);
-            let vectors = count(&format!("SELECT COUNT(*) FROM {t}"))?;
-            out.vectors += vectors;
-            let missing = count(&format!(
-                "SELECT COUNT(*) FROM chunks c JOIN documents d ON d.id = c.document_id \
-                 WHERE d.collection_id = {cid} AND c.id NOT IN (SELECT chunk_id FROM {t})"
-            ))?;
-            if missing > 0 {
-                out.problems.push(format!(
-                    "collection '{name}': {missing} chunks without a vector"
-                ));
-            }
-            let orphans = count(&format!(
-                "SELECT COUNT(*) FROM {t} WHERE chunk_id NOT IN (SELECT id FROM chunks)"
-            ))?;
-            if orphans > 0 {
-                out.problems.push(format!(
-                    "collection '{name}': {orphans} vectors without a chunk"
-                ));
-            }
-        }
-        Ok(out)
+        read::check(&self.conn())
     }
 }

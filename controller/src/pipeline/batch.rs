@@ -14,10 +14,17 @@ pub struct BatchAttempt {
     pub model: String,
     /// The texts.
     pub inputs: Vec<String>,
+    /// Bulk work (an import): the number of model calls it takes (inputs / the model's
+    /// `max_batch`, rounded up); `None` for interactive requests.
+    pub bulk_calls: Option<u32>,
 }
 
 impl Attempt for BatchAttempt {
     type Output = RunStageResponse;
+
+    fn bulk_calls(&self) -> Option<u32> {
+        self.bulk_calls
+    }
 
     async fn run(&mut self, cx: AttemptContext) -> Result<(RunStageResponse, Observed), Failed> {
         let mut client = cx.client;

@@ -112,7 +112,22 @@ impl Pipeline {
         inputs: Vec<String>,
         deadline: Instant,
     ) -> Result<RunStageResponse, ApiError> {
+        self.run_batch_as(stage, model, inputs, deadline, false)
+            .await
+    }
+
+    /// [`Pipeline::run_batch`] for bulk work (`bulk`: a document import), which gets a
+    /// budget by its size instead of the interactive adaptive timeout.
+    async fn run_batch_as(
+        &self,
+        stage: StageKind,
+        model: &str,
+        inputs: Vec<String>,
+        deadline: Instant,
+        bulk: bool,
+    ) -> Result<RunStageResponse, ApiError> {
         let spec = self.placer.spec(model, stage)?;
+        let bulk_calls = bulk.then(|| inputs.len().div_ceil(spec.max_batch.max(1) as usize) as u32);
         if inputs.is_empty() {
             return Err(
                 ApiError::new(ErrorClass::InvalidArgument, "input must not be empty")
@@ -124,6 +139,7 @@ impl Pipeline {
             stage,
             model: model.to_string(),
             inputs,
+            bulk_calls,
         };
         dispatch::run(
             &self.placer,

@@ -213,7 +213,7 @@ impl Pipeline {
             .map(|b| b.iter().map(|c| c.text.clone()).collect())
             .collect();
         let mut replies = futures::stream::iter(batches)
-            .map(|inputs| self.run_batch(StageKind::Embed, &embed, inputs, deadline))
+            .map(|inputs| self.run_batch_as(StageKind::Embed, &embed, inputs, deadline, true))
             .buffered(BATCHES_IN_FLIGHT);
         let mut vectors = Vec::with_capacity(chunks.len());
         while let Some(reply) = replies.next().await {

@@ -210,13 +210,29 @@ impl Placer {
         InFlight::start(self.cluster.clone(), target)
     }
 
-    /// Records a success of `req` on `target`, as measured (`sample`).
-    pub fn succeeded(&self, req: &PlacementRequest, target: &Target, sample: Sample) {
+    /// The longest adaptive timeout of `stage` (its rule's ceiling).
+    pub fn timeout_ceiling(&self, stage: StageKind) -> Duration {
+        let latency = self.latency.lock().expect("latency");
+        Duration::from_millis(latency.config().rule(stage).ceiling_ms)
+    }
+
+    /// Records a success of `req` on `target`, as measured (`sample`); `latency: false` for
+    /// bulk work, whose durations would skew the adaptive timeouts of interactive requests.
+    pub fn succeeded(
+        &self,
+        req: &PlacementRequest,
+        target: &Target,
+        sample: Sample,
+        latency: bool,
+    ) {
         self.breakers.lock().expect("breakers").record_success(
             &target.node,
             &target.device,
             Instant::now(),
         );
+        if !latency {
+            return;
+        }
         self.latency.lock().expect("latency").record_sample(
             req.stage,
             &req.model,

@@ -24,8 +24,10 @@ pub async fn run(args: &RunArgs) -> Result<()> {
             ..Default::default()
         }),
         retrieve: args.retrieve,
-        top_k: 3,
+        top_k: args.top_k.unwrap_or(0),
         explain_only: false,
+        collection: args.collection.clone().unwrap_or_default(),
+        min_score: args.min_score,
     };
     let resp = pipeline(
         &args.client.controller,
@@ -46,15 +48,24 @@ fn answer_json(resp: &PipelineResponse) -> serde_json::Value {
         .trace
         .iter()
         .map(|t| {
-            json!({"stage": stage_name(t.stage), "model": t.model, "node": t.node, "device": t.device_id,
+            let mut v = json!({"stage": stage_name(t.stage), "model": t.model, "node": t.node, "device": t.device_id,
                    "backend": t.backend, "queue_ms": t.queue_ms, "compute_ms": t.compute_ms,
                    "retries": t.retries, "batch_size": t.batch_size, "simulated": t.simulated,
-                   "precision": t.precision})
+                   "precision": t.precision});
+            if !t.retrieved.is_empty() {
+                v["retrieved"] = t
+                    .retrieved
+                    .iter()
+                    .map(|c| json!({"document_id": c.document_id, "chunk": c.chunk, "score": c.score}))
+                    .collect();
+            }
+            v
         })
         .collect();
     json!({
         "tier": resp.tier, "model": resp.model, "text": resp.text,
         "context_documents": resp.context_documents,
+        "retrieved": resp.retrieved.iter().map(super::docs::chunk_json).collect::<Vec<_>>(),
         "prompt_tokens": resp.prompt_tokens, "completion_tokens": resp.completion_tokens,
         "trace": trace,
     })
@@ -104,5 +115,9 @@ fn answer_table(resp: &PipelineResponse) -> String {
         ],
         &rows,
     ));
+    if !resp.retrieved.is_empty() {
+        out.push_str("\nretrieved context:\n");
+        out.push_str(&super::docs::chunks_table(&resp.retrieved));
+    }
     out
 }
