@@ -169,6 +169,10 @@ impl Attempt for GenerateAttempt {
             other => other,
         }
     }
+
+    fn target_lost(&mut self, failed: Failed) -> Failed {
+        self.target_failed(failed)
+    }
 }
 
 #[cfg(test)]
