@@ -1,6 +1,11 @@
 //! Harness for end-to-end tests: runs the real `switchyard` binary as child processes on
 //! loopback with port 0, reads the bound addresses from their first stdout line, and kills
-//! them on drop. Their stderr goes to a file that failing tests print.
+//! them on drop. Their stderr goes to a file that failing tests print. [`netns`] drives a
+//! cluster of network namespaces instead; [`load`] is the client load the fault cases run
+//! under.
+
+pub mod load;
+pub mod netns;
 
 use std::io::{BufRead, BufReader, Read};
 use std::path::{Path, PathBuf};
