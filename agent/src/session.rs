@@ -21,6 +21,7 @@ use tonic::transport::{Channel, Endpoint};
 use tracing::{Instrument, debug, error, info, info_span, warn};
 
 use crate::AgentSettings;
+use crate::advertise::{self, Advertise};
 use crate::inventory::InventorySource;
 use crate::runner::StageRunner;
 
@@ -99,7 +100,7 @@ async fn stopped(shutdown: &mut watch::Receiver<bool>) {
 /// Runs the session until `shutdown` turns true or a fatal error happens.
 pub async fn run(
     settings: AgentSettings,
-    advertise: String,
+    advertise: Advertise,
     mut inventory: Box<dyn InventorySource>,
     runner: Arc<StageRunner>,
     mut shutdown: watch::Receiver<bool>,
@@ -111,6 +112,7 @@ pub async fn run(
     let mut state = SessionState {
         settings,
         advertise,
+        endpoint: String::new(),
         instance_id,
         host,
         devices,
@@ -180,7 +182,9 @@ fn capped_free(free: u64, total: u64, held: u64) -> u64 {
 
 struct SessionState {
     settings: AgentSettings,
-    advertise: String,
+    advertise: Advertise,
+    /// The data-path URL of the latest registration.
+    endpoint: String,
     instance_id: String,
     host: HostFacts,
     devices: Vec<Device>,
@@ -196,7 +200,7 @@ impl SessionState {
         NodeInfo {
             node_name: self.settings.node_name.clone(),
             agent_version: env!("CARGO_PKG_VERSION").to_string(),
-            agent_endpoint: self.advertise.clone(),
+            agent_endpoint: self.endpoint.clone(),
             host: Some(self.host.clone()),
             devices: {
                 let reserved = self.runner.reserved_bytes();
@@ -226,6 +230,20 @@ impl SessionState {
                 error_chain(&e)
             ))
         })?;
+        let controller = advertise::resolve(&url)
+            .await
+            .map_err(|e| Attempt::Retry(format!("controller at {url}: {e}")))?;
+        let endpoint_url = self.advertise.url(controller).map_err(|e| {
+            if self.registered_once {
+                Attempt::Retry(e)
+            } else {
+                Attempt::Fatal(e)
+            }
+        })?;
+        if endpoint_url != self.endpoint {
+            info!(advertise = %endpoint_url, "data path advertised");
+            self.endpoint = endpoint_url;
+        }
         let mut client = RegistryClient::new(channel);
         let lease = client
             .register(RegisterRequest {

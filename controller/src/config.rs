@@ -14,6 +14,8 @@ use serde::{Deserialize, Serialize};
 pub struct ControllerConfig {
     /// gRPC address (registry, cluster, inference).
     pub listen: SocketAddr,
+    /// Agents on other hosts connect: `listen` must not be a loopback address.
+    pub cluster: bool,
     /// HTTP address (OpenAI-compatible API, /health, /metrics).
     pub http_listen: SocketAddr,
     /// Heartbeat interval agents are told to use, milliseconds.
@@ -33,6 +35,7 @@ impl Default for ControllerConfig {
     fn default() -> Self {
         ControllerConfig {
             listen: "127.0.0.1:50051".parse().expect("valid default"),
+            cluster: false,
             http_listen: "127.0.0.1:8080".parse().expect("valid default"),
             heartbeat_interval_ms: 1000,
             missed_heartbeats: 3,
@@ -184,6 +187,14 @@ impl ServerConfig {
     /// Checks ranges and cross-field rules; the message names the key.
     pub fn validate(&self) -> Result<(), String> {
         let c = &self.controller;
+        if c.cluster && c.listen.ip().is_loopback() {
+            return Err(format!(
+                "controller.listen is {}, a loopback address, but controller.cluster is set: agents on other hosts cannot reach it. Listen on all interfaces with --listen 0.0.0.0:{} (or [controller] listen = \"0.0.0.0:{}\"), or drop --cluster (controller.cluster) on a single host",
+                c.listen,
+                c.listen.port(),
+                c.listen.port()
+            ));
+        }
         if !(50..=60_000).contains(&c.heartbeat_interval_ms) {
             return Err(format!(
                 "controller.heartbeat_interval_ms must be 50..=60000, got {}",
@@ -214,5 +225,23 @@ impl ServerConfig {
         }
         self.retrieval.validate()?;
         self.api.validate()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_cluster_controller_refuses_a_loopback_listen_address_and_names_the_flag() {
+        let mut config = ServerConfig::default();
+        config.controller.cluster = true;
+        let err = config.validate().unwrap_err();
+        assert!(err.contains("--listen 0.0.0.0:50051"), "{err}");
+        assert!(err.contains("127.0.0.1:50051"), "{err}");
+        config.controller.listen = "0.0.0.0:50051".parse().unwrap();
+        assert_eq!(config.validate(), Ok(()));
+        // Without `cluster` a loopback controller is the single-host default.
+        assert_eq!(ServerConfig::default().validate(), Ok(()));
     }
 }

@@ -13,5 +13,6 @@ pub mod v1 {
 
 pub mod codec;
 pub mod convert;
+pub mod endpoint;
 pub mod errors;
 pub mod names;

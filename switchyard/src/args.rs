@@ -223,6 +223,10 @@ pub struct ControllerArgs {
     /// gRPC listen address (registry, cluster and inference services). Port 0 picks one.
     #[arg(long, env = "SWITCHYARD_LISTEN", value_name = "ADDR")]
     pub listen: Option<SocketAddr>,
+    /// Agents on other hosts connect to this controller: a loopback --listen address is
+    /// refused (they could not reach it).
+    #[arg(long, env = "SWITCHYARD_CLUSTER")]
+    pub cluster: bool,
     /// HTTP listen address (OpenAI-compatible API, /health, /metrics).
     #[arg(long, env = "SWITCHYARD_HTTP_LISTEN", value_name = "ADDR")]
     pub http_listen: Option<SocketAddr>,
@@ -247,7 +251,8 @@ pub struct AgentArgs {
     /// This node's unique name (default: the host name).
     #[arg(long, env = "SWITCHYARD_NODE_NAME", value_name = "NAME")]
     pub node_name: Option<String>,
-    /// Data-path gRPC listen address. Port 0 picks one.
+    /// Data-path gRPC listen address. Port 0 picks one. Agents serving a controller on
+    /// another host listen on 0.0.0.0 (e.g. 0.0.0.0:50061).
     #[arg(
         id = "agent_listen",
         long = "agent-listen",
@@ -255,8 +260,9 @@ pub struct AgentArgs {
         value_name = "ADDR"
     )]
     pub listen: Option<SocketAddr>,
-    /// URL the controller uses to reach this agent (when it differs from the listen address,
-    /// e.g. behind NAT or when listening on 0.0.0.0).
+    /// URL the controller uses to reach this agent, when neither the listen address nor (for
+    /// a 0.0.0.0 listen address) this host's address on the route to the controller works,
+    /// e.g. behind NAT.
     #[arg(long, env = "SWITCHYARD_ADVERTISE", value_name = "URL")]
     pub advertise: Option<String>,
     /// Serve a recorded inventory (fixture tree) instead of this host's devices. Its devices

@@ -7,7 +7,7 @@ use std::path::Path;
 use std::sync::Arc;
 
 use crate::config::Config;
-use anyhow::{Context, Result};
+use anyhow::Result;
 use switchyard_agent::{AgentHandle, InventorySource, StageRunner};
 use switchyard_backend_core::{DeviceRef, DeviceTops, ModelRegistry};
 use switchyard_backends::{BackendSet, ProbeResult};
@@ -92,12 +92,32 @@ pub fn scan_local(fixture: Option<&Path>, calibrate_devices: bool) -> LocalScan 
     let set = BackendSet::from_env();
     probe_backends(&set, &mut devices);
     let calibration = calibrate_devices.then(|| calibrate(&set, &mut devices));
+    let mut notes = inv.notes;
+    notes.extend(no_backend(&set));
     LocalScan {
         host: inv.host,
         devices,
-        notes: inv.notes,
+        notes,
         calibration,
     }
+}
+
+/// When no backend is usable: one message with each distinct reason (the ORT providers
+/// share one library, so a missing library is named once).
+pub fn no_backend(set: &BackendSet) -> Option<String> {
+    if !set.backends().is_empty() {
+        return None;
+    }
+    let mut reasons: Vec<&str> = Vec::new();
+    for (_, why) in &set.unavailable {
+        if !reasons.contains(&why.as_str()) {
+            reasons.push(why);
+        }
+    }
+    Some(format!(
+        "no inference backend usable on this host, the node can register but not run stages: {}",
+        reasons.join("; ")
+    ))
 }
 
 /// Starts the agent role with real discovery and every compiled-in backend.
@@ -117,10 +137,8 @@ pub async fn start_agent(config: &Config, models: ModelRegistry) -> Result<Agent
         info!(note = %note, "discovery");
     }
     let set = tokio::task::spawn_blocking(BackendSet::from_env).await?;
-    if set.backends().is_empty() {
-        warn!(
-            "no inference backend usable on this host: the node will register but cannot run stages (run scripts/setup.sh)"
-        );
+    if let Some(why) = no_backend(&set) {
+        warn!("{why}");
     }
     let runner = Arc::new(StageRunner::new(
         a.node_name.clone(),
@@ -151,9 +169,7 @@ pub async fn start_agent(config: &Config, models: ModelRegistry) -> Result<Agent
         support,
         measured,
     });
-    switchyard_agent::start(settings, inventory, runner)
-        .await
-        .with_context(|| format!("cannot listen on {}", a.listen))
+    Ok(switchyard_agent::start(settings, inventory, runner).await?)
 }
 
 /// Where the runtime executes a device: simulated devices run on the CPU.

@@ -43,6 +43,37 @@ fn malformed_config_and_unknown_key_are_one_line_errors_with_position() {
 }
 
 #[test]
+fn a_cluster_controller_on_loopback_is_refused_naming_the_flag() {
+    let (status, out, err) = run_cli(&[
+        "controller",
+        "--cluster",
+        "--listen",
+        "127.0.0.1:0",
+        "--http-listen",
+        "127.0.0.1:0",
+    ])
+    .unwrap();
+    assert!(!status.success(), "must not start: {out}");
+    let line = last_error_line(&err);
+    assert!(line.contains("loopback address"), "{err}");
+    assert!(line.contains("--listen 0.0.0.0:0"), "{err}");
+    // An agent that would advertise a loopback address to a controller on another host is
+    // refused before it registers (198.51.100.7 is TEST-NET-2: resolved, never contacted).
+    let (status, _, err) = run_cli(&[
+        "agent",
+        "--controller",
+        "http://198.51.100.7:50051",
+        "--agent-listen",
+        "127.0.0.1:0",
+    ])
+    .unwrap();
+    assert!(!status.success());
+    let line = last_error_line(&err);
+    assert!(line.contains("--agent-listen 0.0.0.0:50061"), "{err}");
+    assert!(line.contains("--advertise"), "{err}");
+}
+
+#[test]
 fn unreachable_controller_is_a_clear_error_and_the_agent_keeps_retrying() {
     let (status, _, err) = run_cli(&["status", "--controller", "http://127.0.0.1:1"]).unwrap();
     assert!(!status.success());

@@ -89,9 +89,12 @@ fn stage<'a>(v: &'a Value, name: &str) -> &'a Value {
 }
 
 #[test]
-fn up_answers_a_coding_prompt_through_classify_embed_and_generate() {
+fn up_in_a_clean_environment_answers_a_coding_prompt_through_classify_embed_and_generate() {
     let _serial = serial();
-    let up = Proc::start(
+    // As an operator runs it: nothing sourced (no SWITCHYARD_*_LIB, no models directory),
+    // started outside the source tree (the model registry is compiled in).
+    let elsewhere = tempfile::tempdir().unwrap();
+    let up = Proc::start_clean(
         "up",
         &[
             "up",
@@ -104,6 +107,7 @@ fn up_answers_a_coding_prompt_through_classify_embed_and_generate() {
             "--node-name",
             "solo",
         ],
+        elsewhere.path(),
     )
     .expect("switchyard up");
     let grpc = up.field("grpc").unwrap();

@@ -1,6 +1,11 @@
 //! Harness for end-to-end tests: runs the real `switchyard` binary as child processes on
 //! loopback with port 0, reads the bound addresses from their first stdout line, and kills
-//! them on drop. Their stderr goes to a file that failing tests print.
+//! them on drop. Their stderr goes to a file that failing tests print. [`netns`] drives a
+//! cluster of network namespaces instead; [`load`] is the client load the fault cases run
+//! under.
+
+pub mod load;
+pub mod netns;
 
 use std::io::{BufRead, BufReader, Read};
 use std::path::{Path, PathBuf};
@@ -53,18 +58,36 @@ impl Proc {
     /// (the document store) in a fresh temporary directory unless `--data-dir` says
     /// otherwise, so tests never share (or touch the user's) store.
     pub fn start_with_env(name: &str, args: &[&str], env: &[(&str, &str)]) -> Result<Proc> {
+        let mut cmd = Command::new(binary());
+        for (k, v) in env {
+            cmd.env(k, v);
+        }
+        Self::spawn(name, cmd, args)
+    }
+
+    /// Like [`Proc::start`] in a clean environment ([`clean_env`]) with `dir` as the working
+    /// directory: the binary as an operator runs it, with nothing sourced.
+    pub fn start_clean(name: &str, args: &[&str], dir: &Path) -> Result<Proc> {
+        let mut cmd = Command::new(binary());
+        clean_env(&mut cmd);
+        cmd.current_dir(dir);
+        Self::spawn(name, cmd, args)
+    }
+
+    /// Starts `cmd ARGS` and waits (up to 60 s) for its first stdout line.
+    pub fn spawn(name: &str, mut cmd: Command, args: &[&str]) -> Result<Proc> {
         let dir = tempfile::tempdir()?;
         let stderr_path = dir.path().join("stderr.log");
         let stderr = std::fs::File::create(&stderr_path)?;
-        let mut cmd = Command::new(binary());
         cmd.args(args)
             .stdin(Stdio::null())
             .stdout(Stdio::piped())
             .stderr(stderr)
-            .env("SWITCHYARD_LOG", "info")
-            .env("SWITCHYARD_DATA_DIR", dir.path().join("data"));
-        for (k, v) in env {
-            cmd.env(k, v);
+            .env("SWITCHYARD_LOG", "info");
+        // A controller keeps its data (the document store) in a fresh temporary directory
+        // unless the caller chose one.
+        if !cmd.get_envs().any(|(k, _)| k == "SWITCHYARD_DATA_DIR") {
+            cmd.env("SWITCHYARD_DATA_DIR", dir.path().join("data"));
         }
         let mut child = cmd.spawn().with_context(|| format!("spawning {name}"))?;
         let stdout = child.stdout.take().expect("piped stdout");
@@ -127,16 +150,34 @@ impl Drop for Proc {
     }
 }
 
-/// Runs `switchyard ARGS` to completion (60 s limit): (status, stdout, stderr).
+/// Clears `cmd`'s environment down to what a login shell has — `HOME`, `PATH`,
+/// `XDG_CACHE_HOME` when set — plus `SWITCHYARD_THREADS` (a tuning knob, kept so tests on
+/// small machines don't oversubscribe). No `SWITCHYARD_*_LIB`, no models directory: what
+/// the binary needs it finds by itself.
+pub fn clean_env(cmd: &mut Command) {
+    cmd.env_clear();
+    for key in ["HOME", "PATH", "XDG_CACHE_HOME", "SWITCHYARD_THREADS"] {
+        if let Some(v) = std::env::var_os(key) {
+            cmd.env(key, v);
+        }
+    }
+}
+
+/// Runs `switchyard ARGS` to completion (120 s limit): (status, stdout, stderr).
 pub fn run_cli(args: &[&str]) -> Result<(ExitStatus, String, String)> {
-    let mut child = Command::new(binary())
+    run_command(Command::new(binary()), args)
+}
+
+/// Runs `cmd ARGS` to completion (120 s limit): (status, stdout, stderr).
+pub fn run_command(mut cmd: Command, args: &[&str]) -> Result<(ExitStatus, String, String)> {
+    let mut child = cmd
         .args(args)
         .stdin(Stdio::null())
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
         .env("SWITCHYARD_LOG", "warn")
         .spawn()?;
-    let deadline = Instant::now() + Duration::from_secs(60);
+    let deadline = Instant::now() + Duration::from_secs(120);
     loop {
         if let Some(status) = child.try_wait()? {
             let mut out = String::new();
@@ -155,7 +196,7 @@ pub fn run_cli(args: &[&str]) -> Result<(ExitStatus, String, String)> {
         }
         if Instant::now() > deadline {
             let _ = child.kill();
-            bail!("switchyard {args:?} did not finish within 60 s");
+            bail!("{cmd:?} did not finish within 120 s");
         }
         std::thread::sleep(Duration::from_millis(20));
     }

@@ -1,4 +1,8 @@
-//! Where Switchyard keeps prepared models and finds runtime libraries.
+//! Where Switchyard keeps prepared models and finds runtime libraries ([`libraries`]).
+
+mod libraries;
+
+pub use libraries::{ONNX_RUNTIME, OPENVINO, RuntimeLibrary};
 
 use std::path::{Path, PathBuf};
 use std::sync::RwLock;
@@ -32,64 +36,6 @@ pub fn models_dir() -> PathBuf {
         .filter(|v| !v.is_empty())
         .map(PathBuf::from)
         .unwrap_or_else(|| cache_dir().join("models"))
-}
-
-/// Finds a shared library: `env_var` if set, else the first file in
-/// `<cache>/venv/lib/python3*/site-packages/<subdir>` whose name starts with `prefix`.
-pub fn find_library(env_var: &str, subdir: &str, prefix: &str) -> Result<PathBuf, String> {
-    if let Some(p) = std::env::var_os(env_var).filter(|v| !v.is_empty()) {
-        let p = PathBuf::from(p);
-        return if p.is_file() {
-            Ok(p)
-        } else {
-            Err(format!("{env_var}={} does not exist", p.display()))
-        };
-    }
-    let lib = cache_dir().join("venv/lib");
-    let found = std::fs::read_dir(&lib).ok().and_then(|entries| {
-        entries
-            .flatten()
-            .filter(|e| e.file_name().to_string_lossy().starts_with("python3"))
-            .find_map(|e| first_with_prefix(&e.path().join("site-packages").join(subdir), prefix))
-    });
-    found.ok_or_else(|| {
-        format!(
-            "{prefix}* not found (set {env_var}, or run scripts/setup.sh to install it under {})",
-            lib.display()
-        )
-    })
-}
-
-fn first_with_prefix(dir: &Path, prefix: &str) -> Option<PathBuf> {
-    let mut hits: Vec<PathBuf> = std::fs::read_dir(dir)
-        .ok()?
-        .flatten()
-        .map(|e| e.path())
-        .filter(|p| {
-            p.file_name()
-                .is_some_and(|n| n.to_string_lossy().starts_with(prefix))
-        })
-        .collect();
-    hits.sort();
-    hits.pop()
-}
-
-/// The ONNX Runtime shared library (`SWITCHYARD_ORT_LIB` or the venv's onnxruntime wheel).
-pub fn find_ort_library() -> Result<PathBuf, String> {
-    find_library(
-        "SWITCHYARD_ORT_LIB",
-        "onnxruntime/capi",
-        "libonnxruntime.so.1",
-    )
-}
-
-/// The OpenVINO C library (`SWITCHYARD_OPENVINO_LIB` or the venv's openvino wheel).
-pub fn find_openvino_library() -> Result<PathBuf, String> {
-    find_library(
-        "SWITCHYARD_OPENVINO_LIB",
-        "openvino/libs",
-        "libopenvino_c.so",
-    )
 }
 
 /// Threads per inference (`SWITCHYARD_THREADS`, default: all cores).

@@ -2,7 +2,7 @@
 //!
 //! The PyPI `openvino` wheel ships only a versioned `libopenvino_c.so.NNNN`, which
 //! `openvino-finder` does not look for; so the library is located with
-//! [`paths::find_openvino_library`] and loaded with `openvino_sys::library::load_from` before
+//! [`paths::OPENVINO`] and loaded with `openvino_sys::library::load_from` before
 //! the first `Core::new()` (which then finds it already loaded).
 
 use std::path::PathBuf;
@@ -13,13 +13,12 @@ use switchyard_backend_core::{BackendError, paths};
 
 static LIBRARY: OnceLock<Result<PathBuf, String>> = OnceLock::new();
 
-/// Loads `libopenvino_c` (from `SWITCHYARD_OPENVINO_LIB` or the set-up venv) once per
-/// process and returns its path.
+/// Loads `libopenvino_c` (found by [`paths::OPENVINO`]) once per process and returns its
+/// path.
 pub fn load_library() -> Result<&'static PathBuf, BackendError> {
     LIBRARY
         .get_or_init(|| {
-            let library = paths::find_openvino_library()
-                .map_err(|e| format!("OpenVINO C library not found: {e}"))?;
+            let library = paths::OPENVINO.find()?;
             openvino_sys::library::load_from(&library)
                 .map_err(|e| format!("cannot load {}: {e}", library.display()))?;
             tracing::debug!(library = %library.display(), "OpenVINO loaded");

@@ -60,12 +60,11 @@ pub struct Runtime {
 
 static RUNTIME: OnceLock<Result<Runtime, String>> = OnceLock::new();
 
-/// Loads the ONNX Runtime library once per process (from `SWITCHYARD_ORT_LIB` or the
-/// set-up venv).
+/// Loads the ONNX Runtime library once per process (found by [`paths::ONNX_RUNTIME`]).
 pub fn runtime() -> Result<&'static Runtime, BackendError> {
     RUNTIME
         .get_or_init(|| {
-            let library = paths::find_ort_library()?;
+            let library = paths::ONNX_RUNTIME.find()?;
             let environment = ort::init_from(&library)
                 .map_err(|e| format!("cannot load {}: {e}", library.display()))?
                 .with_name("switchyard")
@@ -117,7 +116,7 @@ impl OrtBackend {
         let rt = runtime()?;
         provider_available(provider).map_err(|why| {
             BackendError::RuntimeUnavailable(format!(
-                "{why} in {} (install the onnxruntime-gpu wheel and set SWITCHYARD_ORT_LIB to its libonnxruntime.so.1.*)",
+                "{why} in {} (install the onnxruntime-gpu wheel into the venv in place of onnxruntime, or set SWITCHYARD_ORT_LIB to its libonnxruntime.so.1.*)",
                 rt.library.display()
             ))
         })?;

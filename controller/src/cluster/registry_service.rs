@@ -77,6 +77,17 @@ pub fn validate_node_info(info: &NodeInfo) -> Result<(), String> {
     Ok(())
 }
 
+/// Why the controller could not reach an agent that registers from `peer` at `endpoint`
+/// (a loopback URL from another host), with the agent flags that fix it.
+pub fn unreachable_endpoint(endpoint: &str, peer: std::net::SocketAddr) -> Option<String> {
+    switchyard_proto::endpoint::unreachable_from(endpoint, peer).map(|why| {
+        format!(
+            "agent_endpoint {why}: start the agent with --agent-listen 0.0.0.0:PORT (it then advertises its address on the route to the controller) or --advertise http://{}:PORT",
+            peer.ip().to_canonical()
+        )
+    })
+}
+
 fn to_status(e: ClusterError) -> Status {
     match e {
         ClusterError::NameTaken { .. } => ErrorClass::AlreadyExists.status(e.to_string()),
@@ -93,11 +104,15 @@ impl Registry for RegistryService {
         &self,
         request: Request<RegisterRequest>,
     ) -> Result<Response<RegisterResponse>, Status> {
+        let peer = request.remote_addr();
         let req = request.into_inner();
         let info = req
             .node
             .ok_or_else(|| ErrorClass::InvalidArgument.status("node is required"))?;
         validate_node_info(&info).map_err(|m| ErrorClass::InvalidArgument.status(m))?;
+        if let Some(why) = peer.and_then(|p| unreachable_endpoint(&info.agent_endpoint, p)) {
+            return Err(ErrorClass::InvalidArgument.status(why));
+        }
         if req.instance_id.is_empty() {
             return Err(ErrorClass::InvalidArgument.status("instance_id must not be empty"));
         }
@@ -172,6 +187,17 @@ impl Registry for RegistryService {
 mod tests {
     use super::*;
     use switchyard_proto::v1::Device;
+
+    #[test]
+    fn a_loopback_endpoint_from_another_host_is_refused_with_the_fix() {
+        let remote: std::net::SocketAddr = "10.77.0.2:41000".parse().unwrap();
+        let why = unreachable_endpoint("http://127.0.0.1:50061", remote).unwrap();
+        assert!(why.contains("--advertise http://10.77.0.2:PORT"), "{why}");
+        assert!(why.contains("--agent-listen 0.0.0.0"), "{why}");
+        let local: std::net::SocketAddr = "127.0.0.1:41000".parse().unwrap();
+        assert_eq!(unreachable_endpoint("http://127.0.0.1:50061", local), None);
+        assert_eq!(unreachable_endpoint("http://10.77.0.2:50061", remote), None);
+    }
 
     #[test]
     fn node_info_validation_names_the_field() {

@@ -10,7 +10,7 @@ use std::time::{Duration, Instant};
 use switchyard_proto::v1::{
     ControllerCommand, Heartbeat, NodeInfo, NodeState, NodeStatus, ResidentModel,
 };
-use tokio::sync::mpsc;
+use tokio::sync::{mpsc, watch};
 use tracing::{info, warn};
 
 use super::node_view::node_view;
@@ -79,6 +79,8 @@ pub struct ClusterState {
     pub missed_before_lost: u32,
     next_command: std::sync::atomic::AtomicU64,
     view: ViewStore,
+    /// Counts nodes turning lost; [`ClusterState::until_lost`] waits on it.
+    losses: watch::Sender<u64>,
 }
 
 impl ClusterState {
@@ -90,6 +92,7 @@ impl ClusterState {
             missed_before_lost: missed_before_lost.max(1),
             next_command: std::sync::atomic::AtomicU64::new(1),
             view: ViewStore::default(),
+            losses: watch::channel(0).0,
         }
     }
 
@@ -231,6 +234,7 @@ impl ClusterState {
             e.state_reason = reason.to_string();
             e.commands = None;
             self.view.set_ready(&e.info.node_name, false);
+            self.losses.send_modify(|n| *n += 1);
             warn!(node = %e.info.node_name, reason, "node lost");
         }
     }
@@ -246,7 +250,28 @@ impl ClusterState {
                 e.state_reason = format!("missed {} heartbeats", self.missed_before_lost);
                 e.commands = None;
                 self.view.set_ready(&e.info.node_name, false);
+                self.losses.send_modify(|n| *n += 1);
                 warn!(node = %e.info.node_name, "node lost: missed heartbeats");
+            }
+        }
+    }
+
+    /// True while `node` is registered and ready.
+    pub fn is_ready(&self, node: &str) -> bool {
+        self.nodes
+            .read()
+            .expect("nodes lock")
+            .get(node)
+            .is_some_and(|n| n.lock().expect("node lock").state == NodeState::Ready)
+    }
+
+    /// Resolves once `node` is no longer ready (lost: silent or its session ended), so work
+    /// in flight there is re-placed at once rather than when its timeout runs out.
+    pub async fn until_lost(&self, node: &str) {
+        let mut losses = self.losses.subscribe();
+        while self.is_ready(node) {
+            if losses.changed().await.is_err() {
+                std::future::pending::<()>().await;
             }
         }
     }
@@ -341,6 +366,31 @@ mod tests {
             agent_endpoint: "http://127.0.0.1:1".into(),
             ..Default::default()
         }
+    }
+
+    #[test]
+    fn until_lost_waits_while_the_node_is_ready_and_resolves_when_it_is_lost() {
+        let c = Arc::new(ClusterState::new(Duration::from_millis(1), 3));
+        let (id, lease) = c.register(info("a"), "inst-1").unwrap();
+        let (tx, _rx) = mpsc::channel(1);
+        let (node, epoch) = c.attach_session(&id, &lease, tx).unwrap();
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .unwrap();
+        rt.block_on(async {
+            let waiter = tokio::spawn({
+                let c = c.clone();
+                async move { c.until_lost("a").await }
+            });
+            tokio::task::yield_now().await;
+            assert!(!waiter.is_finished(), "a ready node is not lost");
+            c.session_closed(&node, epoch, "test");
+            waiter.await.unwrap();
+            // Already lost (or never known): resolves at once.
+            c.until_lost("a").await;
+            c.until_lost("nobody").await;
+        });
     }
 
     #[test]

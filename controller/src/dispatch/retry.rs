@@ -126,6 +126,13 @@ pub trait Attempt {
     fn bulk_calls(&self) -> Option<u32> {
         None
     }
+
+    /// The failure of an attempt cut short because its target's node was lost (heartbeats
+    /// missed, session ended): its work is re-placed without waiting for its timeout. By
+    /// default the failure as given (retried on another node).
+    fn target_lost(&mut self, failed: Failed) -> Failed {
+        failed
+    }
 }
 
 /// Runs `attempt` for `req` until it succeeds, fails for good, runs out of attempts or
@@ -170,7 +177,23 @@ pub async fn run<A: Attempt>(
             retries,
         };
         let started = Instant::now();
-        let Failed { error, failure } = match attempt.run(cx).instrument(span).await {
+        let outcome = {
+            let run = attempt.run(cx).instrument(span);
+            let lost = placer.cluster().until_lost(&target.node);
+            tokio::select! {
+                r = run => Some(r),
+                () = lost => None,
+            }
+        };
+        let outcome = outcome.unwrap_or_else(|| {
+            Err(attempt.target_lost(Failed::new(
+                Failure::of_class(ErrorClass::Unavailable),
+                stage.as_str(),
+                &target,
+                "the node was lost while the attempt ran",
+            )))
+        });
+        let Failed { error, failure } = match outcome {
             Ok((out, observed)) => {
                 let took = started.elapsed();
                 crate::metrics::stage_completed(

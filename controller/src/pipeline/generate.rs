@@ -198,6 +198,10 @@ impl Attempt for GenerateAttempt {
             Err(f) => Err(f),
         }
     }
+
+    fn target_lost(&mut self, failed: Failed) -> Failed {
+        self.target_failed(failed)
+    }
 }
 
 #[cfg(test)]

@@ -15,8 +15,10 @@ use switchyard_controller::config::{
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
 #[serde(deny_unknown_fields, default)]
 pub struct ModelsConfig {
-    /// Model registry file.
-    pub registry: PathBuf,
+    /// Model registry file; `None`: the registry compiled into the binary
+    /// (`models/registry.toml` of its source tree).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub registry: Option<PathBuf>,
     /// Directory holding prepared model files.
     pub dir: PathBuf,
 }
@@ -24,7 +26,7 @@ pub struct ModelsConfig {
 impl Default for ModelsConfig {
     fn default() -> Self {
         ModelsConfig {
-            registry: default_registry_path(),
+            registry: None,
             dir: switchyard_backend_core::paths::cache_dir().join("models"),
         }
     }
@@ -79,16 +81,6 @@ pub enum ConfigError {
     /// The values parse but break a rule (out of range, inconsistent fields).
     #[error("invalid configuration: {0}")]
     Invalid(String),
-}
-
-fn default_registry_path() -> PathBuf {
-    // Next to the binary's repo checkout when run from it, else the cache copy.
-    let repo = Path::new(env!("CARGO_MANIFEST_DIR")).join("../models/registry.toml");
-    if repo.is_file() {
-        repo
-    } else {
-        switchyard_backend_core::paths::cache_dir().join("registry.toml")
-    }
 }
 
 impl Config {

@@ -54,11 +54,14 @@ pub fn apply_controller(config: &mut Config, args: &ControllerArgs) {
     if let Some(v) = args.http_listen {
         c.http_listen = v;
     }
+    if args.cluster {
+        c.cluster = true;
+    }
     if let Some(v) = args.heartbeat_interval_ms {
         c.heartbeat_interval_ms = v;
     }
     if let Some(v) = &args.model_registry {
-        config.models.registry = v.clone();
+        config.models.registry = Some(v.clone());
     }
     if let Some(v) = &args.data_dir {
         config.controller.data_dir = v.clone();
@@ -91,12 +94,23 @@ pub fn apply_agent(config: &mut Config, args: &AgentArgs) {
     }
 }
 
-/// The model registry the config names; also points the backend probe and calibration at the
-/// same models directory.
+/// The model registry compiled into the binary: `models/registry.toml` of the source tree it
+/// was built from. A `[models] registry` file (or `--model-registry`) replaces it.
+pub const BUILTIN_REGISTRY: &str = include_str!("../../../models/registry.toml");
+
+/// The model registry the config names (the built-in one without a file); also points the
+/// backend probe and calibration at the same models directory.
 pub fn load_models(config: &Config) -> Result<Arc<ModelRegistry>> {
     // The backend probe and calibration read their own files from the same directory.
     switchyard_backend_core::paths::set_models_dir(&config.models.dir);
-    let reg = ModelRegistry::load(&config.models.registry, &config.models.dir)?;
+    let reg = match &config.models.registry {
+        Some(file) => ModelRegistry::load(file, &config.models.dir)?,
+        None => ModelRegistry::parse(
+            BUILTIN_REGISTRY,
+            Path::new("<built-in models/registry.toml>"),
+            &config.models.dir,
+        )?,
+    };
     Ok(Arc::new(reg))
 }
 
@@ -132,5 +146,35 @@ mod tests {
         assert_eq!(config.controller.listen.port(), 1);
         assert_eq!(config.agent.listen.port(), 2);
         assert_eq!(config.agent.node_name, "n1");
+    }
+
+    #[test]
+    fn the_built_in_registry_serves_without_a_file_and_a_file_replaces_it() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut config = Config::default();
+        config.models.dir = dir.path().to_path_buf();
+        assert_eq!(config.models.registry, None);
+        let built_in = load_models(&config).unwrap();
+        for model in ["router", "minilm-l6-v2", "smollm2-135m"] {
+            assert!(
+                built_in.get(model).is_some(),
+                "{model} in the built-in registry"
+            );
+        }
+        let file = dir.path().join("mine.toml");
+        let only = BUILTIN_REGISTRY
+            .split("[[model]]")
+            .find(|m| m.contains("name = \"minilm-l6-v2\""))
+            .expect("minilm entry");
+        std::fs::write(&file, format!("[[model]]{only}")).unwrap();
+        let text = format!("[models]\nregistry = {:?}\n", file.display().to_string());
+        let mut config = Config::parse(&text, Path::new("c.toml")).unwrap();
+        config.models.dir = dir.path().to_path_buf();
+        let from_file = load_models(&config).unwrap();
+        assert!(from_file.get("minilm-l6-v2").is_some());
+        assert!(
+            from_file.get("router").is_none(),
+            "the file replaced the built-in one"
+        );
     }
 }

@@ -44,3 +44,21 @@ fn a_device_figure_fills_an_unknown_model_and_is_noted_beside_a_catalog_one() {
         t.detail
     );
 }
+
+#[test]
+fn no_usable_backend_is_one_note_naming_each_missing_library_once() {
+    let mut set = BackendSet::default();
+    let ort = "runtime library unavailable: ONNX Runtime not found (libonnxruntime.so.1*)";
+    set.unavailable = vec![
+        ("ort-cpu".into(), ort.into()),
+        ("ort-cuda".into(), ort.into()),
+        (
+            "openvino".into(),
+            "runtime library unavailable: OpenVINO not found".into(),
+        ),
+    ];
+    let note = no_backend(&set).expect("a note when nothing is usable");
+    assert_eq!(note.matches("ONNX Runtime not found").count(), 1, "{note}");
+    assert!(note.contains("OpenVINO not found"), "{note}");
+    assert!(note.starts_with("no inference backend usable"), "{note}");
+}
