@@ -8,14 +8,15 @@
 #   sudo scripts/netns-cluster.sh kill agent-1        # kill -9
 #   sudo scripts/netns-cluster.sh start agent-1       # start it again
 #   sudo scripts/netns-cluster.sh link agent-1 down   # pull its cable (and `up` to plug it back)
-#   scripts/netns-cluster.sh pid agent-1 | check
+#   scripts/netns-cluster.sh pid agent-1 | check | reap
 #
 # Settings (environment): SY_NETNS_NAME (prefix of every namespace and link, ≤ 8 chars,
 # default "sy"), SY_NETNS_NET (first three octets, default 10.77.0), SY_NETNS_AGENTS (default
 # 2), SY_NETNS_STATE (default /tmp/switchyard-netns-NAME), SWITCHYARD_BIN (default
 # target/release/switchyard, else target/debug/switchyard), SY_AGENT_ARGS_N (extra flags for
-# agent-N), SY_CONTROLLER_ARGS (extra flags for the controller). The bridge holds NET.254 in
-# this namespace, so this machine's tools reach every host.
+# agent-N), SY_CONTROLLER_ARGS (extra flags for the controller), SY_NETNS_OWNER (a pid: when
+# it is gone, `reap` takes the cluster down). The bridge holds NET.254 in this namespace, so
+# this machine's tools reach every host.
 #
 # The processes run with a clean environment (HOME, PATH, XDG_CACHE_HOME only): nothing is
 # sourced. Each host's cache (XDG_CACHE_HOME=STATE/HOST/cache) links the venv and models that
@@ -140,6 +141,19 @@ down() {
   rm -rf "$STATE"
 }
 
+# Takes down every cluster (default state directories) whose owner process is gone: what a
+# test killed with SIGKILL left running.
+reap() {
+  local d owner
+  for d in /tmp/switchyard-netns-*; do
+    [ -f "$d/owner" ] || continue
+    owner="$(cat "$d/owner")"
+    kill -0 "$owner" 2>/dev/null && continue
+    say "reaping ${d#/tmp/switchyard-netns-} (owner $owner is gone)"
+    SY_NETNS_NAME="${d#/tmp/switchyard-netns-}" SY_NETNS_STATE="$d" bash "${BASH_SOURCE[0]}" down
+  done
+}
+
 show_logs() {
   local host
   for host in $(hosts); do
@@ -155,6 +169,7 @@ up() {
   trap 'rc=$?; if [ $rc -ne 0 ]; then say "up failed (exit $rc): tearing down"; show_logs; down; fi' EXIT
   trap 'exit 130' INT TERM
   mkdir -p "$STATE/bin"
+  [ -n "${SY_NETNS_OWNER:-}" ] && echo "$SY_NETNS_OWNER" >"$STATE/owner"
   ln -sfn "$(readlink -f "$bin")" "$STATE/bin/switchyard"
   export PATH="$STATE/bin:$PATH"
   net_up
@@ -172,6 +187,7 @@ case "$cmd" in
   up) up ;;
   down) down ;;
   check) check ;;
+  reap) reap ;;
   start) [ -n "${1:-}" ] || die "usage: start HOST"; PATH="$STATE/bin:$PATH" start "$1" ;;
   kill) [ -n "${1:-}" ] || die "usage: kill HOST"; kill9 "$1" ;;
   pid) pid "${1:?usage: pid HOST}" ;;

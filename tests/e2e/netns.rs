@@ -272,7 +272,16 @@ fn fault_partition_loses_the_node_moves_traffic_and_the_node_returns() {
     })
     .map(|(_, t)| t);
     let ready_at = Instant::now();
-    std::thread::sleep(Duration::from_secs(3));
+    // Traffic comes back once the device's circuit (opened by the timeouts while the link was
+    // down) lets a probe through: within the breaker cooldown (10 s by default).
+    let traffic_back = wait_for(Duration::from_secs(20), || {
+        load.snapshot()
+            .iter()
+            .any(|s| s.start >= ready_at && s.result.as_deref() == Ok(victim.as_str()))
+            .then_some(())
+    })
+    .map(|(_, t)| t);
+    std::thread::sleep(Duration::from_secs(1));
     let samples = since(load.stop(), warm);
     let f = around(&samples, cut);
     let served_while_lost: Vec<&str> = samples
@@ -288,7 +297,7 @@ fn fault_partition_loses_the_node_moves_traffic_and_the_node_returns() {
     let secs =
         |t: Option<Duration>| t.map_or("never".into(), |t| format!("{:.3} s", t.as_secs_f64()));
     println!(
-        "fault partition of {victim} (link down) under load: node lost after {}; {} failed of {} requests ({CLIENTS} clients), {} in flight at the cut answered within {:.3} s; while lost {} requests answered, all by {}: {}; link up → ready after {}, then {victim_after_return} requests answered by {victim}",
+        "fault partition of {victim} (link down) under load: node lost after {}; {} failed of {} requests ({CLIENTS} clients), {} in flight at the cut answered within {:.3} s; while lost {} requests answered, all by {}: {}; link up → ready after {}, answering again after {} more ({victim_after_return} requests)",
         secs(lost),
         f.failed,
         f.total,
@@ -298,6 +307,7 @@ fn fault_partition_loses_the_node_moves_traffic_and_the_node_returns() {
         other(&victim),
         served_while_lost.iter().all(|n| *n == other(&victim)),
         secs(back),
+        secs(traffic_back),
     );
     assert!(lost.is_some(), "{victim} never lost");
     assert!(

@@ -64,6 +64,7 @@ impl NetnsCluster {
             agents: agent_args.len(),
             env,
         };
+        cluster.run(&["reap"]).context("netns-cluster.sh reap")?;
         cluster.run(&["up"]).context("netns-cluster.sh up")?;
         Ok(cluster)
     }
