@@ -42,7 +42,7 @@ fn text(seed: u64, paragraphs: usize) -> String {
     for _ in 0..paragraphs {
         for w in 0..40 {
             let r = next() as usize;
-            let word = if r % 3 == 0 {
+            let word = if r.is_multiple_of(3) {
                 WORDS[60 + r % 12]
             } else {
                 WORDS[(topic + r % 10 + (r % 7 / 6) * 10) % 60]

@@ -67,7 +67,7 @@ impl Pipeline {
         req: ListDocumentsRequest,
     ) -> Result<ListDocumentsResponse, ApiError> {
         let name = (!req.collection.is_empty()).then_some(req.collection);
-        blocking(&self.documents.store(), move |s| {
+        blocking(self.documents.store(), move |s| {
             let docs = s.list(name.as_deref())?;
             let cols = s
                 .collections()?
@@ -84,7 +84,7 @@ impl Pipeline {
     }
 
     pub(super) async fn get_document(&self, id: u64) -> Result<GetDocumentResponse, ApiError> {
-        let (record, text) = blocking(&self.documents.store(), move |s| s.get(id)).await?;
+        let (record, text) = blocking(self.documents.store(), move |s| s.get(id)).await?;
         Ok(GetDocumentResponse {
             document: Some(info(record, None)),
             text,
@@ -96,11 +96,11 @@ impl Pipeline {
         req: DeleteDocumentRequest,
     ) -> Result<DeleteDocumentResponse, ApiError> {
         let deleted = if req.id != 0 {
-            blocking(&self.documents.store(), move |s| s.delete(req.id)).await?;
+            blocking(self.documents.store(), move |s| s.delete(req.id)).await?;
             1
         } else {
             let name = req.collection;
-            blocking(&self.documents.store(), move |s| s.delete_collection(&name)).await?
+            blocking(self.documents.store(), move |s| s.delete_collection(&name)).await?
         };
         Ok(DeleteDocumentResponse { deleted })
     }
@@ -127,7 +127,7 @@ impl Pipeline {
     pub(super) async fn document_store_info(&self) -> Result<DocumentStoreInfoResponse, ApiError> {
         let spec = self.placer.spec(&self.routes.embed, StageKind::Embed)?;
         let cfg = self.documents.config().clone();
-        let collections = blocking(&self.documents.store(), |s| s.collections()).await?;
+        let collections = blocking(self.documents.store(), |s| s.collections()).await?;
         Ok(DocumentStoreInfoResponse {
             collections: collections.into_iter().map(collection_info).collect(),
             embed_model: spec.name.clone(),
