@@ -128,6 +128,9 @@ pub struct Hit {
     pub source: String,
 }
 
+/// Every vector of a collection, keyed by its chunk's (document id, position).
+pub type StoredVectors = Vec<((u64, u32), Vec<f32>)>;
+
 /// The result of [`DocumentStore::check`]: counts, and every inconsistency found.
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct StoreCheck {
@@ -182,9 +185,6 @@ pub enum StoreError {
     #[error("document store: {0}")]
     Db(String),
 }
-
-/// Every chunk vector of a collection: ((document id, chunk index), vector).
-pub type ChunkVectors = Vec<((u64, u32), Vec<f32>)>;
 
 /// The store the pipeline keeps documents in. Every write is one transaction: a crash
 /// leaves a document either whole or absent.
@@ -242,7 +242,7 @@ pub trait DocumentStore: Send + Sync {
 
     /// Every vector of `collection` with its chunk's (document id, position): for
     /// benchmarks and checks against a brute-force scan.
-    fn vectors(&self, collection: &str) -> Result<ChunkVectors, StoreError>;
+    fn vectors(&self, collection: &str) -> Result<StoredVectors, StoreError>;
 
     /// Checks that every document has all its chunks and every chunk its vector.
     fn check(&self) -> Result<StoreCheck, StoreError>;

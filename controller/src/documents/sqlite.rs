@@ -17,7 +17,7 @@ use write::delete_in;
 
 use super::{
     AddOutcome, Collection, DocumentRecord, DocumentStore, EmbedModel, Hit, NewDocument,
-    StoreCheck, StoreError,
+    StoreCheck, StoreError, StoredVectors,
 };
 
 /// File name of the database inside the data directory.
@@ -342,7 +342,7 @@ impl DocumentStore for SqliteStore {
         read::search(&self.conn(), collection, model, query, k, min_score)
     }
 
-    fn vectors(&self, collection: &str) -> Result<Vec<((u64, u32), Vec<f32>)>, StoreError> {
+    fn vectors(&self, collection: &str) -> Result<StoredVectors, StoreError> {
         read::vectors(&self.conn(), collection)
     }
 

@@ -7,8 +7,8 @@ use std::time::Duration;
 use futures::StreamExt;
 use switchyard_proto::v1::inference_client::InferenceClient;
 use switchyard_proto::v1::{
-    AddDocumentsRequest, ChatMessage, EmbedRequest, GenerateRequest, PipelineRequest,
-    SamplingParams,
+    AddDocumentsRequest, ChatMessage, DeleteDocumentRequest, DocumentInput, EmbedRequest,
+    GenerateRequest, GetDocumentRequest, PipelineRequest, SamplingParams, SearchDocumentsRequest,
 };
 use tokio_stream::wrappers::TcpListenerStream;
 use tonic::Code;
@@ -309,4 +309,75 @@ async fn health_is_not_serving_while_no_node_is_ready_and_follows_readiness() {
     );
     stop.send(true).unwrap();
     task.await.unwrap();
+}
+
+#[tokio::test]
+async fn document_rpcs_validate_like_http_and_reach_the_store() {
+    let (addr, _, _) = serve(ApiConfig::default()).await;
+    let mut c = client(addr).await;
+    let added = c
+        .add_documents(AddDocumentsRequest {
+            collection: "notes".into(),
+            items: vec![DocumentInput {
+                text: "aaaa".into(),
+                source: "a.md".into(),
+            }],
+            ..Default::default()
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(added.documents[0].source, "a.md");
+    let id = added.ids[0];
+    let got = c
+        .get_document(GetDocumentRequest { id })
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(got.text, "aaaa");
+    let found = c
+        .search_documents(SearchDocumentsRequest {
+            query: "aaaa".into(),
+            collection: "notes".into(),
+            ..Default::default()
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(found.chunks[0].document_id, id);
+
+    let bad = |e: tonic::Status| (e.code(), e.message().to_string());
+    let (code, msg) = bad(c
+        .add_documents(AddDocumentsRequest {
+            documents: vec![" ".into()],
+            ..Default::default()
+        })
+        .await
+        .unwrap_err());
+    assert_eq!(code, Code::InvalidArgument);
+    assert!(msg.contains("documents[0] is empty"), "{msg}");
+    let (code, msg) = bad(c
+        .search_documents(SearchDocumentsRequest {
+            query: "q".into(),
+            min_score: Some(7.0),
+            ..Default::default()
+        })
+        .await
+        .unwrap_err());
+    assert_eq!(code, Code::InvalidArgument);
+    assert!(msg.contains("min_score"), "{msg}");
+    let (code, msg) = bad(c
+        .delete_document(DeleteDocumentRequest::default())
+        .await
+        .unwrap_err());
+    assert_eq!(code, Code::InvalidArgument);
+    assert!(
+        msg.contains("either a document id or a collection"),
+        "{msg}"
+    );
+    let (code, _) = bad(c
+        .get_document(GetDocumentRequest { id: 424242 })
+        .await
+        .unwrap_err());
+    assert_eq!(code, Code::NotFound);
 }

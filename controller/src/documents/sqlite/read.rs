@@ -3,7 +3,7 @@
 use rusqlite::{Connection, params};
 
 use super::{collection_row, db, same_model, vec_table, vector_bytes, vector_from};
-use crate::documents::{EmbedModel, Hit, StoreCheck, StoreError};
+use crate::documents::{EmbedModel, Hit, StoreCheck, StoreError, StoredVectors};
 
 /// [`crate::documents::DocumentStore::search`].
 pub(super) fn search(
@@ -53,10 +53,7 @@ pub(super) fn search(
 }
 
 /// [`crate::documents::DocumentStore::vectors`].
-pub(super) fn vectors(
-    conn: &Connection,
-    collection: &str,
-) -> Result<super::super::ChunkVectors, StoreError> {
+pub(super) fn vectors(conn: &Connection, collection: &str) -> Result<StoredVectors, StoreError> {
     let (cid, _) = collection_row(conn, collection)?
         .ok_or_else(|| StoreError::UnknownCollection(collection.to_string()))?;
     let sql = format!(
