@@ -116,7 +116,7 @@ impl Pipeline {
             model: model.to_string(),
             inputs,
         };
-        let req = self.placer.request(spec);
+        let req = self.placer.request(&spec);
         dispatch::run(
             &self.placer,
             &self.pool,
@@ -180,9 +180,8 @@ impl Pipeline {
         sampling: SamplingParams,
         deadline: Instant,
     ) -> Result<GenerateStream, ApiError> {
-        let req = self
-            .placer
-            .request(self.placer.spec(&model, StageKind::Generate)?);
+        let spec = self.placer.spec(&model, StageKind::Generate)?;
+        let req = self.placer.request(&spec);
         let (tx, rx) = mpsc::channel::<Result<GenerateChunk, ApiError>>(64);
         let this = self.clone();
         tokio::spawn(async move {
