@@ -7,9 +7,12 @@
 //!   concurrent classify/embed requests into batches ([`batcher`]).
 //! * [`service`]: the data-path gRPC server (`switchyard.v1.Agent`) the controller calls.
 //! * [`advertise`]: the URL the controller reaches the data-path server at.
+//! * [`engines`]: engines that already run, attached by URL (Ollama, OpenAI-compatible),
+//!   reported as pseudo-devices and proxied to.
 
 pub mod advertise;
 pub mod batcher;
+pub mod engines;
 pub mod errors;
 pub mod eviction;
 pub mod inventory;
@@ -51,6 +54,8 @@ pub struct AgentSettings {
     pub fixture: Option<PathBuf>,
     /// Measure the effective TOPS of every usable backend × device at start.
     pub calibrate: bool,
+    /// Engines that already run, attached by URL (`[[agent.endpoints]]`).
+    pub endpoints: Vec<engines::EndpointConfig>,
 }
 
 impl Default for AgentSettings {
@@ -63,6 +68,7 @@ impl Default for AgentSettings {
             queue_capacity: 256,
             fixture: None,
             calibrate: false,
+            endpoints: Vec::new(),
         }
     }
 }
@@ -72,6 +78,12 @@ impl AgentSettings {
     pub fn validate(&self) -> Result<(), String> {
         if self.queue_capacity == 0 {
             return Err("agent.queue_capacity must be ≥ 1".into());
+        }
+        for (i, e) in self.endpoints.iter().enumerate() {
+            e.validate()?;
+            if self.endpoints[..i].iter().any(|o| o.name == e.name) {
+                return Err(format!("agent.endpoints: name '{}' appears twice", e.name));
+            }
         }
         Ok(())
     }
@@ -130,6 +142,9 @@ pub enum StartError {
     /// The controller could not reach the address this agent would advertise.
     #[error("{0}")]
     Unreachable(String),
+    /// An `[[agent.endpoints]]` entry could not be set up.
+    #[error("agent.endpoints: {0}")]
+    Endpoints(String),
 }
 
 /// Starts the data-path server and the controller session. An advertised address the
@@ -151,9 +166,13 @@ pub async fn start(
         advertise.url(controller).map_err(StartError::Unreachable)?;
     }
     let (shutdown_tx, shutdown_rx) = watch::channel(false);
+    let engines =
+        Arc::new(engines::Engines::new(&settings.endpoints).map_err(StartError::Endpoints)?);
+    tokio::spawn(engines.clone().run(shutdown_rx.clone()));
     let server = tokio::spawn(service::serve(
         listener,
         runner.clone(),
+        engines.clone(),
         shutdown_rx.clone(),
     ));
     let session = tokio::spawn(session::run(
@@ -161,6 +180,7 @@ pub async fn start(
         advertise,
         inventory,
         runner.clone(),
+        engines,
         shutdown_rx,
     ));
     Ok(AgentHandle {

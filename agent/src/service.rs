@@ -22,14 +22,19 @@ use tonic::{Request, Response, Status};
 use tracing::{Instrument, info_span, warn};
 
 use crate::batcher::BatchOutput;
+use crate::engines::Engines;
 use crate::errors::to_status;
 use crate::runner::StageRunner;
+
+/// Tokens generated when a request names no `max_tokens`.
+pub const DEFAULT_MAX_TOKENS: u32 = 128;
 
 /// Serves the data path on `listener` until `shutdown` turns true. Accepted sockets get
 /// TCP_NODELAY: responses are several small writes, and Nagle would add ~40 ms to each hop.
 pub async fn serve(
     listener: TcpListener,
     runner: Arc<StageRunner>,
+    engines: Arc<Engines>,
     mut shutdown: watch::Receiver<bool>,
 ) {
     let (health_reporter, health_service) = tonic_health::server::health_reporter();
@@ -41,7 +46,7 @@ pub async fn serve(
         .register_encoded_file_descriptor_set(tonic_health::pb::FILE_DESCRIPTOR_SET)
         .build_v1()
         .expect("embedded descriptor sets are valid");
-    let service = AgentService { runner };
+    let service = AgentService { runner, engines };
     let result = tonic::transport::Server::builder()
         .add_service(health_service)
         .add_service(reflection)
@@ -58,9 +63,11 @@ pub async fn serve(
     }
 }
 
-/// `switchyard.v1.Agent` implementation.
+/// `switchyard.v1.Agent` implementation: native stages on the [`StageRunner`], generation on
+/// attached endpoints through [`Engines`].
 pub struct AgentService {
     runner: Arc<StageRunner>,
+    engines: Arc<Engines>,
 }
 
 fn require(field: &str, value: &str) -> Result<(), Status> {
@@ -168,6 +175,15 @@ impl Agent for AgentService {
         if req.messages.is_empty() && req.prompt.is_empty() {
             return Err(ErrorClass::InvalidArgument.status("either messages or prompt is required"));
         }
+        if self.engines.get(&req.device_id).is_some() {
+            let (tx, rx) = mpsc::channel::<Result<GenerateChunk, Status>>(64);
+            let engines = self.engines.clone();
+            let node = self.runner.node_name().to_string();
+            let span = info_span!("stage", stage = "generate", node = %node,
+                device = %req.device_id, backend = %req.backend, model = %req.model);
+            tokio::spawn(async move { engines.generate(req, &node, tx).await }.instrument(span));
+            return Ok(Response::new(Box::pin(ReceiverStream::new(rx))));
+        }
         let sampling = req.sampling.unwrap_or_default();
         let params = GenerateParams {
             messages: req
@@ -177,7 +193,7 @@ impl Agent for AgentService {
                 .collect(),
             prompt: req.prompt,
             max_tokens: if sampling.max_tokens == 0 {
-                128
+                DEFAULT_MAX_TOKENS
             } else {
                 sampling.max_tokens
             },
@@ -262,6 +278,12 @@ impl Agent for AgentService {
         require("model", &req.model)?;
         require("device_id", &req.device_id)?;
         require("backend", &req.backend)?;
+        if let Some(ep) = self.engines.get(&req.device_id) {
+            return Err(ErrorClass::FailedPrecondition.status(format!(
+                "endpoint {} loads and unloads its own models; Switchyard does not",
+                ep.config().name
+            )));
+        }
         let resident = self
             .runner
             .load(&req.model, &req.device_id, &req.backend, req.pin)

@@ -11,7 +11,7 @@ use switchyard_backoff::{Backoff, Jitter};
 use switchyard_proto::v1::registry_client::RegistryClient;
 use switchyard_proto::v1::{
     AgentMessage, CommandResult, ControllerCommand, Device, DeviceTelemetry, Heartbeat, HostFacts,
-    NodeInfo, RegisterRequest, SessionHello, agent_message, controller_command,
+    NodeInfo, RegisterRequest, ResidentModel, SessionHello, agent_message, controller_command,
 };
 use tokio::sync::{mpsc, watch};
 use tokio_stream::StreamExt;
@@ -22,6 +22,7 @@ use tracing::{Instrument, debug, error, info, info_span, warn};
 
 use crate::AgentSettings;
 use crate::advertise::{self, Advertise};
+use crate::engines::Engines;
 use crate::inventory::InventorySource;
 use crate::runner::StageRunner;
 
@@ -103,6 +104,7 @@ pub async fn run(
     advertise: Advertise,
     mut inventory: Box<dyn InventorySource>,
     runner: Arc<StageRunner>,
+    engines: Arc<Engines>,
     mut shutdown: watch::Receiver<bool>,
 ) -> Result<(), SessionError> {
     let endpoint = controller_endpoint(&settings.controller).map_err(SessionError::Fatal)?;
@@ -118,8 +120,10 @@ pub async fn run(
         devices,
         inventory: std::sync::Mutex::new(inventory),
         runner,
+        engines,
         registered_once: false,
         sent_available: Vec::new(),
+        sent_engines: Vec::new(),
     };
     let mut attempt = 0u32;
     loop {
@@ -190,9 +194,20 @@ struct SessionState {
     devices: Vec<Device>,
     inventory: std::sync::Mutex<Box<dyn InventorySource>>,
     runner: Arc<StageRunner>,
+    engines: Arc<Engines>,
     registered_once: bool,
     /// The models whose files we last told the controller we have.
     sent_available: Vec<String>,
+    /// The attached endpoints' (device id, models) we last told the controller.
+    sent_engines: Vec<(String, Vec<String>)>,
+}
+
+/// What of the endpoints' pseudo-devices is inventory (their health is telemetry).
+fn engine_inventory(devices: &[Device]) -> Vec<(String, Vec<String>)> {
+    devices
+        .iter()
+        .map(|d| (d.id.clone(), d.models.clone()))
+        .collect()
 }
 
 impl SessionState {
@@ -210,11 +225,19 @@ impl SessionState {
                     d.memory_free_bytes =
                         capped_free(d.memory_free_bytes, d.memory_total_bytes, held);
                 }
+                devices.extend(self.engines.devices());
                 devices
             },
-            resident_models: self.runner.resident_models(),
+            resident_models: self.resident_models(),
             available_models: self.runner.registry().available(),
         }
+    }
+
+    /// Models resident here: loaded by the runner, or by an attached endpoint.
+    fn resident_models(&self) -> Vec<ResidentModel> {
+        let mut out = self.runner.resident_models();
+        out.extend(self.engines.resident());
+        out
     }
 
     async fn connect_and_serve(
@@ -245,6 +268,8 @@ impl SessionState {
             self.endpoint = endpoint_url;
         }
         let mut client = RegistryClient::new(channel);
+        // Taken before the registration's inventory, so a change in between is resent.
+        let engines_sent = engine_inventory(&self.engines.devices());
         let lease = client
             .register(RegisterRequest {
                 node: Some(self.node_info()),
@@ -266,6 +291,7 @@ impl SessionState {
             .into_inner();
         self.registered_once = true;
         self.sent_available = self.runner.registry().available();
+        self.sent_engines = engines_sent;
         let interval = Duration::from_millis(lease.heartbeat_interval_ms.clamp(50, 60_000) as u64);
         let (out_tx, out_rx) = mpsc::channel::<AgentMessage>(64);
         out_tx
@@ -331,16 +357,24 @@ impl SessionState {
                 inventory_changed = Some(self.node_info());
             }
         }
+        // An endpoint's models change when it pulls or deletes one: checked every beat.
+        let engines = engine_inventory(&self.engines.devices());
+        if engines != self.sent_engines {
+            info!(endpoints = ?engines, "attached endpoints' models changed");
+            self.sent_engines = engines;
+            inventory_changed = Some(self.node_info());
+        }
         let mut telemetry = self
             .inventory
             .lock()
             .expect("inventory")
             .telemetry(&self.devices);
         cap_free_by_reservations(&mut telemetry, &self.devices, &self.runner.reserved_bytes());
+        telemetry.extend(self.engines.telemetry());
         Heartbeat {
             seq,
             telemetry,
-            resident_models: self.runner.resident_models(),
+            resident_models: self.resident_models(),
             inventory: inventory_changed,
         }
     }

@@ -201,14 +201,17 @@ impl Family {
     }
 }
 
-/// The identifying labels of a device's series (`UUID` on NVIDIA GPUs, for DCGM joins).
+/// The identifying labels of a device's series (`UUID` on NVIDIA GPUs, for DCGM joins;
+/// `engine` on an attached endpoint's pseudo-device, which has no GPU UUID of its own).
 fn device_labels<'a>(node: &'a str, d: &'a Device) -> Vec<(&'static str, &'a str)> {
     let mut l = vec![
         ("node", node),
         ("device", d.id.as_str()),
         ("kind", d.kind().short_name()),
     ];
-    if d.kind() == DeviceKind::NvidiaGpu {
+    if !d.engine.is_empty() {
+        l.push(("engine", d.engine.as_str()));
+    } else if d.kind() == DeviceKind::NvidiaGpu {
         l.push(("UUID", d.id.as_str()));
     }
     l

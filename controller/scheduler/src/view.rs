@@ -75,6 +75,10 @@ pub struct DeviceView {
     pub resident_models: Vec<String>,
     /// A simulated device (fixture); placed like any other unless the policy says otherwise.
     pub simulated: bool,
+    /// An engine Switchyard did not start (an attached endpoint): the models it serves. It
+    /// serves exactly these (the node's `available_models` do not apply) and manages its
+    /// own memory (no fit check). `None` for devices Switchyard loads models on.
+    pub engine_models: Option<Vec<String>>,
 }
 
 impl DeviceView {
@@ -94,6 +98,7 @@ impl DeviceView {
             max_concurrency: Self::default_max_concurrency(kind),
             resident_models: Vec::new(),
             simulated: false,
+            engine_models: None,
         }
     }
 
@@ -189,8 +194,11 @@ pub(crate) struct HotDevice {
     pub max_concurrency: u32,
     /// Interned ids of the resident models.
     pub resident: Box<[u32]>,
-    /// Interned ids of the models whose files the node has (`None`: not reported).
+    /// Interned ids of the models the device can serve: an engine's own list, else those
+    /// whose files the node has (`None`: not reported).
     pub available: Option<Box<[u32]>>,
+    /// An attached engine: it manages its own memory.
+    pub engine: bool,
     /// Bit `id % 64` set for every resident model id: a clear bit proves "not resident".
     pub resident_bits: u64,
     /// Hash of (node name, device id), the key of the latency EWMA table.
@@ -443,12 +451,16 @@ impl ClusterView {
             .map(|m| self.models.intern(m))
             .collect();
         let resident_bits = resident.iter().fold(0u64, |m, id| m | resident_bit(*id));
-        let available = node.available_models.clone().map(|models| {
-            models
-                .iter()
-                .map(|m| self.models.intern(m))
-                .collect::<Box<[u32]>>()
-        });
+        let available = dev
+            .engine_models
+            .as_ref()
+            .or(node.available_models.as_ref())
+            .map(|models| {
+                models
+                    .iter()
+                    .map(|m| self.models.intern(m))
+                    .collect::<Box<[u32]>>()
+            });
         let (tops, tops_measured) = dev.effective_tops();
         HotDevice {
             node: i as u32,
@@ -473,6 +485,7 @@ impl ClusterView {
             resident,
             resident_bits,
             available,
+            engine: dev.engine_models.is_some(),
             key: device_key(&node.name, &dev.id),
         }
     }

@@ -37,52 +37,72 @@ impl ClusterService {
     }
 }
 
-/// Every registered model with where it is loaded and when each copy expires.
+/// Every registered model, then every model only attached engines serve, with where each
+/// is loaded and when each copy expires.
 pub fn model_statuses(
     cluster: &ClusterState,
     models: &ModelRegistry,
     keep_alives: &KeepAlives,
 ) -> Vec<ModelStatus> {
     let resident = cluster.resident();
-    let kinds: HashMap<(String, String), i32> = cluster
-        .snapshot()
-        .into_iter()
-        .filter_map(|n| n.info)
-        .flat_map(|info| {
-            let node = info.node_name;
-            info.devices
-                .into_iter()
-                .map(move |d| ((node.clone(), d.id), d.kind))
-        })
+    let nodes = cluster.snapshot();
+    let devices = || {
+        nodes
+            .iter()
+            .filter_map(|n| n.info.as_ref())
+            .flat_map(|info| info.devices.iter().map(move |d| (&info.node_name, d)))
+    };
+    let kinds: HashMap<(&str, &str), i32> = devices()
+        .map(|(node, d)| ((node.as_str(), d.id.as_str()), d.kind))
         .collect();
-    models
+    let loaded_on = |name: &str| -> Vec<ModelPlacement> {
+        resident
+            .iter()
+            .filter(|(_, r)| r.model == name)
+            .map(|(node, r)| ModelPlacement {
+                node: node.clone(),
+                device_id: r.device_id.clone(),
+                backend: r.backend.clone(),
+                device_kind: kinds
+                    .get(&(node.as_str(), r.device_id.as_str()))
+                    .copied()
+                    .unwrap_or_default(),
+                expires_in_ms: keep_alives.expires_in_ms(r),
+            })
+            .collect()
+    };
+    let mut out: Vec<ModelStatus> = models
         .iter()
         .map(|spec| ModelStatus {
             name: spec.name.clone(),
             stage: switchyard_proto::convert::stage_to_wire(spec.stage),
             tier: spec.tier.clone().unwrap_or_default(),
             memory_bytes: spec.memory_bytes,
-            loaded_on: resident
-                .iter()
-                .filter(|(_, r)| r.model == spec.name)
-                .map(|(node, r)| ModelPlacement {
-                    node: node.clone(),
-                    device_id: r.device_id.clone(),
-                    backend: r.backend.clone(),
-                    device_kind: kinds
-                        .get(&(node.clone(), r.device_id.clone()))
-                        .copied()
-                        .unwrap_or_default(),
-                    expires_in_ms: keep_alives.expires_in_ms(r),
-                })
-                .collect(),
+            loaded_on: loaded_on(&spec.name),
             context_tokens: spec.context_tokens.unwrap_or(0),
             embedding_dim: spec.embedding_dim.unwrap_or(0),
             sha256: spec.sha256.clone().unwrap_or_default(),
             info: spec.info.clone().into_iter().collect(),
             format: "onnx".into(),
         })
-        .collect()
+        .collect();
+    let mut attached: Vec<(&str, &str)> = devices()
+        .filter(|(_, d)| !d.engine.is_empty())
+        .flat_map(|(_, d)| d.models.iter().map(|m| (m.as_str(), d.engine.as_str())))
+        .filter(|(m, _)| models.get(m).is_none())
+        .collect();
+    attached.sort();
+    attached.dedup_by(|a, b| a.0 == b.0);
+    out.extend(attached.into_iter().map(|(name, engine)| ModelStatus {
+        name: name.to_string(),
+        stage: switchyard_proto::convert::stage_to_wire(
+            switchyard_backend_core::StageKind::Generate,
+        ),
+        loaded_on: loaded_on(name),
+        format: engine.to_string(),
+        ..Default::default()
+    }));
+    out
 }
 
 #[tonic::async_trait]

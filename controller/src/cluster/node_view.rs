@@ -53,6 +53,10 @@ fn device_view(d: &Device, resident: &[ResidentModel]) -> DeviceView {
         .map(|r| r.memory_bytes)
         .sum();
     v.simulated = d.simulated;
+    // An attached engine serves exactly the models it lists.
+    if !d.engine.is_empty() {
+        v.engine_models = Some(d.models.clone());
+    }
     v
 }
 

@@ -78,6 +78,19 @@ impl Failure {
         Failure::of_class(ErrorClass::DeadlineExceeded)
     }
 
+    /// The same failure met on an attached engine: the agent answered, only the engine
+    /// behind it failed, so a node-wide scope narrows to that one pseudo-device (the node's
+    /// own devices stay candidates for the retry).
+    pub fn on_engine(self) -> Failure {
+        Failure {
+            scope: match self.scope {
+                Scope::Node => Scope::Device,
+                other => other,
+            },
+            ..self
+        }
+    }
+
     /// The same failure, but final: charged as usual, never retried (a sampled stream that
     /// already sent text cannot be resumed).
     pub fn final_(self) -> Failure {

@@ -58,13 +58,19 @@ pub struct Failed {
 }
 
 impl Failed {
-    /// A failure whose message names the stage and target.
+    /// A failure whose message names the stage and target (on an attached engine, scoped
+    /// to it: [`Failure::on_engine`]).
     pub fn new(
         failure: Failure,
         what: &str,
         target: &Target,
         message: impl std::fmt::Display,
     ) -> Self {
+        let failure = if target.engine {
+            failure.on_engine()
+        } else {
+            failure
+        };
         Failed {
             error: ApiError::new(
                 failure.class,

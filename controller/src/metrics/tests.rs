@@ -101,3 +101,16 @@ fn cluster_state_is_rendered_with_units_labels_and_the_dcgm_uuid() {
     assert_eq!(types, helps);
     assert_eq!(types, 13);
 }
+
+#[test]
+fn an_attached_endpoint_is_labelled_by_its_engine_not_a_gpu_uuid() {
+    let ep = Device {
+        id: "endpoint:b".into(),
+        kind: DeviceKind::NvidiaGpu as i32,
+        engine: "ollama".into(),
+        ..Default::default()
+    };
+    let labels = device_labels("a", &ep);
+    assert!(labels.contains(&("engine", "ollama")), "{labels:?}");
+    assert!(!labels.iter().any(|(k, _)| *k == "UUID"), "{labels:?}");
+}

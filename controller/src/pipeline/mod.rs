@@ -134,7 +134,7 @@ impl Pipeline {
                     .with_param("input"),
             );
         }
-        let req = self.placer.request(spec).with_inputs(inputs.len());
+        let req = self.placer.request(&spec).with_inputs(inputs.len());
         let mut attempt = BatchAttempt {
             stage,
             model: model.to_string(),
@@ -204,9 +204,8 @@ impl Pipeline {
         sampling: SamplingParams,
         deadline: Instant,
     ) -> Result<GenerateStream, ApiError> {
-        let req = self
-            .placer
-            .request(self.placer.spec(&model, StageKind::Generate)?);
+        let spec = self.placer.spec(&model, StageKind::Generate)?;
+        let req = self.placer.request(&spec);
         let (tx, rx) = mpsc::channel::<Result<GenerateChunk, ApiError>>(64);
         let this = self.clone();
         tokio::spawn(async move {

@@ -1,6 +1,7 @@
 //! [`PipelineService`]: the pipeline as the client-facing [`Inference`] contract that the
 //! HTTP and gRPC APIs serve.
 
+use std::borrow::Cow;
 use std::sync::Arc;
 use std::time::Instant;
 
@@ -24,8 +25,9 @@ use super::prompt::{last_user_message, system_message};
 pub struct PipelineService(pub Arc<Pipeline>);
 
 impl PipelineService {
-    /// The registry entry of `model`, whatever its stage, or `NotFound`.
-    fn known(&self, model: &str) -> Result<&ModelSpec, ApiError> {
+    /// The registry entry of `model` (or an attached engine's model), whatever its stage,
+    /// or `NotFound`.
+    fn known(&self, model: &str) -> Result<Cow<'_, ModelSpec>, ApiError> {
         let stage = self
             .0
             .models()
@@ -231,11 +233,20 @@ impl Inference for PipelineService {
                 .try_for_each(|m| self.0.keep_alives.check(m, keep));
         }
         self.known(model)?;
+        if keep != KeepAlive::Default && self.0.models().get(model).is_none() {
+            return Err(ApiError::new(
+                ErrorClass::InvalidArgument,
+                format!(
+                    "keep_alive cannot be honoured for model '{model}': it runs on attached engines, which load and unload their own models"
+                ),
+            )
+            .with_param("keep_alive"));
+        }
         self.0.keep_alives.check(model, keep)
     }
 
     fn set_keep_alive(&self, model: &str, keep: KeepAlive) -> Result<(), ApiError> {
-        self.known(model)?;
+        self.check_keep_alive(model, keep)?;
         self.0.keep_alives.set(model, keep)
     }
 
@@ -249,7 +260,7 @@ impl Inference for PipelineService {
         }
         let spec = self.known(model)?;
         let placer = &self.0.placer;
-        let target = placer.place(&placer.request(spec))?;
+        let target = placer.place(&placer.request(&spec))?;
         let mut client = self.0.pool.client(&target.endpoint)?;
         let load = client.load_model(LoadModelRequest {
             model: model.to_string(),

@@ -6,6 +6,7 @@
 mod explain;
 mod target;
 
+use std::borrow::Cow;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -23,6 +24,33 @@ pub use explain::{no_placement, stage_explanation};
 pub use target::{InFlight, Target};
 
 use crate::cluster::{ClusterState, Snapshot};
+
+/// What placement needs of a generation model that only attached engines serve: no files,
+/// no memory of Switchyard's to reserve (the engine manages its own), no tier.
+pub fn attached_spec(model: &str) -> ModelSpec {
+    ModelSpec {
+        name: model.to_string(),
+        stage: StageKind::Generate,
+        onnx: Default::default(),
+        tokenizer: Default::default(),
+        sha256: None,
+        memory_bytes: 0,
+        max_input_tokens: u32::MAX,
+        overflow: switchyard_backend_core::OverflowPolicy::Refuse,
+        labels: Vec::new(),
+        embedding_dim: None,
+        tier: None,
+        context_tokens: None,
+        chat_template: None,
+        system_prompt: None,
+        stop_tokens: Vec::new(),
+        max_batch: 1,
+        precision: Default::default(),
+        info: [("engine".to_string(), "attached".to_string())]
+            .into_iter()
+            .collect(),
+    }
+}
 
 /// Extra time a stage gets when its model is not yet resident on the chosen device.
 pub const COLD_LOAD_ALLOWANCE: Duration = Duration::from_secs(30);
@@ -79,22 +107,27 @@ impl Placer {
         &self.cluster
     }
 
-    /// The registry entry of `model`, which must serve `stage`.
-    pub fn spec(&self, model: &str, stage: StageKind) -> Result<&ModelSpec, ApiError> {
-        let spec = self.models.get(model).ok_or_else(|| {
-            ApiError::new(
-                ErrorClass::NotFound,
-                format!(
-                    "model '{model}' does not exist (registered: {})",
-                    self.models
-                        .iter()
-                        .map(|s| s.name.as_str())
-                        .collect::<Vec<_>>()
-                        .join(", ")
-                ),
-            )
-            .with_param("model")
-        })?;
+    /// The registry entry of `model`, which must serve `stage` — or, for a model only
+    /// attached engines serve, what placement needs of it ([`attached_spec`]).
+    pub fn spec(&self, model: &str, stage: StageKind) -> Result<Cow<'_, ModelSpec>, ApiError> {
+        let spec = match self.models.get(model) {
+            Some(s) => Cow::Borrowed(s),
+            None if self.engine_models().iter().any(|m| m == model) => {
+                Cow::Owned(attached_spec(model))
+            }
+            None => {
+                let mut known: Vec<String> = self.models.iter().map(|s| s.name.clone()).collect();
+                known.extend(self.engine_models());
+                return Err(ApiError::new(
+                    ErrorClass::NotFound,
+                    format!(
+                        "model '{model}' does not exist (registered: {})",
+                        known.join(", ")
+                    ),
+                )
+                .with_param("model"));
+            }
+        };
         if spec.stage != stage {
             return Err(ApiError::new(
                 ErrorClass::InvalidArgument,
@@ -107,6 +140,25 @@ impl Placer {
             .with_param("model"));
         }
         Ok(spec)
+    }
+
+    /// Models that attached engines of ready or lost nodes serve and the registry does not
+    /// know, sorted, once each.
+    pub fn engine_models(&self) -> Vec<String> {
+        let snapshot = self.cluster.view();
+        let mut out: Vec<String> = snapshot
+            .view
+            .nodes()
+            .iter()
+            .flat_map(|n| &n.devices)
+            .filter_map(|d| d.engine_models.as_ref())
+            .flatten()
+            .filter(|m| self.models.get(m).is_none())
+            .cloned()
+            .collect();
+        out.sort();
+        out.dedup();
+        out
     }
 
     /// A placement request for `spec`'s stage.
@@ -146,6 +198,10 @@ impl Placer {
                 backend: c.backend.clone(),
                 endpoint: snapshot.endpoint(&c.node).to_string(),
                 node_devices: snapshot.node_devices(&c.node),
+                engine: snapshot
+                    .view
+                    .device(&c.node, &c.device)
+                    .is_some_and(|d| d.engine_models.is_some()),
                 // A cold placement includes loading (and compiling) the model on the agent,
                 // which observed stage latencies do not cover.
                 timeout: if c.warm {

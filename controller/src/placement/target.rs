@@ -24,6 +24,8 @@ pub struct Target {
     pub gap_timeout: Duration,
     /// Every device of the target's node (a node-level failure affects them all).
     pub node_devices: Vec<String>,
+    /// An attached engine (the pseudo-device of an endpoint the agent proxies to).
+    pub engine: bool,
 }
 
 /// Counts a dispatched request against its device until dropped; placement sees the count

@@ -136,6 +136,11 @@ impl Config {
             .iter()
             .map(|_| "<redacted>".to_string())
             .collect();
+        for e in &mut copy.agent.endpoints {
+            if e.token.is_some() {
+                e.token = Some("<redacted>".into());
+            }
+        }
         toml::to_string(&copy).unwrap_or_default()
     }
 }
@@ -198,18 +203,70 @@ mod tests {
 }
 
 #[cfg(test)]
+mod endpoint_tests {
+    use super::*;
+
+    #[test]
+    fn attached_endpoints_parse_validate_and_redact_their_token() {
+        let text = "[[agent.endpoints]]\nname = \"box\"\nkind = \"ollama\"\nurl = \"http://10.0.0.7:11434\"\ndevice = \"nvidia_gpu\"\ntoken = \"t0p\"\n\n[[agent.endpoints]]\nname = \"vllm\"\nkind = \"openai\"\nurl = \"http://10.0.0.8:8000/v1\"\n";
+        let c = Config::parse(text, Path::new("c")).unwrap();
+        assert_eq!(c.agent.endpoints.len(), 2);
+        assert_eq!(c.agent.endpoints[1].base_url(), "http://10.0.0.8:8000");
+        c.validate().unwrap();
+        assert!(!c.redacted().contains("t0p"));
+        for (bad, needle) in [
+            ("kind = \"tgi\"\nurl = \"http://h:1\"", "unknown variant"),
+            ("kind = \"ollama\"\nurl = \"https://h:1\"", "http://"),
+            (
+                "kind = \"ollama\"\nurl = \"http://h:1\"\ndevice = \"tpu\"",
+                "device must be one of",
+            ),
+            (
+                "kind = \"ollama\"\nurl = \"http://h:1\"\ncolour = 1",
+                "colour",
+            ),
+        ] {
+            let text = format!("[[agent.endpoints]]\nname = \"x\"\n{bad}\n");
+            let err = match Config::parse(&text, Path::new("c")) {
+                Err(e) => e.to_string(),
+                Ok(c) => c.validate().unwrap_err().to_string(),
+            };
+            assert!(err.contains(needle), "{bad}: {err}");
+        }
+        let twice = "[[agent.endpoints]]\nname = \"a\"\nkind = \"ollama\"\nurl = \"http://h:1\"\n[[agent.endpoints]]\nname = \"a\"\nkind = \"openai\"\nurl = \"http://h:2\"\n";
+        let err = Config::parse(twice, Path::new("c"))
+            .unwrap()
+            .validate()
+            .unwrap_err();
+        assert!(err.to_string().contains("twice"), "{err}");
+    }
+}
+
+#[cfg(test)]
 mod readme_tests {
     use super::*;
 
     #[test]
-    fn the_readme_configuration_example_is_valid() {
+    fn the_readme_configuration_examples_are_valid() {
         let readme = include_str!("../../../README.md");
-        let start = readme.find("```toml\n").expect("a toml block in README") + 8;
-        let end = start + readme[start..].find("```").expect("closed block");
-        let config = Config::parse(&readme[start..end], Path::new("README.md"))
-            .expect("README example parses");
-        config.validate().expect("README example validates");
+        let blocks: Vec<&str> = readme
+            .split("```toml\n")
+            .skip(1)
+            .map(|b| &b[..b.find("```").expect("closed block")])
+            .collect();
+        assert!(blocks.len() >= 2, "the attach and configuration examples");
+        for block in &blocks {
+            let config = Config::parse(block, Path::new("README.md"))
+                .unwrap_or_else(|e| panic!("README example does not parse: {e}\n{block}"));
+            config.validate().expect("README example validates");
+        }
+        let example = &readme[readme.find("## Configuration example").expect("section")..];
+        let start = example.find("```toml\n").expect("a toml block") + 8;
+        let end = start + example[start..].find("```").expect("closed block");
+        let config = Config::parse(&example[start..end], Path::new("README.md")).unwrap();
         assert_eq!(config.api.tokens, vec!["change-me".to_string()]);
         assert_eq!(config.scheduler.breakers.cooldown_ms, 10_000);
+        let attach = Config::parse(blocks[0], Path::new("README.md")).unwrap();
+        assert_eq!(attach.agent.endpoints[0].name, "gpu-box");
     }
 }

@@ -6,7 +6,8 @@
 //!   tops: {int8_tops, source, detail} | null, measured_tops: {int8_tops, source, detail} | null,
 //!   backends: [{backend, usable, reason, precisions}], health, health_reason, simulated, max_concurrency,
 //!   attributes: {..}, telemetry: {device_id, memory_free_bytes, utilization_ratio,
-//!   temperature_celsius, power_watts, health} | null}`
+//!   temperature_celsius, power_watts, health} | null, engine, models}` — `engine`
+//!   (`ollama`, `openai`) and `models` are set for an attached endpoint's pseudo-device.
 
 use serde_json::{Map, Value, json};
 use switchyard_proto::v1::{Device, DeviceHealth, DeviceTelemetry, NodeState, NodeStatus, Tops};
@@ -58,6 +59,8 @@ pub fn device(d: &Device) -> Value {
         "max_concurrency": d.max_concurrency,
         "attributes": attributes,
         "telemetry": d.telemetry.as_ref().map(telemetry),
+        "engine": d.engine,
+        "models": d.models,
     })
 }
 

@@ -121,9 +121,10 @@ pub(super) fn early(
         None => unlisted_backend(view, h, usable).ok_or(RejectReason::NoUsableBackend)?,
     };
     let warm = p.model_id.is_some_and(|id| h.resident.contains(&id));
-    let need = if warm { 0 } else { p.need };
+    // An attached engine loads what it serves in memory Switchyard does not manage.
+    let need = if warm || h.engine { 0 } else { p.need };
     let mut evict_bytes = 0;
-    if !warm {
+    if !warm && !h.engine {
         let headroom = (h.total as f64 * p.headroom_ratio) as u64;
         let wanted = need.saturating_add(headroom);
         if wanted > h.free.saturating_add(h.reclaimable) {

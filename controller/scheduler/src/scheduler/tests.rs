@@ -518,3 +518,45 @@ fn empty_view_yields_no_candidates() {
     assert!(p.best().is_none());
     assert_eq!(p.devices_seen, 0);
 }
+
+#[test]
+fn an_attached_engine_serves_exactly_its_models_without_a_memory_check() {
+    let ctx = Ctx::new();
+    let mut v = cluster();
+    let mut edge = v.node("edge").unwrap().clone();
+    edge.available_models = Some(vec!["smollm2".into()]);
+    // An Ollama endpoint said to run on a GPU: no memory figures, its own model list.
+    let mut ep = dev("endpoint:ollama", DeviceType::NvidiaGpu, 0, 0, &["ollama"]);
+    ep.engine_models = Some(vec!["llama3.2".into(), "smollm2".into()]);
+    edge.devices.push(ep);
+    v.upsert_node(edge).unwrap();
+    let mut gpu_box = v.node("gpu-box").unwrap().clone();
+    gpu_box.available_models = Some(vec!["smollm2".into()]);
+    v.upsert_node(gpu_box).unwrap();
+    // Its own model: placed there even though 0 bytes are free, and nowhere else.
+    let r = ctx.req(StageKind::Generate, "llama3.2", 4 * GB);
+    assert_eq!(
+        names(&ctx.place(&v, &r)),
+        vec![("edge".to_string(), "endpoint:ollama".to_string())]
+    );
+    // A model both serve: the engine is one more candidate next to the native devices.
+    let r = ctx.req(StageKind::Generate, "smollm2", 750_000_000);
+    let p = names(&ctx.place(&v, &r));
+    assert!(
+        p.contains(&("edge".to_string(), "endpoint:ollama".to_string())),
+        "{p:?}"
+    );
+    assert!(
+        p.contains(&("gpu-box".to_string(), "GPU-aaaa".to_string())),
+        "{p:?}"
+    );
+    // A model it does not list never lands on it.
+    let r = ctx.req(StageKind::Classify, "router", 60_000_000);
+    let e = ctx.explain(&v, &r);
+    let ep = e
+        .rejected
+        .iter()
+        .find(|x| x.device == "endpoint:ollama")
+        .unwrap();
+    assert_eq!(ep.reason, RejectReason::ModelFilesMissing);
+}

@@ -133,3 +133,15 @@ fn scope_decides_which_devices_are_charged() {
     assert!(!f.retry);
     assert_eq!(f.scope, Scope::Device, "a final failure is still charged");
 }
+
+#[test]
+fn on_an_attached_engine_an_unavailable_charges_only_its_pseudo_device() {
+    let f = Failure::of_class(ErrorClass::Unavailable).on_engine();
+    assert_eq!((f.scope, f.retry), (Scope::Device, true));
+    let node = vec!["cpu".to_string(), "endpoint:b".to_string()];
+    let ep = "endpoint:b".to_string();
+    assert_eq!(f.charged(&ep, &node), std::slice::from_ref(&ep));
+    // Request-scoped failures stay the request's.
+    let bad = Failure::of_class(ErrorClass::InvalidArgument).on_engine();
+    assert_eq!((bad.scope, bad.retry), (Scope::Request, false));
+}

@@ -1,0 +1,185 @@
+//! Proxying one generation to an attached endpoint: text pieces as they come, then a last
+//! chunk with the finish reason, counts and trace (or the error, classed).
+
+use std::time::Instant;
+
+use switchyard_proto::errors::ErrorClass;
+use switchyard_proto::v1::{
+    AgentGenerateRequest, GenerateChunk, SamplingParams, StageKind, StageTrace,
+};
+use tokio::sync::mpsc;
+use tonic::Status;
+
+use super::{Endpoint, EngineError, EngineKind, Engines, ollama, openai};
+
+impl Engines {
+    /// Proxies one generation to the endpoint behind `req.device_id`: text chunks as they
+    /// come, then a last chunk with the finish reason, counts and trace — or an error.
+    pub async fn generate(
+        &self,
+        req: AgentGenerateRequest,
+        node: &str,
+        tx: mpsc::Sender<Result<GenerateChunk, Status>>,
+    ) {
+        let mut sink = Sink {
+            tx: tx.clone(),
+            pieces: 0,
+        };
+        let last = self.proxy(&req, node, &mut sink).await;
+        let _ = tx.send(last.map_err(|e| e.to_status())).await;
+    }
+
+    async fn proxy(
+        &self,
+        req: &AgentGenerateRequest,
+        node: &str,
+        sink: &mut Sink,
+    ) -> Result<GenerateChunk, EngineError> {
+        let ep = self.get(&req.device_id).ok_or_else(|| {
+            EngineError::new(
+                ErrorClass::Unavailable,
+                format!("no endpoint {} on node {node}", req.device_id),
+            )
+        })?;
+        let name = &ep.config().name;
+        if !ep.healthy() {
+            return Err(EngineError::new(
+                ErrorClass::Unavailable,
+                format!("endpoint {name} is down"),
+            ));
+        }
+        if req.messages.is_empty() {
+            return Err(EngineError::new(
+                ErrorClass::InvalidArgument,
+                format!("endpoint {name} takes chat messages, not a raw prompt"),
+            ));
+        }
+        let remote = ep.remote_name(&req.model).ok_or_else(|| {
+            EngineError::new(
+                ErrorClass::Unavailable,
+                format!(
+                    "endpoint {name} does not list model {} (any more)",
+                    req.model
+                ),
+            )
+        })?;
+        let s = req.sampling.clone().unwrap_or_default();
+        let started = Instant::now();
+        let done = match ep.config().kind {
+            EngineKind::Ollama => ollama::generate(ep, &remote, &req.messages, &s, sink).await,
+            EngineKind::Openai => openai::generate(ep, &remote, &req.messages, &s, sink).await,
+        }?;
+        Ok(GenerateChunk {
+            text: String::new(),
+            finish_reason: Some(done.finish_reason),
+            prompt_tokens: done.prompt_tokens,
+            // Servers that report no usage: one streamed piece per token.
+            completion_tokens: if done.completion_tokens == 0 {
+                sink.pieces
+            } else {
+                done.completion_tokens
+            },
+            trace: Some(StageTrace {
+                stage: StageKind::Generate as i32,
+                model: req.model.clone(),
+                node: node.to_string(),
+                device_id: req.device_id.clone(),
+                backend: ep.config().kind.as_str().to_string(),
+                compute_ms: started.elapsed().as_secs_f64() * 1e3,
+                batch_size: 1,
+                load_ms: done.load_ms,
+                ..Default::default()
+            }),
+        })
+    }
+}
+
+/// How a proxied generation ended.
+#[derive(Debug, Default)]
+pub(crate) struct Done {
+    pub(super) finish_reason: String,
+    pub(super) prompt_tokens: u32,
+    pub(super) completion_tokens: u32,
+    /// The engine's own model-load time for this request, ms (Ollama reports it).
+    pub(super) load_ms: f64,
+}
+
+/// Where proxied text goes: the data-path stream back to the controller.
+pub(crate) struct Sink {
+    tx: mpsc::Sender<Result<GenerateChunk, Status>>,
+    pieces: u32,
+}
+
+impl Sink {
+    /// Sends one piece of text; the controller gone cancels the generation (dropping the
+    /// engine's response closes its connection).
+    pub(super) async fn text(&mut self, text: &str) -> Result<(), EngineError> {
+        self.tx
+            .send(Ok(GenerateChunk {
+                text: text.to_string(),
+                ..Default::default()
+            }))
+            .await
+            .map_err(|_| EngineError::new(ErrorClass::Unavailable, "the controller went away"))?;
+        self.pieces += 1;
+        Ok(())
+    }
+
+    /// The error for a stream that ended without its last event.
+    pub(super) fn ended_early(&self, ep: &Endpoint) -> EngineError {
+        EngineError::new(
+            ErrorClass::Unavailable,
+            format!(
+                "endpoint {} ended the stream before it finished ({} pieces sent)",
+                ep.config().name,
+                self.pieces
+            ),
+        )
+    }
+}
+
+/// The tokens to ask an engine for (Switchyard's 0 = the agent's default).
+pub(crate) fn max_tokens(s: &SamplingParams) -> u32 {
+    if s.max_tokens == 0 {
+        crate::service::DEFAULT_MAX_TOKENS
+    } else {
+        s.max_tokens
+    }
+}
+
+/// Reads a streamed HTTP body line by line (NDJSON, server-sent events).
+pub(crate) struct LineReader {
+    resp: reqwest::Response,
+    buf: Vec<u8>,
+}
+
+impl LineReader {
+    pub(super) fn new(resp: reqwest::Response) -> Self {
+        LineReader {
+            resp,
+            buf: Vec::new(),
+        }
+    }
+
+    /// The next line without its end, `None` at the end of the body.
+    pub(super) async fn next(&mut self, ep: &Endpoint) -> Result<Option<String>, EngineError> {
+        loop {
+            if let Some(pos) = self.buf.iter().position(|&b| b == b'\n') {
+                let line: Vec<u8> = self.buf.drain(..=pos).collect();
+                return Ok(Some(
+                    String::from_utf8_lossy(&line)
+                        .trim_end_matches(['\r', '\n'])
+                        .to_string(),
+                ));
+            }
+            match self.resp.chunk().await.map_err(|e| ep.error(e))? {
+                Some(bytes) => self.buf.extend_from_slice(&bytes),
+                None if self.buf.is_empty() => return Ok(None),
+                None => {
+                    let rest = std::mem::take(&mut self.buf);
+                    return Ok(Some(String::from_utf8_lossy(&rest).into_owned()));
+                }
+            }
+        }
+    }
+}
