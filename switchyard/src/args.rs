@@ -154,6 +154,10 @@ pub struct ControllerArgs {
     /// Model registry file.
     #[arg(long, env = "SWITCHYARD_MODEL_REGISTRY", value_name = "FILE")]
     pub model_registry: Option<PathBuf>,
+    /// Place stages on simulated (fixture) devices too — for a cluster of fixture agents.
+    /// Off by default: a simulated device runs on a CPU while claiming to be something else.
+    #[arg(long, env = "SWITCHYARD_ALLOW_SIMULATED")]
+    pub allow_simulated: bool,
 }
 
 /// Flags of the agent role.

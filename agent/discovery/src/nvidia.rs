@@ -8,7 +8,7 @@
 use std::path::{Path, PathBuf};
 
 use nvml_wrapper::Nvml;
-use nvml_wrapper::enum_wrappers::device::TemperatureSensor;
+use nvml_wrapper::enum_wrappers::device::{TemperatureSensor, TemperatureThreshold};
 use nvml_wrapper::error::NvmlError;
 use serde::{Deserialize, Serialize};
 use switchyard_proto::v1::{Device, DeviceHealth, DeviceKind, DeviceTelemetry};
@@ -33,6 +33,12 @@ pub struct NvmlTelemetry {
     /// Board power draw, milliwatts.
     #[serde(default)]
     pub power_milliwatts: Option<u32>,
+    /// The power limit the board enforces, milliwatts.
+    #[serde(default)]
+    pub power_limit_milliwatts: Option<u32>,
+    /// The temperature at which the GPU slows down (NVML's slowdown threshold), °C.
+    #[serde(default)]
+    pub slowdown_celsius: Option<u32>,
 }
 
 /// One GPU as NVML describes it.
@@ -132,6 +138,8 @@ impl RealNvml {
             utilization_gpu_percent: opt(dev.utilization_rates()).map(|u| u.gpu),
             temperature_celsius: opt(dev.temperature(TemperatureSensor::Gpu)),
             power_milliwatts: opt(dev.power_usage()),
+            power_limit_milliwatts: opt(dev.enforced_power_limit()),
+            slowdown_celsius: opt(dev.temperature_threshold(TemperatureThreshold::Slowdown)),
         })
     }
 }
@@ -283,6 +291,8 @@ pub fn telemetry_of(uuid: &str, t: &NvmlTelemetry, health: DeviceHealth) -> Devi
         temperature_celsius: t.temperature_celsius.map(f64::from),
         power_watts: t.power_milliwatts.map(|mw| f64::from(mw) / 1000.0),
         health: health as i32,
+        power_limit_watts: t.power_limit_milliwatts.map(|mw| f64::from(mw) / 1000.0),
+        throttle_celsius: t.slowdown_celsius.map(f64::from),
     }
 }
 
@@ -310,10 +320,14 @@ mod tests {
             utilization_gpu_percent: Some(37),
             temperature_celsius: Some(61),
             power_milliwatts: Some(215_500),
+            power_limit_milliwatts: Some(450_000),
+            slowdown_celsius: Some(87),
         };
         let d = telemetry_of("GPU-x", &t, DeviceHealth::Healthy);
         assert_eq!(d.utilization_ratio, Some(0.37));
         assert_eq!(d.temperature_celsius, Some(61.0));
         assert_eq!(d.power_watts, Some(215.5));
+        assert_eq!(d.power_limit_watts, Some(450.0));
+        assert_eq!(d.throttle_celsius, Some(87.0));
     }
 }
