@@ -8,6 +8,7 @@ use std::sync::Arc;
 
 use crate::config::Config;
 use anyhow::{Context, Result};
+use switchyard_agent::inventory::runtime_refs;
 use switchyard_agent::{AgentHandle, InventorySource, StageRunner};
 use switchyard_backend_core::{DeviceRef, DeviceTops, ModelRegistry};
 use switchyard_backends::{BackendSet, ProbeResult};
@@ -156,18 +157,6 @@ pub async fn start_agent(config: &Config, models: ModelRegistry) -> Result<Agent
         .with_context(|| format!("cannot listen on {}", a.listen))
 }
 
-/// Where the runtime executes a device: simulated devices run on the CPU.
-fn device_ref(d: &Device, ordinal: u32) -> DeviceRef {
-    if d.simulated {
-        return DeviceRef::cpu();
-    }
-    DeviceRef {
-        id: d.id.clone(),
-        device_type: switchyard_backend_core::DeviceType::from(d.kind()),
-        ordinal,
-    }
-}
-
 /// One calibration measurement.
 #[derive(Debug, Clone)]
 pub struct CalibrationRow {
@@ -181,11 +170,8 @@ pub struct CalibrationRow {
 /// (they run on the CPU; their catalog figure stays).
 pub fn calibrate(set: &BackendSet, devices: &mut [Device]) -> Vec<CalibrationRow> {
     let mut rows = Vec::new();
-    let mut ordinals: HashMap<i32, u32> = HashMap::new();
-    for d in devices.iter_mut() {
-        let n = ordinals.entry(d.kind).or_default();
-        let dref = device_ref(d, *n);
-        *n += 1;
+    let refs = runtime_refs(devices);
+    for (d, dref) in devices.iter_mut().zip(refs) {
         if d.simulated {
             continue;
         }
@@ -229,13 +215,7 @@ pub fn calibrate(set: &BackendSet, devices: &mut [Device]) -> Vec<CalibrationRow
 /// Probes every backend × device pair once and records the result on the devices.
 /// Simulated devices inherit the CPU's results (they execute there).
 pub fn probe_backends(set: &BackendSet, devices: &mut [Device]) {
-    let mut ordinals: HashMap<i32, u32> = HashMap::new();
-    let mut refs = Vec::new();
-    for d in devices.iter() {
-        let n = ordinals.entry(d.kind).or_default();
-        refs.push(device_ref(d, *n));
-        *n += 1;
-    }
+    let refs = runtime_refs(devices);
     let cpu_results: Vec<ProbeResult> = set.probe(&[DeviceRef::cpu()]);
     let real: Vec<DeviceRef> = refs
         .iter()

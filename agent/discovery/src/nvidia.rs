@@ -243,11 +243,45 @@ impl NvmlSource for FixtureNvml {
 /// GPUs served at once by default on a GPU (several model instances / batches in flight).
 pub const GPU_MAX_CONCURRENCY: u32 = 4;
 
+use switchyard_proto::attributes::CUDA_ORDINAL;
+
+/// `domain:bus:device.function` of an NVML PCI bus id (`00000000:01:00.0`, hex), for ordering.
+fn pci_key(bus_id: &str) -> Option<(u32, u32, u32, u32)> {
+    let (domain, rest) = bus_id.trim().split_once(':')?;
+    let (bus, rest) = rest.split_once(':')?;
+    let (device, function) = rest.split_once('.')?;
+    let hex = |s: &str| u32::from_str_radix(s, 16).ok();
+    Some((hex(domain)?, hex(bus)?, hex(device)?, hex(function)?))
+}
+
+/// The CUDA ordinal of each GPU of `gpus` (same order): its rank by PCI bus id, which is how
+/// CUDA numbers devices under `CUDA_DEVICE_ORDER=PCI_BUS_ID` (the switchyard binary sets it
+/// before any CUDA library loads). NVML's own index is not used: CUDA's default order is
+/// fastest first, and NVML may list devices in another order. A GPU without a parsable bus
+/// id sorts after the others, in listing order.
+pub fn cuda_ordinals(gpus: &[NvmlGpu]) -> Vec<u32> {
+    let mut order: Vec<usize> = (0..gpus.len()).collect();
+    order.sort_by_key(|&i| {
+        (
+            pci_key(&gpus[i].pci_bus_id).is_none(),
+            pci_key(&gpus[i].pci_bus_id),
+            i,
+        )
+    });
+    let mut ordinals = vec![0; gpus.len()];
+    for (rank, i) in order.into_iter().enumerate() {
+        ordinals[i] = rank as u32;
+    }
+    ordinals
+}
+
 /// Devices from an NVML snapshot (the shared path after the trait).
 pub fn devices(snap: &NvmlSnapshot) -> Vec<Device> {
+    let ordinals = cuda_ordinals(&snap.gpus);
     snap.gpus
         .iter()
-        .map(|g| {
+        .zip(ordinals)
+        .map(|(g, ordinal)| {
             let entry = nvidia_by_name(&g.name);
             let mut d = Device {
                 id: g.uuid.clone(),
@@ -266,6 +300,7 @@ pub fn devices(snap: &NvmlSnapshot) -> Vec<Device> {
             a.insert("uuid".into(), g.uuid.clone());
             a.insert("nvml_index".into(), g.index.to_string());
             a.insert("pci_bus_id".into(), g.pci_bus_id.clone());
+            a.insert(CUDA_ORDINAL.into(), ordinal.to_string());
             a.insert("driver_version".into(), snap.driver_version.clone());
             if let Some(c) = &snap.cuda_driver_version {
                 a.insert("cuda_driver_version".into(), c.clone());
@@ -273,10 +308,6 @@ pub fn devices(snap: &NvmlSnapshot) -> Vec<Device> {
             if let Some(cc) = &g.compute_capability {
                 a.insert("compute_capability".into(), cc.clone());
             }
-            a.insert(
-                "memory_used_bytes".into(),
-                g.telemetry.memory_used_bytes.to_string(),
-            );
             d
         })
         .collect()
