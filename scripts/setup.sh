@@ -50,6 +50,16 @@ if ! command -v prometheus >/dev/null 2>&1 || ! command -v promtool >/dev/null 2
   fi
 fi
 
+# 0c. wrk (Debian wrk): the HTTP load generator scripts/bench_api.py uses for its
+#     concurrency-32 figure, so the client does not eat the cores the server needs. Optional:
+#     without it the benchmark falls back to its Python load generator.
+if ! command -v wrk >/dev/null 2>&1 && [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then
+  say "installing wrk (HTTP load generator for scripts/bench_api.py; apt-get)"
+  apt-get install -y -q wrk >/dev/null 2>&1 \
+    || { apt-get update -q >/dev/null 2>&1 && apt-get install -y -q wrk >/dev/null 2>&1; } \
+    || say "wrk not installed: scripts/bench_api.py will use its Python load generator"
+fi
+
 # 1. Python with venv + ensurepip.
 command -v "$PY" >/dev/null 2>&1 || die "$PY not found; install Python 3 (Debian: apt-get install -y python3 python3-venv)"
 "$PY" -c 'import sys; sys.exit(0 if sys.version_info >= (3, 10) else 1)' \
