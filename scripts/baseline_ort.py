@@ -7,6 +7,8 @@
       Prints `sentences_per_s <x>` (best of --repeat passes, after one warm-up pass) and
       `precision <p>`: onnxruntime runs the float32 graph at f32; OpenVINO is compiled with an
       explicit INFERENCE_PRECISION_HINT (default f32) and the value it reads back is printed.
+      With `--latency N`: N single-sentence calls one at a time (tokenise, infer, pool), and
+      `single_p50_ms` / `single_p99_ms`.
 
   baseline_ort.py generate --threads 2 [--max-tokens 64] [--prompt TEXT] [--chat]
       SmolLM2-135M greedy decoding with a direct KV-cache loop (prefill, then one token
@@ -110,6 +112,30 @@ def bench_embed(args) -> None:
             outs.append(mean / np.maximum(np.linalg.norm(mean, axis=1, keepdims=True), 1e-12))
         return np.concatenate(outs)
 
+    if args.latency:
+        # One sentence per call, one call at a time: the direct single-inference latency.
+        def single(text: str) -> np.ndarray:
+            ids = np.array([tok.encode(text).ids], np.int64)
+            h = infer({"input_ids": ids, "attention_mask": np.ones_like(ids),
+                       "token_type_ids": np.zeros_like(ids)})
+            mean = h.mean(1)
+            return mean / np.maximum(np.linalg.norm(mean, axis=1, keepdims=True), 1e-12)
+
+        for text in sentences[:10]:  # warm-up
+            single(text)
+        times = []
+        for i in range(args.latency):
+            t0 = time.perf_counter()
+            single(sentences[i % len(sentences)])
+            times.append((time.perf_counter() - t0) * 1e3)
+        times.sort()
+        print(f"runtime {args.runtime}")
+        print(f"precision {ran}")
+        print(f"single_calls {len(times)}")
+        print(f"single_p50_ms {times[len(times) // 2]:.3f}")
+        print(f"single_p99_ms {times[min(len(times) - 1, int(len(times) * 0.99))]:.3f}")
+        return
+
     one_pass()  # warm-up
     best = float("inf")
     for _ in range(args.repeat):
@@ -194,6 +220,8 @@ def main(argv: list[str] | None = None) -> int:
     e.add_argument("--repeat", type=int, default=3)
     e.add_argument("--runtime", choices=["onnxruntime", "openvino"], default="onnxruntime")
     e.add_argument("--precision", choices=["f32", "f16", "bf16"], default="f32")
+    e.add_argument("--latency", type=int, default=0,
+                   help="instead: N single-sentence calls one at a time; print their p50/p99")
     g = sub.add_parser("generate", help="greedy generation speed")
     g.add_argument("--threads", type=int, default=0, help="intra-op threads (0 = all cores)")
     g.add_argument("--max-tokens", type=int, default=64)

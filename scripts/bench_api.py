@@ -1,7 +1,16 @@
 #!/usr/bin/env python3
-"""Client-API benchmarks of issue 6 (not tests: figures are printed, never asserted).
+"""Client-API benchmarks of issues 6 and 12 (not tests: figures are printed, never asserted).
 
 Starts `switchyard up` itself (port 0, no API token), and the baselines, on this machine:
+
+  (d) issue 12: embeddings/s through the HTTP API at concurrency 32 (single sentences) vs the
+      best direct backend at batch 32 (scripts/baseline_ort.py embed, onnxruntime and
+      OpenVINO, both explicitly f32). Goal >= 0.9x.
+  (e) issue 12: at concurrency 1, the added latency over a direct single inference: HTTP round
+      trip p50 (one sentence) minus the direct single-sentence call p50 of the backend
+      Switchyard ran on (baseline_ort.py embed --latency). Goal p50 < 1 ms.
+  Both print the precision each side ran at (Switchyard's x-switchyard-precision header, the
+  precision the direct runtime reads back).
 
   (a) embeddings/s at concurrency 32, one sentence per HTTP request:
       Switchyard (controller → agent, dynamic batching) vs scripts/baseline_embed_server.py
@@ -222,6 +231,47 @@ async def closed_loop(url: str, bodies: list[bytes], concurrency: int, seconds: 
     return done * per_request / elapsed, done, errors
 
 
+WRK_LUA = """
+local bodies = {}
+local i = 0
+local f = assert(io.open(os.getenv("SY_BODIES"), "r"))
+for line in f:lines() do bodies[#bodies + 1] = line end
+f:close()
+wrk.method = "POST"
+wrk.headers["Content-Type"] = "application/json"
+request = function()
+  i = i % #bodies + 1
+  return wrk.format(nil, "/v1/embeddings", nil, bodies[i])
+end
+"""
+
+
+def wrk_loop(url: str, bodies: list[bytes], concurrency: int, seconds: float, tmp: Path):
+    """Like `closed_loop` with wrk (C, one thread per core is too many here: 1 thread), so the
+    client costs the server little CPU. Returns (requests/s, requests, errors) or None when
+    wrk is not installed."""
+    import shutil
+
+    wrk = shutil.which("wrk")
+    if wrk is None:
+        return None
+    (tmp / "bodies.txt").write_bytes(b"\n".join(bodies) + b"\n")
+    (tmp / "bodies.lua").write_text(WRK_LUA)
+    env = dict(os.environ, SY_BODIES=str(tmp / "bodies.txt"))
+    out = subprocess.run([wrk, "-t1", f"-c{concurrency}", f"-d{max(1, int(seconds))}s", "-s",
+                          str(tmp / "bodies.lua"), url], capture_output=True, text=True, env=env)
+    rps = done = errors = 0
+    for line in out.stdout.splitlines():
+        line = line.strip()
+        if line.startswith("Requests/sec:"):
+            rps = float(line.split()[1])
+        elif "requests in" in line:
+            done = int(line.split()[0])
+        elif line.startswith("Non-2xx or 3xx responses:"):
+            errors = int(line.split()[-1])
+    return rps, done, errors
+
+
 def pct(xs: list[float], p: float) -> float:
     xs = sorted(xs)
     return xs[min(len(xs) - 1, int(round(p / 100 * (len(xs) - 1))))]
@@ -295,8 +345,9 @@ def main(argv: list[str] | None = None) -> int:
         headers = warm(sy_url, args.model)
         results["switchyard_backend"] = headers.get("x-switchyard-backend")
         results["switchyard_device"] = headers.get("x-switchyard-device")
+        results["switchyard_precision"] = headers.get("x-switchyard-precision")
         print(f"switchyard at {sy_url}: {args.model} on {results['switchyard_device']} "
-              f"via {results['switchyard_backend']}", flush=True)
+              f"via {results['switchyard_backend']} at {results['switchyard_precision']}", flush=True)
 
         singles = [json.dumps({"model": args.model, "input": s}).encode() for s in short_sentences(256)]
         s32 = short_sentences(256)
@@ -306,6 +357,13 @@ def main(argv: list[str] | None = None) -> int:
         asyncio.run(closed_loop(sy_url, singles, args.concurrency, 2.0, 1))  # warm the batcher
         sy_a, n, err = asyncio.run(closed_loop(sy_url, singles, args.concurrency, args.seconds, 1))
         print(f"(a) switchyard  c={args.concurrency} single-sentence: {sy_a:8.1f} embeddings/s ({n} ok, {err} errors)", flush=True)
+        # (d) the same load from wrk, whose client costs the two sides' shared cores less.
+        sy_d = sy_a
+        w = wrk_loop(sy_url, singles, args.concurrency, args.seconds, tmp)
+        if w is not None:
+            sy_d, n, err = w
+            print(f"(d) switchyard  c={args.concurrency} single-sentence (wrk): {sy_d:8.1f} embeddings/s ({n} ok, {err} errors)", flush=True)
+        results["d_load_generator"] = "wrk" if w is not None else "python"
         # (b) Switchyard batch-32, one request at a time.
         asyncio.run(closed_loop(sy_url, batches, 1, 1.0, 32))
         sy_b, n, err = asyncio.run(closed_loop(sy_url, batches, 1, args.seconds, 32))
@@ -334,21 +392,44 @@ def main(argv: list[str] | None = None) -> int:
         if base is not None:
             base.close()
 
-    # (b) direct onnxruntime batch-32.
-    out = subprocess.run([sys.executable, str(REPO / "scripts" / "baseline_ort.py"), "embed", "--threads",
-                          str(args.threads), "--batch", "32"], capture_output=True, text=True, env=env, check=True)
-    ort_b = float(next(line.split()[1] for line in out.stdout.splitlines() if line.startswith("sentences_per_s")))
-    print(f"(b) direct ORT  batch-32:                {ort_b:8.1f} sentences/s", flush=True)
+    def direct(*extra: str) -> dict[str, str]:
+        out = subprocess.run([sys.executable, str(REPO / "scripts" / "baseline_ort.py"), "embed", "--threads",
+                              str(args.threads), *extra], capture_output=True, text=True, env=env, check=True)
+        return dict(line.split(" ", 1) for line in out.stdout.splitlines() if " " in line)
+
+    # (b, d) direct batch-32 on both runtimes, explicitly f32.
+    batch32 = {rt: direct("--batch", "32", "--runtime", rt, "--precision", "f32") for rt in ("onnxruntime", "openvino")}
+    for rt, r in batch32.items():
+        print(f"(d) direct {rt:11} batch-32: {float(r['sentences_per_s']):8.1f} sentences/s at {r['precision']}", flush=True)
+    ort_b = float(batch32["onnxruntime"]["sentences_per_s"])
+    best_rt = max(batch32, key=lambda rt: float(batch32[rt]["sentences_per_s"]))
+    best_b = float(batch32[best_rt]["sentences_per_s"])
+    # (e) direct single-sentence latency of the runtime Switchyard ran on.
+    sy_rt = "openvino" if results.get("switchyard_backend") == "openvino" else "onnxruntime"
+    single = direct("--runtime", sy_rt, "--precision", "f32", "--latency", str(args.latency_requests))
+    direct_p50 = float(single["single_p50_ms"])
+    print(f"(e) direct {sy_rt} single sentence: p50 {direct_p50:.3f} ms at {single['precision']}", flush=True)
 
     results.update({
         "a_switchyard_embeddings_per_s": sy_a, "a_baseline_embeddings_per_s": base_a,
         "a_ratio": sy_a / base_a, "b_switchyard_sentences_per_s": sy_b, "b_direct_ort_sentences_per_s": ort_b,
         "b_ratio": sy_b / ort_b,
+        "d_best_direct_runtime": best_rt, "d_best_direct_sentences_per_s": best_b,
+        "d_direct_precision": batch32[best_rt]["precision"], "d_switchyard_embeddings_per_s": sy_d,
+        "d_ratio": sy_d / best_b,
+        "e_http_rtt_p50_ms": lat["rtt_p50_ms"], "e_direct_single_p50_ms": direct_p50,
+        "e_added_p50_ms": lat["rtt_p50_ms"] - direct_p50, "e_direct_precision": single["precision"],
     })
     print()
     print(f"(a) ratio {results['a_ratio']:.2f}x   (goal >= 3.5x)")
     print(f"(b) ratio {results['b_ratio']:.2f}x   (goal >= 0.95x)")
     print(f"(c) hop p50 {lat['server_hop_p50_ms']:.3f} ms, p99 {lat['server_hop_p99_ms']:.3f} ms  (goal < 1 ms, < 3 ms)")
+    print(f"(d) ratio {results['d_ratio']:.2f}x   HTTP c={args.concurrency} ({results['d_load_generator']}) {sy_d:.1f}/s at "
+          f"{results.get('switchyard_precision')} vs direct {best_rt} batch-32 {best_b:.1f}/s at "
+          f"{results['d_direct_precision']}  (goal >= 0.9x)")
+    print(f"(e) added p50 {results['e_added_p50_ms']:.3f} ms   HTTP c=1 round trip p50 {lat['rtt_p50_ms']:.3f} ms at "
+          f"{results.get('switchyard_precision')} - direct {sy_rt} single p50 {direct_p50:.3f} ms at "
+          f"{single['precision']}  (goal < 1 ms)")
     if args.json:
         args.json.write_text(json.dumps(results, indent=2))
     return 0

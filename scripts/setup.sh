@@ -52,10 +52,11 @@ if ! command -v prometheus >/dev/null 2>&1 || ! command -v promtool >/dev/null 2
   fi
 fi
 
-# 0c. wrk (Debian) for scripts/soak.py's 200 clients (a benchmark, not a test): installed only
-#     when we are root and it is missing.
+# 0c. wrk (Debian): the HTTP load generator of scripts/soak.py's 200 clients and of
+#     scripts/bench_api.py's concurrency-32 figure (benchmarks, not tests; bench_api falls back
+#     to its Python load generator without it). Installed only when we are root and it is missing.
 if ! command -v wrk >/dev/null 2>&1 && [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then
-  say "installing wrk (load generator for scripts/soak.py; apt-get)"
+  say "installing wrk (load generator for scripts/soak.py and scripts/bench_api.py; apt-get)"
   apt-get install -y -q --no-install-recommends wrk >/dev/null 2>&1 \
     || { apt-get update -q >/dev/null 2>&1 && apt-get install -y -q --no-install-recommends wrk >/dev/null 2>&1; } \
     || say "wrk not installed: scripts/soak.py needs it (apt-get install wrk)"

@@ -12,8 +12,8 @@ use std::time::Instant;
 
 use switchyard_backend_core::worker::ModelWorker;
 use switchyard_backend_core::{
-    Backend, BackendError, ClassScores, DeviceRef, DeviceType, GenerateParams, GenerateSummary,
-    ModelRegistry, ModelSpec, Precision, StageKind, TokenEvent,
+    Backend, BackendError, ClassScores, DeviceRef, GenerateParams, GenerateSummary, ModelRegistry,
+    ModelSpec, Precision, StageKind, TokenEvent,
 };
 use switchyard_proto::v1::{Device, ResidentModel};
 use tracing::{Instrument, info, info_span};
@@ -157,33 +157,23 @@ impl StageRunner {
         &self.registry
     }
 
-    /// Replaces the device table from a fresh inventory. Ordinals count devices of the same
-    /// kind in inventory order (CUDA ordinal, OpenVINO `GPU.N`).
+    /// Replaces the device table from a fresh inventory (runtime addresses from
+    /// [`crate::inventory::runtime_refs`]).
     pub fn set_devices(&self, devices: &[Device]) {
-        let mut ordinals: HashMap<DeviceType, u32> = HashMap::new();
-        let mut table = HashMap::new();
-        for d in devices {
-            let ty = DeviceType::from(d.kind());
-            let ordinal = ordinals.entry(ty).or_default();
-            let target = if d.simulated {
-                DeviceRef::cpu()
-            } else {
-                DeviceRef {
-                    id: d.id.clone(),
-                    device_type: ty,
-                    ordinal: *ordinal,
-                }
-            };
-            *ordinal += 1;
-            table.insert(
-                d.id.clone(),
-                DeviceSlot {
-                    target,
-                    simulated: d.simulated,
-                    memory_total_bytes: d.memory_total_bytes,
-                },
-            );
-        }
+        let table = devices
+            .iter()
+            .zip(crate::inventory::runtime_refs(devices))
+            .map(|(d, target)| {
+                (
+                    d.id.clone(),
+                    DeviceSlot {
+                        target,
+                        simulated: d.simulated,
+                        memory_total_bytes: d.memory_total_bytes,
+                    },
+                )
+            })
+            .collect();
         *self.devices.lock().expect("device table") = table;
     }
 

@@ -336,11 +336,14 @@ impl SessionState {
         let mut inventory_changed = None;
         if seq.is_multiple_of(RESCAN_EVERY) {
             let (host, devices) = self.inventory.lock().expect("inventory").scan();
-            let ids = |d: &[Device]| d.iter().map(|d| d.id.clone()).collect::<Vec<_>>();
-            if ids(&devices) != ids(&self.devices) {
+            // Any state change goes up, not only a changed device list: an NCS2 that boots
+            // and re-enumerates, a device that turns unhealthy (or recovers).
+            let changes = crate::inventory::state_changes(&self.devices, &devices);
+            if !changes.is_empty() {
                 info!(
                     before = self.devices.len(),
                     after = devices.len(),
+                    changes = %changes.join("; "),
                     "inventory changed"
                 );
                 self.host = host;

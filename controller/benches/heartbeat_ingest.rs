@@ -51,6 +51,7 @@ fn heartbeat(seq: u64) -> Heartbeat {
                 temperature_celsius: Some(55.0),
                 power_watts: Some(120.0),
                 health: 1,
+                ..Default::default()
             })
             .collect(),
         ..Default::default()

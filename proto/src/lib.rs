@@ -11,6 +11,7 @@ pub mod v1 {
         include_bytes!(concat!(env!("OUT_DIR"), "/switchyard_descriptor.bin"));
 }
 
+pub mod attributes;
 pub mod codec;
 pub mod convert;
 pub mod endpoint;

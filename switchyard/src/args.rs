@@ -240,6 +240,10 @@ pub struct ControllerArgs {
     /// (default: ~/.cache/switchyard/controller).
     #[arg(long, env = "SWITCHYARD_DATA_DIR", value_name = "DIR")]
     pub data_dir: Option<PathBuf>,
+    /// Place stages on simulated (fixture) devices too — for a cluster of fixture agents.
+    /// Off by default: a simulated device runs on a CPU while claiming to be something else.
+    #[arg(long, env = "SWITCHYARD_ALLOW_SIMULATED")]
+    pub allow_simulated: bool,
 }
 
 /// Flags of the agent role.

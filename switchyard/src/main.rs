@@ -12,6 +12,7 @@ use std::process::ExitCode;
 use clap::Parser;
 
 fn main() -> ExitCode {
+    cuda_in_pci_bus_order();
     let cli = args::Cli::parse();
     init_logging(&cli.log);
     let runtime = match tokio::runtime::Builder::new_multi_thread()
@@ -31,6 +32,17 @@ fn main() -> ExitCode {
             ExitCode::FAILURE
         }
     }
+}
+
+/// Makes CUDA number GPUs in PCI bus order, the order discovery computes their ordinals in
+/// from NVML (CUDA's default is fastest first), so the GPU a trace names is the one that ran.
+/// Set for the whole process before any thread starts and before ONNX Runtime loads CUDA.
+#[allow(unsafe_code)]
+fn cuda_in_pci_bus_order() {
+    let (key, value) = switchyard_proto::attributes::CUDA_DEVICE_ORDER;
+    // SAFETY: first statement of `main`: no other thread exists yet (no runtime, no logger,
+    // no backend library loaded), so nothing reads or writes the environment concurrently.
+    unsafe { std::env::set_var(key, value) };
 }
 
 /// Sets up logging to stderr.

@@ -8,6 +8,7 @@ use std::sync::Arc;
 
 use crate::config::Config;
 use anyhow::Result;
+use switchyard_agent::inventory::runtime_refs;
 use switchyard_agent::{AgentHandle, InventorySource, StageRunner};
 use switchyard_backend_core::{DeviceRef, DeviceTops, ModelRegistry};
 use switchyard_backends::{BackendSet, ProbeResult};
@@ -28,6 +29,8 @@ struct DiscoveredInventory {
     support: HashMap<String, Vec<BackendSupport>>,
     /// Calibrated TOPS by device id (`--calibrate`).
     measured: HashMap<String, Tops>,
+    /// The registry, to probe a hot-plugged NPU with the models it would get.
+    models: ModelRegistry,
 }
 
 impl InventorySource for DiscoveredInventory {
@@ -41,7 +44,7 @@ impl InventorySource for DiscoveredInventory {
             .collect();
         if !new.is_empty() {
             let mut new = new;
-            probe_backends(&self.set, &mut new);
+            probe_backends(&self.set, &mut new, Some(&self.models));
             for d in new {
                 self.support.insert(d.id, d.backends);
             }
@@ -90,7 +93,7 @@ pub fn scan_local(fixture: Option<&Path>, calibrate_devices: bool) -> LocalScan 
     let inv = discovery.scan();
     let mut devices = inv.devices;
     let set = BackendSet::from_env();
-    probe_backends(&set, &mut devices);
+    probe_backends(&set, &mut devices, None);
     let calibration = calibrate_devices.then(|| calibrate(&set, &mut devices));
     let mut notes = inv.notes;
     notes.extend(no_backend(&set));
@@ -142,15 +145,16 @@ pub async fn start_agent(config: &Config, models: ModelRegistry) -> Result<Agent
     }
     let runner = Arc::new(StageRunner::new(
         a.node_name.clone(),
-        models,
+        models.clone(),
         set.backends(),
         a.queue_capacity,
     ));
     let mut probe_devices = first.devices.clone();
     let probe_set = set.clone();
     let calibrate_devices = a.calibrate;
+    let probe_models = models.clone();
     let probed = tokio::task::spawn_blocking(move || {
-        probe_backends(&probe_set, &mut probe_devices);
+        probe_backends(&probe_set, &mut probe_devices, Some(&probe_models));
         if calibrate_devices {
             let rows = calibrate(&probe_set, &mut probe_devices);
             eprintln!("{}", table::calibration(&probe_devices, &rows));
@@ -168,20 +172,9 @@ pub async fn start_agent(config: &Config, models: ModelRegistry) -> Result<Agent
         set,
         support,
         measured,
+        models,
     });
     Ok(switchyard_agent::start(settings, inventory, runner).await?)
-}
-
-/// Where the runtime executes a device: simulated devices run on the CPU.
-fn device_ref(d: &Device, ordinal: u32) -> DeviceRef {
-    if d.simulated {
-        return DeviceRef::cpu();
-    }
-    DeviceRef {
-        id: d.id.clone(),
-        device_type: switchyard_backend_core::DeviceType::from(d.kind()),
-        ordinal,
-    }
 }
 
 /// One calibration measurement.
@@ -197,11 +190,8 @@ pub struct CalibrationRow {
 /// (they run on the CPU; their catalog figure stays).
 pub fn calibrate(set: &BackendSet, devices: &mut [Device]) -> Vec<CalibrationRow> {
     let mut rows = Vec::new();
-    let mut ordinals: HashMap<i32, u32> = HashMap::new();
-    for d in devices.iter_mut() {
-        let n = ordinals.entry(d.kind).or_default();
-        let dref = device_ref(d, *n);
-        *n += 1;
+    let refs = runtime_refs(devices);
+    for (d, dref) in devices.iter_mut().zip(refs) {
         if d.simulated {
             continue;
         }
@@ -243,15 +233,11 @@ pub fn calibrate(set: &BackendSet, devices: &mut [Device]) -> Vec<CalibrationRow
 }
 
 /// Probes every backend × device pair once and records the result on the devices.
-/// Simulated devices inherit the CPU's results (they execute there).
-pub fn probe_backends(set: &BackendSet, devices: &mut [Device]) {
-    let mut ordinals: HashMap<i32, u32> = HashMap::new();
-    let mut refs = Vec::new();
-    for d in devices.iter() {
-        let n = ordinals.entry(d.kind).or_default();
-        refs.push(device_ref(d, *n));
-        *n += 1;
-    }
+/// Simulated devices inherit the CPU's results (they execute there). With `models`, an Intel
+/// NPU is also probed with the registry's models themselves (their shapes, their precision):
+/// a backend under which none of them runs there is marked unusable, with each reason.
+pub fn probe_backends(set: &BackendSet, devices: &mut [Device], models: Option<&ModelRegistry>) {
+    let refs = runtime_refs(devices);
     let cpu_results: Vec<ProbeResult> = set.probe(&[DeviceRef::cpu()]);
     let real: Vec<DeviceRef> = refs
         .iter()
@@ -279,6 +265,15 @@ pub fn probe_backends(set: &BackendSet, devices: &mut [Device]) {
                     .unwrap_or_default(),
             })
             .collect();
+    }
+    if let Some(models) = models {
+        for (d, r) in devices.iter_mut().zip(&refs) {
+            if !d.simulated && d.kind() == switchyard_proto::v1::DeviceKind::IntelNpu {
+                probe_npu_models(set, d, r, models);
+            }
+        }
+    }
+    for d in devices.iter() {
         for b in d.backends.iter().filter(|b| !b.usable) {
             info!(device = %d.id, backend = %b.backend, reason = %b.reason, "backend not usable on device");
         }
@@ -288,6 +283,30 @@ pub fn probe_backends(set: &BackendSet, devices: &mut [Device]) {
             && let Some((backend, figure)) = set.device_tops(r)
         {
             apply_device_tops(d, backend, figure);
+        }
+    }
+}
+
+/// Probes `d` (an NPU) with every registry model whose files are here, through each backend
+/// the tiny probe passed: one that runs none of them is unusable there.
+fn probe_npu_models(set: &BackendSet, d: &mut Device, r: &DeviceRef, models: &ModelRegistry) {
+    let available = models.available();
+    for support in d.backends.iter_mut().filter(|b| b.usable) {
+        let Ok(backend) = set.get(&support.backend) else {
+            continue;
+        };
+        let mut ran = Vec::new();
+        let mut failed = Vec::new();
+        for spec in models.iter().filter(|s| available.contains(&s.name)) {
+            match backend.probe_model(spec, r) {
+                Ok(()) => ran.push(spec.name.clone()),
+                Err(e) => failed.push(format!("{}: {e}", spec.name)),
+            }
+        }
+        info!(device = %d.id, backend = %support.backend, runs = ?ran, fails = ?failed, "NPU probed with the registry's models");
+        if ran.is_empty() && !failed.is_empty() {
+            support.usable = false;
+            support.reason = format!("no registry model runs here: {}", failed.join("; "));
         }
     }
 }

@@ -22,6 +22,9 @@ fn fixture(name: &str) -> String {
     format!("{}/fixtures/discovery/{name}", env!("CARGO_MANIFEST_DIR"))
 }
 
+/// Fixture agents' devices are simulated: a controller places on them only when told to.
+const ON_FIXTURES: &str = "[scheduler.policy]\nallow_simulated = true\n";
+
 fn controller(extra_config: &str) -> (Proc, String, tempfile::TempDir) {
     let dir = tempfile::tempdir().unwrap();
     let cfg = dir.path().join("switchyard.toml");
@@ -175,7 +178,7 @@ fn up_in_a_clean_environment_answers_a_coding_prompt_through_classify_embed_and_
 #[test]
 fn stages_go_to_preferred_kinds_that_fit_fixture_simulated() {
     let _serial = serial();
-    let (_c, grpc, _d) = controller("");
+    let (_c, grpc, _d) = controller(ON_FIXTURES);
     let _host = agent(&grpc, "host", &[]);
     let _edge = agent(&grpc, "edge", &["--fixture", &fixture("arc-npu-ncs2")]);
     wait_ready(&grpc, 2);
@@ -229,7 +232,7 @@ fn stages_go_to_preferred_kinds_that_fit_fixture_simulated() {
 #[test]
 fn killing_the_generating_agent_mid_request_still_answers_from_another_node() {
     let _serial = serial();
-    let (_c, grpc, _d) = controller("");
+    let (_c, grpc, _d) = controller(ON_FIXTURES);
     let _host = agent(&grpc, "host", &[]);
     let mut gpu = agent(&grpc, "gpu-box", &["--fixture", &fixture("two-nvidia")]);
     wait_ready(&grpc, 2);
@@ -268,10 +271,10 @@ fn a_tripped_circuit_routes_around_the_device_and_recovers() {
     // load excludes the device it failed on, not the node (the agent answered), so the first
     // generation tries both broken GPUs and the broken node's CPU before the healthy node:
     // four attempts.
-    let (_c, grpc, _d) = controller(
-        "[scheduler.breakers]\nfailure_threshold = 2\nwindow_ms = 60000\ncooldown_ms = 10000\n\
+    let (_c, grpc, _d) = controller(&format!(
+        "{ON_FIXTURES}[scheduler.breakers]\nfailure_threshold = 2\nwindow_ms = 60000\ncooldown_ms = 10000\n\
          [scheduler.retry]\nmax_attempts = 4\n",
-    );
+    ));
     let _host = agent(&grpc, "host", &[]);
 
     // The GPU node's model files are corrupt (the probe model is intact, so the node looks
@@ -376,7 +379,7 @@ fn generate_candidates(grpc: &str) -> Vec<Value> {
 #[test]
 fn a_node_without_the_model_files_is_skipped_until_they_appear() {
     let _serial = serial();
-    let (_c, grpc, _d) = controller("");
+    let (_c, grpc, _d) = controller(ON_FIXTURES);
     let _host = agent(&grpc, "host", &[]);
     // "bare" has the probe model (its backends work) but none of the registry's models.
     let real = paths::models_dir();

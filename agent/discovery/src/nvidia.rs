@@ -8,7 +8,7 @@
 use std::path::{Path, PathBuf};
 
 use nvml_wrapper::Nvml;
-use nvml_wrapper::enum_wrappers::device::TemperatureSensor;
+use nvml_wrapper::enum_wrappers::device::{TemperatureSensor, TemperatureThreshold};
 use nvml_wrapper::error::NvmlError;
 use serde::{Deserialize, Serialize};
 use switchyard_proto::v1::{Device, DeviceHealth, DeviceKind, DeviceTelemetry};
@@ -33,6 +33,12 @@ pub struct NvmlTelemetry {
     /// Board power draw, milliwatts.
     #[serde(default)]
     pub power_milliwatts: Option<u32>,
+    /// The power limit the board enforces, milliwatts.
+    #[serde(default)]
+    pub power_limit_milliwatts: Option<u32>,
+    /// The temperature at which the GPU slows down (NVML's slowdown threshold), °C.
+    #[serde(default)]
+    pub slowdown_celsius: Option<u32>,
 }
 
 /// One GPU as NVML describes it.
@@ -132,6 +138,8 @@ impl RealNvml {
             utilization_gpu_percent: opt(dev.utilization_rates()).map(|u| u.gpu),
             temperature_celsius: opt(dev.temperature(TemperatureSensor::Gpu)),
             power_milliwatts: opt(dev.power_usage()),
+            power_limit_milliwatts: opt(dev.enforced_power_limit()),
+            slowdown_celsius: opt(dev.temperature_threshold(TemperatureThreshold::Slowdown)),
         })
     }
 }
@@ -235,11 +243,45 @@ impl NvmlSource for FixtureNvml {
 /// GPUs served at once by default on a GPU (several model instances / batches in flight).
 pub const GPU_MAX_CONCURRENCY: u32 = 4;
 
+use switchyard_proto::attributes::CUDA_ORDINAL;
+
+/// `domain:bus:device.function` of an NVML PCI bus id (`00000000:01:00.0`, hex), for ordering.
+fn pci_key(bus_id: &str) -> Option<(u32, u32, u32, u32)> {
+    let (domain, rest) = bus_id.trim().split_once(':')?;
+    let (bus, rest) = rest.split_once(':')?;
+    let (device, function) = rest.split_once('.')?;
+    let hex = |s: &str| u32::from_str_radix(s, 16).ok();
+    Some((hex(domain)?, hex(bus)?, hex(device)?, hex(function)?))
+}
+
+/// The CUDA ordinal of each GPU of `gpus` (same order): its rank by PCI bus id, which is how
+/// CUDA numbers devices under `CUDA_DEVICE_ORDER=PCI_BUS_ID` (the switchyard binary sets it
+/// before any CUDA library loads). NVML's own index is not used: CUDA's default order is
+/// fastest first, and NVML may list devices in another order. A GPU without a parsable bus
+/// id sorts after the others, in listing order.
+pub fn cuda_ordinals(gpus: &[NvmlGpu]) -> Vec<u32> {
+    let mut order: Vec<usize> = (0..gpus.len()).collect();
+    order.sort_by_key(|&i| {
+        (
+            pci_key(&gpus[i].pci_bus_id).is_none(),
+            pci_key(&gpus[i].pci_bus_id),
+            i,
+        )
+    });
+    let mut ordinals = vec![0; gpus.len()];
+    for (rank, i) in order.into_iter().enumerate() {
+        ordinals[i] = rank as u32;
+    }
+    ordinals
+}
+
 /// Devices from an NVML snapshot (the shared path after the trait).
 pub fn devices(snap: &NvmlSnapshot) -> Vec<Device> {
+    let ordinals = cuda_ordinals(&snap.gpus);
     snap.gpus
         .iter()
-        .map(|g| {
+        .zip(ordinals)
+        .map(|(g, ordinal)| {
             let entry = nvidia_by_name(&g.name);
             let mut d = Device {
                 id: g.uuid.clone(),
@@ -258,6 +300,7 @@ pub fn devices(snap: &NvmlSnapshot) -> Vec<Device> {
             a.insert("uuid".into(), g.uuid.clone());
             a.insert("nvml_index".into(), g.index.to_string());
             a.insert("pci_bus_id".into(), g.pci_bus_id.clone());
+            a.insert(CUDA_ORDINAL.into(), ordinal.to_string());
             a.insert("driver_version".into(), snap.driver_version.clone());
             if let Some(c) = &snap.cuda_driver_version {
                 a.insert("cuda_driver_version".into(), c.clone());
@@ -265,10 +308,6 @@ pub fn devices(snap: &NvmlSnapshot) -> Vec<Device> {
             if let Some(cc) = &g.compute_capability {
                 a.insert("compute_capability".into(), cc.clone());
             }
-            a.insert(
-                "memory_used_bytes".into(),
-                g.telemetry.memory_used_bytes.to_string(),
-            );
             d
         })
         .collect()
@@ -283,6 +322,8 @@ pub fn telemetry_of(uuid: &str, t: &NvmlTelemetry, health: DeviceHealth) -> Devi
         temperature_celsius: t.temperature_celsius.map(f64::from),
         power_watts: t.power_milliwatts.map(|mw| f64::from(mw) / 1000.0),
         health: health as i32,
+        power_limit_watts: t.power_limit_milliwatts.map(|mw| f64::from(mw) / 1000.0),
+        throttle_celsius: t.slowdown_celsius.map(f64::from),
     }
 }
 
@@ -310,10 +351,14 @@ mod tests {
             utilization_gpu_percent: Some(37),
             temperature_celsius: Some(61),
             power_milliwatts: Some(215_500),
+            power_limit_milliwatts: Some(450_000),
+            slowdown_celsius: Some(87),
         };
         let d = telemetry_of("GPU-x", &t, DeviceHealth::Healthy);
         assert_eq!(d.utilization_ratio, Some(0.37));
         assert_eq!(d.temperature_celsius, Some(61.0));
         assert_eq!(d.power_watts, Some(215.5));
+        assert_eq!(d.power_limit_watts, Some(450.0));
+        assert_eq!(d.throttle_celsius, Some(87.0));
     }
 }

@@ -321,6 +321,45 @@ fn fixture_two_nvidia_from_recorded_nvml() {
 }
 
 #[test]
+fn fixture_cuda_ordinals_follow_pci_bus_order_not_the_nvml_listing() {
+    // The two-nvidia host tree with the three-GPU NVML recording of nvidia-pci-order.
+    let dir = fixture_copy("two-nvidia");
+    std::fs::copy(
+        fixture_dir("nvidia-pci-order").join("nvml.json"),
+        dir.path().join("nvml.json"),
+    )
+    .unwrap();
+    let inv = Discovery::new(DiscoveryConfig::fixture(dir.path())).scan();
+    let ordinal = |id: &str| {
+        let d = inv
+            .device(id)
+            .unwrap_or_else(|| panic!("{id}: {}", render_table(&inv)));
+        (
+            d.attributes["pci_bus_id"].clone(),
+            d.attributes[switchyard_proto::attributes::CUDA_ORDINAL].clone(),
+        )
+    };
+    // Listed 0000:81, 0001:01, 0000:02; CUDA (PCI_BUS_ID) numbers them 1, 2, 0.
+    assert_eq!(
+        ordinal("GPU-aa000000-0000-4000-8000-000000000081"),
+        (s("00000000:81:00.0"), s("1"))
+    );
+    assert_eq!(
+        ordinal("GPU-bb000000-0000-4000-8000-000000010001"),
+        (s("00000001:01:00.0"), s("2")),
+        "a second PCI domain sorts after the first"
+    );
+    assert_eq!(
+        ordinal("GPU-cc000000-0000-4000-8000-000000000002"),
+        (s("00000000:02:00.0"), s("0"))
+    );
+    // The recorded two-GPU host: listing and bus order agree.
+    let inv = Discovery::new(DiscoveryConfig::fixture(fixture_dir("two-nvidia"))).scan();
+    assert_eq!(inv.devices[1].attributes["cuda_ordinal"], "0");
+    assert_eq!(inv.devices[2].attributes["cuda_ordinal"], "1");
+}
+
+#[test]
 fn fixture_broken_nvml_json_is_an_error_note_not_a_panic() {
     let dir = fixture_copy("two-nvidia");
     std::fs::write(dir.path().join("nvml.json"), "{\"driver_version\": 5}").unwrap();

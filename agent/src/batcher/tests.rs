@@ -43,6 +43,7 @@ fn spec(max_batch: u32) -> ModelSpec {
         stop_tokens: vec![],
         max_batch,
         precision: Default::default(),
+        backends: vec![],
         info: Default::default(),
     }
 }

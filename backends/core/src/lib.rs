@@ -58,6 +58,19 @@ pub trait Backend: Send + Sync {
         device: &DeviceRef,
     ) -> Result<Box<dyn LoadedModel>, BackendError>;
 
+    /// Checks that `spec` itself runs on `device` — compiled with its own shapes at its own
+    /// precision, then one input run — for devices where the tiny probe proves little
+    /// (static-shape NPUs compile the `[1, 4]` probe graph and nothing dynamic).
+    fn probe_model(&self, spec: &ModelSpec, device: &DeviceRef) -> Result<(), BackendError> {
+        let mut m = self.load(spec, device)?;
+        let input = ["probe".to_string()];
+        match spec.stage {
+            StageKind::Embed => m.embed(&input).map(drop),
+            StageKind::Classify => m.classify(&input).map(drop),
+            StageKind::Generate => Ok(()),
+        }
+    }
+
     /// The device's own int8 throughput figure as this runtime reports it (OpenVINO's
     /// `DEVICE_GOPS`), when it reports one. `Ok(None)`: the runtime has no such figure for
     /// this device.

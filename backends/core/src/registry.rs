@@ -81,6 +81,9 @@ pub struct ModelSpec {
     /// and refuse a device where they cannot honour it; traces report what ran.
     #[serde(default)]
     pub precision: Precision,
+    /// Backend ids allowed to run the model (`["openvino"]`); empty (the default): any.
+    #[serde(default)]
+    pub backends: Vec<String>,
     /// Free-form facts (licence, origin package) shown by `GET /v1/models`.
     #[serde(default)]
     pub info: BTreeMap<String, String>,
@@ -196,6 +199,12 @@ impl ModelRegistry {
                     )));
                 }
                 _ => {}
+            }
+            if let Some(b) = spec.backends.iter().find(|b| b.trim().is_empty()) {
+                return Err(invalid(format!(
+                    "model {}: backends lists an empty id {b:?}",
+                    spec.name
+                )));
             }
             spec.onnx = models_dir.join(&spec.onnx);
             spec.tokenizer = models_dir.join(&spec.tokenizer);

@@ -11,33 +11,41 @@
 //! * The models have dynamic batch/sequence dimensions; OpenVINO's CPU and GPU plugins
 //!   compile them as dynamic, and a zero-length KV cache (`[1, 3, 0, 64]` at the first decode
 //!   step) is accepted as is.
-//! * NPU: its plugin compiles static shapes only; our graphs are dynamic, so loading them
-//!   on an NPU fails at compile time with a `DeviceUnsupported` error that says so.
+//! * NPU: its plugin compiles static shapes only. Encoders are compiled once per bucket of
+//!   a static plan (batch × sequence, see [`static_shapes`]) and calls are padded to the
+//!   smallest bucket that holds them; a generator (a growing KV cache) is refused with a
+//!   `DeviceUnsupported` error that says so. NPUs serve one request at a time (the agent's
+//!   batcher keeps one batch in flight; placement treats them as concurrency-1).
 //! * Precision: every compile sets `INFERENCE_PRECISION_HINT` to the precision asked for
 //!   and reads the compiled model's value back; a device that would compute at another
 //!   precision (bf16 on a CPU without AVX512_BF16/AMX, f32 on an NPU) is refused, never used
 //!   at a precision nobody asked for.
 
 mod calibrate;
+mod compile;
 mod device;
 pub mod gops;
 pub mod runtime;
 mod session;
+pub mod static_shapes;
+pub mod traits;
 
 use std::path::{Path, PathBuf};
 use std::sync::Mutex;
 
-use openvino::{Core, DeviceType as OvDevice, RwPropertyKey};
+use openvino::{Core, DeviceType as OvDevice};
 use switchyard_backend_core::probe;
 use switchyard_backend_core::session::Session;
 use switchyard_backend_core::{
-    Backend, BackendError, DeviceRef, DeviceTops, DeviceType, LoadedModel, ModelSpec, PRECISIONS,
-    Precision, paths,
+    Backend, BackendError, DeviceRef, DeviceTops, LoadedModel, ModelSpec, PRECISIONS, Precision,
+    paths,
 };
 
 pub use calibrate::calibrate;
 pub use device::{BACKEND_ID, LEGACY_2022_DIR_ENV, ncs2_reason, openvino_name};
 pub use session::OpenVinoSession;
+pub use static_shapes::{Bucket, BucketedSession};
+pub use traits::DeviceTraits;
 
 /// Performance hint used for every compiled model: each loaded model is driven by one
 /// thread with one synchronous infer request, so LATENCY (one stream using all the threads)
@@ -60,7 +68,7 @@ impl std::fmt::Debug for OpenVinoBackend {
     }
 }
 
-fn invalid(model: &str, reason: String) -> BackendError {
+pub(crate) fn invalid(model: &str, reason: String) -> BackendError {
     BackendError::InvalidModel {
         model: model.into(),
         reason,
@@ -134,79 +142,37 @@ impl OpenVinoBackend {
         device: &DeviceRef,
         precision: Precision,
     ) -> Result<OpenVinoSession, BackendError> {
-        if !file.is_file() {
-            return Err(BackendError::ModelFileMissing(format!(
-                "{} (model {model}; run scripts/setup.sh)",
-                file.display()
-            )));
-        }
-        let path = file
-            .to_str()
-            .ok_or_else(|| invalid(model, format!("path {} is not valid UTF-8", file.display())))?;
-        let mut core = self.lock_core()?;
+        self.compile(model, file, device, precision, None)
+    }
+
+    /// Compiles `file` once per bucket with static `[batch, sequence]` inputs (what a
+    /// static-shape device such as an Intel NPU needs; see [`static_shapes`]), as one session.
+    pub fn open_static(
+        &self,
+        model: &str,
+        file: &Path,
+        device: &DeviceRef,
+        precision: Precision,
+        buckets: &[Bucket],
+    ) -> Result<BucketedSession, BackendError> {
+        let sessions = buckets
+            .iter()
+            .map(|b| Ok((*b, self.compile(model, file, device, precision, Some(*b))?)))
+            .collect::<Result<Vec<_>, BackendError>>()?;
+        BucketedSession::new(sessions)
+    }
+
+    /// What `device`'s plugin needs and offers (static shapes, precisions), from its kind and
+    /// the properties OpenVINO reports for it.
+    pub fn traits(&self, device: &DeviceRef) -> Result<DeviceTraits, BackendError> {
+        let core = self.lock_core()?;
         let name = openvino_name(device, &available(&core)?)?;
-        let ov_device = OvDevice::from(name.as_str());
-        let unsupported = |reason: String| BackendError::DeviceUnsupported {
-            backend: BACKEND_ID.into(),
-            device: device.id.clone(),
-            reason,
-        };
-        let mut props: Vec<(RwPropertyKey, String)> = vec![
-            (
-                RwPropertyKey::HintPerformanceMode,
-                PERFORMANCE_HINT.to_string(),
-            ),
-            (
-                RwPropertyKey::HintInferencePrecision,
-                precision.as_str().to_string(),
-            ),
-        ];
-        match device.device_type {
-            DeviceType::Cpu => {
-                props.push((RwPropertyKey::InferenceNumThreads, self.threads.to_string()));
-            }
-            _ => {
-                if let Some(dir) = &self.cache_dir
-                    && std::fs::create_dir_all(dir).is_ok()
-                {
-                    props.push((RwPropertyKey::CacheDir, dir.to_string_lossy().into_owned()));
-                }
-            }
-        }
-        for (key, value) in &props {
-            core.set_property(&ov_device, key, value)
-                .map_err(|e| unsupported(format!("cannot set {} on {name}: {e}", key.as_ref())))?;
-        }
-        // ONNX carries its weights in the file (or beside it): no separate weights path.
-        let ov_model = core
-            .read_model_from_file(path, "")
-            .map_err(|e| invalid(model, format!("cannot read {}: {e}", file.display())))?;
-        let (inputs, outputs) = session::ports(&ov_model)
-            .map_err(|e| invalid(model, format!("cannot list the graph's ports: {e}")))?;
-        let compiled = core.compile_model(&ov_model, ov_device).map_err(|e| {
-            let reason = format!("cannot compile {} for {name}: {e}", file.display());
-            if device.device_type == DeviceType::Cpu {
-                invalid(model, reason)
-            } else {
-                unsupported(reason)
-            }
-        })?;
-        drop(core);
-        let ran = session::compiled_precision(&compiled).map_err(|e| {
-            unsupported(format!("cannot read the compiled precision on {name}: {e}"))
-        })?;
-        if ran != precision {
-            return Err(unsupported(format!(
-                "{name} computes {model} at {ran} when asked for {precision} \
-                 (INFERENCE_PRECISION_HINT read back from the compiled model)"
-            )));
-        }
-        OpenVinoSession::new(compiled, inputs, outputs, name, ran)
-            .map_err(|e| BackendError::Inference(format!("cannot create an infer request: {e}")))
+        let props = traits::read_properties(&core, &name);
+        Ok(DeviceTraits::from_properties(device.device_type, &props))
     }
 }
 
-fn available(core: &Core) -> Result<Vec<String>, BackendError> {
+pub(crate) fn available(core: &Core) -> Result<Vec<String>, BackendError> {
     core.available_devices()
         .map(|v| v.iter().map(|d| d.as_ref().to_string()).collect())
         .map_err(|e| BackendError::RuntimeUnavailable(format!("OpenVINO lists no devices: {e}")))
@@ -245,6 +211,22 @@ impl Backend for OpenVinoBackend {
         spec: &ModelSpec,
         device: &DeviceRef,
     ) -> Result<Box<dyn LoadedModel>, BackendError> {
+        if self.traits(device)?.static_shapes {
+            let Some(buckets) = static_shapes::plan(spec) else {
+                return Err(BackendError::DeviceUnsupported {
+                    backend: BACKEND_ID.into(),
+                    device: device.id.clone(),
+                    reason: format!(
+                        "{} compiles static shapes only; {} generates with a growing KV cache, \
+                         which has no static plan here",
+                        device.id, spec.name
+                    ),
+                });
+            };
+            let session =
+                self.open_static(&spec.name, &spec.onnx, device, spec.precision, &buckets)?;
+            return switchyard_backend_core::decoder::model_for(spec, Box::new(session));
+        }
         let session = self.open(&spec.name, &spec.onnx, device, spec.precision)?;
         switchyard_backend_core::decoder::model_for(spec, Box::new(session))
     }

@@ -7,7 +7,9 @@
 //! mode = "spread"                 # or "pack"
 //! memory_headroom_ratio = 0.1     # keep 10 % of a device's memory free
 //! allow_unlisted_kinds = true     # kinds missing from a stage's list rank last instead of never
-//! allow_simulated = true
+//! allow_simulated = false         # true only for a cluster started on fixtures
+//! default_throttle_celsius = 90.0 # for devices that do not report their throttle point
+//! thermal_margin_celsius = 15.0   # the thermal term backs off over this last stretch
 //!
 //! [stage_preferences]
 //! classify = ["ncs2", "intel_npu", "cpu"]
@@ -16,8 +18,31 @@
 //! cpu = ["openvino", "ort-cpu"]   # measured faster on this CPU
 //!
 //! [weights]
-//! kind_step = 10.0
+//! kind_step = 20.0
 //! ```
+//!
+//! # The score
+//!
+//! A candidate's score is the sum of weighted terms, each in `[0, weight]`; higher wins:
+//!
+//! | term | value | default weight |
+//! |---|---|---|
+//! | kind preference | `kind_step × (5 − rank)` (rank 0 = the stage's first kind) | 20 per step |
+//! | warm | model already resident | 6 |
+//! | TOPS | `min(1, ln(1 + tops) / ln(1 + tops_ref))` (measured TOPS when known) | 3, `tops_ref` 2000 |
+//! | memory | free share after placement (spread) or its complement (pack) | 1 |
+//! | queue | idle share of the device's queue: `1 − depth / max_concurrency` (or `depth / (depth + 8)` unbounded); depth = max(requests this controller has in flight there, what the agent reports) | 2 |
+//! | latency | `avg / (avg + ewma)`: this device's EWMA against the model's average | 2 |
+//! | utilisation | `1 − utilisation` the agent reports | 1.5 |
+//! | thermal | `min(1, (throttle − temperature) / thermal_margin_celsius)`, 0 at or past the throttle point | 2 |
+//! | power | `1 − power / power_limit`: headroom under the device's power cap | 1 |
+//!
+//! A figure the agent does not report costs nothing (the term is at its full weight), except
+//! latency, which is at half weight until known. The kind step is larger than all other
+//! terms together (18.5 by default), so the stage's preference order decides between kinds
+//! and the other terms between devices of one kind. TOPS uses a log scale so it still tells
+//! devices apart at the top (an H100 at ~1979 TOPS scores 1.00, an RTX 3090 at 284 TOPS
+//! 0.74, a CPU at 1 TOPS 0.09) where `tops / (tops + 50)` gave 0.975 and 0.85.
 
 use serde::Deserialize;
 use switchyard_backend_core::{DeviceType, StageKind};
@@ -114,7 +139,8 @@ impl BackendPreferences {
     }
 }
 
-/// Weights of the score terms. A candidate's score is the sum of its terms; higher wins.
+/// Weights of the score terms (see the module docs for the table). A candidate's score is
+/// the sum of its terms; higher wins.
 #[derive(Debug, Clone, PartialEq, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct ScoreWeights {
@@ -123,9 +149,9 @@ pub struct ScoreWeights {
     pub kind_step: f64,
     /// Bonus when the model is already resident on the device (no load, no memory needed).
     pub warm: f64,
-    /// Weight of `tops / (tops + tops_ref)` (measured TOPS when known).
+    /// Weight of `min(1, ln(1 + tops) / ln(1 + tops_ref))` (measured TOPS when known).
     pub tops: f64,
-    /// TOPS at which the TOPS term reaches half its weight.
+    /// TOPS at which the TOPS term reaches its full weight.
     pub tops_ref: f64,
     /// Weight of the free-memory ratio after placement (spread) or its complement (pack).
     pub memory: f64,
@@ -134,19 +160,42 @@ pub struct ScoreWeights {
     /// Weight of `avg / (avg + ewma)`: latency EWMA on this device against the model's
     /// average over all devices (half the weight when unknown or average).
     pub latency: f64,
+    /// Weight of `1 − utilisation` (as the agent reports it).
+    pub utilization: f64,
+    /// Weight of the thermal headroom before the device's throttle point.
+    pub thermal: f64,
+    /// Weight of the power headroom under the device's power cap.
+    pub power: f64,
 }
 
 impl Default for ScoreWeights {
     fn default() -> Self {
         ScoreWeights {
-            kind_step: 10.0,
+            kind_step: 20.0,
             warm: 6.0,
-            tops: 1.0,
-            tops_ref: 50.0,
+            tops: 3.0,
+            tops_ref: 2000.0,
             memory: 1.0,
             queue: 2.0,
             latency: 2.0,
+            utilization: 1.5,
+            thermal: 2.0,
+            power: 1.0,
         }
+    }
+}
+
+impl ScoreWeights {
+    /// The most every term but kind preference can add together.
+    pub fn others_max(&self) -> f64 {
+        self.warm
+            + self.tops
+            + self.memory
+            + self.queue
+            + self.latency
+            + self.utilization
+            + self.thermal
+            + self.power
     }
 }
 
@@ -163,8 +212,14 @@ pub struct PlacementPolicy {
     /// When `true`, kinds missing from a stage's list are still eligible, ranked after every
     /// listed kind; when `false` they are rejected.
     pub allow_unlisted_kinds: bool,
-    /// When `false`, simulated devices are rejected.
+    /// When `false` (the default), simulated (fixture) devices are rejected: they execute
+    /// on a CPU while claiming to be something else. `switchyard up --fixture` sets it.
     pub allow_simulated: bool,
+    /// Throttle point assumed for devices that do not report one, °C.
+    pub default_throttle_celsius: f64,
+    /// The thermal term falls from full weight to 0 over this many °C below the throttle
+    /// point.
+    pub thermal_margin_celsius: f64,
     /// Backend ids per device kind, best first.
     pub backend_preferences: BackendPreferences,
     /// Score weights.
@@ -178,7 +233,9 @@ impl Default for PlacementPolicy {
             memory_headroom_ratio: 0.1,
             stage_preferences: StagePreferences::default(),
             allow_unlisted_kinds: true,
-            allow_simulated: true,
+            allow_simulated: false,
+            default_throttle_celsius: 90.0,
+            thermal_margin_celsius: 15.0,
             backend_preferences: BackendPreferences::default(),
             weights: ScoreWeights::default(),
         }
@@ -194,6 +251,14 @@ pub enum PolicyError {
     /// A weight is negative or not finite.
     #[error("weights.{name} must be a finite number ≥ 0, got {value}")]
     Weight {
+        /// Field name.
+        name: &'static str,
+        /// The value given.
+        value: f64,
+    },
+    /// A thermal setting is out of range.
+    #[error("{name} must be a finite number (margin > 0), got {value}")]
+    Thermal {
         /// Field name.
         name: &'static str,
         /// The value given.
@@ -225,10 +290,25 @@ impl PlacementPolicy {
             ("memory", w.memory),
             ("queue", w.queue),
             ("latency", w.latency),
+            ("utilization", w.utilization),
+            ("thermal", w.thermal),
+            ("power", w.power),
         ] {
             if !(value.is_finite() && value >= 0.0) {
                 return Err(PolicyError::Weight { name, value });
             }
+        }
+        if !(self.thermal_margin_celsius.is_finite() && self.thermal_margin_celsius > 0.0) {
+            return Err(PolicyError::Thermal {
+                name: "thermal_margin_celsius",
+                value: self.thermal_margin_celsius,
+            });
+        }
+        if !self.default_throttle_celsius.is_finite() {
+            return Err(PolicyError::Thermal {
+                name: "default_throttle_celsius",
+                value: self.default_throttle_celsius,
+            });
         }
         for stage in [StageKind::Classify, StageKind::Embed, StageKind::Generate] {
             let list = self.stage_preferences.for_stage(stage);

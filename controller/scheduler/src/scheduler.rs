@@ -1,16 +1,19 @@
 //! Placement: filter then score every (node, device, backend) for one stage of one request.
 //!
 //! Filters, in order (the first that fails is the rejection reason):
-//! node not ready → device unhealthy → simulated (when the policy refuses them) → device kind
+//! node not ready → device unhealthy → simulated (unless the policy allows them) → device kind
 //! not allowed for the stage → queue full (`in_flight ≥ max_concurrency`; NPUs and NCS2 sticks
-//! are concurrency-1) → no backend usable by both the device and the model → does not fit
+//! are concurrency-1) → no backend usable by both the device and the model (the registry
+//! entry's `backends`, computing at its `precision` on that device) → does not fit
 //! (`needed + headroom × total > free`; a resident model needs nothing) → excluded (failed
 //! earlier in this request) → circuit open / half-open with its probe in flight.
 //!
-//! Score (higher wins, terms in [`ScoreTerms`], weights in [`crate::policy::ScoreWeights`]):
-//! kind preference, warm bonus, TOPS (measured when known), free memory after placement
-//! (spread) or its complement (pack), idle share of the queue, latency EWMA against the model's
-//! average. Ties break on (node name, device id), ascending.
+//! Score (higher wins, terms in [`ScoreTerms`], weights and formulas in [`crate::policy`]):
+//! kind preference, warm bonus, TOPS (log scale, measured when known), free memory after
+//! placement (spread) or its complement (pack), idle share of the queue (what this controller
+//! sent or what the agent reports, whichever is more), latency EWMA against the model's
+//! average, and what the agent reports: utilisation, thermal headroom before the throttle
+//! point, power headroom under the cap. Ties break on (node name, device id), ascending.
 //!
 //! [`place`] is the fast path: it keeps only the best `top_k` in a small sorted buffer, looks
 //! up breakers and latency only for devices whose upper-bound score could still enter it, and
@@ -22,13 +25,14 @@ use std::fmt;
 use std::time::{Duration, Instant};
 
 use serde::Serialize;
-use switchyard_backend_core::{DeviceType, StageKind};
+use switchyard_backend_core::{DeviceType, Precision, StageKind};
 
 use crate::circuit::{Admission, CircuitBreakers, CircuitState};
 use crate::latency::{LatencyStats, ModelLatency};
 use crate::policy::{PlacementMode, PlacementPolicy};
 use crate::view::{
-    ClusterView, DEVICE_KINDS, HotDevice, MAX_BACKENDS, kind_index, kind_name, resident_bit,
+    ClusterView, DEVICE_KINDS, HotDevice, MAX_BACKENDS, kind_index, kind_name, precision_index,
+    resident_bit,
 };
 
 mod filters;
@@ -82,7 +86,7 @@ pub fn place(
     let w = &policy.weights;
     let lat_max = w.latency;
     // Upper bound of every term but preference and TOPS (warm only if some device has it).
-    let rest_max = w.memory + w.queue + lat_max;
+    let rest_max = w.memory + w.queue + lat_max + w.utilization + w.thermal + w.power;
     let warm_bit = p.model_id.map_or(0, resident_bit);
     let mut top: Vec<TopEntry> = Vec::with_capacity(k + 1);
     // Score of the k-th entry once the buffer is full; -inf before.
@@ -183,12 +187,24 @@ pub fn explain(
             Err(reason) => {
                 let detail = match reason {
                     RejectReason::NoUsableBackend => format!(
-                        "device offers [{}], model runs on [{}]",
-                        dev.backends.join(", "),
+                        "device offers [{}], model runs on [{}] at {}",
+                        dev.backends
+                            .iter()
+                            .map(|b| {
+                                let ps: Vec<&str> = switchyard_backend_core::PRECISIONS
+                                    .iter()
+                                    .filter(|p| dev.backend_computes_at(b, **p))
+                                    .map(|p| p.as_str())
+                                    .collect();
+                                format!("{b}({})", ps.join("/"))
+                            })
+                            .collect::<Vec<_>>()
+                            .join(", "),
                         request
                             .backends_supported_by_model
                             .as_ref()
-                            .map_or_else(|| "any".to_owned(), |b| b.join(", "))
+                            .map_or_else(|| "any".to_owned(), |b| b.join(", ")),
+                        request.precision
                     ),
                     _ => String::new(),
                 };
@@ -213,5 +229,7 @@ pub fn explain(
 
 const _: () = assert!(MAX_BACKENDS <= 64);
 
+#[cfg(test)]
+mod telemetry_tests;
 #[cfg(test)]
 mod tests;

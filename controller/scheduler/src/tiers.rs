@@ -15,7 +15,7 @@ use std::str::FromStr;
 use std::time::Instant;
 
 use serde::{Deserialize, Serialize};
-use switchyard_backend_core::StageKind;
+use switchyard_backend_core::{Precision, StageKind};
 
 use crate::scheduler::{Placement, PlacementContext, PlacementRequest};
 
@@ -116,6 +116,8 @@ pub struct ModelDemand {
     pub memory_bytes: u64,
     /// Backends it runs on; `None`: any.
     pub backends: Option<Vec<String>>,
+    /// The precision it computes at.
+    pub precision: Precision,
 }
 
 /// The chosen generator.
@@ -183,7 +185,8 @@ pub fn choose_model(
                 });
                 continue;
             };
-            let mut req = PlacementRequest::new(StageKind::Generate, model, d.memory_bytes, now);
+            let mut req = PlacementRequest::new(StageKind::Generate, model, d.memory_bytes, now)
+                .with_precision(d.precision);
             req.backends_supported_by_model = d.backends;
             let placement = ctx.place(&req);
             if placement.best().is_some() {

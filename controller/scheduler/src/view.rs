@@ -7,143 +7,14 @@
 //! [`ClusterView::upsert_node`], [`ClusterView::update_device`], [`ClusterView::set_node_ready`]
 //! and [`ClusterView::remove_node`]: each refreshes only what changed.
 
+mod device;
+
 use switchyard_backend_core::DeviceType;
 
+pub use device::{DEVICE_KINDS, DeviceView, NodeView, kind_name};
+pub(crate) use device::{kind_index, precision_index};
+
 use crate::fxhash::{FxHashMap, device_key};
-
-/// Every device kind, in a fixed order (the index used by per-kind tables).
-pub const DEVICE_KINDS: [DeviceType; 5] = [
-    DeviceType::Cpu,
-    DeviceType::NvidiaGpu,
-    DeviceType::IntelGpu,
-    DeviceType::IntelNpu,
-    DeviceType::Ncs2,
-];
-
-/// Index of a device kind in [`DEVICE_KINDS`].
-pub(crate) fn kind_index(kind: DeviceType) -> usize {
-    match kind {
-        DeviceType::Cpu => 0,
-        DeviceType::NvidiaGpu => 1,
-        DeviceType::IntelGpu => 2,
-        DeviceType::IntelNpu => 3,
-        DeviceType::Ncs2 => 4,
-    }
-}
-
-/// Snake-case name of a device kind (`cpu`, `nvidia_gpu`, `intel_gpu`, `intel_npu`, `ncs2`).
-pub fn kind_name(kind: DeviceType) -> &'static str {
-    match kind {
-        DeviceType::Cpu => "cpu",
-        DeviceType::NvidiaGpu => "nvidia_gpu",
-        DeviceType::IntelGpu => "intel_gpu",
-        DeviceType::IntelNpu => "intel_npu",
-        DeviceType::Ncs2 => "ncs2",
-    }
-}
-
-/// One device as the controller last saw it.
-#[derive(Debug, Clone, PartialEq)]
-pub struct DeviceView {
-    /// Inventory id, unique within its node (UUID, PCI address, `cpu`).
-    pub id: String,
-    /// Device family.
-    pub kind: DeviceType,
-    /// The agent reports the device usable (driver up, no fatal error).
-    pub healthy: bool,
-    /// Total memory the device can give to models, in bytes (host RAM for the CPU); 0 when
-    /// unknown (then no headroom is reserved and the free-memory score term is 0).
-    pub memory_total_bytes: u64,
-    /// Memory free right now, in bytes.
-    pub memory_free_bytes: u64,
-    /// Memory held by idle, unpinned resident models: the agent evicts them (least recently
-    /// used first) to make room, so a model fits when it fits in free + reclaimable.
-    pub reclaimable_bytes: u64,
-    /// Catalog or device-property INT8 TOPS (0 when unknown).
-    pub tops: f64,
-    /// TOPS measured by the agent's probe; preferred over [`DeviceView::tops`] when known.
-    pub measured_tops: Option<f64>,
-    /// Backend ids that were probed and work on this device (`ort-cpu`, `openvino`...),
-    /// in the agent's order of preference.
-    pub backends: Vec<String>,
-    /// Requests running or queued on the device right now.
-    pub in_flight: u32,
-    /// Requests the device accepts at once, queue included; 0 means unbounded. NPUs and NCS2
-    /// sticks are concurrency-1 queues (see [`DeviceView::default_max_concurrency`]).
-    pub max_concurrency: u32,
-    /// Models loaded on the device (warm).
-    pub resident_models: Vec<String>,
-    /// A simulated device (fixture); placed like any other unless the policy says otherwise.
-    pub simulated: bool,
-    /// An engine Switchyard did not start (an attached endpoint): the models it serves. It
-    /// serves exactly these (the node's `available_models` do not apply) and manages its
-    /// own memory (no fit check). `None` for devices Switchyard loads models on.
-    pub engine_models: Option<Vec<String>>,
-}
-
-impl DeviceView {
-    /// A healthy device with no memory, no backends and the kind's default concurrency.
-    pub fn new(id: impl Into<String>, kind: DeviceType) -> Self {
-        DeviceView {
-            id: id.into(),
-            kind,
-            healthy: true,
-            memory_total_bytes: 0,
-            memory_free_bytes: 0,
-            reclaimable_bytes: 0,
-            tops: 0.0,
-            measured_tops: None,
-            backends: Vec::new(),
-            in_flight: 0,
-            max_concurrency: Self::default_max_concurrency(kind),
-            resident_models: Vec::new(),
-            simulated: false,
-            engine_models: None,
-        }
-    }
-
-    /// 1 for NPUs and NCS2 sticks (they serve one request at a time), 0 (unbounded) otherwise.
-    pub fn default_max_concurrency(kind: DeviceType) -> u32 {
-        match kind {
-            DeviceType::IntelNpu | DeviceType::Ncs2 => 1,
-            DeviceType::Cpu | DeviceType::NvidiaGpu | DeviceType::IntelGpu => 0,
-        }
-    }
-
-    /// Measured TOPS when known (and finite, positive), else the catalog figure.
-    pub fn effective_tops(&self) -> (f64, bool) {
-        match self.measured_tops {
-            Some(t) if t.is_finite() && t > 0.0 => (t, true),
-            _ => (sanitize(self.tops), false),
-        }
-    }
-}
-
-/// One node as the controller last saw it.
-#[derive(Debug, Clone, PartialEq)]
-pub struct NodeView {
-    /// Node name, unique in the cluster.
-    pub name: String,
-    /// `true` when the node state is `ready`; `false` for `lost` or `draining`.
-    pub ready: bool,
-    /// The node's devices.
-    pub devices: Vec<DeviceView>,
-    /// Models whose files the node's agent has; `None` when not reported (any model may be
-    /// placed there). A model missing here is never placed on the node.
-    pub available_models: Option<Vec<String>>,
-}
-
-impl NodeView {
-    /// A ready node.
-    pub fn new(name: impl Into<String>, devices: Vec<DeviceView>) -> Self {
-        NodeView {
-            name: name.into(),
-            ready: true,
-            devices,
-            available_models: None,
-        }
-    }
-}
 
 /// Why a view could not be built or updated.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -203,6 +74,20 @@ pub(crate) struct HotDevice {
     pub resident_bits: u64,
     /// Hash of (node name, device id), the key of the latency EWMA table.
     pub key: u64,
+    /// Per precision (by `precision_index`): bits of the backends computing at it here.
+    pub precision_masks: [u64; 3],
+    /// Reported utilisation, 0–1.
+    pub utilization: Option<f64>,
+    /// Reported temperature, °C.
+    pub temperature: Option<f64>,
+    /// Reported throttle point, °C.
+    pub throttle: Option<f64>,
+    /// Reported power draw, watts.
+    pub power: Option<f64>,
+    /// Reported power cap, watts.
+    pub power_limit: Option<f64>,
+    /// Requests the agent reports on the device.
+    pub queue_depth: u32,
 }
 
 /// String → small id table (backends, models), grown on demand.
@@ -439,10 +324,16 @@ impl ClusterView {
         let node = &self.nodes[i];
         let dev = &node.devices[d];
         let mut backend_mask = 0u64;
+        let mut precision_masks = [0u64; 3];
         for b in &dev.backends {
             let id = self.backends.intern(b) as usize;
             if id < MAX_BACKENDS {
                 backend_mask |= 1 << id;
+                for p in switchyard_backend_core::PRECISIONS {
+                    if dev.backend_computes_at(b, p) {
+                        precision_masks[precision_index(p)] |= 1 << id;
+                    }
+                }
             }
         }
         let resident: Box<[u32]> = dev
@@ -487,8 +378,20 @@ impl ClusterView {
             available,
             engine: dev.engine_models.is_some(),
             key: device_key(&node.name, &dev.id),
+            precision_masks,
+            utilization: finite(dev.utilization).map(|u| u.clamp(0.0, 1.0)),
+            temperature: finite(dev.temperature_celsius),
+            throttle: finite(dev.throttle_celsius),
+            power: finite(dev.power_watts).filter(|p| *p >= 0.0),
+            power_limit: finite(dev.power_limit_watts).filter(|p| *p > 0.0),
+            queue_depth: dev.queue_depth,
         }
     }
+}
+
+/// A reported figure, or `None` when it is missing or not a number.
+fn finite(x: Option<f64>) -> Option<f64> {
+    x.filter(|v| v.is_finite())
 }
 
 /// The bit of a model id in [`HotDevice::resident_bits`].
@@ -507,10 +410,6 @@ fn check_node(node: &NodeView) -> Result<(), ViewError> {
         }
     }
     Ok(())
-}
-
-fn sanitize(x: f64) -> f64 {
-    if x.is_finite() && x > 0.0 { x } else { 0.0 }
 }
 
 #[cfg(test)]

@@ -1,7 +1,7 @@
 //! What the scheduler sees of a node: its registration and latest heartbeat as a
 //! [`NodeView`]. The only place inventory fields become placement inputs.
 
-use switchyard_backend_core::DeviceType;
+use switchyard_backend_core::{DeviceType, Precision};
 use switchyard_proto::v1::{Device, DeviceHealth, NodeInfo, ResidentModel};
 use switchyard_scheduler::view::{DeviceView, NodeView};
 
@@ -37,6 +37,28 @@ fn device_view(d: &Device, resident: &[ResidentModel]) -> DeviceView {
         .filter(|b| b.usable)
         .map(|b| b.backend.clone())
         .collect();
+    // Precisions the agent probed per backend (an agent that reports none: f32 only).
+    v.precisions = d
+        .backends
+        .iter()
+        .filter(|b| b.usable && !b.precisions.is_empty())
+        .map(|b| {
+            let ps = b
+                .precisions
+                .iter()
+                .filter_map(|p| p.parse::<Precision>().ok())
+                .collect();
+            (b.backend.clone(), ps)
+        })
+        .collect();
+    // What the agent reports live moves the score (utilisation, heat, power).
+    if let Some(t) = &d.telemetry {
+        v.utilization = t.utilization_ratio;
+        v.temperature_celsius = t.temperature_celsius;
+        v.throttle_celsius = t.throttle_celsius;
+        v.power_watts = t.power_watts;
+        v.power_limit_watts = t.power_limit_watts;
+    }
     // NPUs and NCS2 sticks serve one request at a time: a busy one is skipped for another
     // device. CPUs and GPUs take any number of requests — the agent's batcher merges them
     // and its bounded queue sheds overload.
@@ -47,6 +69,8 @@ fn device_view(d: &Device, resident: &[ResidentModel]) -> DeviceView {
     };
     let here = resident.iter().filter(|r| r.device_id == d.id);
     v.resident_models = here.clone().map(|r| r.model.clone()).collect();
+    // The agent's queue depth: requests in flight on the device's resident models.
+    v.queue_depth = here.clone().map(|r| r.in_flight).sum();
     // The agent evicts idle, unpinned models (LRU) to make room.
     v.reclaimable_bytes = here
         .filter(|r| r.in_flight == 0 && !r.pinned)
@@ -63,7 +87,7 @@ fn device_view(d: &Device, resident: &[ResidentModel]) -> DeviceView {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use switchyard_proto::v1::{BackendSupport, DeviceKind};
+    use switchyard_proto::v1::{BackendSupport, DeviceKind, DeviceTelemetry};
 
     #[test]
     fn inventory_becomes_placement_inputs() {
@@ -79,6 +103,7 @@ mod tests {
                         BackendSupport {
                             backend: "openvino".into(),
                             usable: true,
+                            precisions: vec!["f16".into()],
                             ..Default::default()
                         },
                         BackendSupport {
@@ -92,6 +117,15 @@ mod tests {
                 Device {
                     id: "cpu".into(),
                     kind: DeviceKind::Cpu as i32,
+                    telemetry: Some(DeviceTelemetry {
+                        device_id: "cpu".into(),
+                        utilization_ratio: Some(0.4),
+                        temperature_celsius: Some(70.0),
+                        throttle_celsius: Some(95.0),
+                        power_watts: Some(30.0),
+                        power_limit_watts: Some(65.0),
+                        ..Default::default()
+                    }),
                     ..Default::default()
                 },
             ],
@@ -124,6 +158,11 @@ mod tests {
         assert!(!npu.healthy);
         assert_eq!(npu.max_concurrency, 1);
         assert_eq!(npu.backends, vec!["openvino".to_string()]);
+        assert_eq!(
+            npu.precisions,
+            vec![("openvino".to_string(), vec![Precision::F16])]
+        );
+        assert!(!npu.backend_computes_at("openvino", Precision::F32));
         let cpu = &v.devices[1];
         assert!(cpu.healthy, "unspecified health counts as healthy");
         assert_eq!(cpu.max_concurrency, 0);
@@ -132,5 +171,11 @@ mod tests {
             cpu.reclaimable_bytes, 10,
             "only idle, unpinned models are reclaimable"
         );
+        assert_eq!(cpu.queue_depth, 1, "the agent's in-flight counts");
+        assert_eq!(cpu.utilization, Some(0.4));
+        assert_eq!(cpu.temperature_celsius, Some(70.0));
+        assert_eq!(cpu.throttle_celsius, Some(95.0));
+        assert_eq!(cpu.power_watts, Some(30.0));
+        assert_eq!(cpu.power_limit_watts, Some(65.0));
     }
 }

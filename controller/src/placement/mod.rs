@@ -46,6 +46,8 @@ pub fn attached_spec(model: &str) -> ModelSpec {
         stop_tokens: Vec::new(),
         max_batch: 1,
         precision: Default::default(),
+        // Any backend: the pseudo-device's backend is the engine's kind.
+        backends: Vec::new(),
         info: [("engine".to_string(), "attached".to_string())]
             .into_iter()
             .collect(),
@@ -161,14 +163,21 @@ impl Placer {
         out
     }
 
-    /// A placement request for `spec`'s stage.
+    /// A placement request for `spec`'s stage: its memory, the backends its registry entry
+    /// allows (any when it lists none) and the precision it asks for.
     pub fn request(&self, spec: &ModelSpec) -> PlacementRequest {
-        PlacementRequest::new(
+        let req = PlacementRequest::new(
             spec.stage,
             spec.name.clone(),
             spec.memory_bytes,
             Instant::now(),
         )
+        .with_precision(spec.precision);
+        if spec.backends.is_empty() {
+            req
+        } else {
+            req.with_backends(spec.backends.iter().cloned())
+        }
     }
 
     /// Runs `f` over a consistent context: one view snapshot, the breakers and latency.
@@ -247,7 +256,8 @@ impl Placer {
                 |m| {
                     self.models.get(m).map(|s| ModelDemand {
                         memory_bytes: s.memory_bytes,
-                        backends: None,
+                        backends: (!s.backends.is_empty()).then(|| s.backends.clone()),
+                        precision: s.precision,
                     })
                 },
                 Instant::now(),
@@ -321,5 +331,84 @@ impl Placer {
             .lock()
             .expect("breakers")
             .state(node, device, Instant::now())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::path::Path;
+
+    use switchyard_backend_core::Precision;
+    use switchyard_proto::v1::{BackendSupport, Device, DeviceHealth, DeviceKind, NodeInfo};
+
+    use super::*;
+
+    const REGISTRY: &str = r#"
+[[model]]
+name = "ov-only"
+stage = "embed"
+onnx = "m.onnx"
+tokenizer = "t.json"
+memory_bytes = 1000
+max_input_tokens = 8
+backends = ["openvino"]
+precision = "bf16"
+"#;
+
+    fn cpu(precisions: &[&str]) -> Device {
+        Device {
+            id: "cpu".into(),
+            kind: DeviceKind::Cpu as i32,
+            health: DeviceHealth::Healthy as i32,
+            memory_total_bytes: 1 << 30,
+            memory_free_bytes: 1 << 30,
+            backends: ["ort-cpu", "openvino"]
+                .iter()
+                .map(|b| BackendSupport {
+                    backend: b.to_string(),
+                    usable: true,
+                    precisions: if *b == "openvino" {
+                        precisions.iter().map(|p| p.to_string()).collect()
+                    } else {
+                        vec!["f32".into()]
+                    },
+                    ..Default::default()
+                })
+                .collect(),
+            ..Default::default()
+        }
+    }
+
+    #[test]
+    fn the_registry_entry_decides_which_backends_and_precision_are_usable() {
+        let models =
+            Arc::new(ModelRegistry::parse(REGISTRY, Path::new("r.toml"), Path::new("/m")).unwrap());
+        let cluster = Arc::new(ClusterState::new(Duration::from_secs(60), 3));
+        for (name, precisions) in [("avx2", &["f32"][..]), ("amx", &["f32", "bf16"][..])] {
+            cluster
+                .register(
+                    NodeInfo {
+                        node_name: name.into(),
+                        agent_endpoint: "http://127.0.0.1:1".into(),
+                        devices: vec![cpu(precisions)],
+                        available_models: vec!["ov-only".into()],
+                        ..Default::default()
+                    },
+                    name,
+                )
+                .unwrap();
+        }
+        let placer = Placer::new(cluster, models.clone(), PlacementSettings::default());
+        let req = placer.request(models.get("ov-only").unwrap());
+        assert_eq!(
+            req.backends_supported_by_model,
+            Some(vec!["openvino".to_string()])
+        );
+        assert_eq!(req.precision, Precision::Bf16);
+        // Only the host whose OpenVINO computes at bf16, and through OpenVINO, not ort-cpu.
+        let t = placer.place(&req).unwrap();
+        assert_eq!((t.node.as_str(), t.backend.as_str()), ("amx", "openvino"));
+        let t = placer.place(&req.excluding("amx", "cpu")).unwrap_err();
+        assert!(t.message.contains("no usable backend"), "{}", t.message);
     }
 }

@@ -41,6 +41,10 @@ pub fn for_up(
 ) -> Result<Config> {
     apply_controller(&mut config, controller);
     apply_agent(&mut config, agent);
+    // A cluster started on fixtures has nothing but simulated devices to place on.
+    if config.agent.fixture.is_some() {
+        config.scheduler.policy.allow_simulated = true;
+    }
     config.validate()?;
     Ok(config)
 }
@@ -65,6 +69,9 @@ pub fn apply_controller(config: &mut Config, args: &ControllerArgs) {
     }
     if let Some(v) = &args.data_dir {
         config.controller.data_dir = v.clone();
+    }
+    if args.allow_simulated {
+        config.scheduler.policy.allow_simulated = true;
     }
 }
 
@@ -146,6 +153,26 @@ mod tests {
         assert_eq!(config.controller.listen.port(), 1);
         assert_eq!(config.agent.listen.port(), 2);
         assert_eq!(config.agent.node_name, "n1");
+        assert!(
+            !config.scheduler.policy.allow_simulated,
+            "no fixture: simulated devices are refused"
+        );
+    }
+
+    #[test]
+    fn a_cluster_started_on_fixtures_places_on_simulated_devices() {
+        let cli = Cli::try_parse_from(["switchyard", "up", "--fixture", "/tmp/f"]).unwrap();
+        let Command::Up(args) = cli.command else {
+            panic!("up expected")
+        };
+        let config = for_up(Config::default(), &args.controller, &args.agent).unwrap();
+        assert!(config.scheduler.policy.allow_simulated);
+        let cli = Cli::try_parse_from(["switchyard", "controller", "--allow-simulated"]).unwrap();
+        let Command::Controller(args) = cli.command else {
+            panic!("controller expected")
+        };
+        let config = for_controller(Config::default(), &args).unwrap();
+        assert!(config.scheduler.policy.allow_simulated);
     }
 
     #[test]

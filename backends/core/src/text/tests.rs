@@ -59,6 +59,7 @@ fn encoder_pads_per_batch_truncates_and_refuses() {
         stop_tokens: vec![],
         max_batch: 32,
         precision: Default::default(),
+        backends: vec![],
         info: Default::default(),
     };
     let enc = TextEncoder::new(&spec).unwrap();

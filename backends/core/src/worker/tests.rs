@@ -41,6 +41,7 @@ fn spec() -> ModelSpec {
         stop_tokens: vec![],
         max_batch: 4,
         precision: Default::default(),
+        backends: vec![],
         info: Default::default(),
     }
 }

@@ -15,6 +15,11 @@ fn defaults_follow_the_issue() {
     assert_eq!(r[kind_index(Ncs2)], Some(0));
     assert_eq!(r[kind_index(Cpu)], Some(2));
     assert_eq!(r[kind_index(NvidiaGpu)], Some(3), "unlisted ranks last");
+    assert!(!p.allow_simulated, "fixture devices only when asked for");
+    assert!(
+        p.weights.kind_step > p.weights.others_max(),
+        "one kind step outweighs every other term together"
+    );
 }
 
 #[test]
@@ -42,7 +47,7 @@ fn toml_overrides_and_rejects_unknown_keys() {
     );
     assert_eq!(p.backend_preferences.cpu, vec!["ort-cpu".to_string()]);
     assert_eq!(p.weights.warm, 20.0);
-    assert_eq!(p.weights.kind_step, 10.0);
+    assert_eq!(p.weights.kind_step, 20.0);
     let r = p.kind_ranks(StageKind::Classify);
     assert_eq!(r[kind_index(DeviceType::Ncs2)], None);
 

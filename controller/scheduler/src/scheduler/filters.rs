@@ -10,6 +10,7 @@ pub(super) struct Prepared<'a> {
     /// Preferred backend bit indices per kind, best first, already filtered by the model.
     pub(super) order: [([u8; 16], u8); 5],
     pub(super) model_mask: u64,
+    pub(super) precision: usize,
     pub(super) model_id: Option<u32>,
     pub(super) need: u64,
     pub(super) headroom_ratio: f64,
@@ -53,6 +54,7 @@ impl<'a> Prepared<'a> {
             ranks: policy.kind_ranks(req.stage),
             order,
             model_mask,
+            precision: precision_index(req.precision),
             model_id: view.model_id(&req.model),
             need: req.memory_bytes,
             headroom_ratio: policy.memory_headroom_ratio,
@@ -108,7 +110,7 @@ pub(super) fn early(
             max_concurrency: h.max_concurrency,
         });
     }
-    let usable = h.backend_mask & p.model_mask;
+    let usable = h.backend_mask & p.model_mask & h.precision_masks[p.precision];
     if usable == 0 {
         return Err(RejectReason::NoUsableBackend);
     }
@@ -143,10 +145,23 @@ pub(super) fn early(
     } else {
         h.free.saturating_sub(need) as f64 / h.total as f64
     };
+    // Queue depth: what this controller has in flight there, or what the agent reports
+    // (other controllers, requests dispatched before a restart), whichever is more.
+    let depth = h.in_flight.max(h.queue_depth);
     let load = if h.max_concurrency > 0 {
-        h.in_flight as f64 / h.max_concurrency as f64
+        (depth as f64 / h.max_concurrency as f64).min(1.0)
     } else {
-        h.in_flight as f64 / (h.in_flight as f64 + 8.0)
+        depth as f64 / (depth as f64 + 8.0)
+    };
+    let policy = p.policy;
+    let throttle = h.throttle.unwrap_or(policy.default_throttle_celsius);
+    // A figure not reported costs nothing: the term is at its full weight.
+    let thermal_ratio = h.temperature.map_or(1.0, |t| {
+        ((throttle - t) / policy.thermal_margin_celsius).clamp(0.0, 1.0)
+    });
+    let power_ratio = match (h.power, h.power_limit) {
+        (Some(draw), Some(cap)) => (1.0 - draw / cap).clamp(0.0, 1.0),
+        _ => 1.0,
     };
     let terms = ScoreTerms {
         preference: preference_term(w.kind_step, rank),
@@ -160,6 +175,9 @@ pub(super) fn early(
             },
         queue: w.queue * (1.0 - load),
         latency: 0.0,
+        utilization: w.utilization * (1.0 - h.utilization.unwrap_or(0.0)),
+        thermal: w.thermal * thermal_ratio,
+        power: w.power * power_ratio,
         kind_rank: rank,
         tops_value: h.tops,
         tops_measured: h.tops_measured,
@@ -167,14 +185,20 @@ pub(super) fn early(
         evict_bytes,
         pack: p.pack,
         in_flight: h.in_flight,
+        queue_depth: h.queue_depth,
         max_concurrency: h.max_concurrency,
+        utilization_value: h.utilization,
+        temperature_celsius: h.temperature,
+        throttle_celsius: throttle,
+        power_watts: h.power,
+        power_limit_watts: h.power_limit,
         latency_ms: None,
         model_latency_ms: p.avg_ms,
     };
     Ok(Early {
         backend,
         warm,
-        base: terms.preference + terms.warm + terms.tops + terms.memory + terms.queue,
+        base: terms.total(),
         terms,
     })
 }
@@ -185,11 +209,16 @@ pub(super) fn preference_term(kind_step: f64, rank: u8) -> f64 {
     kind_step * (DEVICE_KINDS.len() as f64 - rank as f64)
 }
 
-/// TOPS term: `weight × tops / (tops + tops_ref)`.
+/// TOPS term: `weight × min(1, ln(1 + tops) / ln(1 + tops_ref))` — a log scale, so a
+/// device ten times faster gains the same whether it is a CPU or a datacentre GPU.
 #[inline]
 pub(super) fn tops_term(weight: f64, tops_ref: f64, tops: f64) -> f64 {
-    let den = tops + tops_ref;
-    if den > 0.0 { weight * tops / den } else { 0.0 }
+    let den = tops_ref.max(0.0).ln_1p();
+    if den > 0.0 && tops > 0.0 {
+        weight * (tops.ln_1p() / den).min(1.0)
+    } else {
+        0.0
+    }
 }
 
 /// A usable backend the policy does not list: the first in the device's own order.

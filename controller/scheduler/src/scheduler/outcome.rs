@@ -18,6 +18,12 @@ pub struct ScoreTerms {
     pub queue: f64,
     /// Latency term.
     pub latency: f64,
+    /// Utilisation term.
+    pub utilization: f64,
+    /// Thermal headroom term.
+    pub thermal: f64,
+    /// Power headroom term.
+    pub power: f64,
     /// 0 = the stage's most preferred kind.
     pub kind_rank: u8,
     /// TOPS figure used.
@@ -30,8 +36,20 @@ pub struct ScoreTerms {
     pub evict_bytes: u64,
     /// Whether the free-memory term was computed for packing.
     pub pack: bool,
-    /// Requests in flight on the device.
+    /// Requests this controller has in flight on the device.
     pub in_flight: u32,
+    /// Requests the agent reports on the device.
+    pub queue_depth: u32,
+    /// Utilisation the agent reports, 0–1.
+    pub utilization_value: Option<f64>,
+    /// Temperature the agent reports, °C.
+    pub temperature_celsius: Option<f64>,
+    /// Throttle point used (reported, or the policy's default), °C.
+    pub throttle_celsius: f64,
+    /// Power draw the agent reports, watts.
+    pub power_watts: Option<f64>,
+    /// Power cap the agent reports, watts.
+    pub power_limit_watts: Option<f64>,
     /// Device concurrency limit (0: unbounded).
     pub max_concurrency: u32,
     /// Latency EWMA of this model on this device, ms.
@@ -43,7 +61,15 @@ pub struct ScoreTerms {
 impl ScoreTerms {
     /// Sum of the terms.
     pub fn total(&self) -> f64 {
-        self.preference + self.warm + self.tops + self.memory + self.queue + self.latency
+        self.preference
+            + self.warm
+            + self.tops
+            + self.memory
+            + self.queue
+            + self.latency
+            + self.utilization
+            + self.thermal
+            + self.power
     }
 }
 
@@ -55,9 +81,7 @@ impl fmt::Display for ScoreTerms {
             self.kind_rank + 1,
             self.preference
         )?;
-        if self.warm > 0.0 {
-            write!(f, ", warm {:+.2}", self.warm)?;
-        }
+        write!(f, ", warm {:+.2}", self.warm)?;
         write!(
             f,
             ", tops {:.1} ({}) {:+.2}",
@@ -83,14 +107,19 @@ impl fmt::Display for ScoreTerms {
                 mb(self.evict_bytes)
             )?;
         }
+        let depth = self.in_flight.max(self.queue_depth);
         if self.max_concurrency > 0 {
             write!(
                 f,
-                ", queue {}/{} {:+.2}",
-                self.in_flight, self.max_concurrency, self.queue
+                ", queue {depth}/{} (sent {}, agent {}) {:+.2}",
+                self.max_concurrency, self.in_flight, self.queue_depth, self.queue
             )?;
         } else {
-            write!(f, ", queue {} {:+.2}", self.in_flight, self.queue)?;
+            write!(
+                f,
+                ", queue {depth} (sent {}, agent {}) {:+.2}",
+                self.in_flight, self.queue_depth, self.queue
+            )?;
         }
         match (self.latency_ms, self.model_latency_ms) {
             (Some(d), Some(m)) => write!(
@@ -99,6 +128,27 @@ impl fmt::Display for ScoreTerms {
                 self.latency
             )?,
             _ => write!(f, ", latency unknown {:+.2}", self.latency)?,
+        }
+        match self.utilization_value {
+            Some(u) => write!(
+                f,
+                ", utilisation {:.0}% {:+.2}",
+                u * 100.0,
+                self.utilization
+            )?,
+            None => write!(f, ", utilisation unreported {:+.2}", self.utilization)?,
+        }
+        match self.temperature_celsius {
+            Some(t) => write!(
+                f,
+                ", temperature {t:.0} °C (throttles at {:.0}) {:+.2}",
+                self.throttle_celsius, self.thermal
+            )?,
+            None => write!(f, ", temperature unreported {:+.2}", self.thermal)?,
+        }
+        match (self.power_watts, self.power_limit_watts) {
+            (Some(p), Some(cap)) => write!(f, ", power {p:.0}/{cap:.0} W {:+.2}", self.power)?,
+            _ => write!(f, ", power unreported {:+.2}", self.power)?,
         }
         write!(f, " = {:.2}", self.total())
     }

@@ -15,6 +15,9 @@ pub struct PlacementRequest {
     pub inputs: usize,
     /// Backend ids the model can run on; `None`: any.
     pub backends_supported_by_model: Option<Vec<String>>,
+    /// The precision the model must compute at: only backends that compute at it on a
+    /// device are usable there.
+    pub precision: Precision,
     /// (node, device) pairs to skip: where this request already failed.
     pub exclude: Vec<(String, String)>,
     /// How many candidates [`place`] returns (at least 1).
@@ -24,7 +27,8 @@ pub struct PlacementRequest {
 }
 
 impl PlacementRequest {
-    /// A request of one input for the best 3 candidates, any backend, nothing excluded.
+    /// A request of one input at f32 for the best 3 candidates, any backend, nothing
+    /// excluded.
     pub fn new(
         stage: StageKind,
         model: impl Into<String>,
@@ -37,6 +41,7 @@ impl PlacementRequest {
             memory_bytes,
             inputs: 1,
             backends_supported_by_model: None,
+            precision: Precision::F32,
             exclude: Vec::new(),
             top_k: 3,
             now,
@@ -46,6 +51,12 @@ impl PlacementRequest {
     /// Restricts the backends the model may use.
     pub fn with_backends<S: Into<String>>(mut self, backends: impl IntoIterator<Item = S>) -> Self {
         self.backends_supported_by_model = Some(backends.into_iter().map(Into::into).collect());
+        self
+    }
+
+    /// Sets the precision the model must compute at.
+    pub fn with_precision(mut self, precision: Precision) -> Self {
+        self.precision = precision;
         self
     }
 

@@ -500,7 +500,7 @@ fn explain_lists_rejections_with_reasons() {
     let text = e.to_string();
     assert!(text.contains("generate smollm2"), "{text}");
     assert!(
-        text.contains("device offers [openvino], model runs on [ort-cuda, ort-cpu]"),
+        text.contains("device offers [openvino(f32)], model runs on [ort-cuda, ort-cpu] at f32"),
         "{text}"
     );
     assert!(

@@ -66,14 +66,17 @@ fn falls_back_when_a_tier_has_no_healthy_device() {
         "big" => Some(ModelDemand {
             memory_bytes: 3 * GB,
             backends: Some(vec!["ort-cuda".into()]),
+            precision: Default::default(),
         }),
         "coder" => Some(ModelDemand {
             memory_bytes: 20 * GB,
             backends: None,
+            precision: Default::default(),
         }),
         "small" => Some(ModelDemand {
             memory_bytes: GB / 2,
             backends: None,
+            precision: Default::default(),
         }),
         _ => None,
     };
