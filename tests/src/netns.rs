@@ -58,6 +58,10 @@ impl NetnsCluster {
         for (i, args) in agent_args.iter().enumerate() {
             env.push((format!("SY_AGENT_ARGS_{}", i + 1), args.join(" ")));
         }
+        // Simulated (fixture) devices are placed only when the controller allows them.
+        if agent_args.iter().any(|a| a.contains(&"--fixture")) {
+            env.push(("SY_CONTROLLER_ARGS".into(), "--allow-simulated".into()));
+        }
         let cluster = NetnsCluster {
             name,
             net,
