@@ -184,6 +184,16 @@ impl Agent for AgentService {
             tokio::spawn(async move { engines.generate(req, &node, tx).await }.instrument(span));
             return Ok(Response::new(Box::pin(ReceiverStream::new(rx))));
         }
+        if req.engine_options.is_some()
+            || req
+                .messages
+                .iter()
+                .any(|m| !m.tool_calls_json.is_empty() || !m.tool_call_id.is_empty())
+        {
+            return Err(ErrorClass::InvalidArgument.status(
+                "tools, tool messages and response_format need an engine (llama-server, Ollama, vLLM); the native ONNX decoder does not act on them",
+            ));
+        }
         let sampling = req.sampling.unwrap_or_default();
         let params = GenerateParams {
             messages: req
@@ -260,6 +270,7 @@ impl Agent for AgentService {
                             load_ms: outcome.load_ms,
                             retrieved: Vec::new(),
                         }),
+                        tool_calls_json: String::new(),
                     }),
                     Err(e) => Err(to_status(&e)),
                 };

@@ -89,6 +89,7 @@ async fn generate(grpc: &str, prompt: &str) -> Result<(String, String, String, u
             messages: vec![ChatMessage {
                 role: "user".into(),
                 content: prompt.into(),
+                ..Default::default()
             }],
             sampling: Some(SamplingParams {
                 max_tokens: 24,
@@ -96,6 +97,7 @@ async fn generate(grpc: &str, prompt: &str) -> Result<(String, String, String, u
                 top_p: 1.0,
                 ..Default::default()
             }),
+            ..Default::default()
         })
         .await
         .map_err(|s| s.message().to_string())?
@@ -161,6 +163,7 @@ async fn a_second_switchyard_attached_through_its_ollama_api_serves_fails_over_a
                 messages: vec![ChatMessage {
                     role: "user".into(),
                     content: prompt.into(),
+                    ..Default::default()
                 }],
                 sampling: Some(SamplingParams {
                     max_tokens: 24,
@@ -168,6 +171,7 @@ async fn a_second_switchyard_attached_through_its_ollama_api_serves_fails_over_a
                     top_p: 1.0,
                     ..Default::default()
                 }),
+                ..Default::default()
             })
             .await
             .unwrap()

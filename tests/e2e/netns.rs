@@ -391,8 +391,10 @@ async fn stream(
             messages: vec![ChatMessage {
                 role: "user".into(),
                 content: "Tell me a long story about a lighthouse keeper.".into(),
+                ..Default::default()
             }],
             sampling: Some(sampling),
+            ..Default::default()
         })
         .await
         .expect("stream opens")

@@ -120,9 +120,10 @@ def wait_ready(system: System, timeout: float = START_TIMEOUT_S) -> None:
     raise RuntimeError(f"/ready not 200 after {timeout}s (last: {last}); stderr:\n{system.stderr_tail()}")
 
 
-def start_binary(tmp: Path) -> System:
+def start_binary(tmp: Path, extra_config: str = "") -> System:
+    """Starts `switchyard up` with the test token and `extra_config` (TOML) in its config."""
     config = tmp / "switchyard.toml"
-    config.write_text(f'[api]\ntokens = ["{TEST_TOKEN}"]\n')
+    config.write_text(f'[api]\ntokens = ["{TEST_TOKEN}"]\n' + extra_config)
     stderr_path = tmp / "stderr.log"
     cmd = [
         str(binary_path()),

@@ -6,10 +6,12 @@ use std::collections::HashMap;
 use reqwest::Method;
 use serde_json::{Map, Value, json};
 use switchyard_proto::errors::ErrorClass;
-use switchyard_proto::v1::{ChatMessage, SamplingParams};
+use switchyard_proto::v1::{ChatMessage, EngineOptions, SamplingParams};
 
 use super::endpoint::{Endpoint, EngineModel};
 use super::{Done, EngineError, LineReader, Sink};
+
+mod tools;
 
 /// The name clients use for an Ollama model name: `:latest` dropped.
 pub(super) fn client_name(remote: &str) -> &str {
@@ -110,6 +112,7 @@ pub(super) async fn generate(
     remote: &str,
     messages: &[ChatMessage],
     s: &SamplingParams,
+    opts: Option<&EngineOptions>,
     sink: &mut Sink,
 ) -> Result<Done, EngineError> {
     if !s.logit_bias.is_empty() {
@@ -121,11 +124,15 @@ pub(super) async fn generate(
             ),
         ));
     }
-    let msgs: Vec<Value> = messages
-        .iter()
-        .map(|m| json!({"role": m.role, "content": m.content}))
-        .collect();
-    let body = json!({"model": remote, "messages": msgs, "stream": true, "options": options(s)});
+    let msgs: Vec<Value> = messages.iter().map(tools::message).collect();
+    let mut body = Map::new();
+    body.insert("model".into(), json!(remote));
+    body.insert("messages".into(), json!(msgs));
+    body.insert("stream".into(), json!(true));
+    body.insert("options".into(), Value::Object(options(s)));
+    if let Some(o) = opts {
+        tools::apply(&mut body, o, &ep.config().name)?;
+    }
     let resp = ep
         .request(Method::POST, "/api/chat")
         .json(&body)
@@ -136,6 +143,7 @@ pub(super) async fn generate(
         return Err(ep.refused(resp).await);
     }
     let mut lines = LineReader::new(resp);
+    let mut calls = 0;
     while let Some(line) = lines.next(ep).await? {
         if line.trim().is_empty() {
             continue;
@@ -160,9 +168,21 @@ pub(super) async fn generate(
         {
             sink.text(text).await?;
         }
+        if let Some(c) = v["message"]["tool_calls"].as_array()
+            && !c.is_empty()
+        {
+            sink.tool_calls(tools::deltas(c, &mut calls).to_string())
+                .await?;
+        }
         if v["done"] == true {
+            let reason = v["done_reason"].as_str().unwrap_or("stop");
             return Ok(Done {
-                finish_reason: v["done_reason"].as_str().unwrap_or("stop").to_string(),
+                // Ollama says "stop" after tool calls; OpenAI clients look for this.
+                finish_reason: if calls > 0 && reason == "stop" {
+                    "tool_calls".to_string()
+                } else {
+                    reason.to_string()
+                },
                 prompt_tokens: v["prompt_eval_count"].as_u64().unwrap_or(0) as u32,
                 completion_tokens: v["eval_count"].as_u64().unwrap_or(0) as u32,
                 load_ms: v["load_duration"].as_f64().unwrap_or(0.0) / 1e6,

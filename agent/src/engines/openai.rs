@@ -6,7 +6,7 @@ use std::collections::HashMap;
 use reqwest::Method;
 use serde_json::{Map, Value, json};
 use switchyard_proto::errors::ErrorClass;
-use switchyard_proto::v1::{ChatMessage, SamplingParams};
+use switchyard_proto::v1::{ChatMessage, EngineOptions, SamplingParams};
 
 use super::endpoint::{Endpoint, EngineModel};
 use super::{Done, EngineError, LineReader, Sink};
@@ -37,14 +37,42 @@ pub(super) async fn list(
     Ok((models, HashMap::new()))
 }
 
+/// One message as OpenAI has it, tool calls and tool results included.
+fn message(m: &ChatMessage) -> Value {
+    let mut v = json!({"role": m.role, "content": m.content});
+    if let Ok(calls) = serde_json::from_str::<Value>(&m.tool_calls_json) {
+        v["tool_calls"] = calls;
+    }
+    if !m.tool_call_id.is_empty() {
+        v["tool_call_id"] = json!(m.tool_call_id);
+    }
+    v
+}
+
 /// The request body. Extensions (`top_k`, `repeat_penalty`, which vLLM and llama-server
-/// read) are sent only when set.
-pub(super) fn body(remote: &str, messages: &[ChatMessage], s: &SamplingParams) -> Value {
-    let msgs: Vec<Value> = messages
-        .iter()
-        .map(|m| json!({"role": m.role, "content": m.content}))
-        .collect();
+/// read) are sent only when set; function calling and structured output verbatim.
+pub(super) fn body(
+    remote: &str,
+    messages: &[ChatMessage],
+    s: &SamplingParams,
+    opts: Option<&EngineOptions>,
+) -> Value {
+    let msgs: Vec<Value> = messages.iter().map(message).collect();
     let mut b = Map::new();
+    if let Some(o) = opts {
+        for (name, raw) in [
+            ("tools", &o.tools_json),
+            ("tool_choice", &o.tool_choice_json),
+            ("response_format", &o.response_format_json),
+        ] {
+            if let Ok(v) = serde_json::from_str::<Value>(raw) {
+                b.insert(name.into(), v);
+            }
+        }
+        if let Some(p) = o.parallel_tool_calls {
+            b.insert("parallel_tool_calls".into(), json!(p));
+        }
+    }
     b.insert("model".into(), json!(remote));
     b.insert("messages".into(), json!(msgs));
     b.insert("stream".into(), json!(true));
@@ -90,11 +118,12 @@ pub(super) async fn generate(
     remote: &str,
     messages: &[ChatMessage],
     s: &SamplingParams,
+    opts: Option<&EngineOptions>,
     sink: &mut Sink,
 ) -> Result<Done, EngineError> {
     let resp = ep
         .request(Method::POST, "/v1/chat/completions")
-        .json(&body(remote, messages, s))
+        .json(&body(remote, messages, s, opts))
         .send()
         .await
         .map_err(|e| ep.error(e))?;
@@ -131,6 +160,12 @@ pub(super) async fn generate(
             && !text.is_empty()
         {
             sink.text(text).await?;
+        }
+        if let Some(calls) = choice["delta"]["tool_calls"].as_array()
+            && !calls.is_empty()
+        {
+            sink.tool_calls(Value::Array(calls.clone()).to_string())
+                .await?;
         }
         if let Some(f) = choice["finish_reason"].as_str() {
             done.finish_reason = f.to_string();

@@ -65,9 +65,14 @@ impl Engines {
         })?;
         let s = req.sampling.clone().unwrap_or_default();
         let started = Instant::now();
+        let opts = req.engine_options.as_ref();
         let done = match ep.config().kind {
-            EngineKind::Ollama => ollama::generate(ep, &remote, &req.messages, &s, sink).await,
-            EngineKind::Openai => openai::generate(ep, &remote, &req.messages, &s, sink).await,
+            EngineKind::Ollama => {
+                ollama::generate(ep, &remote, &req.messages, &s, opts, sink).await
+            }
+            EngineKind::Openai => {
+                openai::generate(ep, &remote, &req.messages, &s, opts, sink).await
+            }
         }?;
         Ok(GenerateChunk {
             text: String::new(),
@@ -90,6 +95,7 @@ impl Engines {
                 load_ms: done.load_ms,
                 ..Default::default()
             }),
+            tool_calls_json: String::new(),
         })
     }
 }
@@ -117,6 +123,19 @@ impl Sink {
         self.tx
             .send(Ok(GenerateChunk {
                 text: text.to_string(),
+                ..Default::default()
+            }))
+            .await
+            .map_err(|_| EngineError::new(ErrorClass::Unavailable, "the controller went away"))?;
+        self.pieces += 1;
+        Ok(())
+    }
+
+    /// Sends tool call deltas (OpenAI's streamed JSON array).
+    pub(super) async fn tool_calls(&mut self, deltas: String) -> Result<(), EngineError> {
+        self.tx
+            .send(Ok(GenerateChunk {
+                tool_calls_json: deltas,
                 ..Default::default()
             }))
             .await

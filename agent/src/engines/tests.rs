@@ -100,8 +100,9 @@ fn openai_bodies_carry_penalties_and_bias_and_extensions_only_when_set() {
     let msgs = vec![switchyard_proto::v1::ChatMessage {
         role: "user".into(),
         content: "hi".into(),
+        ..Default::default()
     }];
-    let plain = openai::body("m", &msgs, &SamplingParams::default());
+    let plain = openai::body("m", &msgs, &SamplingParams::default(), None);
     for k in [
         "logit_bias",
         "top_k",
@@ -118,10 +119,49 @@ fn openai_bodies_carry_penalties_and_bias_and_extensions_only_when_set() {
         top_k: 5,
         ..Default::default()
     };
-    let b = openai::body("m", &msgs, &s);
+    let b = openai::body("m", &msgs, &s, None);
     assert_eq!(b["presence_penalty"], 0.5);
     assert_eq!(b["logit_bias"]["13"], -100.0);
     assert_eq!(b["top_k"], 5);
+    for k in [
+        "tools",
+        "tool_choice",
+        "response_format",
+        "parallel_tool_calls",
+    ] {
+        assert!(b.get(k).is_none(), "{k} in {b}");
+    }
+}
+
+#[test]
+fn openai_bodies_carry_tools_formats_and_tool_messages_verbatim() {
+    let call = r#"[{"id":"c1","type":"function","function":{"name":"f","arguments":"{}"}}]"#;
+    let msgs = vec![
+        switchyard_proto::v1::ChatMessage {
+            role: "assistant".into(),
+            tool_calls_json: call.into(),
+            ..Default::default()
+        },
+        switchyard_proto::v1::ChatMessage {
+            role: "tool".into(),
+            content: "42".into(),
+            tool_call_id: "c1".into(),
+            ..Default::default()
+        },
+    ];
+    let opts = switchyard_proto::v1::EngineOptions {
+        tools_json: r#"[{"type":"function","function":{"name":"f"}}]"#.into(),
+        tool_choice_json: "\"required\"".into(),
+        parallel_tool_calls: Some(false),
+        response_format_json: r#"{"type":"json_object"}"#.into(),
+    };
+    let b = openai::body("m", &msgs, &SamplingParams::default(), Some(&opts));
+    assert_eq!(b["tools"][0]["function"]["name"], "f");
+    assert_eq!(b["tool_choice"], "required");
+    assert_eq!(b["parallel_tool_calls"], false);
+    assert_eq!(b["response_format"]["type"], "json_object");
+    assert_eq!(b["messages"][0]["tool_calls"][0]["id"], "c1");
+    assert_eq!(b["messages"][1]["tool_call_id"], "c1");
 }
 
 #[test]

@@ -239,6 +239,7 @@ impl Inference for Fake {
                     prompt_tokens,
                     completion_tokens: i as u32 + 1,
                     trace: None,
+                    ..Default::default()
                 })
             })
             .collect();
@@ -252,6 +253,7 @@ impl Inference for Fake {
                 prompt_tokens,
                 completion_tokens: n as u32,
                 trace: Some(trace(StageKind::Generate, model)),
+                ..Default::default()
             }));
         }
         Ok(Box::pin(futures::stream::iter(chunks)))

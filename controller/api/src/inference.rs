@@ -156,8 +156,10 @@ pub trait Inference: Send + Sync + 'static {
                 messages: vec![ChatMessage {
                     role: "user".into(),
                     content: prompt,
+                    ..Default::default()
                 }],
                 sampling: Some(sampling),
+                engine_options: None,
             },
             deadline,
         )

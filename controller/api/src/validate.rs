@@ -7,8 +7,9 @@ use switchyard_proto::v1::{ChatMessage, SamplingParams};
 use crate::config::ApiConfig;
 use crate::inference::ApiError;
 
-/// Chat roles the generators understand.
-pub const ROLES: &[&str] = &["system", "user", "assistant"];
+/// Chat roles the generators understand (`tool`: a function's result, for engines only —
+/// placement sends conversations holding tool messages to engines).
+pub const ROLES: &[&str] = &["system", "user", "assistant", "tool"];
 
 /// An `InvalidArgument` error naming `param`.
 pub(crate) fn invalid(param: &str, message: impl Into<String>) -> ApiError {

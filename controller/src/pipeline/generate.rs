@@ -9,7 +9,9 @@ use std::time::{Duration, Instant};
 
 use switchyard_api::ApiError;
 use switchyard_proto::errors::ErrorClass;
-use switchyard_proto::v1::{AgentGenerateRequest, ChatMessage, GenerateChunk, SamplingParams};
+use switchyard_proto::v1::{
+    AgentGenerateRequest, ChatMessage, EngineOptions, GenerateChunk, SamplingParams,
+};
 use tokio::sync::mpsc;
 use tokio_stream::StreamExt;
 
@@ -26,10 +28,15 @@ pub struct GenerateAttempt {
     pub messages: Vec<ChatMessage>,
     /// Sampling settings.
     pub sampling: SamplingParams,
+    /// Function calling / structured output (engines only).
+    pub engine_options: Option<EngineOptions>,
     /// Where chunks go.
     pub tx: mpsc::Sender<Result<GenerateChunk, ApiError>>,
     /// Text already sent, across attempts.
     pub sent: String,
+    /// Tool calls were sent: a re-placed attempt would call them again, so the stream is
+    /// not resumed.
+    pub sent_tool_calls: bool,
 }
 
 /// The request is over for a reason that is not the target's fault (nothing charged).
@@ -51,7 +58,7 @@ impl GenerateAttempt {
 
     /// A failure of the target: retried unless text was sent that cannot be regenerated.
     fn target_failed(&self, failed: Failed) -> Failed {
-        if !self.sent.is_empty() && !self.deterministic() {
+        if self.sent_tool_calls || (!self.sent.is_empty() && !self.deterministic()) {
             return Failed {
                 failure: failed.failure.final_(),
                 ..failed
@@ -98,6 +105,7 @@ impl GenerateAttempt {
                 messages: self.messages.clone(),
                 prompt: String::new(),
                 sampling: Some(self.sampling.clone()),
+                engine_options: self.engine_options.clone(),
             }),
         )
         .await;
@@ -176,7 +184,9 @@ impl GenerateAttempt {
                 let _ = self.tx.send(Ok(chunk)).await;
                 return Ok(observed);
             }
-            if !chunk.text.is_empty() && self.tx.send(Ok(chunk)).await.is_err() {
+            let calls = !chunk.tool_calls_json.is_empty();
+            self.sent_tool_calls |= calls;
+            if (calls || !chunk.text.is_empty()) && self.tx.send(Ok(chunk)).await.is_err() {
                 return Err(request_over(
                     ErrorClass::Unavailable,
                     "the client went away",
@@ -217,8 +227,10 @@ mod tests {
                 seed,
                 ..Default::default()
             },
+            engine_options: None,
             tx: mpsc::channel(1).0,
             sent: sent.into(),
+            sent_tool_calls: false,
         }
     }
 

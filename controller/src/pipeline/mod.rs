@@ -18,7 +18,8 @@ use switchyard_api::{ApiError, GenerateStream};
 use switchyard_backend_core::{ModelRegistry, StageKind};
 use switchyard_proto::errors::ErrorClass;
 use switchyard_proto::v1::{
-    ChatMessage, GenerateChunk, RunStageResponse, SamplingParams, StageExplanation, StageTrace,
+    ChatMessage, EngineOptions, GenerateChunk, RunStageResponse, SamplingParams, StageExplanation,
+    StageTrace,
 };
 use switchyard_scheduler::RetryPolicy;
 use switchyard_scheduler::tiers::{Tier, TierRoutes};
@@ -202,10 +203,28 @@ impl Pipeline {
         model: String,
         messages: Vec<ChatMessage>,
         sampling: SamplingParams,
+        engine_options: Option<EngineOptions>,
         deadline: Instant,
     ) -> Result<GenerateStream, ApiError> {
         let spec = self.placer.spec(&model, StageKind::Generate)?;
-        let req = self.placer.request(&spec);
+        let engine_only = engine_options.is_some()
+            || messages
+                .iter()
+                .any(|m| !m.tool_calls_json.is_empty() || !m.tool_call_id.is_empty());
+        if engine_only && !self.placer.served_by_engine(&model) {
+            return Err(ApiError::new(
+                ErrorClass::InvalidArgument,
+                format!(
+                    "model '{model}' runs on the native ONNX decoder, which does not act on tools, tool messages or response_format; use a model an engine serves (llama-server, Ollama, vLLM: [[agent.endpoints]])"
+                ),
+            )
+            .with_param(if engine_options.as_ref().is_some_and(|o| o.tools_json.is_empty()) {
+                "response_format"
+            } else {
+                "tools"
+            }));
+        }
+        let req = self.placer.request(&spec).needing_engine(engine_only);
         let (tx, rx) = mpsc::channel::<Result<GenerateChunk, ApiError>>(64);
         let this = self.clone();
         tokio::spawn(async move {
@@ -213,8 +232,10 @@ impl Pipeline {
                 model,
                 messages,
                 sampling,
+                engine_options,
                 tx: tx.clone(),
                 sent: String::new(),
+                sent_tool_calls: false,
             };
             let result = dispatch::run(
                 &this.placer,

@@ -21,6 +21,7 @@ pub fn system_message(system_prompt: Option<&str>, context: &[String]) -> Option
     (!content.is_empty()).then(|| ChatMessage {
         role: "system".into(),
         content,
+        ..Default::default()
     })
 }
 

@@ -95,6 +95,7 @@ impl Inference for PipelineService {
             model,
             req.messages,
             req.sampling.unwrap_or_default(),
+            req.engine_options,
             deadline,
         )
     }
@@ -153,11 +154,13 @@ impl Inference for PipelineService {
         messages.push(ChatMessage {
             role: "user".into(),
             content: req.prompt.clone(),
+            ..Default::default()
         });
         let mut stream = p.generate_stream(
             model.clone(),
             messages,
             req.sampling.unwrap_or_default(),
+            None,
             deadline,
         )?;
         let mut text = String::new();

@@ -257,11 +257,13 @@ async fn a_retried_embedding_and_a_retried_generation_go_through_the_same_loop()
                 messages: vec![ChatMessage {
                     role: "user".into(),
                     content: "hello".into(),
+                    ..Default::default()
                 }],
                 sampling: Some(SamplingParams {
                     temperature: 0.8,
                     ..Default::default()
                 }),
+                ..Default::default()
             },
             deadline,
         )

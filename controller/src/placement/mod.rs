@@ -144,6 +144,18 @@ impl Placer {
         Ok(spec)
     }
 
+    /// Whether an attached engine of a ready or lost node lists `model`.
+    pub fn served_by_engine(&self, model: &str) -> bool {
+        let snapshot = self.cluster.view();
+        snapshot
+            .view
+            .nodes()
+            .iter()
+            .flat_map(|n| &n.devices)
+            .filter_map(|d| d.engine_models.as_ref())
+            .any(|ms| ms.iter().any(|m| m == model))
+    }
+
     /// Models that attached engines of ready or lost nodes serve and the registry does not
     /// know, sorted, once each.
     pub fn engine_models(&self) -> Vec<String> {

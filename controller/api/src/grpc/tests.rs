@@ -43,6 +43,7 @@ fn user(content: &str) -> Vec<ChatMessage> {
     vec![ChatMessage {
         role: "user".into(),
         content: content.into(),
+        ..Default::default()
     }]
 }
 
@@ -82,6 +83,7 @@ async fn embed_generate_pipeline_documents() {
             model: "auto".into(),
             messages: user("hi there"),
             sampling: None,
+            ..Default::default()
         })
         .await
         .unwrap()
@@ -161,6 +163,7 @@ async fn bad_input_and_errors_use_the_table() {
                 max_tokens: 11,
                 ..Default::default()
             }),
+            ..Default::default()
         })
         .await
         .unwrap_err();
@@ -171,6 +174,7 @@ async fn bad_input_and_errors_use_the_table() {
             model: "auto".into(),
             messages: vec![],
             sampling: None,
+            ..Default::default()
         })
         .await
         .unwrap_err();
@@ -181,6 +185,7 @@ async fn bad_input_and_errors_use_the_table() {
             model: "broken".into(),
             messages: user("a b"),
             sampling: None,
+            ..Default::default()
         })
         .await
         .unwrap()

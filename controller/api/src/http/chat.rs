@@ -24,6 +24,7 @@ use crate::validate::{self, invalid};
 
 pub(super) mod accepted;
 mod request;
+mod tools;
 
 use request::*;
 use tracing::Instrument;
@@ -104,6 +105,10 @@ pub(super) struct Outcome {
     pub(super) prompt_tokens: u32,
     pub(super) completion_tokens: u32,
     pub(super) trace: Option<StageTrace>,
+    /// Whole tool calls (merged from the streamed deltas).
+    pub(super) tool_calls: Vec<Value>,
+    /// The tool call deltas of the last chunk absorbed, for streaming them on.
+    tool_deltas: Option<Value>,
 }
 
 impl Outcome {
@@ -116,6 +121,13 @@ impl Outcome {
         self.completion_tokens = self.completion_tokens.max(c.completion_tokens);
         if c.trace.is_some() {
             self.trace = c.trace;
+        }
+        self.tool_deltas = None;
+        if !c.tool_calls_json.is_empty()
+            && let Ok(deltas) = serde_json::from_str::<Value>(&c.tool_calls_json)
+        {
+            tools::merge_deltas(&mut self.tool_calls, &deltas);
+            self.tool_deltas = Some(deltas);
         }
         c.text
     }
@@ -158,6 +170,7 @@ pub(crate) async fn chat_completions(
     let msgs = messages(&body)?;
     validate::messages(&msgs, &st.cfg)?;
     let sampling = sampling(&body, &st)?;
+    let engine_options = tools::engine_options(&body)?;
     let opts = stream_opts(&body)?;
     let span = accepted::span("chat", &model, &accepted::attribution(&body)?);
     let deadline = st.deadline();
@@ -165,6 +178,7 @@ pub(crate) async fn chat_completions(
         model: model.clone(),
         messages: msgs,
         sampling: Some(sampling),
+        engine_options,
     };
     let stream = st
         .until(deadline, st.inf.generate(req, deadline))
@@ -256,10 +270,16 @@ async fn respond(
     let used = out.model(&model);
     let finish = out.finish_reason.clone().unwrap_or_else(|| "stop".into());
     let choice = match ids.flavor {
-        Flavor::Chat => json!({
-            "index": 0, "message": {"role": "assistant", "content": out.text},
-            "logprobs": null, "finish_reason": finish,
-        }),
+        Flavor::Chat => {
+            let mut message = json!({"role": "assistant", "content": out.text});
+            if !out.tool_calls.is_empty() {
+                message["tool_calls"] = Value::Array(out.tool_calls.clone());
+                if out.text.is_empty() {
+                    message["content"] = Value::Null;
+                }
+            }
+            json!({"index": 0, "message": message, "logprobs": null, "finish_reason": finish})
+        }
         Flavor::Text => json!({
             "index": 0, "text": out.text, "logprobs": null, "finish_reason": finish,
         }),
@@ -315,6 +335,12 @@ async fn drive_stream(
         let text = out.absorb(c);
         if !text.is_empty() {
             let v = with_usage(ids.chunk(&out.model(&model), ids.text_delta(&text), None));
+            if tx.send(event(&v)).await.is_err() {
+                return;
+            }
+        }
+        if let Some(deltas) = out.tool_deltas.take() {
+            let v = with_usage(ids.chunk(&out.model(&model), json!({"tool_calls": deltas}), None));
             if tx.send(event(&v)).await.is_err() {
                 return;
             }

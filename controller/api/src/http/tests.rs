@@ -506,12 +506,12 @@ async fn chat_validation_names_the_field() {
         (
             json!({"model": "auto", "messages": user, "tools": [{"type": "function"}]}),
             "tools",
-            "not supported",
+            "tools[0].function must be an object",
         ),
         (
-            json!({"model": "auto", "messages": user, "response_format": {"type": "json_object"}}),
+            json!({"model": "auto", "messages": user, "response_format": {"type": "json_schema"}}),
             "response_format",
-            "JSON mode",
+            "json_schema must be an object",
         ),
         (
             json!({"model": "auto", "messages": user, "stream": "yes"}),

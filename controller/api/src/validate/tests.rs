@@ -4,6 +4,7 @@ fn msg(role: &str, content: &str) -> ChatMessage {
     ChatMessage {
         role: role.into(),
         content: content.into(),
+        ..Default::default()
     }
 }
 
@@ -30,8 +31,8 @@ fn inputs_limits_name_the_limit() {
 fn messages_need_known_roles_and_a_user() {
     let cfg = ApiConfig::default();
     assert!(messages(&[msg("system", "s"), msg("user", "u")], &cfg).is_ok());
-    let e = messages(&[msg("tool", "x")], &cfg).unwrap_err();
-    assert!(e.message.contains("'tool'"), "{}", e.message);
+    let e = messages(&[msg("robot", "x")], &cfg).unwrap_err();
+    assert!(e.message.contains("'robot'"), "{}", e.message);
     assert!(messages(&[], &cfg).is_err());
     let e = messages(&[msg("system", "s")], &cfg).unwrap_err();
     assert!(e.message.contains("role 'user'"), "{}", e.message);

@@ -16,6 +16,7 @@ pub(super) struct Prepared<'a> {
     pub(super) headroom_ratio: f64,
     pub(super) pack: bool,
     pub(super) allow_simulated: bool,
+    pub(super) engine_only: bool,
     pub(super) policy: &'a PlacementPolicy,
     pub(super) latency: Option<&'a ModelLatency>,
     pub(super) avg_ms: Option<f64>,
@@ -60,6 +61,7 @@ impl<'a> Prepared<'a> {
             headroom_ratio: policy.memory_headroom_ratio,
             pack: policy.mode == PlacementMode::Pack,
             allow_simulated: policy.allow_simulated,
+            engine_only: req.engine_only,
             policy,
             latency: model_latency,
             avg_ms: model_latency.and_then(ModelLatency::average_ms),
@@ -91,6 +93,9 @@ pub(super) fn early(
     }
     if h.simulated && !p.allow_simulated {
         return Err(RejectReason::SimulatedNotAllowed);
+    }
+    if p.engine_only && !h.engine {
+        return Err(RejectReason::NeedsEngine);
     }
     if let Some(available) = &h.available
         && !p.model_id.is_some_and(|id| available.contains(&id))

@@ -193,6 +193,9 @@ pub enum RejectReason {
     DeviceUnhealthy,
     /// Simulated device and the policy refuses them.
     SimulatedNotAllowed,
+    /// The request needs an engine (function calling, structured output) and the device
+    /// runs the native decoder.
+    NeedsEngine,
     /// The stage's preferences do not list this kind and unlisted kinds are refused.
     KindNotAllowed {
         /// Device kind.
@@ -245,6 +248,10 @@ impl fmt::Display for RejectReason {
             RejectReason::SimulatedNotAllowed => {
                 write!(f, "simulated device (allow_simulated = false)")
             }
+            RejectReason::NeedsEngine => write!(
+                f,
+                "native decoder: tools and response_format need an engine (llama-server, Ollama, vLLM)"
+            ),
             RejectReason::KindNotAllowed { kind, stage } => write!(
                 f,
                 "{} not in stage_preferences.{} (allow_unlisted_kinds = false)",

@@ -18,6 +18,9 @@ pub struct PlacementRequest {
     /// The precision the model must compute at: only backends that compute at it on a
     /// device are usable there.
     pub precision: Precision,
+    /// The request uses what only engines act on (function calling, structured output):
+    /// only attached or supervised engines are candidates, never the native decoder.
+    pub engine_only: bool,
     /// (node, device) pairs to skip: where this request already failed.
     pub exclude: Vec<(String, String)>,
     /// How many candidates [`place`] returns (at least 1).
@@ -42,6 +45,7 @@ impl PlacementRequest {
             inputs: 1,
             backends_supported_by_model: None,
             precision: Precision::F32,
+            engine_only: false,
             exclude: Vec::new(),
             top_k: 3,
             now,
@@ -57,6 +61,12 @@ impl PlacementRequest {
     /// Sets the precision the model must compute at.
     pub fn with_precision(mut self, precision: Precision) -> Self {
         self.precision = precision;
+        self
+    }
+
+    /// Places only on engines (see [`PlacementRequest::engine_only`]) when `needed`.
+    pub fn needing_engine(mut self, needed: bool) -> Self {
+        self.engine_only = needed;
         self
     }
 

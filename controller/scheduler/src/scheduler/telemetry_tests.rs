@@ -243,3 +243,25 @@ fn only_backends_the_model_allows_at_its_precision_are_usable() {
     assert_eq!(p.candidates.len(), 1);
     assert_eq!(p.best().unwrap().backend, "ort-cpu");
 }
+
+#[test]
+fn a_request_using_tools_or_structured_output_is_placed_only_on_an_engine() {
+    let mut engine = DeviceView::new("endpoint:llama", DeviceType::Cpu);
+    engine.backends = vec!["openai".into()];
+    engine.engine_models = Some(vec!["g".into()]);
+    let view = ClusterView::new(vec![NodeView::new("n", vec![gpu("a"), engine])]).unwrap();
+    let policy = PlacementPolicy::default();
+    // Without tools the GPU's native decoder wins.
+    let p = place_all(&view, &generate(GB), &policy);
+    assert_eq!(p.best().unwrap().device, "a");
+    // With them only the engine is a candidate, and the GPU says why not.
+    let req = generate(GB).needing_engine(true);
+    let p = place_all(&view, &req, &policy);
+    assert_eq!(p.candidates.len(), 1, "{:?}", p.candidates);
+    assert_eq!(p.best().unwrap().device, "endpoint:llama");
+    let breakers = CircuitBreakers::new(BreakerConfig::default());
+    let latency = LatencyStats::new(LatencyConfig::default());
+    let e = explain(&view, &req, &policy, &breakers, &latency);
+    let gpu_reason = e.rejected.iter().find(|r| r.device == "a").unwrap();
+    assert_eq!(gpu_reason.reason, RejectReason::NeedsEngine);
+}

@@ -30,6 +30,11 @@ pub(super) const CHAT: &[&str] = &[
     "user",
     "safety_identifier",
     "metadata",
+    // Acted on by engines (see `tools.rs`); placement sends such requests to engines only.
+    "tools",
+    "tool_choice",
+    "parallel_tool_calls",
+    "response_format",
 ];
 
 /// Fields of `/v1/completions` that are honoured.
@@ -55,27 +60,27 @@ pub(super) const TEXT: &[&str] = &[
 const UNSUPPORTED: &[(&str, &str)] = &[
     (
         "tools",
-        "tools (function calling) are not supported by the model's engine (native ONNX decoder)",
+        "tools (function calling) are accepted on /v1/chat/completions only",
     ),
     (
         "tool_choice",
-        "tool_choice other than 'none' needs tools (function calling), which are not supported by the model's engine (native ONNX decoder)",
+        "tool_choice is accepted on /v1/chat/completions only (with tools)",
     ),
     (
         "parallel_tool_calls",
-        "parallel_tool_calls needs tools (function calling), which are not supported by the model's engine (native ONNX decoder)",
+        "parallel_tool_calls is accepted on /v1/chat/completions only (with tools)",
     ),
     (
         "functions",
-        "functions (function calling) are not supported by the model's engine (native ONNX decoder)",
+        "functions (deprecated by OpenAI) are not supported: use tools",
     ),
     (
         "function_call",
-        "function_call other than 'none' needs functions, which are not supported by the model's engine (native ONNX decoder)",
+        "function_call (deprecated by OpenAI) other than 'none' is not supported: use tool_choice",
     ),
     (
         "response_format",
-        "response_format other than {\"type\": \"text\"} (JSON mode, JSON schema) is not supported by the model's engine (native ONNX decoder)",
+        "response_format (JSON mode, JSON schema) is accepted on /v1/chat/completions only",
     ),
     (
         "logprobs",
@@ -115,23 +120,15 @@ const UNSUPPORTED: &[(&str, &str)] = &[
 ];
 
 /// Fields of a message that are honoured, and the refused ones.
-const MESSAGE: &[&str] = &["role", "content"];
+const MESSAGE: &[&str] = &["role", "content", "tool_calls", "tool_call_id"];
 const MESSAGE_UNSUPPORTED: &[(&str, &str)] = &[
     (
         "name",
         "participant names are not supported: the model's chat template has no place for them",
     ),
     (
-        "tool_calls",
-        "tool calls are not supported by the model's engine (native ONNX decoder)",
-    ),
-    (
-        "tool_call_id",
-        "tool results are not supported by the model's engine (native ONNX decoder)",
-    ),
-    (
         "function_call",
-        "function calls are not supported by the model's engine (native ONNX decoder)",
+        "function_call (deprecated by OpenAI) is not supported: use tool_calls",
     ),
     ("audio", "audio is not supported"),
     ("refusal", "refusal content is not supported"),

@@ -204,8 +204,41 @@ pub(super) fn messages(body: &Map<String, Value>) -> Result<Vec<ChatMessage>, Ap
                 }
             };
             super::accepted::check_message(i, m)?;
+            let tool_calls_json = match m.get("tool_calls") {
+                Some(v) if role == "assistant" => super::tools::message_tool_calls(i, v)?,
+                Some(_) => {
+                    return Err(invalid(
+                        "messages",
+                        format!("messages[{i}].tool_calls is for assistant messages only"),
+                    ));
+                }
+                None => String::new(),
+            };
+            let tool_call_id = match m.get("tool_call_id") {
+                Some(Value::String(id)) if role == "tool" => id.clone(),
+                None if role == "tool" => {
+                    return Err(invalid(
+                        "messages",
+                        format!("messages[{i}] (role 'tool') needs tool_call_id"),
+                    ));
+                }
+                None => String::new(),
+                Some(_) => {
+                    return Err(invalid(
+                        "messages",
+                        format!(
+                            "messages[{i}].tool_call_id must be a string, on 'tool' messages only"
+                        ),
+                    ));
+                }
+            };
             let content = content_text(i, &role, m.get("content"))?;
-            Ok(ChatMessage { role, content })
+            Ok(ChatMessage {
+                role,
+                content,
+                tool_calls_json,
+                tool_call_id,
+            })
         })
         .collect()
 }

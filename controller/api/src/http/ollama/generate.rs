@@ -160,12 +160,14 @@ pub(crate) async fn generate(
         .map(|content| ChatMessage {
             role: "system".into(),
             content,
+            ..Default::default()
         })
         .into_iter()
         .collect();
     messages.push(ChatMessage {
         role: "user".into(),
         content: prompt,
+        ..Default::default()
     });
     validate::messages(&messages, &st.cfg)?;
     run(st, job, messages, sampling).await
@@ -196,6 +198,7 @@ async fn run(
         model: job.model.clone(),
         messages,
         sampling: Some(sampling),
+        engine_options: None,
     };
     let mut stream = st.until(deadline, st.inf.generate(req, deadline)).await?;
     // The first chunk is awaited before answering, so early failures keep their status.

@@ -276,7 +276,11 @@ pub(super) fn messages(body: &Map<String, Value>) -> Result<Vec<ChatMessage>, Ap
                 ));
             };
             let content = field("content")?.unwrap_or_default();
-            Ok(ChatMessage { role, content })
+            Ok(ChatMessage {
+                role,
+                content,
+                ..Default::default()
+            })
         })
         .collect()
 }

@@ -67,12 +67,12 @@ async fn fields_not_acted_on_are_refused_by_name() {
         (
             chat(json!({"tool_choice": "required"})),
             "tool_choice",
-            "native ONNX decoder",
+            "needs tools",
         ),
         (
             chat(json!({"tool_choice": {"type": "function", "function": {"name": "f"}}})),
             "tool_choice",
-            "tools",
+            "which tools does not declare",
         ),
         (
             chat(json!({"logprobs": true})),
@@ -207,5 +207,51 @@ async fn values_that_ask_for_nothing_are_accepted() {
         StatusCode::OK,
         "{}",
         String::from_utf8_lossy(&reply.body)
+    );
+}
+
+#[tokio::test]
+async fn tools_formats_and_tool_messages_reach_the_inference_for_an_engine() {
+    let (r, fake) = default_app();
+    let tools = json!([{"type": "function", "function": {"name": "add", "parameters": {"type": "object"}}}]);
+    let reply = post(
+        &r,
+        "/v1/chat/completions",
+        json!({"model": "smollm2", "tools": tools, "tool_choice": "required",
+               "response_format": {"type": "json_object"},
+               "messages": [
+                   {"role": "user", "content": "2+2?"},
+                   {"role": "assistant", "content": null, "tool_calls": [
+                       {"id": "c1", "type": "function", "function": {"name": "add", "arguments": "{}"}}]},
+                   {"role": "tool", "tool_call_id": "c1", "content": "4"}]}),
+    )
+    .await;
+    assert_eq!(reply.status, StatusCode::OK);
+    let g = fake.seen.lock().unwrap().generate.clone().unwrap();
+    let o = g.engine_options.expect("engine options carried");
+    assert_eq!(
+        serde_json::from_str::<serde_json::Value>(&o.tools_json).unwrap(),
+        tools
+    );
+    assert_eq!(o.tool_choice_json, "\"required\"");
+    assert!(o.response_format_json.contains("json_object"));
+    assert!(g.messages[1].tool_calls_json.contains("\"c1\""));
+    assert_eq!(g.messages[2].role, "tool");
+    assert_eq!(g.messages[2].tool_call_id, "c1");
+    // A tool message without the call it answers is refused.
+    let e = post(
+        &r,
+        "/v1/chat/completions",
+        json!({"model": "smollm2", "messages": [
+            {"role": "user", "content": "x"}, {"role": "tool", "content": "4"}]}),
+    )
+    .await
+    .error(StatusCode::BAD_REQUEST);
+    assert!(
+        e["message"]
+            .as_str()
+            .unwrap()
+            .contains("needs tool_call_id"),
+        "{e}"
     );
 }

@@ -1,0 +1,180 @@
+"""Function calling and structured output through Switchyard to a real engine: a
+`llama-server` (built by scripts/setup.sh) serving the real SmolLM2-135M GGUF, attached as
+`[[agent.endpoints]] kind = "openai"`, driven with the official `openai` client.
+
+The engine constrains its output with a grammar (JSON schema, tool call shape), so even a
+135M model answers in the requested shape; the native ONNX decoder refuses the same fields.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import socket
+import subprocess
+import tempfile
+import time
+import urllib.request
+from pathlib import Path
+
+import openai
+import pytest
+
+from conftest import System, start_binary, wait_ready
+
+CACHE = Path(os.environ.get("XDG_CACHE_HOME", Path.home() / ".cache")) / "switchyard"
+MODEL = "smollm2-gguf"
+WEATHER = [{
+    "type": "function",
+    "function": {
+        "name": "get_weather",
+        "description": "Current weather in a city",
+        "parameters": {
+            "type": "object",
+            "properties": {"city": {"type": "string"}},
+            "required": ["city"],
+        },
+    },
+}]
+
+
+def llama_server() -> str:
+    found = sorted(CACHE.glob("engines/llama.cpp-*/llama-server"))
+    if found:
+        return str(found[-1])
+    from shutil import which
+
+    path = which("llama-server")
+    if path is None:
+        pytest.fail("no llama-server: run `bash scripts/setup.sh` (it builds one into the cache)")
+    return path
+
+
+def gguf() -> Path:
+    found = sorted(CACHE.glob("models/**/SmolLM2-135M-Instruct*.gguf"))
+    if not found:
+        pytest.fail("SmolLM2-135M GGUF missing from the cache: run `bash scripts/setup.sh`")
+    return found[0]
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@pytest.fixture(scope="module")
+def engine_system():
+    with tempfile.TemporaryDirectory(prefix="switchyard-engine-") as tmp:
+        tmp = Path(tmp)
+        port = free_port()
+        log = open(tmp / "llama-server.log", "wb")
+        server = subprocess.Popen(
+            [llama_server(), "-m", str(gguf()), "--alias", MODEL, "--host", "127.0.0.1",
+             "--port", str(port), "--jinja", "--parallel", "2", "--ctx-size", "4096",
+             "-t", os.environ.get("SWITCHYARD_THREADS", "2")],
+            stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
+        )
+        try:
+            deadline = time.monotonic() + 120
+            while True:
+                try:
+                    with urllib.request.urlopen(f"http://127.0.0.1:{port}/health", timeout=2) as r:
+                        if r.status == 200:
+                            break
+                except OSError:
+                    pass
+                if server.poll() is not None or time.monotonic() > deadline:
+                    raise RuntimeError("llama-server did not start:\n"
+                                       + (tmp / "llama-server.log").read_text(errors="replace")[-3000:])
+                time.sleep(0.2)
+            extra = (f'\n[[agent.endpoints]]\nname = "llama"\nkind = "openai"\n'
+                     f'url = "http://127.0.0.1:{port}"\n')
+            s: System = start_binary(tmp, extra_config=extra)
+            try:
+                wait_ready(s)
+                client = openai.OpenAI(base_url=f"{s.http_url}/v1", api_key=s.token, max_retries=0)
+                deadline = time.monotonic() + 30
+                while MODEL not in {m.id for m in client.models.list()}:
+                    if time.monotonic() > deadline:
+                        raise RuntimeError(f"{MODEL} never listed; stderr:\n{s.stderr_tail()}")
+                    time.sleep(0.2)
+                yield client
+            finally:
+                s.proc.terminate()
+                s.proc.wait(timeout=10)
+        finally:
+            server.terminate()
+            server.wait(timeout=10)
+
+
+def test_a_json_schema_response_parses_and_validates(engine_system):
+    schema = {
+        "type": "object",
+        "properties": {"name": {"type": "string"}, "population": {"type": "integer"}},
+        "required": ["name", "population"],
+        "additionalProperties": False,
+    }
+    r = engine_system.chat.completions.create(
+        model=MODEL, max_tokens=96, temperature=0,
+        messages=[{"role": "user", "content": "Give the name and population of Oslo."}],
+        response_format={"type": "json_schema",
+                         "json_schema": {"name": "city", "schema": schema, "strict": True}},
+    )
+    value = json.loads(r.choices[0].message.content)
+    assert set(value) == {"name", "population"}, value
+    assert isinstance(value["name"], str) and isinstance(value["population"], int), value
+    assert r.model == MODEL
+
+
+def test_a_tool_call_round_trip(engine_system):
+    messages = [{"role": "user", "content": "What is the weather in Oslo?"}]
+    r = engine_system.chat.completions.create(
+        model=MODEL, max_tokens=96, temperature=0, messages=messages,
+        tools=WEATHER, tool_choice="required",
+    )
+    choice = r.choices[0]
+    assert choice.finish_reason == "tool_calls", choice
+    call = choice.message.tool_calls[0]
+    assert call.function.name == "get_weather"
+    assert "city" in json.loads(call.function.arguments)
+    messages += [
+        {"role": "assistant", "content": None, "tool_calls": [call.model_dump()]},
+        {"role": "tool", "tool_call_id": call.id, "content": "12 C and raining"},
+    ]
+    r = engine_system.chat.completions.create(
+        model=MODEL, max_tokens=48, temperature=0, messages=messages, tools=WEATHER,
+        tool_choice="none",
+    )
+    assert r.choices[0].message.content, r
+    assert not r.choices[0].message.tool_calls
+
+
+def test_a_streamed_tool_call_arrives_in_deltas(engine_system):
+    stream = engine_system.chat.completions.create(
+        model=MODEL, max_tokens=96, temperature=0, stream=True, tools=WEATHER,
+        tool_choice="required",
+        messages=[{"role": "user", "content": "Weather in Paris?"}],
+    )
+    name, args, finish = "", "", None
+    for chunk in stream:
+        if not chunk.choices:
+            continue
+        c = chunk.choices[0]
+        for d in c.delta.tool_calls or []:
+            name += d.function.name or "" if d.function else ""
+            args += d.function.arguments or "" if d.function else ""
+        finish = c.finish_reason or finish
+    assert name == "get_weather" and finish == "tool_calls", (name, finish)
+    assert "city" in json.loads(args)
+
+
+def test_the_native_decoder_refuses_tools_naming_the_field(engine_system):
+    with pytest.raises(openai.BadRequestError) as e:
+        engine_system.chat.completions.create(
+            model="auto", max_tokens=8, tools=WEATHER,
+            messages=[{"role": "user", "content": "hi"}],
+        )
+    body = e.value.body
+    assert body["param"] == "tools", body
+    assert "native ONNX decoder" in body["message"], body
