@@ -21,6 +21,9 @@ use crate::{CONTROLLER_NAME, PkiError, Role, sha256_hex};
 const CA_VALIDITY: Duration = Duration::from_secs(10 * 365 * 86_400);
 /// How long server, controller and node certificates are valid.
 pub const LEAF_VALIDITY: Duration = Duration::from_secs(365 * 86_400);
+/// Certificates are valid from this long before they are issued (clocks a few minutes
+/// apart).
+pub const BACKDATE: Duration = Duration::from_secs(300);
 /// A leaf certificate this close to expiry is issued anew (at start, at join).
 pub const RENEW_BEFORE: Duration = Duration::from_secs(30 * 86_400);
 
@@ -64,8 +67,7 @@ fn subject(role: Role, name: &str) -> DistinguishedName {
 
 fn validity(params: &mut CertificateParams, length: Duration) {
     let now = OffsetDateTime::now_utc();
-    // A little slack for clocks a minute apart.
-    params.not_before = now - Duration::from_secs(300);
+    params.not_before = now - BACKDATE;
     params.not_after = now + length;
 }
 

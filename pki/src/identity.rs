@@ -37,8 +37,9 @@ pub struct PeerIdentity {
     pub role: Role,
     /// Its common name (a node's name; the controller's is [`crate::CONTROLLER_NAME`]).
     pub name: String,
-    /// The certificate's serial number, lower-case hex.
-    pub serial: String,
+    /// When the certificate was issued, Unix seconds (its not-before plus the back-dating
+    /// [`crate::ca::BACKDATE`]).
+    pub issued_unix: u64,
 }
 
 impl PeerIdentity {
@@ -60,7 +61,9 @@ impl PeerIdentity {
         Ok(PeerIdentity {
             role: org,
             name,
-            serial: cert.raw_serial_as_string().replace(':', ""),
+            issued_unix: (cert.validity().not_before.timestamp()
+                + crate::ca::BACKDATE.as_secs() as i64)
+                .max(0) as u64,
         })
     }
 }

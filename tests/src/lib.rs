@@ -89,6 +89,19 @@ impl Proc {
         if !cmd.get_envs().any(|(k, _)| k == "SWITCHYARD_DATA_DIR") {
             cmd.env("SWITCHYARD_DATA_DIR", dir.path().join("data"));
         }
+        // An agent keeps its certificate in a fresh temporary directory too.
+        if !cmd
+            .get_envs()
+            .any(|(k, _)| k == "SWITCHYARD_AGENT_DATA_DIR")
+        {
+            cmd.env("SWITCHYARD_AGENT_DATA_DIR", dir.path().join("agent"));
+        }
+        // Tests of placement, faults and the APIs run the plaintext cluster (explicitly
+        // --insecure, through its env twin); the security tests (tests/e2e/security.rs) set
+        // or remove SWITCHYARD_INSECURE themselves and run the mTLS one.
+        if !cmd.get_envs().any(|(k, _)| k == "SWITCHYARD_INSECURE") {
+            cmd.env("SWITCHYARD_INSECURE", "true");
+        }
         let mut child = cmd.spawn().with_context(|| format!("spawning {name}"))?;
         let stdout = child.stdout.take().expect("piped stdout");
         let (tx, rx) = std::sync::mpsc::channel();

@@ -136,6 +136,9 @@ impl Config {
             .iter()
             .map(|_| "<redacted>".to_string())
             .collect();
+        if copy.agent.join_token.is_some() {
+            copy.agent.join_token = Some("<redacted>".into());
+        }
         for e in &mut copy.agent.endpoints {
             if e.token.is_some() {
                 e.token = Some("<redacted>".into());
