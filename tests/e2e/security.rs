@@ -284,10 +284,18 @@ fn wrong_expired_revoked_and_foreign_tokens_and_a_missing_certificate_are_refuse
     drop(ctl);
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_forged_register_and_a_direct_run_stage_without_the_controllers_certificate_are_refused()
-{
+#[test]
+fn a_forged_register_and_a_direct_run_stage_without_the_controllers_certificate_are_refused() {
     let _g = serial();
+    tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .unwrap()
+        .block_on(forged_register_and_direct_run_stage());
+}
+
+async fn forged_register_and_direct_run_stage() {
     let tmp = tempfile::tempdir().unwrap();
     let data = tmp.path().join("ctl");
     let node_dir = tmp.path().join("n1");
