@@ -183,6 +183,10 @@ pub fn run_cli(args: &[&str]) -> Result<(ExitStatus, String, String)> {
 
 /// Runs `cmd ARGS` to completion (120 s limit): (status, stdout, stderr).
 pub fn run_command(mut cmd: Command, args: &[&str]) -> Result<(ExitStatus, String, String)> {
+    // As in [`Proc::spawn`]: the plaintext cluster unless the caller chose.
+    if !cmd.get_envs().any(|(k, _)| k == "SWITCHYARD_INSECURE") {
+        cmd.env("SWITCHYARD_INSECURE", "true");
+    }
     let mut child = cmd
         .args(args)
         .stdin(Stdio::null())
