@@ -205,7 +205,8 @@ pub async fn start(
             move |req: tonic::Request<()>| reg_auth.authorize(&req).map(|_| req),
         ))
         .add_service(ClusterServer::with_interceptor(
-            ClusterService::new(cluster.clone(), models.clone(), keep_alives.clone()),
+            ClusterService::new(cluster.clone(), models.clone(), keep_alives.clone())
+                .with_security(security.clone()),
             move |req: tonic::Request<()>| cluster_auth.authorize(&req).map(|_| req),
         ))
         .add_service(

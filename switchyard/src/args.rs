@@ -65,6 +65,35 @@ pub enum Command {
     /// Join tokens of the controller whose data directory this host holds: create, list,
     /// revoke.
     Token(TokenArgs),
+    /// Cluster nodes: `nodes remove NAME` drops a node and revokes its certificates.
+    Nodes(NodesArgs),
+}
+
+/// Flags of `nodes`.
+#[derive(Debug, Args)]
+pub struct NodesArgs {
+    #[command(subcommand)]
+    pub action: NodesAction,
+}
+
+/// What to do with nodes.
+#[derive(Debug, Subcommand)]
+pub enum NodesAction {
+    /// Drop a node from the cluster and revoke every certificate issued to its name so far
+    /// (it must join again with a new token). Run on the controller's host with an
+    /// https:// URL: it needs the controller's certificate.
+    Remove {
+        /// The node name.
+        name: String,
+        /// Controller gRPC URL.
+        #[arg(
+            long,
+            env = "SWITCHYARD_CONTROLLER",
+            default_value = "https://127.0.0.1:50051",
+            value_name = "URL"
+        )]
+        controller: String,
+    },
 }
 
 /// Flags of `agent`.

@@ -2,7 +2,8 @@
 //! with a valid join token joins and serves a request; wrong, expired, revoked or
 //! other-cluster tokens, a missing certificate and a plaintext or certificate-less Register
 //! are refused with a one-line reason on both sides; the agent's data path refuses callers
-//! without the controller's certificate; restarts reuse the certificates.
+//! without the controller's certificate; restarts reuse the certificates; `nodes remove`
+//! revokes a node.
 //! Requires the prepared models (scripts/setup.sh) for the request the joined agent serves.
 
 use std::path::Path;
@@ -399,6 +400,30 @@ async fn forged_register_and_direct_run_stage() {
         e.message()
     );
     assert!(a.stderr().contains("data-path call refused"));
+
+    // `nodes remove`: the node is dropped, its certificate revoked; the agent's reconnect
+    // is refused and it stops with the reason.
+    std::thread::sleep(Duration::from_millis(1100)); // the removal postdates the issue second
+    let url = format!("https://{grpc}");
+    let (ok, out, err) = cli(&data, &["nodes", "remove", "n1", "--controller", &url]);
+    assert!(ok, "{err}");
+    assert!(
+        out.contains("removed; its certificates are revoked"),
+        "{out}"
+    );
+    let mut a = a;
+    let stopped = wait_for(Duration::from_secs(15), || (!a.alive()).then_some(()));
+    assert!(
+        stopped.is_some(),
+        "the removed agent must stop: {}",
+        a.stderr()
+    );
+    assert!(
+        a.stderr().contains("was removed from the cluster"),
+        "{}",
+        a.stderr()
+    );
+    assert!(nodes(&data, &grpc).iter().all(|n| n["name"] != "n1"));
     drop(a);
     drop(ctl);
 }

@@ -6,6 +6,7 @@ mod controller;
 mod devices;
 mod docs;
 mod explain;
+mod nodes;
 mod run;
 mod status;
 mod token;
@@ -40,6 +41,7 @@ pub async fn run(cli: Cli) -> Result<()> {
         Command::Explain(args) => explain::run(&args).await,
         Command::Docs(args) => docs::run(&args).await,
         Command::Token(args) => token::run(&args),
+        Command::Nodes(args) => nodes::run(&args).await,
     }
 }
 
