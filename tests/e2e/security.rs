@@ -220,7 +220,8 @@ fn an_agent_with_a_valid_token_joins_serves_a_request_and_restarts_reuse_the_cer
 }
 
 #[test]
-fn wrong_expired_revoked_and_foreign_tokens_and_a_missing_certificate_are_refused_on_both_sides() {
+fn wrong_expired_revoked_and_foreign_tokens_and_a_missing_certificate_are_refused_and_a_rotated_token_joins()
+ {
     let _g = serial();
     let tmp = tempfile::tempdir().unwrap();
     let data = tmp.path().join("ctl");
@@ -282,6 +283,12 @@ fn wrong_expired_revoked_and_foreign_tokens_and_a_missing_certificate_are_refuse
     for n in ["w1", "w2", "w3", "w4", "w5"] {
         assert!(!dir(n).join("node.pem").exists(), "{n}");
     }
+
+    // Rotation: the revoked token's replacement joins the same node.
+    let fresh = token(&data, "1h");
+    let a = agent(&data, &grpc, "w3", Some(&fresh), &dir("w3"));
+    wait_ready(&data, &grpc, "w3");
+    drop(a);
     drop(ctl);
 }
 
