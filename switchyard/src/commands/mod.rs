@@ -110,6 +110,21 @@ async fn controller_channel(url: &str) -> Result<Channel> {
     })
 }
 
+/// A plaintext call that a TLS port answered with garbage: say what to change.
+fn tls_hint(url: &str, status: &tonic::Status) -> &'static str {
+    use tonic::Code;
+    if url.starts_with("http://")
+        && matches!(
+            status.code(),
+            Code::Unavailable | Code::Unknown | Code::Internal
+        )
+    {
+        " (a controller started without --insecure serves TLS: use an https:// URL on its host)"
+    } else {
+        ""
+    }
+}
+
 /// Every node the controller at `url` knows, with its inventory.
 async fn list_nodes(url: &str) -> Result<Vec<NodeStatus>> {
     let mut client = ClusterClient::new(controller_channel(url).await?);
@@ -119,7 +134,13 @@ async fn list_nodes(url: &str) -> Result<Vec<NodeStatus>> {
     )
     .await
     .with_context(|| format!("controller at {url} did not answer within 5 s"))?
-    .map_err(|s| anyhow::anyhow!("controller at {url} refused ListNodes: {}", s.message()))?
+    .map_err(|s| {
+        anyhow::anyhow!(
+            "controller at {url} refused ListNodes: {}{}",
+            s.message(),
+            tls_hint(url, &s)
+        )
+    })?
     .into_inner()
     .nodes;
     Ok(nodes)
@@ -148,9 +169,13 @@ async fn pipeline(
     let mut client = InferenceClient::new(channel);
     let mut request = authorized(req, token)?;
     request.set_timeout(timeout);
-    let resp = client
-        .run_pipeline(request)
-        .await
-        .map_err(|s| anyhow::anyhow!("pipeline failed ({:?}): {}", s.code(), s.message()))?;
+    let resp = client.run_pipeline(request).await.map_err(|s| {
+        anyhow::anyhow!(
+            "pipeline failed ({:?}): {}{}",
+            s.code(),
+            s.message(),
+            tls_hint(url, &s)
+        )
+    })?;
     Ok(resp.into_inner())
 }
