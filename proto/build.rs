@@ -6,6 +6,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     let files = [
         "switchyard/v1/types.proto",
         "switchyard/v1/registry.proto",
+        "switchyard/v1/join.proto",
         "switchyard/v1/agent.proto",
         "switchyard/v1/cluster.proto",
         "switchyard/v1/inference.proto",

@@ -74,13 +74,13 @@ start() {
   if [ "$host" = ctl ]; then
     # shellcheck disable=SC2086
     ip netns exec "$(ns_of ctl)" "${envs[@]}" \
-      switchyard controller --cluster --listen 0.0.0.0:50051 --http-listen 0.0.0.0:8080 ${SY_CONTROLLER_ARGS:-} \
+      switchyard controller --insecure --cluster --listen 0.0.0.0:50051 --http-listen 0.0.0.0:8080 ${SY_CONTROLLER_ARGS:-} \
       >>"$dir/log" 2>&1 </dev/null &
   else
     args="SY_AGENT_ARGS_${host#agent-}"
     # shellcheck disable=SC2086
     ip netns exec "$(ns_of "$host")" "${envs[@]}" \
-      switchyard agent --controller http://$CONTROLLER:50051 --agent-listen 0.0.0.0:50061 --node-name "$host" ${!args:-} \
+      switchyard agent --insecure --controller http://$CONTROLLER:50051 --agent-listen 0.0.0.0:50061 --node-name "$host" ${!args:-} \
       >>"$dir/log" 2>&1 </dev/null &
   fi
   echo $! >"$dir/pid"

@@ -16,6 +16,7 @@ pub mod engines;
 pub mod errors;
 pub mod eviction;
 pub mod inventory;
+pub mod join;
 pub mod runner;
 pub mod service;
 pub mod session;
@@ -56,6 +57,13 @@ pub struct AgentSettings {
     pub calibrate: bool,
     /// Engines that already run, attached by URL (`[[agent.endpoints]]`).
     pub endpoints: Vec<engines::EndpointConfig>,
+    /// Where the agent keeps its credentials (`ca.pem`, `node.pem`, `node.key`).
+    pub data_dir: PathBuf,
+    /// The join token (`SY10::...`) used when there are no credentials yet (or to renew
+    /// them). A secret: redacted in logs.
+    pub join_token: Option<String>,
+    /// No TLS, no certificate: for a controller started with `--insecure`.
+    pub insecure: bool,
 }
 
 impl Default for AgentSettings {
@@ -69,6 +77,9 @@ impl Default for AgentSettings {
             fixture: None,
             calibrate: false,
             endpoints: Vec::new(),
+            data_dir: switchyard_backend_core::paths::cache_dir().join("agent"),
+            join_token: None,
+            insecure: false,
         }
     }
 }
@@ -145,6 +156,9 @@ pub enum StartError {
     /// An `[[agent.endpoints]]` entry could not be set up.
     #[error("agent.endpoints: {0}")]
     Endpoints(String),
+    /// No usable credentials: joining failed, or there is neither a certificate nor a token.
+    #[error("{0}")]
+    Credentials(String),
 }
 
 /// Starts the data-path server and the controller session. An advertised address the
@@ -165,6 +179,9 @@ pub async fn start(
     if let Ok(controller) = advertise::resolve(&settings.controller).await {
         advertise.url(controller).map_err(StartError::Unreachable)?;
     }
+    let tls = join::credentials(&settings)
+        .await
+        .map_err(StartError::Credentials)?;
     let (shutdown_tx, shutdown_rx) = watch::channel(false);
     let engines =
         Arc::new(engines::Engines::new(&settings.endpoints).map_err(StartError::Endpoints)?);
@@ -173,10 +190,12 @@ pub async fn start(
         listener,
         runner.clone(),
         engines.clone(),
+        tls.as_ref().map(join::AgentTls::server),
         shutdown_rx.clone(),
     ));
     let session = tokio::spawn(session::run(
         settings,
+        tls.as_ref().map(join::AgentTls::client),
         advertise,
         inventory,
         runner.clone(),

@@ -35,6 +35,7 @@ pub async fn serve(
     listener: TcpListener,
     runner: Arc<StageRunner>,
     engines: Arc<Engines>,
+    tls: Option<tonic::transport::ServerTlsConfig>,
     mut shutdown: watch::Receiver<bool>,
 ) {
     let (health_reporter, health_service) = tonic_health::server::health_reporter();
@@ -47,10 +48,23 @@ pub async fn serve(
         .build_v1()
         .expect("embedded descriptor sets are valid");
     let service = AgentService { runner, engines };
-    let result = tonic::transport::Server::builder()
+    let mut builder = tonic::transport::Server::builder();
+    let mtls = tls.is_some();
+    if let Some(tls) = tls {
+        builder = match builder.tls_config(tls) {
+            Ok(b) => b,
+            Err(e) => {
+                warn!(error = %e, "agent data-path TLS settings refused: not serving");
+                return;
+            }
+        };
+    }
+    let result = builder
         .add_service(health_service)
         .add_service(reflection)
-        .add_service(AgentServer::new(service))
+        .add_service(AgentServer::with_interceptor(service, move |req| {
+            controller_only(mtls, req)
+        }))
         .serve_with_incoming_shutdown(
             TcpIncoming::from(listener).with_nodelay(Some(true)),
             async move {
@@ -60,6 +74,28 @@ pub async fn serve(
         .await;
     if let Err(e) = result {
         warn!(error = %e, "agent data-path server stopped");
+    }
+}
+
+/// Under mTLS, admits only calls presenting the controller-role certificate (node
+/// certificates chain to the same CA but may not run stages on other nodes).
+#[allow(clippy::result_large_err)]
+fn controller_only(mtls: bool, req: Request<()>) -> Result<Request<()>, Status> {
+    if !mtls {
+        return Ok(req);
+    }
+    match switchyard_pki::identity::of_request(&req) {
+        Some(Ok(id)) if id.role == switchyard_pki::Role::Controller => Ok(req),
+        Some(Ok(id)) => {
+            warn!(peer = %id.name, "data-path call refused: not the controller's certificate");
+            Err(ErrorClass::Unauthenticated.status(format!(
+                "the data path admits only the controller's certificate, not node '{}'",
+                id.name
+            )))
+        }
+        Some(Err(e)) => Err(ErrorClass::Unauthenticated.status(e.to_string())),
+        None => Err(ErrorClass::Unauthenticated
+            .status("the data path admits only the controller's certificate")),
     }
 }
 

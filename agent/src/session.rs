@@ -17,7 +17,7 @@ use tokio::sync::{mpsc, watch};
 use tokio_stream::StreamExt;
 use tokio_stream::wrappers::ReceiverStream;
 use tonic::Code;
-use tonic::transport::{Channel, Endpoint};
+use tonic::transport::{Channel, ClientTlsConfig, Endpoint};
 use tracing::{Instrument, debug, error, info, info_span, warn};
 
 use crate::AgentSettings;
@@ -101,13 +101,22 @@ async fn stopped(shutdown: &mut watch::Receiver<bool>) {
 /// Runs the session until `shutdown` turns true or a fatal error happens.
 pub async fn run(
     settings: AgentSettings,
+    tls: Option<ClientTlsConfig>,
     advertise: Advertise,
     mut inventory: Box<dyn InventorySource>,
     runner: Arc<StageRunner>,
     engines: Arc<Engines>,
     mut shutdown: watch::Receiver<bool>,
 ) -> Result<(), SessionError> {
-    let endpoint = controller_endpoint(&settings.controller).map_err(SessionError::Fatal)?;
+    let endpoint = match tls {
+        None => controller_endpoint(&settings.controller).map_err(SessionError::Fatal)?,
+        Some(tls) => controller_endpoint(&crate::join::https(&settings.controller))
+            .and_then(|e| {
+                e.tls_config(tls)
+                    .map_err(|e| format!("TLS settings: {}", error_chain(&e)))
+            })
+            .map_err(SessionError::Fatal)?,
+    };
     let instance_id = uuid::Uuid::new_v4().to_string();
     let (host, devices) = inventory.scan();
     runner.set_devices(&devices);
@@ -278,7 +287,10 @@ impl SessionState {
             .await
             .map_err(|s| {
                 let msg = format!("controller refused registration: {}", s.message());
-                if s.code() == Code::AlreadyExists || s.code() == Code::InvalidArgument {
+                if s.code() == Code::Unauthenticated {
+                    // A removed node, or a certificate for another name: retrying cannot help.
+                    Attempt::Fatal(msg)
+                } else if s.code() == Code::AlreadyExists || s.code() == Code::InvalidArgument {
                     if self.registered_once {
                         Attempt::Retry(msg)
                     } else {

@@ -22,8 +22,13 @@ pub struct ControllerConfig {
     pub heartbeat_interval_ms: u32,
     /// Heartbeats missed before a node is lost.
     pub missed_heartbeats: u32,
-    /// Where the controller keeps its state (the document store), created on start.
+    /// Where the controller keeps its state (the document store, the cluster CA and join
+    /// tokens under `pki/`), created on start.
     pub data_dir: PathBuf,
+    /// Serve the control path (registry, cluster) and reach agents without TLS and without
+    /// certificates: anyone who reaches the port can register a node. A warning is logged
+    /// at every start.
+    pub insecure: bool,
 }
 
 /// `${XDG_CACHE_HOME:-~/.cache}/switchyard/controller`, beside the prepared models.
@@ -40,6 +45,7 @@ impl Default for ControllerConfig {
             heartbeat_interval_ms: 1000,
             missed_heartbeats: 3,
             data_dir: default_data_dir(),
+            insecure: false,
         }
     }
 }

@@ -10,4 +10,5 @@ pub mod metrics;
 pub mod pipeline;
 pub mod placement;
 pub mod residency;
+pub mod security;
 pub mod server;

@@ -22,6 +22,9 @@ use crate::documents::{DocumentStore, SqliteStore, StoreError};
 use crate::pipeline::{Documents, Pipeline, PipelineService, RouteError};
 use crate::placement::{PlacementSettings, Placer};
 use crate::residency::KeepAlives;
+use crate::security::Security;
+use crate::security::enrollment::EnrollmentService;
+use switchyard_proto::v1::enrollment_server::EnrollmentServer;
 
 /// Why the controller could not start.
 #[derive(Debug, thiserror::Error)]
@@ -43,6 +46,17 @@ pub enum StartError {
     /// The `[retrieval]` settings do not fit the embedding model.
     #[error("invalid retrieval settings: {0}")]
     Retrieval(String),
+    /// The cluster CA or the controller's certificates cannot be loaded or created.
+    #[error("cluster PKI in {dir}: {source}")]
+    Pki {
+        /// The PKI directory.
+        dir: std::path::PathBuf,
+        /// What failed.
+        source: switchyard_pki::PkiError,
+    },
+    /// The gRPC server's TLS settings were refused.
+    #[error("gRPC TLS: {0}")]
+    Tls(String),
 }
 
 /// A running controller.
@@ -55,6 +69,11 @@ pub struct ControllerHandle {
     pub pipeline: Arc<Pipeline>,
     /// Cluster state (shared with the services).
     pub cluster: Arc<ClusterState>,
+    /// mTLS (or insecure) mode, with the CA and tokens.
+    pub security: Arc<Security>,
+    /// The join token made at this start because the cluster CA was created now: print it
+    /// once, it is stored only hashed.
+    pub first_token: Option<String>,
     shutdown: watch::Sender<bool>,
     tasks: Vec<tokio::task::JoinHandle<()>>,
 }
@@ -133,13 +152,17 @@ pub async fn start(
         config.retrieval.clone(),
         config.api.max_inputs,
     );
-    let pipeline = Arc::new(Pipeline::new(
-        placer.clone(),
-        config.routes.clone(),
-        config.scheduler.retry,
-        keep_alives.clone(),
-        documents,
-    )?);
+    let (security, first_token) = open_security(config)?;
+    let pipeline = Arc::new(
+        Pipeline::new(
+            placer.clone(),
+            config.routes.clone(),
+            config.scheduler.retry,
+            keep_alives.clone(),
+            documents,
+        )?
+        .with_agent_tls(security.agent_tls()),
+    );
     let (listener, grpc_addr) = bind(config.controller.listen).await?;
     let (http_listener, http_addr) = bind(config.controller.http_listen).await?;
     let (shutdown_tx, shutdown_rx) = watch::channel(false);
@@ -160,17 +183,32 @@ pub async fn start(
         .register_encoded_file_descriptor_set(tonic_health::pb::FILE_DESCRIPTOR_SET)
         .build_v1()
         .expect("embedded descriptor sets are valid");
-    let router = tonic::transport::Server::builder()
+    let mut builder = tonic::transport::Server::builder()
         .http2_keepalive_interval(Some(Duration::from_secs(5)))
-        .http2_keepalive_timeout(Some(Duration::from_secs(3)))
+        .http2_keepalive_timeout(Some(Duration::from_secs(3)));
+    if let Some(tls) = security.server_tls() {
+        builder = builder
+            .tls_config(tls)
+            .map_err(|e| StartError::Tls(e.to_string()))?;
+    }
+    // Registry and Cluster: a node or controller certificate (unless insecure). Enrollment
+    // needs none (it checks the join token); the client API keeps its bearer tokens.
+    let (reg_auth, cluster_auth) = (security.clone(), security.clone());
+    let router = builder
         .add_service(health_service)
         .add_service(reflection)
-        .add_service(RegistryServer::new(RegistryService::new(cluster.clone())))
-        .add_service(ClusterServer::new(ClusterService::new(
-            cluster.clone(),
-            models.clone(),
-            keep_alives.clone(),
+        .add_service(EnrollmentServer::new(EnrollmentService::new(
+            security.clone(),
         )))
+        .add_service(RegistryServer::with_interceptor(
+            RegistryService::new(cluster.clone()),
+            move |req: tonic::Request<()>| reg_auth.authorize(&req).map(|_| req),
+        ))
+        .add_service(ClusterServer::with_interceptor(
+            ClusterService::new(cluster.clone(), models.clone(), keep_alives.clone())
+                .with_security(security.clone()),
+            move |req: tonic::Request<()>| cluster_auth.authorize(&req).map(|_| req),
+        ))
         .add_service(
             // Room for the largest document plus the message around it.
             switchyard_api::grpc_service(inference.clone(), &api).max_decoding_message_size(
@@ -279,9 +317,51 @@ pub async fn start(
         http_addr,
         pipeline,
         cluster,
+        security,
+        first_token,
         shutdown: shutdown_tx,
         tasks: vec![grpc, http, liveness, readiness, residency],
     })
+}
+
+/// The names the controller's server certificate carries: this host's name, `localhost`,
+/// the loopback addresses and the listen address when it is a specific one.
+fn server_names(config: &ServerConfig) -> Vec<String> {
+    let mut names = vec!["localhost".to_string(), "127.0.0.1".into(), "::1".into()];
+    if let Ok(host) = std::fs::read_to_string("/proc/sys/kernel/hostname") {
+        let host = host.trim();
+        if !host.is_empty() {
+            names.push(host.to_string());
+        }
+    }
+    let ip = config.controller.listen.ip();
+    if !ip.is_unspecified() && !ip.is_loopback() {
+        names.push(ip.to_string());
+    }
+    names
+}
+
+/// mTLS from the data directory's PKI (created on first start), or insecure with a warning.
+fn open_security(config: &ServerConfig) -> Result<(Arc<Security>, Option<String>), StartError> {
+    if config.controller.insecure {
+        warn!(
+            "running with --insecure: the control path and the calls to agents are plaintext and unauthenticated; anyone who reaches {} can register a node and receive prompts",
+            config.controller.listen
+        );
+        return Ok((Security::insecure(), None));
+    }
+    let dir = crate::security::pki_dir(&config.controller.data_dir);
+    let opened =
+        Security::open(&config.controller.data_dir, &server_names(config)).map_err(|source| {
+            StartError::Pki {
+                dir: dir.clone(),
+                source,
+            }
+        })?;
+    if let Some(m) = opened.security.mtls() {
+        info!(dir = %dir.display(), ca_sha256 = %m.ca.fingerprint(), created = opened.first_token.is_some(), "cluster CA ready: control path is mTLS");
+    }
+    Ok((opened.security, opened.first_token))
 }
 
 /// Records every routed HTTP request (route template, method, status, time to head).

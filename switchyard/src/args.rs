@@ -44,8 +44,9 @@ pub struct Cli {
 pub enum Command {
     /// Run the controller: cluster state, placement and the client APIs.
     Controller(ControllerArgs),
-    /// Run a node agent: discover devices, register with the controller, run stages.
-    Agent(AgentArgs),
+    /// Run a node agent: discover devices, join and register with the controller, run
+    /// stages.
+    Agent(AgentCmd),
     /// Run a controller and a local agent in one process (the single-host default).
     Up(UpArgs),
     /// Show every node of the cluster: state, last heartbeat, devices, memory, TOPS.
@@ -61,6 +62,82 @@ pub enum Command {
     /// The controller's document store (used by `run --retrieve`): add, list, show, rm,
     /// search.
     Docs(DocsArgs),
+    /// Join tokens of the controller whose data directory this host holds: create, list,
+    /// revoke.
+    Token(TokenArgs),
+    /// Cluster nodes: `nodes remove NAME` drops a node and revokes its certificates.
+    Nodes(NodesArgs),
+}
+
+/// Flags of `nodes`.
+#[derive(Debug, Args)]
+pub struct NodesArgs {
+    #[command(subcommand)]
+    pub action: NodesAction,
+}
+
+/// What to do with nodes.
+#[derive(Debug, Subcommand)]
+pub enum NodesAction {
+    /// Drop a node from the cluster and revoke every certificate issued to its name so far
+    /// (it must join again with a new token). Run on the controller's host with an
+    /// https:// URL: it needs the controller's certificate.
+    Remove {
+        /// The node name.
+        name: String,
+        /// Controller gRPC URL.
+        #[arg(
+            long,
+            env = "SWITCHYARD_CONTROLLER",
+            default_value = "https://127.0.0.1:50051",
+            value_name = "URL"
+        )]
+        controller: String,
+    },
+}
+
+/// Flags of `agent`.
+#[derive(Debug, Args, Clone, Default)]
+pub struct AgentCmd {
+    #[command(flatten)]
+    pub agent: AgentArgs,
+    /// Connect to a controller started with --insecure: plaintext, no certificate, and a
+    /// data path anyone who reaches it can call. A warning is logged at every start.
+    #[arg(long, env = "SWITCHYARD_INSECURE")]
+    pub insecure: bool,
+}
+
+/// Flags of `token`.
+#[derive(Debug, Args)]
+pub struct TokenArgs {
+    #[command(subcommand)]
+    pub action: TokenAction,
+    /// The controller's data directory (where its `pki/` lives).
+    #[arg(long, env = "SWITCHYARD_DATA_DIR", value_name = "DIR", global = true)]
+    pub data_dir: Option<PathBuf>,
+}
+
+/// What to do with join tokens.
+#[derive(Debug, Subcommand)]
+pub enum TokenAction {
+    /// Make a join token and print it (the only time its secret is shown).
+    Create {
+        /// How long it is valid: 30m, 24h, 7d, or never.
+        #[arg(long, default_value = "24h", value_name = "TTL")]
+        ttl: String,
+    },
+    /// List the tokens: id, created, expires (never their secrets).
+    List {
+        /// Output format.
+        #[arg(long, short, value_enum, default_value_t = Output::Table)]
+        output: Output,
+    },
+    /// Revoke a token by id: agents can no longer join with it (joined nodes keep their
+    /// certificates).
+    Revoke {
+        /// The token id (the part before the dot of its credential; see `token list`).
+        id: String,
+    },
 }
 
 /// How a client command (`run`, `explain`, `docs`) reaches the controller.
@@ -244,6 +321,11 @@ pub struct ControllerArgs {
     /// Off by default: a simulated device runs on a CPU while claiming to be something else.
     #[arg(long, env = "SWITCHYARD_ALLOW_SIMULATED")]
     pub allow_simulated: bool,
+    /// Serve the control path without TLS and without certificates (anyone who reaches the
+    /// gRPC port can register a node and receive prompts) and call agents in plaintext. A
+    /// warning is logged at every start. `up` always runs so (its agent is in-process).
+    #[arg(long, env = "SWITCHYARD_INSECURE")]
+    pub insecure: bool,
 }
 
 /// Flags of the agent role.
@@ -280,6 +362,18 @@ pub struct AgentArgs {
     /// every device and report the measured int8 TOPS beside the published figure.
     #[arg(long)]
     pub calibrate: bool,
+    /// Join token (SY10::...) from `switchyard controller` or `switchyard token create`:
+    /// used when this node has no certificate yet (or to renew it).
+    #[arg(
+        long,
+        env = "SWITCHYARD_JOIN_TOKEN",
+        value_name = "TOKEN",
+        hide_env_values = true
+    )]
+    pub join_token: Option<String>,
+    /// Where the agent keeps its certificate and key (default: ~/.cache/switchyard/agent).
+    #[arg(long, env = "SWITCHYARD_AGENT_DATA_DIR", value_name = "DIR")]
+    pub agent_data_dir: Option<PathBuf>,
 }
 
 /// Flags of `up`.

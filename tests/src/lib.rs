@@ -89,6 +89,19 @@ impl Proc {
         if !cmd.get_envs().any(|(k, _)| k == "SWITCHYARD_DATA_DIR") {
             cmd.env("SWITCHYARD_DATA_DIR", dir.path().join("data"));
         }
+        // An agent keeps its certificate in a fresh temporary directory too.
+        if !cmd
+            .get_envs()
+            .any(|(k, _)| k == "SWITCHYARD_AGENT_DATA_DIR")
+        {
+            cmd.env("SWITCHYARD_AGENT_DATA_DIR", dir.path().join("agent"));
+        }
+        // Tests of placement, faults and the APIs run the plaintext cluster (explicitly
+        // --insecure, through its env twin); the security tests (tests/e2e/security.rs) set
+        // or remove SWITCHYARD_INSECURE themselves and run the mTLS one.
+        if !cmd.get_envs().any(|(k, _)| k == "SWITCHYARD_INSECURE") {
+            cmd.env("SWITCHYARD_INSECURE", "true");
+        }
         let mut child = cmd.spawn().with_context(|| format!("spawning {name}"))?;
         let stdout = child.stdout.take().expect("piped stdout");
         let (tx, rx) = std::sync::mpsc::channel();
@@ -170,6 +183,10 @@ pub fn run_cli(args: &[&str]) -> Result<(ExitStatus, String, String)> {
 
 /// Runs `cmd ARGS` to completion (120 s limit): (status, stdout, stderr).
 pub fn run_command(mut cmd: Command, args: &[&str]) -> Result<(ExitStatus, String, String)> {
+    // As in [`Proc::spawn`]: the plaintext cluster unless the caller chose.
+    if !cmd.get_envs().any(|(k, _)| k == "SWITCHYARD_INSECURE") {
+        cmd.env("SWITCHYARD_INSECURE", "true");
+    }
     let mut child = cmd
         .args(args)
         .stdin(Stdio::null())

@@ -1,18 +1,20 @@
-//! `switchyard.v1.Cluster`: the read-only view the CLI and clients use.
+//! `switchyard.v1.Cluster`: the view the CLI and clients use, and `RemoveNode`.
 
 use std::collections::HashMap;
 use std::sync::Arc;
 
 use switchyard_backend_core::ModelRegistry;
+use switchyard_proto::errors::ErrorClass;
 use switchyard_proto::v1::cluster_server::Cluster;
 use switchyard_proto::v1::{
     ListModelsRequest, ListModelsResponse, ListNodesRequest, ListNodesResponse, ModelPlacement,
-    ModelStatus,
+    ModelStatus, RemoveNodeRequest, RemoveNodeResponse,
 };
 use tonic::{Request, Response, Status};
 
 use crate::cluster::ClusterState;
 use crate::residency::KeepAlives;
+use crate::security::Security;
 
 /// The cluster service.
 #[derive(Debug, Clone)]
@@ -20,6 +22,7 @@ pub struct ClusterService {
     cluster: Arc<ClusterState>,
     models: Arc<ModelRegistry>,
     keep_alives: Arc<KeepAlives>,
+    security: Arc<Security>,
 }
 
 impl ClusterService {
@@ -33,7 +36,14 @@ impl ClusterService {
             cluster,
             models,
             keep_alives,
+            security: Security::insecure(),
         }
+    }
+
+    /// Revokes removed nodes' certificates under `security` (mTLS).
+    pub fn with_security(mut self, security: Arc<Security>) -> Self {
+        self.security = security;
+        self
     }
 }
 
@@ -122,6 +132,38 @@ impl Cluster for ClusterService {
     ) -> Result<Response<ListModelsResponse>, Status> {
         Ok(Response::new(ListModelsResponse {
             models: model_statuses(&self.cluster, &self.models, &self.keep_alives),
+        }))
+    }
+
+    async fn remove_node(
+        &self,
+        request: Request<RemoveNodeRequest>,
+    ) -> Result<Response<RemoveNodeResponse>, Status> {
+        if let Some(Ok(id)) = switchyard_pki::identity::of_request(&request)
+            && id.role != switchyard_pki::Role::Controller
+        {
+            return Err(ErrorClass::Unauthenticated.status(format!(
+                "removing a node needs the controller's certificate, not node '{}'",
+                id.name
+            )));
+        }
+        let name = request.into_inner().node_name;
+        if name.trim().is_empty() {
+            return Err(ErrorClass::InvalidArgument.status("node_name must not be empty"));
+        }
+        let revoked = match self.security.mtls() {
+            Some(m) => {
+                m.revoked
+                    .add(&name)
+                    .map_err(|e| ErrorClass::Internal.status(e.to_string()))?;
+                true
+            }
+            None => false,
+        };
+        let was_registered = self.cluster.remove(&name);
+        Ok(Response::new(RemoveNodeResponse {
+            was_registered,
+            revoked,
         }))
     }
 }

@@ -105,11 +105,23 @@ impl Registry for RegistryService {
         request: Request<RegisterRequest>,
     ) -> Result<Response<RegisterResponse>, Status> {
         let peer = request.remote_addr();
+        // The server's TLS verified the chain; the name in it must be the one registered.
+        let certified = switchyard_pki::identity::of_request(&request).and_then(Result::ok);
         let req = request.into_inner();
         let info = req
             .node
             .ok_or_else(|| ErrorClass::InvalidArgument.status("node is required"))?;
         validate_node_info(&info).map_err(|m| ErrorClass::InvalidArgument.status(m))?;
+        if let Some(id) = certified
+            && id.role == switchyard_pki::Role::Node
+            && id.name != info.node_name
+        {
+            warn!(certificate = %id.name, node = %info.node_name, "registration refused: certificate for another node name");
+            return Err(ErrorClass::Unauthenticated.status(format!(
+                "the client certificate is for node '{}', not '{}': a node registers under the name it joined with",
+                id.name, info.node_name
+            )));
+        }
         if let Some(why) = peer.and_then(|p| unreachable_endpoint(&info.agent_endpoint, p)) {
             return Err(ErrorClass::InvalidArgument.status(why));
         }

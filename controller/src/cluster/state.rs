@@ -239,6 +239,22 @@ impl ClusterState {
         }
     }
 
+    /// Drops `name` from the cluster: its session's command stream closes and its heartbeats
+    /// are refused (the epoch moves on). Returns whether it was registered.
+    pub fn remove(&self, name: &str) -> bool {
+        let Some(node) = self.nodes.write().expect("nodes lock").remove(name) else {
+            return false;
+        };
+        let mut e = node.lock().expect("node lock");
+        e.session_epoch += 1;
+        e.commands = None;
+        e.state = NodeState::Lost;
+        e.state_reason = "removed".into();
+        self.view.remove(name);
+        warn!(node = %name, "node removed from the cluster");
+        true
+    }
+
     /// Turns nodes that missed `missed_before_lost` heartbeats into `lost`.
     pub fn sweep(&self) {
         let limit = self.heartbeat_interval * self.missed_before_lost;

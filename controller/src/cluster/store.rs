@@ -77,6 +77,14 @@ impl ViewStore {
         });
     }
 
+    /// Drops a node.
+    pub fn remove(&self, node: &str) {
+        self.write(|s| {
+            s.view.remove_node(node);
+            s.endpoints.remove(node);
+        });
+    }
+
     /// Marks a node ready or not (lost, draining).
     pub fn set_ready(&self, node: &str, ready: bool) {
         self.write(|s| s.view.set_node_ready(node, ready));

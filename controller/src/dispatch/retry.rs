@@ -176,7 +176,7 @@ pub async fn run<A: Attempt>(
         let span = info_span!("stage", stage = stage.as_str(), node = %target.node, device = %target.device, backend = %target.backend, model = %model, retries);
         let _in_flight = placer.dispatch(&target);
         let cx = AttemptContext {
-            client: pool.client(&target.endpoint)?,
+            client: pool.client(&target.node, &target.endpoint)?,
             target: target.clone(),
             budget,
             deadline,

@@ -82,6 +82,13 @@ impl Pipeline {
         })
     }
 
+    /// Calls agents over `tls` (mTLS: the CA and the controller's client certificate)
+    /// instead of plaintext.
+    pub fn with_agent_tls(mut self, tls: Option<tonic::transport::ClientTlsConfig>) -> Self {
+        self.pool = AgentPool::new(tls);
+        self
+    }
+
     /// The document store and retrieval settings.
     pub fn documents(&self) -> &Documents {
         &self.documents

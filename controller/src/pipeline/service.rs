@@ -264,7 +264,7 @@ impl Inference for PipelineService {
         let spec = self.known(model)?;
         let placer = &self.0.placer;
         let target = placer.place(&placer.request(&spec))?;
-        let mut client = self.0.pool.client(&target.endpoint)?;
+        let mut client = self.0.pool.client(&target.node, &target.endpoint)?;
         let load = client.load_model(LoadModelRequest {
             model: model.to_string(),
             device_id: target.device.clone(),

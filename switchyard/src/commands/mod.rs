@@ -6,8 +6,10 @@ mod controller;
 mod devices;
 mod docs;
 mod explain;
+mod nodes;
 mod run;
 mod status;
+mod token;
 mod up;
 
 use std::time::Duration;
@@ -27,13 +29,19 @@ pub async fn run(cli: Cli) -> Result<()> {
     let file = config::load(cli.config.as_deref())?;
     match cli.command {
         Command::Controller(args) => controller::run(config::for_controller(file, &args)?).await,
-        Command::Agent(args) => agent::run(config::for_agent(file, &args)?).await,
+        Command::Agent(args) => {
+            let mut config = config::for_agent(file, &args.agent)?;
+            config.agent.insecure |= args.insecure;
+            agent::run(config).await
+        }
         Command::Up(args) => up::run(config::for_up(file, &args.controller, &args.agent)?).await,
         Command::Status(args) => status::run(&args).await,
         Command::Devices(args) => devices::run(&args).await,
         Command::Run(args) => run::run(&args).await,
         Command::Explain(args) => explain::run(&args).await,
         Command::Docs(args) => docs::run(&args).await,
+        Command::Token(args) => token::run(&args),
+        Command::Nodes(args) => nodes::run(&args).await,
     }
 }
 
@@ -61,16 +69,60 @@ async fn wait_for_signal() {
     }
 }
 
+/// For an `https://` controller URL: TLS verifying the controller against the cluster CA in
+/// the controller's data directory on this host (`SWITCHYARD_DATA_DIR` or the default),
+/// presenting the controller-role client certificate kept there.
+fn operator_tls() -> Result<tonic::transport::ClientTlsConfig> {
+    use tonic::transport::{Certificate, ClientTlsConfig, Identity};
+    let data = std::env::var_os("SWITCHYARD_DATA_DIR")
+        .map(std::path::PathBuf::from)
+        .unwrap_or_else(switchyard_controller::config::default_data_dir);
+    let dir = switchyard_controller::security::pki_dir(&data);
+    let read = |f: &str| {
+        std::fs::read_to_string(dir.join(f)).with_context(|| {
+            format!(
+                "an https:// controller needs the cluster's certificates: cannot read {} (run this on the controller's host, or set SWITCHYARD_DATA_DIR to its data directory)",
+                dir.join(f).display()
+            )
+        })
+    };
+    Ok(ClientTlsConfig::new()
+        .ca_certificate(Certificate::from_pem(read("ca.pem")?))
+        .identity(Identity::from_pem(
+            read("controller.pem")?,
+            read("controller.key")?,
+        ))
+        .domain_name(switchyard_pki::CONTROLLER_NAME))
+}
+
 /// Connects to the controller with a clear error when it is unreachable.
 async fn controller_channel(url: &str) -> Result<Channel> {
-    let endpoint =
+    let mut endpoint =
         switchyard_agent::session::controller_endpoint(url).map_err(anyhow::Error::msg)?;
+    if url.starts_with("https://") {
+        endpoint = endpoint.tls_config(operator_tls()?)?;
+    }
     endpoint.connect().await.map_err(|e| {
         anyhow::anyhow!(
             "cannot reach controller at {url}: {} (is `switchyard controller` or `switchyard up` running there?)",
             switchyard_agent::session::error_chain(&e)
         )
     })
+}
+
+/// A plaintext call that a TLS port answered with garbage: say what to change.
+fn tls_hint(url: &str, status: &tonic::Status) -> &'static str {
+    use tonic::Code;
+    if url.starts_with("http://")
+        && matches!(
+            status.code(),
+            Code::Unavailable | Code::Unknown | Code::Internal
+        )
+    {
+        " (a controller started without --insecure serves TLS: use an https:// URL on its host)"
+    } else {
+        ""
+    }
 }
 
 /// Every node the controller at `url` knows, with its inventory.
@@ -82,7 +134,13 @@ async fn list_nodes(url: &str) -> Result<Vec<NodeStatus>> {
     )
     .await
     .with_context(|| format!("controller at {url} did not answer within 5 s"))?
-    .map_err(|s| anyhow::anyhow!("controller at {url} refused ListNodes: {}", s.message()))?
+    .map_err(|s| {
+        anyhow::anyhow!(
+            "controller at {url} refused ListNodes: {}{}",
+            s.message(),
+            tls_hint(url, &s)
+        )
+    })?
     .into_inner()
     .nodes;
     Ok(nodes)
@@ -111,9 +169,13 @@ async fn pipeline(
     let mut client = InferenceClient::new(channel);
     let mut request = authorized(req, token)?;
     request.set_timeout(timeout);
-    let resp = client
-        .run_pipeline(request)
-        .await
-        .map_err(|s| anyhow::anyhow!("pipeline failed ({:?}): {}", s.code(), s.message()))?;
+    let resp = client.run_pipeline(request).await.map_err(|s| {
+        anyhow::anyhow!(
+            "pipeline failed ({:?}): {}{}",
+            s.code(),
+            s.message(),
+            tls_hint(url, &s)
+        )
+    })?;
     Ok(resp.into_inner())
 }

@@ -136,6 +136,9 @@ impl Config {
             .iter()
             .map(|_| "<redacted>".to_string())
             .collect();
+        if copy.agent.join_token.is_some() {
+            copy.agent.join_token = Some("<redacted>".into());
+        }
         for e in &mut copy.agent.endpoints {
             if e.token.is_some() {
                 e.token = Some("<redacted>".into());
@@ -191,6 +194,16 @@ mod tests {
         assert_eq!(c.controller.missed_heartbeats, 3);
         assert!(c.validate().is_ok());
         assert!(!c.redacted().contains("s3cret"));
+        let joined = Config::parse(
+            "[agent]\njoin_token = \"SY10::abc::def.t0ps3cret\"\n",
+            Path::new("c"),
+        )
+        .unwrap();
+        assert!(
+            !joined.redacted().contains("t0ps3cret"),
+            "{}",
+            joined.redacted()
+        );
         let bad =
             Config::parse("[controller]\nheartbeat_interval_ms = 1\n", Path::new("c")).unwrap();
         assert!(

@@ -41,6 +41,10 @@ pub fn for_up(
 ) -> Result<Config> {
     apply_controller(&mut config, controller);
     apply_agent(&mut config, agent);
+    // One process: the agent's hop to its controller stays in-process and plaintext (on
+    // the loopback); both sides log the --insecure warning.
+    config.controller.insecure = true;
+    config.agent.insecure = true;
     // A cluster started on fixtures has nothing but simulated devices to place on.
     if config.agent.fixture.is_some() {
         config.scheduler.policy.allow_simulated = true;
@@ -73,6 +77,9 @@ pub fn apply_controller(config: &mut Config, args: &ControllerArgs) {
     if args.allow_simulated {
         config.scheduler.policy.allow_simulated = true;
     }
+    if args.insecure {
+        config.controller.insecure = true;
+    }
 }
 
 /// Overrides the file's agent settings with the flags that were given.
@@ -98,6 +105,12 @@ pub fn apply_agent(config: &mut Config, args: &AgentArgs) {
     }
     if args.calibrate {
         config.agent.calibrate = true;
+    }
+    if let Some(v) = &args.join_token {
+        config.agent.join_token = Some(v.clone());
+    }
+    if let Some(v) = &args.agent_data_dir {
+        config.agent.data_dir = v.clone();
     }
 }
 

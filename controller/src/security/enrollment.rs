@@ -1,0 +1,76 @@
+//! `switchyard.v1.Enrollment`: an agent trades a join token and a CSR for a node
+//! certificate bound to its node name. Served over TLS without a client certificate; every
+//! refusal is one line, logged here and returned to the agent.
+
+use std::sync::Arc;
+
+use switchyard_pki::JoinToken;
+use switchyard_pki::ca::check_node_name;
+use switchyard_pki::token::now_unix;
+use switchyard_proto::errors::ErrorClass;
+use switchyard_proto::v1::enrollment_server::Enrollment;
+use switchyard_proto::v1::{JoinRequest, JoinResponse};
+use tonic::{Request, Response, Status};
+use tracing::{info, warn};
+
+use super::Security;
+
+/// The enrollment service.
+#[derive(Debug, Clone)]
+pub struct EnrollmentService {
+    security: Arc<Security>,
+}
+
+impl EnrollmentService {
+    /// Enrollment under `security` (which holds the CA and the tokens).
+    pub fn new(security: Arc<Security>) -> Self {
+        EnrollmentService { security }
+    }
+
+    #[allow(clippy::result_large_err)]
+    fn join(&self, req: &JoinRequest) -> Result<(JoinResponse, String), Status> {
+        let Some(m) = self.security.mtls() else {
+            return Err(ErrorClass::FailedPrecondition.status(
+                "this controller runs with --insecure: there is nothing to join, start the agent with --insecure",
+            ));
+        };
+        let unauthenticated =
+            |e: switchyard_pki::PkiError| ErrorClass::Unauthenticated.status(e.to_string());
+        let token = JoinToken::parse(&req.token).map_err(unauthenticated)?;
+        m.tokens
+            .verify(&token, &m.ca.fingerprint(), now_unix())
+            .map_err(unauthenticated)?;
+        check_node_name(&req.node_name)
+            .map_err(|e| ErrorClass::InvalidArgument.status(e.to_string()))?;
+        let certificate_pem =
+            m.ca.sign_node(&req.csr_pem, &req.node_name)
+                .map_err(|e| ErrorClass::InvalidArgument.status(e.to_string()))?;
+        Ok((
+            JoinResponse {
+                certificate_pem,
+                ca_pem: m.ca.ca_pem().to_string(),
+            },
+            token.id,
+        ))
+    }
+}
+
+#[tonic::async_trait]
+impl Enrollment for EnrollmentService {
+    async fn join(&self, request: Request<JoinRequest>) -> Result<Response<JoinResponse>, Status> {
+        let peer = request
+            .remote_addr()
+            .map_or_else(|| "?".to_string(), |a| a.to_string());
+        let req = request.into_inner();
+        match EnrollmentService::join(self, &req) {
+            Ok((resp, token_id)) => {
+                info!(node = %req.node_name, %peer, token = %token_id, "node joined: certificate issued");
+                Ok(Response::new(resp))
+            }
+            Err(status) => {
+                warn!(node = %req.node_name, %peer, "join refused: {}", status.message());
+                Err(status)
+            }
+        }
+    }
+}

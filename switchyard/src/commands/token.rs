@@ -1,0 +1,93 @@
+//! `switchyard token create|list|revoke`: the join tokens of the controller whose data
+//! directory is on this host. They live in its `pki/tokens.json` (hashed), which the
+//! controller reads at every join: no restart needed.
+
+use std::path::PathBuf;
+
+use anyhow::{Context, Result, bail};
+use switchyard_controller::security::pki_dir;
+use switchyard_pki::token::{now_unix, parse_ttl};
+use switchyard_pki::{ClusterCa, TokenStore};
+
+use crate::args::{Output, TokenAction, TokenArgs};
+use crate::output;
+
+/// The PKI directory of the controller data directory `data_dir` (or the default one);
+/// refused when the controller never started there.
+fn pki(data_dir: &Option<PathBuf>) -> Result<(ClusterCa, TokenStore)> {
+    let data = data_dir
+        .clone()
+        .unwrap_or_else(switchyard_controller::config::default_data_dir);
+    let dir = pki_dir(&data);
+    if !dir.join("ca.pem").is_file() {
+        bail!(
+            "no cluster CA in {}: start `switchyard controller` (without --insecure) once with this data directory, or pass --data-dir",
+            dir.display()
+        );
+    }
+    let (ca, _) = ClusterCa::load_or_create(&dir).with_context(|| dir.display().to_string())?;
+    Ok((ca, TokenStore::new(&dir)))
+}
+
+fn when(unix: u64) -> String {
+    jiff::Timestamp::from_second(unix as i64)
+        .map(|t| t.strftime("%Y-%m-%d %H:%M:%SZ").to_string())
+        .unwrap_or_else(|_| unix.to_string())
+}
+
+/// Runs a token subcommand.
+pub fn run(args: &TokenArgs) -> Result<()> {
+    let (ca, store) = pki(&args.data_dir)?;
+    match &args.action {
+        TokenAction::Create { ttl } => {
+            let ttl = parse_ttl(ttl).map_err(anyhow::Error::msg)?;
+            let token = store.create(&ca.fingerprint(), ttl)?;
+            println!("{}", token.render());
+            eprintln!(
+                "token {} {} (shown once; only its hash is stored)",
+                token.id,
+                match ttl {
+                    Some(t) => format!("expires in {}s", t.as_secs()),
+                    None => "never expires".into(),
+                }
+            );
+        }
+        TokenAction::List { output: format } => {
+            let records = store.list()?;
+            let now = now_unix();
+            match format {
+                Output::Json => output::print_json(&serde_json::json!(
+                    records
+                        .iter()
+                        .map(|r| serde_json::json!({
+                            "id": r.id,
+                            "created_unix": r.created_unix,
+                            "expires_unix": r.expires_unix,
+                            "expired": r.expired(now),
+                        }))
+                        .collect::<Vec<_>>()
+                ))?,
+                Output::Table => {
+                    println!("{:<8} {:<22} {:<22} STATE", "ID", "CREATED", "EXPIRES");
+                    for r in &records {
+                        println!(
+                            "{:<8} {:<22} {:<22} {}",
+                            r.id,
+                            when(r.created_unix),
+                            r.expires_unix.map_or_else(|| "never".into(), when),
+                            if r.expired(now) { "expired" } else { "valid" }
+                        );
+                    }
+                    println!("{} token(s)", records.len());
+                }
+            }
+        }
+        TokenAction::Revoke { id } => {
+            if !store.revoke(id)? {
+                bail!("no token with id {id} (see `switchyard token list`)");
+            }
+            println!("token {id} revoked");
+        }
+    }
+    Ok(())
+}

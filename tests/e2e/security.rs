@@ -1,0 +1,436 @@
+//! Issue 13 end to end: real controller and agent processes on loopback under mTLS. An agent
+//! with a valid join token joins and serves a request; wrong, expired, revoked or
+//! other-cluster tokens, a missing certificate and a plaintext or certificate-less Register
+//! are refused with a one-line reason on both sides; the agent's data path refuses callers
+//! without the controller's certificate; restarts reuse the certificates; `nodes remove`
+//! revokes a node.
+//! Requires the prepared models (scripts/setup.sh) for the request the joined agent serves.
+
+use std::path::Path;
+use std::process::Command;
+use std::time::Duration;
+
+use serde_json::Value;
+use switchyard_e2e::{Proc, binary, run_command, wait_for};
+use switchyard_proto::v1::agent_client::AgentClient;
+use switchyard_proto::v1::registry_client::RegistryClient;
+use switchyard_proto::v1::{NodeInfo, RegisterRequest, RunStageRequest, StageKind};
+use tonic::transport::{Certificate, ClientTlsConfig, Endpoint, Identity};
+
+/// Each test runs a small cluster; one at a time on a 2-core machine.
+static SERIAL: std::sync::Mutex<()> = std::sync::Mutex::new(());
+
+fn serial() -> std::sync::MutexGuard<'static, ()> {
+    SERIAL.lock().unwrap_or_else(|e| e.into_inner())
+}
+
+/// The environment of a process of the mTLS cluster whose controller keeps `data`.
+fn secure(data: &Path) -> Vec<(&'static str, String)> {
+    vec![
+        ("SWITCHYARD_INSECURE", "false".into()),
+        ("SWITCHYARD_DATA_DIR", data.display().to_string()),
+    ]
+}
+
+fn env_refs<'a>(env: &'a [(&'static str, String)]) -> Vec<(&'static str, &'a str)> {
+    env.iter().map(|(k, v)| (*k, v.as_str())).collect()
+}
+
+fn controller(data: &Path, listen: &str) -> Proc {
+    let env = secure(data);
+    let c = Proc::start_with_env(
+        "controller",
+        &[
+            "controller",
+            "--listen",
+            listen,
+            "--http-listen",
+            "127.0.0.1:0",
+        ],
+        &env_refs(&env),
+    )
+    .expect("controller starts");
+    assert!(c.ready_line.contains("control=mtls"), "{}", c.ready_line);
+    c
+}
+
+/// `switchyard ARGS` against the controller data directory `data`: (ok, stdout, stderr).
+fn cli(data: &Path, args: &[&str]) -> (bool, String, String) {
+    let mut cmd = Command::new(binary());
+    for (k, v) in secure(data) {
+        cmd.env(k, v);
+    }
+    let (status, out, err) = run_command(cmd, args).unwrap();
+    (status.success(), out, err)
+}
+
+fn token(data: &Path, ttl: &str) -> String {
+    let (ok, out, err) = cli(data, &["token", "create", "--ttl", ttl]);
+    assert!(ok, "token create: {err}");
+    out.trim().to_string()
+}
+
+fn agent_args<'a>(url: &'a str, name: &'a str, token: Option<&'a str>) -> Vec<&'a str> {
+    let mut args = vec![
+        "agent",
+        "--controller",
+        url,
+        "--node-name",
+        name,
+        "--agent-listen",
+        "127.0.0.1:0",
+    ];
+    if let Some(t) = token {
+        args.extend(["--join-token", t]);
+    }
+    args
+}
+
+fn agent(data: &Path, grpc: &str, name: &str, token: Option<&str>, dir: &Path) -> Proc {
+    let url = format!("http://{grpc}");
+    let mut env = secure(data);
+    env.push(("SWITCHYARD_AGENT_DATA_DIR", dir.display().to_string()));
+    Proc::start_with_env(name, &agent_args(&url, name, token), &env_refs(&env))
+        .unwrap_or_else(|e| panic!("agent {name}: {e}"))
+}
+
+/// Runs an agent that must not start: its last stderr line.
+fn agent_refused(data: &Path, grpc: &str, name: &str, token: Option<&str>, dir: &Path) -> String {
+    let url = format!("http://{grpc}");
+    let mut cmd = Command::new(binary());
+    for (k, v) in secure(data) {
+        cmd.env(k, v);
+    }
+    cmd.env("SWITCHYARD_AGENT_DATA_DIR", dir);
+    let (status, _, err) = run_command(cmd, &agent_args(&url, name, token)).unwrap();
+    assert!(!status.success(), "agent {name} must not start: {err}");
+    err.lines().last().unwrap_or_default().to_string()
+}
+
+/// `status` over TLS with the controller's own client certificate (as on its host).
+fn nodes(data: &Path, grpc: &str) -> Vec<Value> {
+    let url = format!("https://{grpc}");
+    let (ok, out, err) = cli(data, &["status", "--controller", &url, "-o", "json"]);
+    assert!(ok, "status: {err}");
+    serde_json::from_str::<Value>(&out)
+        .unwrap()
+        .as_array()
+        .cloned()
+        .unwrap_or_default()
+}
+
+fn wait_ready(data: &Path, grpc: &str, name: &str) {
+    let ok = wait_for(Duration::from_secs(30), || {
+        nodes(data, grpc)
+            .iter()
+            .any(|n| n["name"] == name && n["state"] == "ready")
+            .then_some(())
+    });
+    assert!(ok.is_some(), "{name} ready: {:?}", nodes(data, grpc));
+}
+
+fn register_request(name: &str) -> RegisterRequest {
+    RegisterRequest {
+        node: Some(NodeInfo {
+            node_name: name.into(),
+            agent_endpoint: "http://127.0.0.1:9".into(),
+            ..Default::default()
+        }),
+        instance_id: "forged".into(),
+    }
+}
+
+fn read(dir: &Path, f: &str) -> String {
+    std::fs::read_to_string(dir.join(f)).unwrap()
+}
+
+#[test]
+fn an_agent_with_a_valid_token_joins_serves_a_request_and_restarts_reuse_the_certificates() {
+    let _g = serial();
+    let tmp = tempfile::tempdir().unwrap();
+    let data = tmp.path().join("ctl");
+    let node_dir = tmp.path().join("n1");
+    let mut ctl = controller(&data, "127.0.0.1:0");
+    let grpc = ctl.field("grpc").unwrap();
+    // The first start made the CA (key 0600) and one join token, stored hashed.
+    let (ok, out, err) = cli(&data, &["token", "list", "-o", "json"]);
+    assert!(ok, "{err}");
+    let listed: Value = serde_json::from_str(&out).unwrap();
+    assert_eq!(listed.as_array().unwrap().len(), 1, "{listed}");
+    use std::os::unix::fs::PermissionsExt;
+    let mode = std::fs::metadata(data.join("pki/ca.key"))
+        .unwrap()
+        .permissions()
+        .mode();
+    assert_eq!(mode & 0o777, 0o600);
+
+    let t = token(&data, "1h");
+    let mut a = agent(&data, &grpc, "n1", Some(&t), &node_dir);
+    wait_ready(&data, &grpc, "n1");
+    assert!(ctl.stderr().contains("node joined"), "{}", ctl.stderr());
+    // A prompt through the client API (TLS) runs its stages on the agent (mTLS).
+    let url = format!("https://{grpc}");
+    let (ok, out, err) = cli(
+        &data,
+        &[
+            "run",
+            "hello there",
+            "--controller",
+            &url,
+            "--max-tokens",
+            "2",
+            "-o",
+            "json",
+        ],
+    );
+    assert!(ok, "run over mTLS: {err}");
+    let v: Value = serde_json::from_str(&out).unwrap();
+    assert!(
+        v["trace"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .all(|s| s["node"] == "n1"),
+        "{v}"
+    );
+    // Nothing secret in the logs.
+    let secret = t.rsplit('.').next().unwrap();
+    assert!(!a.stderr().contains(secret) && !ctl.stderr().contains(secret));
+
+    // Agent restart: no token needed, the same certificate.
+    let cert = read(&node_dir, "node.pem");
+    a.kill9();
+    drop(a);
+    let a = agent(&data, &grpc, "n1", None, &node_dir);
+    wait_ready(&data, &grpc, "n1");
+    assert_eq!(read(&node_dir, "node.pem"), cert);
+    assert!(a.stderr().contains("using the stored node certificate"));
+
+    // Controller restart on the same port: the same CA and server certificate; the agent
+    // reconnects with its certificate.
+    let ca = read(&data, "pki/ca.pem");
+    let server = read(&data, "pki/server.pem");
+    ctl.kill9();
+    drop(ctl);
+    let ctl = controller(&data, &grpc);
+    assert_eq!(read(&data, "pki/ca.pem"), ca);
+    assert_eq!(read(&data, "pki/server.pem"), server);
+    wait_ready(&data, &grpc, "n1");
+    drop(ctl);
+}
+
+#[test]
+fn wrong_expired_revoked_and_foreign_tokens_and_a_missing_certificate_are_refused_and_a_rotated_token_joins()
+ {
+    let _g = serial();
+    let tmp = tempfile::tempdir().unwrap();
+    let data = tmp.path().join("ctl");
+    let ctl = controller(&data, "127.0.0.1:0");
+    let grpc = ctl.field("grpc").unwrap();
+    let dir = |n: &str| tmp.path().join(n);
+
+    // Right CA, right id, wrong secret.
+    let good = token(&data, "1h");
+    let (head, _) = good.rsplit_once('.').unwrap();
+    let wrong = format!("{head}.{}", "0".repeat(32));
+    let line = agent_refused(&data, &grpc, "w1", Some(&wrong), &dir("w1"));
+    assert!(
+        line.contains("controller refused to join") && line.contains("wrong secret"),
+        "{line}"
+    );
+    assert!(ctl.stderr().contains("join refused"), "{}", ctl.stderr());
+
+    // Expired.
+    let short = token(&data, "1s");
+    std::thread::sleep(Duration::from_millis(2100));
+    let line = agent_refused(&data, &grpc, "w2", Some(&short), &dir("w2"));
+    assert!(line.contains("has expired"), "{line}");
+
+    // Revoked.
+    let revoked = token(&data, "1h");
+    let id = revoked
+        .rsplit("::")
+        .next()
+        .unwrap()
+        .split('.')
+        .next()
+        .unwrap();
+    let (ok, _, err) = cli(&data, &["token", "revoke", id]);
+    assert!(ok, "{err}");
+    let line = agent_refused(&data, &grpc, "w3", Some(&revoked), &dir("w3"));
+    assert!(line.contains("unknown or revoked"), "{line}");
+
+    // A token pinning another CA: the agent refuses the controller before sending anything.
+    let foreign = format!(
+        "SY10::{}::{}",
+        "ab".repeat(32),
+        good.rsplit("::").next().unwrap()
+    );
+    let line = agent_refused(&data, &grpc, "w4", Some(&foreign), &dir("w4"));
+    assert!(
+        line.contains("presents no CA with the join token's sha256"),
+        "{line}"
+    );
+
+    // No token, no certificate, not insecure.
+    let line = agent_refused(&data, &grpc, "w5", None, &dir("w5"));
+    assert!(
+        line.contains("no node certificate") && line.contains("--join-token"),
+        "{line}"
+    );
+    // None of them joined.
+    assert!(nodes(&data, &grpc).is_empty());
+    for n in ["w1", "w2", "w3", "w4", "w5"] {
+        assert!(!dir(n).join("node.pem").exists(), "{n}");
+    }
+
+    // Rotation: the revoked token's replacement joins the same node.
+    let fresh = token(&data, "1h");
+    let a = agent(&data, &grpc, "w3", Some(&fresh), &dir("w3"));
+    wait_ready(&data, &grpc, "w3");
+    drop(a);
+    drop(ctl);
+}
+
+#[test]
+fn a_forged_register_and_a_direct_run_stage_without_the_controllers_certificate_are_refused() {
+    let _g = serial();
+    tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .unwrap()
+        .block_on(forged_register_and_direct_run_stage());
+}
+
+async fn forged_register_and_direct_run_stage() {
+    let tmp = tempfile::tempdir().unwrap();
+    let data = tmp.path().join("ctl");
+    let node_dir = tmp.path().join("n1");
+    let ctl = controller(&data, "127.0.0.1:0");
+    let grpc = ctl.field("grpc").unwrap();
+    let t = token(&data, "1h");
+    let a = agent(&data, &grpc, "n1", Some(&t), &node_dir);
+    let data_addr = a.field("data").unwrap();
+    wait_ready(&data, &grpc, "n1");
+    let ca = Certificate::from_pem(read(&data, "pki/ca.pem"));
+    let tls = || ClientTlsConfig::new().ca_certificate(ca.clone());
+
+    // Plaintext Register on the TLS port: refused.
+    let plain = RegistryClient::connect(format!("http://{grpc}")).await;
+    let plain_refused = match plain {
+        Err(_) => true,
+        Ok(mut c) => c.register(register_request("forged")).await.is_err(),
+    };
+    assert!(plain_refused, "plaintext Register must fail");
+    // TLS without a client certificate: UNAUTHENTICATED, with the reason.
+    let channel = Endpoint::from_shared(format!("https://{grpc}"))
+        .unwrap()
+        .tls_config(tls().domain_name("switchyard-controller"))
+        .unwrap()
+        .connect()
+        .await
+        .unwrap();
+    let e = RegistryClient::new(channel)
+        .register(register_request("forged"))
+        .await
+        .unwrap_err();
+    assert_eq!(e.code(), tonic::Code::Unauthenticated, "{e:?}");
+    assert!(
+        e.message().contains("client certificate"),
+        "{}",
+        e.message()
+    );
+    // n1's own certificate registering another name: refused.
+    let node_id = Identity::from_pem(read(&node_dir, "node.pem"), read(&node_dir, "node.key"));
+    let channel = Endpoint::from_shared(format!("https://{grpc}"))
+        .unwrap()
+        .tls_config(
+            tls()
+                .domain_name("switchyard-controller")
+                .identity(node_id.clone()),
+        )
+        .unwrap()
+        .connect()
+        .await
+        .unwrap();
+    let e = RegistryClient::new(channel)
+        .register(register_request("gpu-monster"))
+        .await
+        .unwrap_err();
+    assert_eq!(e.code(), tonic::Code::Unauthenticated, "{e:?}");
+    assert!(e.message().contains("is for node 'n1'"), "{}", e.message());
+    assert!(ctl.stderr().contains("certificate for another node name"));
+
+    let stage = RunStageRequest {
+        stage: StageKind::Embed as i32,
+        model: "minilm-l6-v2".into(),
+        device_id: "cpu".into(),
+        backend: "ort-cpu".into(),
+        inputs: vec!["steal my GPU".into()],
+    };
+    // Straight to the agent in plaintext: refused.
+    let plain = AgentClient::connect(format!("http://{data_addr}")).await;
+    let refused = match plain {
+        Err(_) => true,
+        Ok(mut c) => c.run_stage(stage.clone()).await.is_err(),
+    };
+    assert!(refused, "plaintext RunStage must fail");
+    // TLS without a client certificate: the handshake itself is refused.
+    let no_cert = Endpoint::from_shared(format!("https://{data_addr}"))
+        .unwrap()
+        .tls_config(tls().domain_name("n1"))
+        .unwrap()
+        .connect()
+        .await;
+    let refused = match no_cert {
+        Err(_) => true,
+        Ok(ch) => AgentClient::new(ch).run_stage(stage.clone()).await.is_err(),
+    };
+    assert!(refused, "RunStage without a certificate must fail");
+    // A node's certificate (valid in the cluster) is not the controller's: UNAUTHENTICATED.
+    let channel = Endpoint::from_shared(format!("https://{data_addr}"))
+        .unwrap()
+        .tls_config(tls().domain_name("n1").identity(node_id))
+        .unwrap()
+        .connect()
+        .await
+        .unwrap();
+    let e = AgentClient::new(channel)
+        .run_stage(stage)
+        .await
+        .unwrap_err();
+    assert_eq!(e.code(), tonic::Code::Unauthenticated, "{e:?}");
+    assert!(
+        e.message().contains("only the controller's certificate"),
+        "{}",
+        e.message()
+    );
+    assert!(a.stderr().contains("data-path call refused"));
+
+    // `nodes remove`: the node is dropped, its certificate revoked; the agent's reconnect
+    // is refused and it stops with the reason.
+    std::thread::sleep(Duration::from_millis(1100)); // the removal postdates the issue second
+    let url = format!("https://{grpc}");
+    let (ok, out, err) = cli(&data, &["nodes", "remove", "n1", "--controller", &url]);
+    assert!(ok, "{err}");
+    assert!(
+        out.contains("removed; its certificates are revoked"),
+        "{out}"
+    );
+    let mut a = a;
+    let stopped = wait_for(Duration::from_secs(15), || (!a.alive()).then_some(()));
+    assert!(
+        stopped.is_some(),
+        "the removed agent must stop: {}",
+        a.stderr()
+    );
+    assert!(
+        a.stderr().contains("was removed from the cluster"),
+        "{}",
+        a.stderr()
+    );
+    assert!(nodes(&data, &grpc).iter().all(|n| n["name"] != "n1"));
+    drop(a);
+    drop(ctl);
+}
