@@ -56,6 +56,9 @@ pub struct AgentSettings {
     pub calibrate: bool,
     /// Engines that already run, attached by URL (`[[agent.endpoints]]`).
     pub endpoints: Vec<engines::EndpointConfig>,
+    /// The supervised llama.cpp engine (the configuration file's `[engines.llama_cpp]`).
+    #[serde(skip)]
+    pub llama_cpp: engines::LlamaCppSettings,
 }
 
 impl Default for AgentSettings {
@@ -69,6 +72,7 @@ impl Default for AgentSettings {
             fixture: None,
             calibrate: false,
             endpoints: Vec::new(),
+            llama_cpp: Default::default(),
         }
     }
 }
@@ -166,6 +170,7 @@ pub async fn start(
         advertise.url(controller).map_err(StartError::Unreachable)?;
     }
     let (shutdown_tx, shutdown_rx) = watch::channel(false);
+    runner.attach_llama_cpp(Arc::new(engines::LlamaCpp::new(&settings.llama_cpp)));
     let engines =
         Arc::new(engines::Engines::new(&settings.endpoints).map_err(StartError::Endpoints)?);
     tokio::spawn(engines.clone().run(shutdown_rx.clone()));
