@@ -144,6 +144,14 @@ async fn a_supervised_llama_server_serves_concurrent_streams_and_survives_kill_9
     let grpc = a.field("grpc").unwrap();
     let http = a.field("http").unwrap();
     let a_pid = a.child.id();
+    wait_for(Duration::from_secs(30), || {
+        let nodes = status_json(&grpc).ok()?;
+        nodes
+            .iter()
+            .any(|n| n["name"] == "a" && n["state"] == "ready")
+            .then_some(())
+    })
+    .expect("a ready");
 
     // 1. Four concurrent streams through the OpenAI API, all answered by one llama-server.
     let streams: Vec<_> = (0..4)
