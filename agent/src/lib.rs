@@ -64,6 +64,9 @@ pub struct AgentSettings {
     pub join_token: Option<String>,
     /// No TLS, no certificate: for a controller started with `--insecure`.
     pub insecure: bool,
+    /// The supervised llama.cpp engine (the configuration file's `[engines.llama_cpp]`).
+    #[serde(skip)]
+    pub llama_cpp: engines::LlamaCppSettings,
 }
 
 impl Default for AgentSettings {
@@ -80,6 +83,7 @@ impl Default for AgentSettings {
             data_dir: switchyard_backend_core::paths::cache_dir().join("agent"),
             join_token: None,
             insecure: false,
+            llama_cpp: Default::default(),
         }
     }
 }
@@ -183,6 +187,7 @@ pub async fn start(
         .await
         .map_err(StartError::Credentials)?;
     let (shutdown_tx, shutdown_rx) = watch::channel(false);
+    runner.attach_llama_cpp(Arc::new(engines::LlamaCpp::new(&settings.llama_cpp)));
     let engines =
         Arc::new(engines::Engines::new(&settings.endpoints).map_err(StartError::Endpoints)?);
     tokio::spawn(engines.clone().run(shutdown_rx.clone()));

@@ -12,14 +12,19 @@ use std::time::Instant;
 
 use switchyard_backend_core::worker::ModelWorker;
 use switchyard_backend_core::{
-    Backend, BackendError, ClassScores, DeviceRef, GenerateParams, GenerateSummary, ModelRegistry,
-    ModelSpec, Precision, StageKind, TokenEvent,
+    Backend, BackendError, ClassScores, DeviceRef, GenerateParams, ModelRegistry, ModelSpec,
+    Precision, StageKind, TokenEvent,
 };
 use switchyard_proto::v1::{Device, ResidentModel};
 use tracing::{Instrument, info, info_span};
 
-use crate::batcher::{BatchOutput, BatchReply, Batcher};
+use crate::batcher::{BatchOutput, Batcher};
+use crate::engines::LlamaCpp;
+
+mod engines;
+mod outcome;
 use crate::eviction::{EvictionCandidate, plan_eviction};
+pub use outcome::{GenerateOutcome, StageResult};
 
 /// A device as the runner addresses it.
 #[derive(Debug, Clone)]
@@ -65,40 +70,6 @@ impl Resident {
     }
 }
 
-/// Result of a classify/embed stage.
-#[derive(Debug, Clone)]
-pub struct StageResult {
-    /// The batcher's reply: outputs, timings and batch size.
-    pub reply: BatchReply,
-    /// Id of the backend that ran it (`ort-cpu`, `openvino`, ...).
-    pub backend: String,
-    /// The precision the runtime computed at.
-    pub precision: Precision,
-    /// True when the device exists only in a fixture inventory and the CPU ran the stage.
-    pub simulated: bool,
-    /// Time spent loading the model for this call, ms (0 when it was resident).
-    pub load_ms: f64,
-}
-
-/// Where a generation ran.
-#[derive(Debug, Clone)]
-pub struct GenerateOutcome {
-    /// Token counts and finish reason.
-    pub summary: GenerateSummary,
-    /// Id of the backend that ran it (`ort-cpu`, `openvino`, ...).
-    pub backend: String,
-    /// The precision the runtime computed at.
-    pub precision: Precision,
-    /// True when the device exists only in a fixture inventory and the CPU ran the stage.
-    pub simulated: bool,
-    /// Time the request waited in the model worker's queue, ms.
-    pub queue_ms: f64,
-    /// Time the model thread spent generating, ms.
-    pub compute_ms: f64,
-    /// Time spent loading the model for this call, ms (0 when it was resident).
-    pub load_ms: f64,
-}
-
 /// Runs stages on this node's devices.
 pub struct StageRunner {
     node_name: String,
@@ -109,6 +80,8 @@ pub struct StageRunner {
     /// Serialises loads so two requests don't load the same model twice.
     load_lock: tokio::sync::Mutex<()>,
     queue_capacity: usize,
+    /// Engine models (`engine = { … }` entries) run as supervised processes here.
+    llama_cpp: std::sync::OnceLock<Arc<LlamaCpp>>,
 }
 
 impl std::fmt::Debug for StageRunner {
@@ -139,6 +112,7 @@ impl StageRunner {
             resident: Mutex::new(HashMap::new()),
             load_lock: tokio::sync::Mutex::new(()),
             queue_capacity,
+            llama_cpp: std::sync::OnceLock::new(),
         }
     }
 
@@ -181,6 +155,12 @@ impl StageRunner {
     pub fn resident_models(&self) -> Vec<ResidentModel> {
         let resident = self.resident.lock().expect("resident table");
         let mut out: Vec<ResidentModel> = resident.values().map(|r| r.describe()).collect();
+        out.extend(
+            self.llama_cpp
+                .get()
+                .map(|l| l.resident())
+                .unwrap_or_default(),
+        );
         out.sort_by(|a, b| (&a.model, &a.device_id).cmp(&(&b.model, &b.device_id)));
         out
     }
@@ -190,6 +170,14 @@ impl StageRunner {
         let mut out = HashMap::new();
         for r in self.resident.lock().expect("resident table").values() {
             *out.entry(r.device_id.clone()).or_default() += r.spec.memory_bytes;
+        }
+        for (device, bytes) in self
+            .llama_cpp
+            .get()
+            .map(|l| l.reserved_bytes())
+            .unwrap_or_default()
+        {
+            *out.entry(device).or_default() += bytes;
         }
         out
     }
@@ -244,6 +232,10 @@ impl StageRunner {
         backend: &str,
         pin: bool,
     ) -> Result<ResidentModel, BackendError> {
+        if let Some((llama_cpp, spec)) = self.engine_model(model) {
+            self.slot(device_id)?;
+            return llama_cpp.load(spec, device_id, pin).await;
+        }
         let (r, _) = self.resident_or_load(model, device_id, backend).await?;
         if pin && !r.pinned.swap(true, Ordering::Relaxed) {
             info!(model, device = device_id, "model pinned");
@@ -251,8 +243,12 @@ impl StageRunner {
         Ok(r.describe())
     }
 
-    /// Unloads `model` from `device_id`. Returns false when it was not resident.
-    pub fn unload(&self, model: &str, device_id: &str) -> bool {
+    /// Unloads `model` from `device_id` (an engine's process is gone when this returns).
+    /// Returns false when it was not resident.
+    pub async fn unload(&self, model: &str, device_id: &str) -> bool {
+        if let Some((llama_cpp, _)) = self.engine_model(model) {
+            return llama_cpp.unload(model, device_id).await;
+        }
         let removed = self
             .resident
             .lock()

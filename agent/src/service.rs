@@ -220,6 +220,17 @@ impl Agent for AgentService {
             tokio::spawn(async move { engines.generate(req, &node, tx).await }.instrument(span));
             return Ok(Response::new(Box::pin(ReceiverStream::new(rx))));
         }
+        if let Some((llama_cpp, spec)) = self.runner.engine_model(&req.model) {
+            let (tx, rx) = mpsc::channel::<Result<GenerateChunk, Status>>(64);
+            let (llama_cpp, spec) = (llama_cpp.clone(), spec.clone());
+            let node = self.runner.node_name().to_string();
+            let span = info_span!("stage", stage = "generate", node = %node,
+                device = %req.device_id, backend = "llama_cpp", model = %req.model);
+            tokio::spawn(
+                async move { llama_cpp.generate(&spec, req, &node, tx).await }.instrument(span),
+            );
+            return Ok(Response::new(Box::pin(ReceiverStream::new(rx))));
+        }
         if req.engine_options.is_some()
             || req
                 .messages
@@ -348,7 +359,7 @@ impl Agent for AgentService {
         let req = request.into_inner();
         require("model", &req.model)?;
         require("device_id", &req.device_id)?;
-        if self.runner.unload(&req.model, &req.device_id) {
+        if self.runner.unload(&req.model, &req.device_id).await {
             Ok(Response::new(UnloadModelResponse {}))
         } else {
             Err(ErrorClass::NotFound.status(format!(

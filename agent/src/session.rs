@@ -118,7 +118,8 @@ pub async fn run(
             .map_err(SessionError::Fatal)?,
     };
     let instance_id = uuid::Uuid::new_v4().to_string();
-    let (host, devices) = inventory.scan();
+    let (host, mut devices) = inventory.scan();
+    crate::engines::advertise(&runner, &mut devices);
     runner.set_devices(&devices);
     let mut state = SessionState {
         settings,
@@ -347,7 +348,8 @@ impl SessionState {
     fn heartbeat(&mut self, seq: u64) -> Heartbeat {
         let mut inventory_changed = None;
         if seq.is_multiple_of(RESCAN_EVERY) {
-            let (host, devices) = self.inventory.lock().expect("inventory").scan();
+            let (host, mut devices) = self.inventory.lock().expect("inventory").scan();
+            crate::engines::advertise(&self.runner, &mut devices);
             // Any state change goes up, not only a changed device list: an NCS2 that boots
             // and re-enumerates, a device that turns unhealthy (or recovers).
             let changes = crate::inventory::state_changes(&self.devices, &devices);
@@ -414,7 +416,7 @@ impl SessionState {
                     }
                 }
                 Some(controller_command::Kind::Unload(u)) => {
-                    let was = runner.unload(&u.model, &u.device_id);
+                    let was = runner.unload(&u.model, &u.device_id).await;
                     (
                         true,
                         format!(

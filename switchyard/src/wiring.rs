@@ -126,7 +126,8 @@ pub fn no_backend(set: &BackendSet) -> Option<String> {
 /// Starts the agent role with real discovery and every compiled-in backend.
 pub async fn start_agent(config: &Config, models: ModelRegistry) -> Result<AgentHandle> {
     let a = &config.agent;
-    let settings = a.clone();
+    let mut settings = a.clone();
+    settings.llama_cpp = config.engines.llama_cpp.clone();
     switchyard_agent::session::controller_endpoint(&settings.controller)
         .map_err(anyhow::Error::msg)?;
     if let Some(f) = &a.fixture

@@ -44,6 +44,7 @@ fn spec(max_batch: u32) -> ModelSpec {
         max_batch,
         precision: Default::default(),
         backends: vec![],
+        engine: None,
         info: Default::default(),
     }
 }

@@ -7,8 +7,10 @@
 //! and metrics then treat it like any other (node, device, backend) target.
 
 mod endpoint;
+mod llama_cpp;
 mod ollama;
 mod openai;
+mod pdeathsig;
 mod proxy;
 
 use std::sync::Arc;
@@ -22,6 +24,7 @@ use tracing::{Instrument, info_span};
 pub(crate) use proxy::{Done, LineReader, Sink, max_tokens};
 
 pub use endpoint::{Endpoint, EndpointConfig, EngineKind, EngineModel};
+pub use llama_cpp::{LlamaCpp, LlamaCppSettings, advertise, locate};
 
 /// How often every endpoint is polled (model list = health check).
 pub const POLL_INTERVAL: Duration = Duration::from_secs(1);

@@ -1,8 +1,10 @@
 //! Proxying one generation to an attached endpoint: text pieces as they come, then a last
 //! chunk with the finish reason, counts and trace (or the error, classed).
 
+use std::sync::atomic::Ordering;
 use std::time::Instant;
 
+use switchyard_backend_core::ModelSpec;
 use switchyard_proto::errors::ErrorClass;
 use switchyard_proto::v1::{
     AgentGenerateRequest, GenerateChunk, SamplingParams, StageKind, StageTrace,
@@ -10,7 +12,7 @@ use switchyard_proto::v1::{
 use tokio::sync::mpsc;
 use tonic::Status;
 
-use super::{Endpoint, EngineError, EngineKind, Engines, ollama, openai};
+use super::{Endpoint, EngineError, EngineKind, Engines, LlamaCpp, ollama, openai};
 
 impl Engines {
     /// Proxies one generation to the endpoint behind `req.device_id`: text chunks as they
@@ -74,7 +76,84 @@ impl Engines {
                 openai::generate(ep, &remote, &req.messages, &s, opts, sink).await
             }
         }?;
-        Ok(GenerateChunk {
+        Ok(last_chunk(
+            req,
+            node,
+            ep.config().kind.as_str(),
+            done,
+            sink,
+            started,
+        ))
+    }
+}
+
+impl LlamaCpp {
+    /// Streams one generation from the supervised engine of (`spec`, `req.device_id`),
+    /// starting it when it does not run and waiting while it (re)starts.
+    pub async fn generate(
+        &self,
+        spec: &ModelSpec,
+        req: AgentGenerateRequest,
+        node: &str,
+        tx: mpsc::Sender<Result<GenerateChunk, Status>>,
+    ) {
+        let mut sink = Sink {
+            tx: tx.clone(),
+            pieces: 0,
+        };
+        let last = self.proxy(spec, &req, node, &mut sink).await;
+        let _ = tx.send(last).await;
+    }
+
+    async fn proxy(
+        &self,
+        spec: &ModelSpec,
+        req: &AgentGenerateRequest,
+        node: &str,
+        sink: &mut Sink,
+    ) -> Result<GenerateChunk, Status> {
+        if req.messages.is_empty() {
+            return Err(ErrorClass::InvalidArgument.status(format!(
+                "{} (llama_cpp) takes chat messages, not a raw prompt",
+                req.model
+            )));
+        }
+        let (server, load_ms) = self
+            .endpoint(spec, &req.device_id)
+            .await
+            .map_err(|e| crate::errors::to_status(&e))?;
+        let s = req.sampling.clone().unwrap_or_default();
+        let started = Instant::now();
+        server.in_flight().fetch_add(1, Ordering::Relaxed);
+        let opts = req.engine_options.as_ref();
+        let done =
+            openai::generate(server.endpoint(), &req.model, &req.messages, &s, opts, sink).await;
+        server.in_flight().fetch_sub(1, Ordering::Relaxed);
+        // The engine failing is this device's failure (retried elsewhere); the request's own
+        // faults (400: context overflow) stay the request's.
+        let done = done.map_err(|e| match e.class {
+            ErrorClass::Unavailable | ErrorClass::Internal => e.class.device_status(e.message),
+            class => class.status(e.message),
+        })?;
+        let mut last = last_chunk(req, node, "llama_cpp", done, sink, started);
+        if let Some(t) = last.trace.as_mut() {
+            t.load_ms = load_ms;
+        }
+        Ok(last)
+    }
+}
+
+/// The last chunk of a proxied generation: finish reason, counts and trace.
+fn last_chunk(
+    req: &AgentGenerateRequest,
+    node: &str,
+    backend: &str,
+    done: Done,
+    sink: &Sink,
+    started: Instant,
+) -> GenerateChunk {
+    {
+        GenerateChunk {
             text: String::new(),
             finish_reason: Some(done.finish_reason),
             prompt_tokens: done.prompt_tokens,
@@ -89,14 +168,14 @@ impl Engines {
                 model: req.model.clone(),
                 node: node.to_string(),
                 device_id: req.device_id.clone(),
-                backend: ep.config().kind.as_str().to_string(),
+                backend: backend.to_string(),
                 compute_ms: started.elapsed().as_secs_f64() * 1e3,
                 batch_size: 1,
                 load_ms: done.load_ms,
                 ..Default::default()
             }),
             tool_calls_json: String::new(),
-        })
+        }
     }
 }
 

@@ -11,6 +11,7 @@
 pub mod decoder;
 pub mod encoder;
 pub mod error;
+pub mod gguf;
 pub mod paths;
 pub mod precision;
 pub mod probe;
@@ -23,7 +24,7 @@ pub mod worker;
 
 pub use error::BackendError;
 pub use precision::{PRECISIONS, Precision};
-pub use registry::{ModelRegistry, ModelSpec, OverflowPolicy};
+pub use registry::{EngineKind, EngineSpec, ModelRegistry, ModelSpec, OverflowPolicy};
 pub use stage::{
     ClassScores, DeviceRef, DeviceType, EmbedOutput, FinishReason, GenerateParams, GenerateSummary,
     StageKind, TokenEvent,

@@ -39,14 +39,20 @@ pub struct ModelSpec {
     pub name: String,
     /// The stage this model serves.
     pub stage: StageKind,
-    /// ONNX graph, relative to the models directory (absolute after [`ModelRegistry::load`]).
+    /// ONNX graph, relative to the models directory (absolute after [`ModelRegistry::load`]);
+    /// empty for an engine model.
+    #[serde(default)]
     pub onnx: PathBuf,
-    /// `tokenizer.json`, relative to the models directory.
+    /// `tokenizer.json`, relative to the models directory; empty for an engine model.
+    #[serde(default)]
     pub tokenizer: PathBuf,
     /// Expected SHA-256 of the ONNX file (hex), checked by the set-up step.
     #[serde(default)]
     pub sha256: Option<String>,
-    /// Estimated resident memory on a device, bytes.
+    /// Estimated resident memory on a device, bytes. An engine model may leave it out: it is
+    /// then computed from its GGUF header ([`crate::gguf::GgufInfo::estimate`]) where the
+    /// file exists (0 where it does not: such a host cannot serve it).
+    #[serde(default)]
     pub memory_bytes: u64,
     /// Longest input accepted, in tokens.
     pub max_input_tokens: u32,
@@ -87,6 +93,44 @@ pub struct ModelSpec {
     /// Free-form facts (licence, origin package) shown by `GET /v1/models`.
     #[serde(default)]
     pub info: BTreeMap<String, String>,
+    /// Served by an engine process the agent supervises instead of an ONNX backend:
+    /// `engine = { kind = "llama_cpp", gguf = "dir/model.gguf", parallel = 4 }`.
+    #[serde(default)]
+    pub engine: Option<EngineSpec>,
+}
+
+/// The engine kinds the agent can supervise.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum EngineKind {
+    /// llama.cpp's `llama-server`.
+    LlamaCpp,
+}
+
+impl EngineKind {
+    /// The backend id placement and traces use (`llama_cpp`).
+    pub fn as_str(self) -> &'static str {
+        match self {
+            EngineKind::LlamaCpp => "llama_cpp",
+        }
+    }
+}
+
+/// How an engine serves a model (`engine = { … }` of a registry entry).
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct EngineSpec {
+    /// The engine.
+    pub kind: EngineKind,
+    /// The GGUF file, relative to the models directory (or absolute).
+    pub gguf: PathBuf,
+    /// Concurrent slots (`--parallel`), each of `context_tokens` (default 4).
+    #[serde(default = "default_parallel")]
+    pub parallel: u32,
+}
+
+fn default_parallel() -> u32 {
+    4
 }
 
 fn default_overflow() -> OverflowPolicy {
@@ -167,7 +211,8 @@ impl ModelRegistry {
             if spec.name.is_empty() {
                 return Err(invalid("a model has an empty name".into()));
             }
-            if spec.memory_bytes == 0 {
+            check_files(&mut spec, models_dir).map_err(invalid)?;
+            if spec.memory_bytes == 0 && spec.engine.is_none() {
                 return Err(invalid(format!(
                     "model {}: memory_bytes must be > 0",
                     spec.name
@@ -206,8 +251,6 @@ impl ModelRegistry {
                     spec.name
                 )));
             }
-            spec.onnx = models_dir.join(&spec.onnx);
-            spec.tokenizer = models_dir.join(&spec.tokenizer);
             let name = spec.name.clone();
             if models.insert(name.clone(), spec).is_some() {
                 return Err(invalid(format!("model {name} is registered twice")));
@@ -250,10 +293,76 @@ impl ModelRegistry {
     /// Names of models whose files exist on this host.
     pub fn available(&self) -> Vec<String> {
         self.iter()
-            .filter(|s| s.onnx.is_file() && s.tokenizer.is_file())
+            .filter(|s| match &s.engine {
+                Some(e) => e.gguf.is_file(),
+                None => s.onnx.is_file() && s.tokenizer.is_file(),
+            })
             .map(|s| s.name.clone())
             .collect()
     }
+}
+
+/// Resolves an entry's files against `models_dir`; an engine entry gets its backend, and its
+/// memory and facts from the GGUF header when the file is here.
+fn check_files(spec: &mut ModelSpec, models_dir: &Path) -> Result<(), String> {
+    let name = spec.name.clone();
+    let Some(engine) = spec.engine.as_mut() else {
+        if spec.onnx.as_os_str().is_empty() || spec.tokenizer.as_os_str().is_empty() {
+            return Err(format!(
+                "model {name}: onnx and tokenizer are required (or engine = {{ kind = \"llama_cpp\", gguf = \"…\" }})"
+            ));
+        }
+        spec.onnx = models_dir.join(&spec.onnx);
+        spec.tokenizer = models_dir.join(&spec.tokenizer);
+        return Ok(());
+    };
+    if spec.stage != StageKind::Generate {
+        return Err(format!(
+            "model {name}: an engine serves generate models only"
+        ));
+    }
+    if !spec.onnx.as_os_str().is_empty() || !spec.tokenizer.as_os_str().is_empty() {
+        return Err(format!(
+            "model {name}: an engine model names its gguf file, not onnx/tokenizer"
+        ));
+    }
+    if engine.gguf.as_os_str().is_empty() || engine.parallel == 0 {
+        return Err(format!(
+            "model {name}: engine needs a gguf file and parallel ≥ 1"
+        ));
+    }
+    let kind = engine.kind.as_str();
+    if spec.backends.iter().any(|b| b != kind) {
+        return Err(format!(
+            "model {name}: an engine model runs on backend {kind} only (backends = {:?})",
+            spec.backends
+        ));
+    }
+    spec.backends = vec![kind.to_string()];
+    engine.gguf = models_dir.join(&engine.gguf);
+    if !engine.gguf.is_file() {
+        return Ok(());
+    }
+    let info =
+        crate::gguf::GgufInfo::read(&engine.gguf).map_err(|e| format!("model {name}: {e}"))?;
+    if spec.memory_bytes == 0 {
+        let ctx = spec.context_tokens.unwrap_or(info.context_length);
+        spec.memory_bytes = info.estimate(ctx, engine.parallel).total();
+    }
+    let facts = [
+        ("family", info.architecture.clone()),
+        ("quantization", info.quantization()),
+        (
+            "parameter_size",
+            info.size_label.clone().unwrap_or_default(),
+        ),
+    ];
+    for (k, v) in facts {
+        if !v.is_empty() {
+            spec.info.entry(k.to_string()).or_insert(v);
+        }
+    }
+    Ok(())
 }
 
 #[cfg(test)]
@@ -337,3 +446,6 @@ labels = ["fast", "code", "heavy"]
         assert!(err.to_string().contains("registered twice"), "{err}");
     }
 }
+
+#[cfg(test)]
+mod engine_tests;

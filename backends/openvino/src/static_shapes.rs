@@ -231,6 +231,7 @@ mod tests {
             max_batch,
             precision: Precision::F16,
             backends: vec![],
+            engine: None,
             info: Default::default(),
         }
     }

@@ -214,10 +214,13 @@ impl Pipeline {
         deadline: Instant,
     ) -> Result<GenerateStream, ApiError> {
         let spec = self.placer.spec(&model, StageKind::Generate)?;
-        let engine_only = engine_options.is_some()
-            || messages
-                .iter()
-                .any(|m| !m.tool_calls_json.is_empty() || !m.tool_call_id.is_empty());
+        // A model the agent's own engine serves (llama-server) is an engine wherever it runs.
+        let supervised = spec.engine.is_some();
+        let engine_only = !supervised
+            && (engine_options.is_some()
+                || messages
+                    .iter()
+                    .any(|m| !m.tool_calls_json.is_empty() || !m.tool_call_id.is_empty()));
         if engine_only && !self.placer.served_by_engine(&model) {
             return Err(ApiError::new(
                 ErrorClass::InvalidArgument,

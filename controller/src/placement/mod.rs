@@ -48,6 +48,7 @@ pub fn attached_spec(model: &str) -> ModelSpec {
         precision: Default::default(),
         // Any backend: the pseudo-device's backend is the engine's kind.
         backends: Vec::new(),
+        engine: None,
         info: [("engine".to_string(), "attached".to_string())]
             .into_iter()
             .collect(),

@@ -32,6 +32,14 @@ impl Default for ModelsConfig {
     }
 }
 
+/// Engines the agent supervises (`[engines]`).
+#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields, default)]
+pub struct EnginesConfig {
+    /// llama.cpp's `llama-server` (`[engines.llama_cpp]`).
+    pub llama_cpp: switchyard_agent::engines::LlamaCppSettings,
+}
+
 /// The whole configuration file.
 #[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]
 #[serde(deny_unknown_fields, default)]
@@ -53,6 +61,8 @@ pub struct Config {
     pub residency: ResidencyConfig,
     /// Document chunking and retrieval.
     pub retrieval: RetrievalConfig,
+    /// Supervised engines (`[engines.llama_cpp] server = "…"`).
+    pub engines: EnginesConfig,
 }
 
 /// A configuration error, on one line.

@@ -60,6 +60,7 @@ fn encoder_pads_per_batch_truncates_and_refuses() {
         max_batch: 32,
         precision: Default::default(),
         backends: vec![],
+        engine: None,
         info: Default::default(),
     };
     let enc = TextEncoder::new(&spec).unwrap();

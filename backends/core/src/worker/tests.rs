@@ -42,6 +42,7 @@ fn spec() -> ModelSpec {
         max_batch: 4,
         precision: Default::default(),
         backends: vec![],
+        engine: None,
         info: Default::default(),
     }
 }

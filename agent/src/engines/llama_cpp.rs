@@ -1,0 +1,332 @@
+//! Engines the agent supervises: one llama.cpp `llama-server` process per (model, device),
+//! for registry entries with `engine = { kind = "llama_cpp", gguf = "…" }`.
+//!
+//! The process is bound to 127.0.0.1 on a free port with `--jinja --parallel N --ctx-size
+//! ctx×N -t threads` (each slot gets the entry's `context_tokens`); the model counts as resident
+//! once `/health` answers, with the process RSS as its memory. A crash marks it unhealthy (not
+//! resident) and it is restarted with the project's backoff; an engine never takes the agent
+//! down. Unload: SIGTERM, SIGKILL after [`GRACE`], and the model leaves the resident list only
+//! once the process is gone. Generation streams go through the OpenAI proxy of attached
+//! endpoints ([`super::openai`]).
+
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use serde::{Deserialize, Serialize};
+use switchyard_backend_core::{BackendError, ModelSpec};
+use switchyard_backoff::{Backoff, Jitter};
+use switchyard_proto::v1::{BackendSupport, Device, DeviceKind, ResidentModel};
+use tokio::sync::watch;
+use tracing::{Instrument, info_span};
+
+use super::{Endpoint, EndpointConfig, EngineKind};
+
+mod process;
+use process::{free_port, rss_bytes, supervise};
+
+/// Time a stopped engine gets between SIGTERM and SIGKILL.
+pub const GRACE: Duration = Duration::from_secs(5);
+/// Longest wait for a started engine's `/health`.
+pub const START_TIMEOUT: Duration = Duration::from_secs(120);
+/// Restart delays after a crash.
+pub const RESTART: Backoff = Backoff {
+    base: Duration::from_millis(200),
+    max: Duration::from_secs(10),
+    jitter: Jitter::Equal,
+};
+
+/// `[engines.llama_cpp]`: where `llama-server` is and how many threads it gets.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct LlamaCppSettings {
+    /// Path of `llama-server`; default: `llama-server` on PATH, else the one
+    /// `scripts/setup.sh` builds into the cache.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub server: Option<PathBuf>,
+    /// CPU threads (`-t`); default: `SWITCHYARD_THREADS` or every core.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub threads: Option<usize>,
+}
+
+/// The `llama-server` to run: the configured one, else on PATH, else the cached build; the
+/// error says how to get one.
+pub fn locate(settings: &LlamaCppSettings) -> Result<PathBuf, String> {
+    if let Some(p) = &settings.server {
+        return if p.is_file() {
+            Ok(p.clone())
+        } else {
+            Err(format!(
+                "[engines.llama_cpp] server = {:?} is not a file",
+                p.display()
+            ))
+        };
+    }
+    let on_path = std::env::var_os("PATH")
+        .into_iter()
+        .flat_map(|p| std::env::split_paths(&p).collect::<Vec<_>>())
+        .map(|d| d.join("llama-server"))
+        .find(|p| p.is_file());
+    if let Some(p) = on_path {
+        return Ok(p);
+    }
+    let engines = switchyard_backend_core::paths::cache_dir().join("engines");
+    let mut built: Vec<PathBuf> = std::fs::read_dir(&engines)
+        .into_iter()
+        .flatten()
+        .flatten()
+        .map(|e| e.path().join("llama-server"))
+        .filter(|p| p.is_file())
+        .collect();
+    built.sort();
+    built.pop().ok_or_else(|| {
+        format!(
+            "no llama-server: set [engines.llama_cpp] server = \"/path/to/llama-server\", put llama-server on PATH, or run scripts/setup.sh (it builds a CPU llama-server into {})",
+            engines.display()
+        )
+    })
+}
+
+/// Adds the `llama_cpp` backend to this node's CPU devices when there are engine models:
+/// usable where a `llama-server` was found, otherwise with how to get one.
+pub fn advertise(runner: &crate::StageRunner, devices: &mut [Device]) {
+    let Some(llama_cpp) = runner.llama_cpp() else {
+        return;
+    };
+    if !runner.registry().iter().any(|s| s.engine.is_some()) {
+        return;
+    }
+    for d in devices.iter_mut().filter(|d| d.kind() == DeviceKind::Cpu) {
+        d.backends.retain(|b| b.backend != "llama_cpp");
+        d.backends.push(BackendSupport {
+            backend: "llama_cpp".into(),
+            usable: llama_cpp.server.is_ok(),
+            reason: llama_cpp.server.as_ref().err().cloned().unwrap_or_default(),
+            // llama.cpp computes at the precisions of the GGUF; nothing else is promised.
+            precisions: Vec::new(),
+        });
+    }
+}
+
+/// What one engine process is doing.
+#[derive(Debug, Clone, PartialEq)]
+enum Phase {
+    Starting,
+    Healthy {
+        pid: u32,
+    },
+    /// Crashed or failed to start; restarting after a delay.
+    Down(String),
+    Stopped,
+}
+
+/// One supervised `llama-server` for one (model, device).
+#[derive(Debug)]
+pub(super) struct Server {
+    spec: ModelSpec,
+    device_id: String,
+    endpoint: Endpoint,
+    phase: watch::Sender<Phase>,
+    stop: watch::Sender<bool>,
+    last_used: Mutex<Instant>,
+    pinned: std::sync::atomic::AtomicBool,
+    in_flight: std::sync::atomic::AtomicU32,
+}
+
+/// Every supervised engine of this agent.
+#[derive(Debug)]
+pub struct LlamaCpp {
+    server: Result<PathBuf, String>,
+    threads: usize,
+    servers: Mutex<HashMap<(String, String), Arc<Server>>>,
+}
+
+impl LlamaCpp {
+    /// The supervisor, with the `llama-server` it found (or why there is none).
+    pub fn new(settings: &LlamaCppSettings) -> Self {
+        LlamaCpp {
+            server: locate(settings),
+            threads: settings
+                .threads
+                .unwrap_or_else(switchyard_backend_core::paths::inference_threads),
+            servers: Mutex::new(HashMap::new()),
+        }
+    }
+
+    /// The binary, or why there is none.
+    pub fn binary(&self) -> Result<&Path, &str> {
+        self.server.as_deref().map_err(String::as_str)
+    }
+
+    fn get(&self, model: &str, device_id: &str) -> Option<Arc<Server>> {
+        let servers = self.servers.lock().expect("servers");
+        servers
+            .get(&(model.to_string(), device_id.to_string()))
+            .cloned()
+    }
+
+    /// Starts `spec` on `device_id` (no-op when it runs) and waits until it is healthy.
+    pub async fn load(
+        &self,
+        spec: &ModelSpec,
+        device_id: &str,
+        pin: bool,
+    ) -> Result<ResidentModel, BackendError> {
+        let server = self.ensure(spec, device_id)?;
+        if pin {
+            server
+                .pinned
+                .store(true, std::sync::atomic::Ordering::Relaxed);
+        }
+        server.ready(START_TIMEOUT).await?;
+        Ok(server.describe().unwrap_or_default())
+    }
+
+    /// The server of (model, device), started when there is none.
+    fn ensure(&self, spec: &ModelSpec, device_id: &str) -> Result<Arc<Server>, BackendError> {
+        let unusable = |reason: String| BackendError::DeviceUnsupported {
+            backend: "llama_cpp".into(),
+            device: device_id.into(),
+            reason,
+        };
+        let binary = self.server.clone().map_err(unusable)?;
+        let engine = spec.engine.as_ref().ok_or_else(|| {
+            BackendError::InvalidInput(format!("model {} is not an engine model", spec.name))
+        })?;
+        if !engine.gguf.is_file() {
+            return Err(unusable(format!(
+                "{}: GGUF file {} is not on this node",
+                spec.name,
+                engine.gguf.display()
+            )));
+        }
+        let key = (spec.name.clone(), device_id.to_string());
+        let mut servers = self.servers.lock().expect("servers");
+        if let Some(s) = servers.get(&key) {
+            return Ok(s.clone());
+        }
+        let config = EndpointConfig {
+            name: format!("llama_cpp:{}@{device_id}", spec.name),
+            kind: EngineKind::Openai,
+            url: format!("http://127.0.0.1:{}", free_port().map_err(unusable)?),
+            device: None,
+            token: None,
+        };
+        let server = Arc::new(Server {
+            spec: spec.clone(),
+            device_id: device_id.to_string(),
+            endpoint: Endpoint::new(config).map_err(unusable)?,
+            phase: watch::Sender::new(Phase::Starting),
+            stop: watch::Sender::new(false),
+            last_used: Mutex::new(Instant::now()),
+            pinned: Default::default(),
+            in_flight: Default::default(),
+        });
+        servers.insert(key, server.clone());
+        let span = info_span!("engine", model = %spec.name, device = device_id);
+        let threads = self.threads;
+        tokio::spawn(supervise(server.clone(), binary, threads).instrument(span));
+        Ok(server)
+    }
+
+    /// Stops (model, device): SIGTERM, SIGKILL after [`GRACE`]; returns once the process is
+    /// gone. False when it was not running.
+    pub async fn unload(&self, model: &str, device_id: &str) -> bool {
+        let Some(server) = self.get(model, device_id) else {
+            return false;
+        };
+        server.stop.send_replace(true);
+        let mut phase = server.phase.subscribe();
+        let _ = phase.wait_for(|p| *p == Phase::Stopped).await;
+        self.servers
+            .lock()
+            .expect("servers")
+            .remove(&(model.to_string(), device_id.to_string()));
+        true
+    }
+
+    /// The healthy engines, as resident models (memory: the process RSS).
+    pub fn resident(&self) -> Vec<ResidentModel> {
+        let servers = self.servers.lock().expect("servers");
+        servers.values().filter_map(|s| s.describe()).collect()
+    }
+
+    /// Bytes each device holds for its engines (their estimates, healthy or not).
+    pub fn reserved_bytes(&self) -> Vec<(String, u64)> {
+        let servers = self.servers.lock().expect("servers");
+        servers
+            .values()
+            .map(|s| (s.device_id.clone(), s.spec.memory_bytes))
+            .collect()
+    }
+
+    /// The endpoint of a healthy (model, device) engine, started when it is not running and
+    /// waited for while it starts or restarts; with the ms this call waited.
+    pub(super) async fn endpoint(
+        &self,
+        spec: &ModelSpec,
+        device_id: &str,
+    ) -> Result<(Arc<Server>, f64), BackendError> {
+        let started = Instant::now();
+        let server = self.ensure(spec, device_id)?;
+        server.ready(START_TIMEOUT).await?;
+        *server.last_used.lock().expect("last used") = Instant::now();
+        Ok((server, started.elapsed().as_secs_f64() * 1e3))
+    }
+}
+
+impl Server {
+    pub(super) fn endpoint(&self) -> &Endpoint {
+        &self.endpoint
+    }
+
+    pub(super) fn in_flight(&self) -> &std::sync::atomic::AtomicU32 {
+        &self.in_flight
+    }
+
+    /// Waits until healthy; an engine that is down keeps restarting, so this waits for the
+    /// restart until `timeout`.
+    async fn ready(&self, timeout: Duration) -> Result<(), BackendError> {
+        let mut phase = self.phase.subscribe();
+        let wait = phase.wait_for(|p| matches!(p, Phase::Healthy { .. } | Phase::Stopped));
+        let unavailable = |why: String| {
+            BackendError::RuntimeUnavailable(format!(
+                "llama-server for {} on {}: {why}",
+                self.spec.name, self.device_id
+            ))
+        };
+        match tokio::time::timeout(timeout, wait).await {
+            Ok(Ok(p)) if matches!(*p, Phase::Healthy { .. }) => Ok(()),
+            Ok(_) => Err(unavailable("stopped".into())),
+            Err(_) => Err(unavailable(match &*self.phase.borrow() {
+                Phase::Down(why) => why.clone(),
+                _ => format!("not healthy after {} s", timeout.as_secs()),
+            })),
+        }
+    }
+
+    fn describe(&self) -> Option<ResidentModel> {
+        let Phase::Healthy { pid } = *self.phase.borrow() else {
+            return None;
+        };
+        Some(ResidentModel {
+            model: self.spec.name.clone(),
+            device_id: self.device_id.clone(),
+            backend: "llama_cpp".into(),
+            precision: String::new(),
+            memory_bytes: rss_bytes(pid).unwrap_or(self.spec.memory_bytes),
+            in_flight: self.in_flight.load(std::sync::atomic::Ordering::Relaxed),
+            pinned: self.pinned.load(std::sync::atomic::Ordering::Relaxed),
+            idle_ms: self
+                .last_used
+                .lock()
+                .expect("last used")
+                .elapsed()
+                .as_millis() as u64,
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,180 @@
+//! One engine process's lifetime: start it, wait for `/health`, watch it, restart it after a
+//! crash (with [`RESTART`]'s backoff), stop it with SIGTERM then SIGKILL.
+
+use std::collections::VecDeque;
+use std::path::{Path, PathBuf};
+use std::process::Stdio;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use tokio::io::{AsyncBufReadExt, BufReader};
+use tokio::process::{Child, Command};
+use tokio::sync::watch;
+use tracing::{info, warn};
+
+use super::{Endpoint, GRACE, Phase, RESTART, START_TIMEOUT, Server};
+
+/// A free loopback port (bound and released; llama-server binds it next).
+pub(super) fn free_port() -> Result<u16, String> {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .map(|a| a.port())
+        .map_err(|e| format!("no free loopback port: {e}"))
+}
+
+/// The resident set of process `pid`, from `/proc/<pid>/status`.
+pub(super) fn rss_bytes(pid: u32) -> Option<u64> {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
+    let line = status.lines().find(|l| l.starts_with("VmRSS:"))?;
+    let kb: u64 = line.split_whitespace().nth(1)?.parse().ok()?;
+    Some(kb * 1024)
+}
+
+/// Runs the engine until asked to stop, restarting it after each crash.
+pub(super) async fn supervise(server: Arc<Server>, binary: PathBuf, threads: usize) {
+    let mut stop = server.stop.subscribe();
+    let mut restarts = 0u32;
+    loop {
+        if *stop.borrow() {
+            break;
+        }
+        server.phase.send_replace(Phase::Starting);
+        let why = match run_once(&server, &binary, threads, &mut stop).await {
+            Ok(()) => break,
+            Err((why, was_healthy)) => {
+                if was_healthy {
+                    restarts = 0;
+                }
+                why
+            }
+        };
+        restarts += 1;
+        warn!(error = %why, restarts, "llama-server is down; restarting");
+        server.phase.send_replace(Phase::Down(why));
+        let delay = RESTART.delay(restarts, rand::random::<f64>());
+        tokio::select! {
+            _ = tokio::time::sleep(delay) => {}
+            _ = stop.wait_for(|s| *s) => break,
+        }
+    }
+    server.phase.send_replace(Phase::Stopped);
+    info!("llama-server stopped");
+}
+
+/// One process lifetime. Ok: stopped on request; Err: why it ended, and whether it had been
+/// healthy.
+async fn run_once(
+    server: &Server,
+    binary: &Path,
+    threads: usize,
+    stop: &mut watch::Receiver<bool>,
+) -> Result<(), (String, bool)> {
+    let engine = server.spec.engine.as_ref().expect("engine model");
+    let ctx = server.spec.context_tokens.unwrap_or(4096);
+    let port = server
+        .endpoint
+        .config()
+        .base_url()
+        .rsplit(':')
+        .next()
+        .unwrap_or("0")
+        .to_string();
+    let mut cmd = Command::new(binary);
+    super::super::pdeathsig::die_with_parent(&mut cmd);
+    let mut child = cmd
+        .arg("-m")
+        .arg(&engine.gguf)
+        .args(["--host", "127.0.0.1", "--port", &port, "--jinja"])
+        .args(["--parallel", &engine.parallel.to_string()])
+        .args(["--ctx-size", &(ctx * engine.parallel).to_string()])
+        .args(["-t", &threads.to_string()])
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .kill_on_drop(true)
+        .spawn()
+        .map_err(|e| (format!("cannot start {}: {e}", binary.display()), false))?;
+    let pid = child.id().unwrap_or(0);
+    let tail = Arc::new(Mutex::new(VecDeque::<String>::new()));
+    if let Some(stderr) = child.stderr.take() {
+        let tail = tail.clone();
+        tokio::spawn(async move {
+            let mut lines = BufReader::new(stderr).lines();
+            while let Ok(Some(line)) = lines.next_line().await {
+                let mut t = tail.lock().expect("stderr tail");
+                if t.len() == 8 {
+                    t.pop_front();
+                }
+                t.push_back(line);
+            }
+        });
+    }
+    let exited = |status: std::io::Result<std::process::ExitStatus>| {
+        let last = tail
+            .lock()
+            .expect("stderr tail")
+            .iter()
+            .rev()
+            .find(|l| !l.trim().is_empty())
+            .cloned();
+        format!(
+            "llama-server (pid {pid}) exited ({}){}",
+            status
+                .map(|s| s.to_string())
+                .unwrap_or_else(|e| e.to_string()),
+            last.map(|l| format!(": {l}")).unwrap_or_default()
+        )
+    };
+    // Wait for /health, the process, or a stop.
+    let started = Instant::now();
+    loop {
+        let stopping = tokio::select! {
+            status = child.wait() => return Err((exited(status), false)),
+            _ = stop.wait_for(|s| *s) => true,
+            _ = tokio::time::sleep(Duration::from_millis(100)) => false,
+        };
+        if stopping {
+            return terminate(&mut child, pid).await;
+        }
+        if healthy(&server.endpoint).await {
+            break;
+        }
+        if started.elapsed() > START_TIMEOUT {
+            let _ = terminate(&mut child, pid).await;
+            return Err((
+                format!("no /health after {} s", START_TIMEOUT.as_secs()),
+                false,
+            ));
+        }
+    }
+    info!(pid, port = %port, ms = started.elapsed().as_millis() as u64, "llama-server healthy");
+    server.phase.send_replace(Phase::Healthy { pid });
+    tokio::select! {
+        status = child.wait() => return Err((exited(status), true)),
+        _ = stop.wait_for(|s| *s) => {}
+    }
+    terminate(&mut child, pid).await
+}
+
+/// True when `/health` answers 200.
+async fn healthy(ep: &Endpoint) -> bool {
+    ep.request(reqwest::Method::GET, "/health")
+        .timeout(Duration::from_secs(1))
+        .send()
+        .await
+        .is_ok_and(|r| r.status().is_success())
+}
+
+/// SIGTERM (through `kill`, no unsafe code here), SIGKILL after [`GRACE`]; returns once the
+/// process is gone.
+async fn terminate(child: &mut Child, pid: u32) -> Result<(), (String, bool)> {
+    let termed = std::process::Command::new("kill")
+        .args(["-TERM", &pid.to_string()])
+        .status()
+        .is_ok_and(|s| s.success());
+    if !termed || tokio::time::timeout(GRACE, child.wait()).await.is_err() {
+        warn!(pid, "llama-server did not stop on SIGTERM: SIGKILL");
+        let _ = child.kill().await;
+    }
+    Ok(())
+}

