@@ -65,7 +65,8 @@ def test_agent_daemonsets_are_scheduled_by_labels_and_ask_for_their_device(objec
     args = container["args"]
     assert args[0] == "agent"
     controller = args[args.index("--controller") + 1]
-    assert controller == "http://switchyard-controller.switchyard.svc:50051"
+    # mTLS to the controller, joined with the token from the switchyard-join Secret.
+    assert controller == "https://switchyard-controller.switchyard.svc:50051"
     assert args[args.index("--agent-listen") + 1] == "0.0.0.0:50061"
     assert args[args.index("--advertise") + 1] == "http://$(POD_IP):50061"
     assert args[args.index("--node-name") + 1] == f"$(NODE_NAME)-{suffix}"
@@ -73,6 +74,8 @@ def test_agent_daemonsets_are_scheduled_by_labels_and_ask_for_their_device(objec
     assert env["POD_IP"]["valueFrom"]["fieldRef"]["fieldPath"] == "status.podIP"
     assert env["NODE_NAME"]["valueFrom"]["fieldRef"]["fieldPath"] == "spec.nodeName"
     assert env["XDG_CACHE_HOME"]["value"] == "/var/cache"
+    token = env["SWITCHYARD_JOIN_TOKEN"]["valueFrom"]["secretKeyRef"]
+    assert token == {"name": "switchyard-join", "key": "token"}
     assert {p["containerPort"] for p in container["ports"]} == {50061}
     mounts = {m["name"]: m["mountPath"] for m in container["volumeMounts"]}
     volumes = {v["name"]: v for v in spec["volumes"]}
@@ -115,6 +118,13 @@ def test_the_controller_service_selects_its_pods_on_named_ports(objects):
     assert mount == "/etc/switchyard"
     (vol,) = [v for v in pod["spec"]["volumes"] if v["name"] == "config"]
     assert one(objects, "ConfigMap", vol["configMap"]["name"])
+    # The CA, certificates and tokens live on a claim: a restarted pod keeps the cluster's
+    # identity, which joined agents pin.
+    env = {e["name"]: e["value"] for e in container["env"]}
+    data = {m["name"]: m["mountPath"] for m in container["volumeMounts"]}["data"]
+    assert env["SWITCHYARD_DATA_DIR"] == data
+    (vol,) = [v for v in pod["spec"]["volumes"] if v["name"] == "data"]
+    assert one(objects, "PersistentVolumeClaim", vol["persistentVolumeClaim"]["claimName"])
 
 
 def test_the_configmap_is_a_valid_cluster_controller_configuration(objects):
