@@ -272,6 +272,8 @@ mod readme_tests {
     #[test]
     fn the_readme_configuration_examples_are_valid() {
         let readme = include_str!("../../../README.md");
+        // Every plain ```toml block is a configuration file (registry examples are fenced
+        // as ```toml models/registry.toml).
         let blocks: Vec<&str> = readme
             .split("```toml\n")
             .skip(1)
