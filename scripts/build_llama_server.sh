@@ -24,7 +24,12 @@ LLAMA_CPP_PY_VERSION="${LLAMA_CPP_PY_VERSION:-0.3.36}"
 OUT="$CACHE/engines/llama.cpp-$LLAMA_CPP_PY_VERSION"
 BIN="$OUT/llama-server"
 STAMP="$OUT/.stamp"
-FLAGS="-DCMAKE_BUILD_TYPE=Release -DLLAMA_CURL=OFF -DLLAMA_BUILD_TESTS=OFF -DLLAMA_BUILD_EXAMPLES=OFF -DLLAMA_BUILD_SERVER=ON -DBUILD_SHARED_LIBS=OFF"
+# Not -march=native (ggml's default): on a CPU with AMX the native build runs ggml's AMX
+# kernels, which crash (SIGSEGV in ggml_backend_amx_mul_mat, seen on a Sapphire Rapids VM),
+# and a cached native binary may not run on another CPU. AVX2/FMA/F16C (x86-64-v3) runs on
+# every x86 CPU of the last decade, with and without AVX512/AMX.
+CPU_FLAGS="-DGGML_NATIVE=OFF -DGGML_AVX=ON -DGGML_AVX2=ON -DGGML_FMA=ON -DGGML_F16C=ON -DGGML_AVX512=OFF -DGGML_AMX_TILE=OFF -DGGML_AMX_INT8=OFF -DGGML_AMX_BF16=OFF"
+FLAGS="-DCMAKE_BUILD_TYPE=Release -DLLAMA_CURL=OFF -DLLAMA_BUILD_TESTS=OFF -DLLAMA_BUILD_EXAMPLES=OFF -DLLAMA_BUILD_SERVER=ON -DBUILD_SHARED_LIBS=OFF $CPU_FLAGS"
 JOBS="${LLAMA_BUILD_JOBS:-2}"
 
 say() { printf 'setup: %s\n' "$*"; }
@@ -76,5 +81,37 @@ cmake --build "$WORK/build" --target llama-server -j"$JOBS" >"$WORK/build.log" 2
 mkdir -p "$OUT"
 install -m 0755 "$WORK/build/bin/llama-server" "$BIN.tmp" && mv "$BIN.tmp" "$BIN"
 "$BIN" --version >/dev/null 2>&1 || die "the built $BIN does not run"
+# --version computes nothing: load the real GGUF once (llama-server warms up with a decode
+# before /health answers), so a binary that crashes on this CPU is caught here, not in
+# the tests.
+GGUF_CHECK="${SWITCHYARD_MODELS_DIR:-$CACHE/models}/smollm2-135m-gguf/SmolLM2-135M-Instruct.Q4_1.gguf"
+if [ -f "$GGUF_CHECK" ]; then
+  "$VPY" - "$BIN" "$GGUF_CHECK" <<'PY' || { rm -f "$BIN"; die "the built llama-server does not serve the GGUF on this CPU (see above)"; }
+import socket, subprocess, sys, time, urllib.request
+_, binary, gguf = sys.argv
+with socket.socket() as s:
+    s.bind(("127.0.0.1", 0))
+    port = s.getsockname()[1]
+p = subprocess.Popen([binary, "-m", gguf, "--host", "127.0.0.1", "--port", str(port), "-c", "512", "-t", "2"],
+                     stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, stdin=subprocess.DEVNULL)
+try:
+    deadline = time.monotonic() + 180
+    while time.monotonic() < deadline:
+        if p.poll() is not None:
+            err = p.stderr.read().decode(errors="replace").strip().splitlines()[-5:]
+            sys.exit(f"llama-server exited with {p.returncode} while loading the model: " + " | ".join(err))
+        try:
+            with urllib.request.urlopen(f"http://127.0.0.1:{port}/health", timeout=2) as r:
+                if r.status == 200:
+                    sys.exit(0)
+        except OSError:
+            pass
+        time.sleep(0.5)
+    sys.exit("llama-server did not answer /health within 180 s")
+finally:
+    p.kill()
+    p.wait()
+PY
+fi
 printf 'sdist llama-cpp-python==%s sha256 %s\nflags %s\n' "$LLAMA_CPP_PY_VERSION" "$SHA" "$FLAGS" >"$STAMP"
 say "built $BIN"
