@@ -3,9 +3,13 @@
 `[[agent.endpoints]] kind = "openai"`, driven with the official `openai` client.
 
 The engine constrains its output with a grammar from the JSON schema, so even a 135M model
-answers in the requested shape; the native ONNX decoder refuses the same fields. (A tool-call
-round trip is not tested here: this llama-server build answers SmolLM2 with plain text even
-for `tool_choice: "required"`, hit directly.)
+answers in the requested shape; the native ONNX decoder refuses the same fields.
+
+Tool calls: SmolLM2's own template describes no tools, so llama-server is started with the
+repository's `models/smollm2-135m-gguf/chatml-tools.jinja` (Hermes-style `<tool_call>`),
+from which it derives the tool-call grammar and parser. With one earlier call in the
+conversation (as any agent loop has after its first turn) the 135M model calls the tool
+for the new question; the test runs the tool and sends the result back.
 """
 
 from __future__ import annotations
@@ -25,6 +29,7 @@ import pytest
 from conftest import System, start_binary, wait_ready
 
 CACHE = Path(os.environ.get("XDG_CACHE_HOME", Path.home() / ".cache")) / "switchyard"
+TOOLS_TEMPLATE = Path(__file__).resolve().parents[2] / "models/smollm2-135m-gguf/chatml-tools.jinja"
 MODEL = "smollm2-gguf"
 WEATHER = [{
     "type": "function",
@@ -73,7 +78,8 @@ def engine_system():
         log = open(tmp / "llama-server.log", "wb")
         server = subprocess.Popen(
             [llama_server(), "-m", str(gguf()), "--alias", MODEL, "--host", "127.0.0.1",
-             "--port", str(port), "--jinja", "--parallel", "2", "--ctx-size", "4096",
+             "--port", str(port), "--jinja", "--chat-template-file", str(TOOLS_TEMPLATE),
+             "--parallel", "2", "--ctx-size", "4096",
              "-t", os.environ.get("SWITCHYARD_THREADS", "2")],
             stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
         )
@@ -138,3 +144,77 @@ def test_the_native_decoder_refuses_tools_naming_the_field(engine_system):
     body = e.value.body
     assert body["param"] == "tools", body
     assert "native ONNX decoder" in body["message"], body
+
+
+WEATHER_NOW = {"London": {"temperature_c": 11}, "Paris": {"temperature_c": 18}}
+
+
+def get_weather(city: str) -> dict:
+    """The tool the client runs (a table: the point is the round trip, not the weather)."""
+    return WEATHER_NOW[city]
+
+
+def earlier_turn() -> list[dict]:
+    """A finished tool round trip earlier in the conversation."""
+    return [
+        {"role": "user", "content": "What is the weather in London?"},
+        {"role": "assistant", "content": "", "tool_calls": [{
+            "id": "call_1", "type": "function",
+            "function": {"name": "get_weather", "arguments": json.dumps({"city": "London"})}}]},
+        {"role": "tool", "tool_call_id": "call_1", "content": json.dumps(get_weather("London"))},
+        {"role": "assistant", "content": "It is 11 °C in London."},
+    ]
+
+
+def test_a_tool_call_round_trip_through_switchyard(engine_system):
+    messages = earlier_turn() + [{"role": "user", "content": "What is the weather in Paris?"}]
+    r = engine_system.chat.completions.create(
+        model=MODEL, max_tokens=64, temperature=0, messages=messages, tools=WEATHER,
+        tool_choice="required",
+    )
+    choice = r.choices[0]
+    assert choice.finish_reason == "tool_calls", choice
+    call = choice.message.tool_calls[0]
+    assert call.type == "function" and call.function.name == "get_weather", call
+    args = json.loads(call.function.arguments)
+    assert args == {"city": "Paris"}, args
+    assert call.id, call
+    # Run the tool and send its result back: the model answers in text now.
+    messages += [
+        {"role": "assistant", "content": choice.message.content or "",
+         "tool_calls": [call.model_dump(exclude_none=True)]},
+        {"role": "tool", "tool_call_id": call.id, "content": json.dumps(get_weather(**args))},
+    ]
+    final = engine_system.chat.completions.create(
+        model=MODEL, max_tokens=32, temperature=0, messages=messages, tools=WEATHER,
+        tool_choice="none",
+    )
+    answer = final.choices[0]
+    assert answer.finish_reason in ("stop", "length"), answer
+    assert not answer.message.tool_calls, answer
+    assert answer.message.content.strip(), answer
+
+
+def test_a_streamed_tool_call_arrives_whole(engine_system):
+    messages = earlier_turn() + [{"role": "user", "content": "What is the weather in Paris?"}]
+    stream = engine_system.chat.completions.create(
+        model=MODEL, max_tokens=64, temperature=0, messages=messages, tools=WEATHER,
+        tool_choice="required", stream=True,
+    )
+    name, arguments, finish, ids = "", "", None, set()
+    for chunk in stream:
+        if not chunk.choices:
+            continue
+        delta = chunk.choices[0].delta
+        for tc in delta.tool_calls or []:
+            assert tc.index == 0, tc
+            if tc.id:
+                ids.add(tc.id)
+            if tc.function and tc.function.name:
+                name += tc.function.name
+            if tc.function and tc.function.arguments:
+                arguments += tc.function.arguments
+        finish = chunk.choices[0].finish_reason or finish
+    assert finish == "tool_calls"
+    assert name == "get_weather" and json.loads(arguments) == {"city": "Paris"}, (name, arguments)
+    assert len(ids) == 1, ids

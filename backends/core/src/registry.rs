@@ -127,6 +127,11 @@ pub struct EngineSpec {
     /// Concurrent slots (`--parallel`), each of `context_tokens` (default 4).
     #[serde(default = "default_parallel")]
     pub parallel: u32,
+    /// A Jinja chat template to use instead of the one in the GGUF (`--chat-template-file`),
+    /// relative to the registry file's directory (or absolute): e.g. one that describes
+    /// tools, so the engine can answer tool calls.
+    #[serde(default)]
+    pub chat_template: Option<PathBuf>,
 }
 
 fn default_parallel() -> u32 {
@@ -211,7 +216,12 @@ impl ModelRegistry {
             if spec.name.is_empty() {
                 return Err(invalid("a model has an empty name".into()));
             }
-            check_files(&mut spec, models_dir).map_err(invalid)?;
+            check_files(
+                &mut spec,
+                models_dir,
+                origin.parent().unwrap_or(Path::new(".")),
+            )
+            .map_err(invalid)?;
             if spec.memory_bytes == 0 && spec.engine.is_none() {
                 return Err(invalid(format!(
                     "model {}: memory_bytes must be > 0",
@@ -304,7 +314,7 @@ impl ModelRegistry {
 
 /// Resolves an entry's files against `models_dir`; an engine entry gets its backend, and its
 /// memory and facts from the GGUF header when the file is here.
-fn check_files(spec: &mut ModelSpec, models_dir: &Path) -> Result<(), String> {
+fn check_files(spec: &mut ModelSpec, models_dir: &Path, registry_dir: &Path) -> Result<(), String> {
     let name = spec.name.clone();
     let Some(engine) = spec.engine.as_mut() else {
         if spec.onnx.as_os_str().is_empty() || spec.tokenizer.as_os_str().is_empty() {
@@ -339,6 +349,15 @@ fn check_files(spec: &mut ModelSpec, models_dir: &Path) -> Result<(), String> {
         ));
     }
     spec.backends = vec![kind.to_string()];
+    if let Some(t) = engine.chat_template.as_mut() {
+        *t = registry_dir.join(&*t);
+        if !t.is_file() {
+            return Err(format!(
+                "model {name}: chat_template {} is not a file",
+                t.display()
+            ));
+        }
+    }
     engine.gguf = models_dir.join(&engine.gguf);
     if !engine.gguf.is_file() {
         return Ok(());

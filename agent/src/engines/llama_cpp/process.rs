@@ -81,6 +81,9 @@ async fn run_once(
         .to_string();
     let mut cmd = Command::new(binary);
     super::super::pdeathsig::die_with_parent(&mut cmd);
+    if let Some(template) = &engine.chat_template {
+        cmd.arg("--chat-template-file").arg(template);
+    }
     let mut child = cmd
         .arg("-m")
         .arg(&engine.gguf)

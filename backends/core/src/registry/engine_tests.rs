@@ -73,3 +73,33 @@ fn inconsistent_engine_entries_are_refused_by_name() {
         "{err}"
     );
 }
+
+#[test]
+fn a_chat_template_resolves_beside_the_registry_file_and_a_missing_one_is_refused() {
+    let repo_models = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../models");
+    let text = ENGINE.replace(
+        "parallel = 4 }",
+        "parallel = 4, chat_template = \"smollm2-135m-gguf/chatml-tools.jinja\" }",
+    );
+    let reg =
+        ModelRegistry::parse(&text, &repo_models.join("registry.toml"), Path::new("/m")).unwrap();
+    let template = reg.get("smol-gguf").unwrap().engine.as_ref().unwrap();
+    let template = template.chat_template.as_ref().unwrap();
+    assert!(template.is_file(), "{}", template.display());
+    assert!(
+        std::fs::read_to_string(template)
+            .unwrap()
+            .contains("<tool_call>")
+    );
+    let err = ModelRegistry::parse(
+        &text,
+        Path::new("/elsewhere/registry.toml"),
+        Path::new("/m"),
+    )
+    .unwrap_err()
+    .to_string();
+    assert!(
+        err.contains("chat_template /elsewhere/smollm2-135m-gguf/chatml-tools.jinja is not a file"),
+        "{err}"
+    );
+}
