@@ -29,6 +29,22 @@ pub struct ControllerConfig {
     /// certificates: anyone who reaches the port can register a node. A warning is logged
     /// at every start.
     pub insecure: bool,
+    /// Bearer tokens that let an operator without a cluster certificate (another host, a
+    /// script) call the Registry and Cluster services (`status`, `nodes remove`, …) over
+    /// TLS: `SWITCHYARD_ADMIN_TOKEN` on the client side. Empty = certificates only. Never
+    /// logged.
+    pub admin_tokens: AdminTokens,
+}
+
+/// The admin tokens, redacted in `Debug`.
+#[derive(Clone, Default, Serialize, Deserialize, PartialEq)]
+#[serde(transparent)]
+pub struct AdminTokens(pub Vec<String>);
+
+impl std::fmt::Debug for AdminTokens {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "<{} redacted>", self.0.len())
+    }
 }
 
 /// `${XDG_CACHE_HOME:-~/.cache}/switchyard/controller`, beside the prepared models.
@@ -46,6 +62,7 @@ impl Default for ControllerConfig {
             missed_heartbeats: 3,
             data_dir: default_data_dir(),
             insecure: false,
+            admin_tokens: AdminTokens::default(),
         }
     }
 }
@@ -228,6 +245,9 @@ impl ServerConfig {
         }
         if c.data_dir.as_os_str().is_empty() {
             return Err("controller.data_dir must not be empty".into());
+        }
+        if c.admin_tokens.0.iter().any(|t| t.trim().len() < 16) {
+            return Err("controller.admin_tokens: each token needs at least 16 characters (e.g. `openssl rand -hex 24`)".into());
         }
         self.retrieval.validate()?;
         self.api.validate()

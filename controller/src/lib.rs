@@ -6,6 +6,7 @@ pub mod cluster;
 pub mod config;
 pub mod dispatch;
 pub mod documents;
+pub mod http_tls;
 pub mod metrics;
 pub mod pipeline;
 pub mod placement;

@@ -157,6 +157,29 @@ pub fn render(nodes: &[NodeStatus]) -> String {
     out
 }
 
+/// The `/metrics` answer: the scrape, or 401 when `[api] metrics_token` is set and the
+/// request did not present it.
+pub fn respond(allowed: bool, cluster: &crate::cluster::ClusterState) -> axum::response::Response {
+    use axum::http::{StatusCode, header};
+    use axum::response::IntoResponse;
+    if !allowed {
+        return (
+            StatusCode::UNAUTHORIZED,
+            [(header::WWW_AUTHENTICATE, "Bearer realm=\"metrics\"")],
+            "/metrics needs the token set as [api] metrics_token: send 'Authorization: Bearer <token>' (Prometheus: authorization.credentials)\n",
+        )
+            .into_response();
+    }
+    (
+        [(
+            header::CONTENT_TYPE,
+            "text/plain; version=0.0.4; charset=utf-8",
+        )],
+        render(&cluster.snapshot()),
+    )
+        .into_response()
+}
+
 /// Escapes a label value (backslash, double quote, newline).
 fn escape(value: &str) -> String {
     value

@@ -57,6 +57,9 @@ pub enum StartError {
     /// The gRPC server's TLS settings were refused.
     #[error("gRPC TLS: {0}")]
     Tls(String),
+    /// The HTTP API's `[api.tls]` certificate or key cannot be used.
+    #[error("api.tls: {0}")]
+    HttpTls(String),
 }
 
 /// A running controller.
@@ -217,23 +220,25 @@ pub async fn start(
         );
     crate::metrics::install();
     let metrics_cluster = cluster.clone();
-    let http_router = switchyard_api::http_router(inference.clone(), api)
+    let metrics_api = api.clone();
+    let http_router = switchyard_api::http_router(inference.clone(), api.clone())
         .route(
             "/metrics",
-            axum::routing::get(move || {
+            axum::routing::get(move |headers: axum::http::HeaderMap| {
                 let cluster = metrics_cluster.clone();
-                async move {
-                    (
-                        [(
-                            axum::http::header::CONTENT_TYPE,
-                            "text/plain; version=0.0.4; charset=utf-8",
-                        )],
-                        crate::metrics::render(&cluster.snapshot()),
-                    )
-                }
+                let allowed = metrics_api.metrics_allowed(
+                    headers
+                        .get(axum::http::header::AUTHORIZATION)
+                        .and_then(|v| v.to_str().ok()),
+                );
+                async move { crate::metrics::respond(allowed, &cluster) }
             }),
         )
         .route_layer(axum::middleware::from_fn(track_http));
+    let http_tls = match &api.tls {
+        Some(tls) => Some(crate::http_tls::acceptor(tls, &security)?),
+        None => None,
+    };
 
     let mut rx = shutdown_rx.clone();
     let grpc = tokio::spawn(
@@ -275,15 +280,29 @@ pub async fn start(
     let http = tokio::spawn(
         async move {
             info!(addr = %http_addr, "HTTP server listening");
-            // TCP_NODELAY: JSON responses and SSE token chunks are small writes.
-            let listener = axum::serve::ListenerExt::tap_io(http_listener, |s| {
-                let _ = s.set_nodelay(true);
-            });
-            let res = axum::serve(listener, http_router)
-                .with_graceful_shutdown(async move {
-                    let _ = rx.wait_for(|s| *s).await;
-                })
-                .await;
+            let shutdown = async move {
+                let _ = rx.wait_for(|s| *s).await;
+            };
+            let res = match http_tls {
+                Some(acceptor) => {
+                    info!("HTTP API serves TLS only (api.tls)");
+                    axum::serve(
+                        crate::http_tls::TlsListener::new(http_listener, acceptor),
+                        http_router,
+                    )
+                    .with_graceful_shutdown(shutdown)
+                    .await
+                }
+                None => {
+                    // TCP_NODELAY: JSON responses and SSE token chunks are small writes.
+                    let listener = axum::serve::ListenerExt::tap_io(http_listener, |s| {
+                        let _ = s.set_nodelay(true);
+                    });
+                    axum::serve(listener, http_router)
+                        .with_graceful_shutdown(shutdown)
+                        .await
+                }
+            };
             if let Err(e) = res {
                 warn!(error = %e, "HTTP server stopped");
             }
@@ -351,13 +370,15 @@ fn open_security(config: &ServerConfig) -> Result<(Arc<Security>, Option<String>
         return Ok((Security::insecure(), None));
     }
     let dir = crate::security::pki_dir(&config.controller.data_dir);
-    let opened =
-        Security::open(&config.controller.data_dir, &server_names(config)).map_err(|source| {
-            StartError::Pki {
-                dir: dir.clone(),
-                source,
-            }
-        })?;
+    let opened = Security::open(
+        &config.controller.data_dir,
+        &server_names(config),
+        &config.controller.admin_tokens.0,
+    )
+    .map_err(|source| StartError::Pki {
+        dir: dir.clone(),
+        source,
+    })?;
     if let Some(m) = opened.security.mtls() {
         info!(dir = %dir.display(), ca_sha256 = %m.ca.fingerprint(), created = opened.first_token.is_some(), "cluster CA ready: control path is mTLS");
     }

@@ -11,6 +11,7 @@ use std::process::Command;
 use std::time::Duration;
 
 use serde_json::Value;
+use switchyard_e2e::mtls::{cli, env_refs, secure};
 use switchyard_e2e::{Proc, binary, run_command, wait_for};
 use switchyard_proto::v1::agent_client::AgentClient;
 use switchyard_proto::v1::registry_client::RegistryClient;
@@ -24,44 +25,8 @@ fn serial() -> std::sync::MutexGuard<'static, ()> {
     SERIAL.lock().unwrap_or_else(|e| e.into_inner())
 }
 
-/// The environment of a process of the mTLS cluster whose controller keeps `data`.
-fn secure(data: &Path) -> Vec<(&'static str, String)> {
-    vec![
-        ("SWITCHYARD_INSECURE", "false".into()),
-        ("SWITCHYARD_DATA_DIR", data.display().to_string()),
-    ]
-}
-
-fn env_refs<'a>(env: &'a [(&'static str, String)]) -> Vec<(&'static str, &'a str)> {
-    env.iter().map(|(k, v)| (*k, v.as_str())).collect()
-}
-
 fn controller(data: &Path, listen: &str) -> Proc {
-    let env = secure(data);
-    let c = Proc::start_with_env(
-        "controller",
-        &[
-            "controller",
-            "--listen",
-            listen,
-            "--http-listen",
-            "127.0.0.1:0",
-        ],
-        &env_refs(&env),
-    )
-    .expect("controller starts");
-    assert!(c.ready_line.contains("control=mtls"), "{}", c.ready_line);
-    c
-}
-
-/// `switchyard ARGS` against the controller data directory `data`: (ok, stdout, stderr).
-fn cli(data: &Path, args: &[&str]) -> (bool, String, String) {
-    let mut cmd = Command::new(binary());
-    for (k, v) in secure(data) {
-        cmd.env(k, v);
-    }
-    let (status, out, err) = run_command(cmd, args).unwrap();
-    (status.success(), out, err)
+    switchyard_e2e::mtls::controller(data, listen, &[])
 }
 
 fn token(data: &Path, ttl: &str) -> String {

@@ -5,6 +5,7 @@
 //! under.
 
 pub mod load;
+pub mod mtls;
 pub mod netns;
 
 use std::io::{BufRead, BufReader, Read};

@@ -24,6 +24,57 @@ pub struct ApiConfig {
     /// Most characters in one input text or chat message. Tokens are counted (and refused
     /// or truncated per the model registry) by the agent.
     pub max_input_chars: usize,
+    /// Bearer token `/metrics` requires (Prometheus: `authorization: {credentials: …}`);
+    /// unset = open. `/health` and `/ready` stay open either way. Never logged.
+    pub metrics_token: Option<String>,
+    /// HTTPS for the HTTP API (`[api.tls]`); unset = plain HTTP.
+    pub tls: Option<HttpTls>,
+}
+
+/// Where the HTTP API's certificate comes from: files the operator supplies (`cert` + `key`,
+/// PEM), or (`cluster = true`) the controller's server certificate that the cluster CA
+/// issued, which clients verify with the CA's `ca.pem`.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct HttpTls {
+    /// PEM certificate chain (leaf first).
+    pub cert: Option<std::path::PathBuf>,
+    /// PEM private key of `cert`.
+    pub key: Option<std::path::PathBuf>,
+    /// Serve the certificate the cluster CA issued to the controller.
+    pub cluster: bool,
+}
+
+/// The certificate source [`HttpTls`] names, once validated.
+#[derive(Debug, Clone, PartialEq)]
+pub enum HttpTlsSource<'a> {
+    /// Operator-supplied PEM files.
+    Files {
+        /// Certificate chain.
+        cert: &'a std::path::Path,
+        /// Private key.
+        key: &'a std::path::Path,
+    },
+    /// The controller's CA-issued server certificate.
+    Cluster,
+}
+
+impl HttpTls {
+    /// The one source this section names, or why it names none or two.
+    pub fn source(&self) -> Result<HttpTlsSource<'_>, String> {
+        match (&self.cert, &self.key, self.cluster) {
+            (Some(cert), Some(key), false) => Ok(HttpTlsSource::Files { cert, key }),
+            (None, None, true) => Ok(HttpTlsSource::Cluster),
+            (Some(_), Some(_), true) => {
+                Err("api.tls: set either cert + key or cluster = true, not both".into())
+            }
+            (Some(_), None, _) => Err("api.tls.cert is set but api.tls.key is not".into()),
+            (None, Some(_), _) => Err("api.tls.key is set but api.tls.cert is not".into()),
+            (None, None, false) => Err(
+                "api.tls needs cert + key (PEM files) or cluster = true (the certificate the cluster CA issues)".into(),
+            ),
+        }
+    }
 }
 
 impl Default for ApiConfig {
@@ -35,6 +86,8 @@ impl Default for ApiConfig {
             max_tokens: 512,
             request_timeout_ms: 120_000,
             max_input_chars: 32_768,
+            metrics_token: None,
+            tls: None,
         }
     }
 }
@@ -48,6 +101,11 @@ impl std::fmt::Debug for ApiConfig {
             .field("max_tokens", &self.max_tokens)
             .field("request_timeout_ms", &self.request_timeout_ms)
             .field("max_input_chars", &self.max_input_chars)
+            .field(
+                "metrics_token",
+                &self.metrics_token.as_ref().map(|_| "<redacted>"),
+            )
+            .field("tls", &self.tls)
             .finish()
     }
 }
@@ -62,6 +120,18 @@ impl ApiConfig {
     pub fn validate(&self) -> Result<(), String> {
         if self.tokens.iter().any(|t| t.trim().is_empty()) {
             return Err("api.tokens must not contain empty tokens".into());
+        }
+        if self
+            .metrics_token
+            .as_ref()
+            .is_some_and(|t| t.trim().is_empty())
+        {
+            return Err(
+                "api.metrics_token must not be empty (leave it out for an open /metrics)".into(),
+            );
+        }
+        if let Some(tls) = &self.tls {
+            tls.source()?;
         }
         for (key, value) in [
             ("max_body_bytes", self.max_body_bytes as u64),
@@ -86,22 +156,25 @@ impl ApiConfig {
         ok
     }
 
+    /// True when `/metrics` may be read with the `Authorization` value `presented`.
+    pub fn metrics_allowed(&self, presented: Option<&str>) -> bool {
+        match &self.metrics_token {
+            None => true,
+            Some(t) => presented
+                .and_then(crate::http::bearer)
+                .is_some_and(|p| ct_eq(t.as_bytes(), p.as_bytes())),
+        }
+    }
+
     /// True when tokens are configured.
     pub(crate) fn auth_required(&self) -> bool {
         !self.tokens.is_empty()
     }
 }
 
-/// Compares two byte strings without an early exit on the first difference.
+/// Compares two byte strings in time that depends only on their lengths.
 fn ct_eq(a: &[u8], b: &[u8]) -> bool {
-    if a.len() != b.len() {
-        return false;
-    }
-    let mut diff = 0u8;
-    for (x, y) in a.iter().zip(b) {
-        diff |= x ^ y;
-    }
-    diff == 0
+    subtle::ConstantTimeEq::ct_eq(a, b).into()
 }
 
 #[cfg(test)]
@@ -130,5 +203,52 @@ mod tests {
         assert!(!cfg.token_ok("abd"));
         assert!(!cfg.token_ok("ab"));
         assert!(!cfg.token_ok(""));
+    }
+
+    #[test]
+    fn metrics_token_is_required_only_when_set_and_redacted() {
+        let open = ApiConfig::default();
+        assert!(open.metrics_allowed(None));
+        let cfg = ApiConfig {
+            metrics_token: Some("scrape-me".into()),
+            ..ApiConfig::default()
+        };
+        assert!(cfg.metrics_allowed(Some("Bearer scrape-me")));
+        assert!(!cfg.metrics_allowed(Some("Bearer scrape-mf")));
+        assert!(!cfg.metrics_allowed(Some("scrape-me")));
+        assert!(!cfg.metrics_allowed(None));
+        assert!(!format!("{cfg:?}").contains("scrape-me"));
+        let empty = ApiConfig {
+            metrics_token: Some(" ".into()),
+            ..ApiConfig::default()
+        };
+        assert!(empty.validate().unwrap_err().contains("metrics_token"));
+    }
+
+    #[test]
+    fn tls_section_names_exactly_one_source() {
+        let files = HttpTls {
+            cert: Some("a.pem".into()),
+            key: Some("a.key".into()),
+            cluster: false,
+        };
+        assert!(matches!(files.source(), Ok(HttpTlsSource::Files { .. })));
+        let cluster = HttpTls {
+            cluster: true,
+            ..HttpTls::default()
+        };
+        assert_eq!(cluster.source(), Ok(HttpTlsSource::Cluster));
+        let both = HttpTls {
+            cluster: true,
+            ..files.clone()
+        };
+        assert!(both.source().unwrap_err().contains("not both"));
+        let half = HttpTls { key: None, ..files };
+        assert!(half.source().unwrap_err().contains("api.tls.key"));
+        let none = ApiConfig {
+            tls: Some(HttpTls::default()),
+            ..ApiConfig::default()
+        };
+        assert!(none.validate().unwrap_err().contains("cluster = true"));
     }
 }

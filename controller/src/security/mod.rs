@@ -41,6 +41,18 @@ pub struct Mtls {
 /// The controller's security mode.
 pub struct Security {
     mtls: Option<Mtls>,
+    admin_tokens: Vec<String>,
+}
+
+/// Who passed [`Security::authorize`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Caller {
+    /// Insecure mode: nobody is checked.
+    Unchecked,
+    /// A verified cluster certificate.
+    Certified(PeerIdentity),
+    /// An operator presenting one of `[controller] admin_tokens`.
+    Admin,
 }
 
 impl std::fmt::Debug for Security {
@@ -63,13 +75,20 @@ pub struct Opened {
 impl Security {
     /// No TLS, no certificates: every caller is let in.
     pub fn insecure() -> Arc<Security> {
-        Arc::new(Security { mtls: None })
+        Arc::new(Security {
+            mtls: None,
+            admin_tokens: Vec::new(),
+        })
     }
 
     /// Loads (or on first start creates) the CA, the server certificate for `names` and the
     /// controller's client certificate in `data_dir/pki`. A CA created now comes with a
     /// first join token (no expiry; revoke it with `switchyard token revoke`).
-    pub fn open(data_dir: &Path, names: &[String]) -> Result<Opened, PkiError> {
+    pub fn open(
+        data_dir: &Path,
+        names: &[String],
+        admin_tokens: &[String],
+    ) -> Result<Opened, PkiError> {
         let dir = pki_dir(data_dir);
         let (ca, created) = ClusterCa::load_or_create(&dir)?;
         let server = ca.server(names)?;
@@ -89,9 +108,16 @@ impl Security {
                     server,
                     client,
                 }),
+                admin_tokens: admin_tokens.to_vec(),
             }),
             first_token,
         })
+    }
+
+    /// The controller's CA-issued server certificate and key (PEM), `None` when insecure.
+    pub fn server_pem(&self) -> Option<(&str, &str)> {
+        let m = self.mtls.as_ref()?;
+        Some((&m.server.cert_pem, &m.server.key_pem))
     }
 
     /// The mTLS state, `None` when insecure.
@@ -124,18 +150,15 @@ impl Security {
     }
 
     /// Lets a control-path call through only with a verified node or controller certificate
-    /// of a node that was not removed. Returns the caller's identity (`None` when insecure).
+    /// of a node that was not removed, or with an admin token
+    /// (`authorization: Bearer <token>`) from `[controller] admin_tokens`.
     #[allow(clippy::result_large_err)]
-    pub fn authorize<T>(&self, request: &Request<T>) -> Result<Option<PeerIdentity>, Status> {
+    pub fn authorize<T>(&self, request: &Request<T>) -> Result<Caller, Status> {
         let Some(m) = &self.mtls else {
-            return Ok(None);
+            return Ok(Caller::Unchecked);
         };
         let id = match of_request(request) {
-            None => {
-                return Err(ErrorClass::Unauthenticated.status(
-                    "a client certificate of the cluster is required: join with `switchyard agent --join-token TOKEN`",
-                ));
-            }
+            None => return self.admin(request),
             Some(Err(e)) => return Err(ErrorClass::Unauthenticated.status(e.to_string())),
             Some(Ok(id)) => id,
         };
@@ -145,6 +168,32 @@ impl Security {
                 id.name
             )));
         }
-        Ok(Some(id))
+        Ok(Caller::Certified(id))
     }
+
+    /// A caller without a certificate: an admin token, or refused.
+    #[allow(clippy::result_large_err)]
+    fn admin<T>(&self, request: &Request<T>) -> Result<Caller, Status> {
+        let presented = request
+            .metadata()
+            .get("authorization")
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.trim().strip_prefix("Bearer "))
+            .map(str::trim);
+        match presented {
+            Some(t) if self.admin_tokens.iter().any(|a| ct_eq(a.as_bytes(), t.as_bytes())) => {
+                Ok(Caller::Admin)
+            }
+            Some(_) => Err(ErrorClass::Unauthenticated
+                .status("the admin token is not one of [controller] admin_tokens")),
+            None => Err(ErrorClass::Unauthenticated.status(
+                "a client certificate of the cluster is required: join with `switchyard agent --join-token TOKEN` (operators: SWITCHYARD_ADMIN_TOKEN)",
+            )),
+        }
+    }
+}
+
+/// Compares two byte strings in time that depends only on their lengths.
+fn ct_eq(a: &[u8], b: &[u8]) -> bool {
+    subtle::ConstantTimeEq::ct_eq(a, b).into()
 }

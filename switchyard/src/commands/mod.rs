@@ -69,30 +69,76 @@ async fn wait_for_signal() {
     }
 }
 
-/// For an `https://` controller URL: TLS verifying the controller against the cluster CA in
-/// the controller's data directory on this host (`SWITCHYARD_DATA_DIR` or the default),
-/// presenting the controller-role client certificate kept there.
+/// The admin token operators without a cluster certificate present
+/// (`[controller] admin_tokens` on the controller).
+const ADMIN_TOKEN_ENV: &str = "SWITCHYARD_ADMIN_TOKEN";
+/// The cluster CA certificate to verify the controller with when this host has no data
+/// directory of the controller (with an admin token).
+const CA_FILE_ENV: &str = "SWITCHYARD_CA_FILE";
+
+/// For an `https://` controller URL: TLS verifying the controller against the cluster CA,
+/// presenting the controller-role client certificate kept in the controller's data
+/// directory on this host (`SWITCHYARD_DATA_DIR` or the default). With
+/// `SWITCHYARD_ADMIN_TOKEN` set no client certificate is needed: the CA comes from
+/// `SWITCHYARD_CA_FILE` (or that data directory) and the token authorises the calls.
 fn operator_tls() -> Result<tonic::transport::ClientTlsConfig> {
     use tonic::transport::{Certificate, ClientTlsConfig, Identity};
     let data = std::env::var_os("SWITCHYARD_DATA_DIR")
         .map(std::path::PathBuf::from)
         .unwrap_or_else(switchyard_controller::config::default_data_dir);
     let dir = switchyard_controller::security::pki_dir(&data);
-    let read = |f: &str| {
-        std::fs::read_to_string(dir.join(f)).with_context(|| {
+    let read = |path: std::path::PathBuf| {
+        std::fs::read_to_string(&path).with_context(|| {
             format!(
-                "an https:// controller needs the cluster's certificates: cannot read {} (run this on the controller's host, or set SWITCHYARD_DATA_DIR to its data directory)",
-                dir.join(f).display()
+                "an https:// controller needs the cluster's certificates: cannot read {} (run this on the controller's host, set SWITCHYARD_DATA_DIR to its data directory, or set {ADMIN_TOKEN_ENV} and {CA_FILE_ENV} to the CA's ca.pem)",
+                path.display()
             )
         })
     };
-    Ok(ClientTlsConfig::new()
-        .ca_certificate(Certificate::from_pem(read("ca.pem")?))
-        .identity(Identity::from_pem(
-            read("controller.pem")?,
-            read("controller.key")?,
-        ))
-        .domain_name(switchyard_pki::CONTROLLER_NAME))
+    let admin = std::env::var_os(ADMIN_TOKEN_ENV).is_some();
+    let ca = match std::env::var_os(CA_FILE_ENV) {
+        Some(f) => read(f.into())?,
+        None => read(dir.join("ca.pem"))?,
+    };
+    let tls = ClientTlsConfig::new()
+        .ca_certificate(Certificate::from_pem(ca))
+        .domain_name(switchyard_pki::CONTROLLER_NAME);
+    if admin {
+        return Ok(tls);
+    }
+    Ok(tls.identity(Identity::from_pem(
+        read(dir.join("controller.pem"))?,
+        read(dir.join("controller.key"))?,
+    )))
+}
+
+/// Adds `authorization: Bearer $SWITCHYARD_ADMIN_TOKEN` to every call, when it is set.
+#[derive(Clone)]
+struct AdminAuth(Option<tonic::metadata::MetadataValue<tonic::metadata::Ascii>>);
+
+impl tonic::service::Interceptor for AdminAuth {
+    fn call(&mut self, mut req: tonic::Request<()>) -> Result<tonic::Request<()>, tonic::Status> {
+        if let Some(v) = &self.0 {
+            req.metadata_mut().insert("authorization", v.clone());
+        }
+        Ok(req)
+    }
+}
+
+/// A Cluster client for the controller at `url`, with the admin token when one is set.
+async fn cluster_client(
+    url: &str,
+) -> Result<ClusterClient<tonic::service::interceptor::InterceptedService<Channel, AdminAuth>>> {
+    let token = match std::env::var(ADMIN_TOKEN_ENV) {
+        Ok(t) => Some(format!("Bearer {}", t.trim()).parse().map_err(|_| {
+            anyhow::anyhow!("{ADMIN_TOKEN_ENV} contains characters not allowed in a header")
+        })?),
+        Err(_) => None,
+    };
+    Ok(ClusterClient::with_interceptor(
+        controller_channel(url).await?,
+        AdminAuth(token),
+    ))
 }
 
 /// Connects to the controller with a clear error when it is unreachable.
@@ -127,7 +173,7 @@ fn tls_hint(url: &str, status: &tonic::Status) -> &'static str {
 
 /// Every node the controller at `url` knows, with its inventory.
 async fn list_nodes(url: &str) -> Result<Vec<NodeStatus>> {
-    let mut client = ClusterClient::new(controller_channel(url).await?);
+    let mut client = cluster_client(url).await?;
     let nodes = tokio::time::timeout(
         Duration::from_secs(5),
         client.list_nodes(ListNodesRequest {}),

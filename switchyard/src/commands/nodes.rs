@@ -2,18 +2,16 @@
 
 use std::time::Duration;
 
+use super::cluster_client;
+use crate::args::{NodesAction, NodesArgs};
 use anyhow::{Context, Result};
 use switchyard_proto::v1::RemoveNodeRequest;
-use switchyard_proto::v1::cluster_client::ClusterClient;
-
-use super::controller_channel;
-use crate::args::{NodesAction, NodesArgs};
 
 /// Runs a nodes subcommand.
 pub async fn run(args: &NodesArgs) -> Result<()> {
     match &args.action {
         NodesAction::Remove { name, controller } => {
-            let mut client = ClusterClient::new(controller_channel(controller).await?);
+            let mut client = cluster_client(controller).await?;
             let resp = tokio::time::timeout(
                 Duration::from_secs(5),
                 client.remove_node(RemoveNodeRequest {

@@ -146,6 +146,12 @@ impl Config {
             .iter()
             .map(|_| "<redacted>".to_string())
             .collect();
+        if copy.api.metrics_token.is_some() {
+            copy.api.metrics_token = Some("<redacted>".into());
+        }
+        for t in &mut copy.controller.admin_tokens.0 {
+            *t = "<redacted>".into();
+        }
         if copy.agent.join_token.is_some() {
             copy.agent.join_token = Some("<redacted>".into());
         }
@@ -213,6 +219,27 @@ mod tests {
             !joined.redacted().contains("t0ps3cret"),
             "{}",
             joined.redacted()
+        );
+        let secrets = Config::parse(
+            "[controller]\nadmin_tokens = [\"adm1n-0123456789abcdef\"]\n[api]\nmetrics_token = \"scr4pe\"\n[api.tls]\ncluster = true\n",
+            Path::new("c"),
+        )
+        .unwrap();
+        secrets.validate().unwrap();
+        let shown = secrets.redacted();
+        assert!(
+            !shown.contains("adm1n") && !shown.contains("scr4pe"),
+            "{shown}"
+        );
+        assert!(shown.contains("cluster = true"), "{shown}");
+        let short =
+            Config::parse("[controller]\nadmin_tokens = [\"short\"]\n", Path::new("c")).unwrap();
+        assert!(
+            short
+                .validate()
+                .unwrap_err()
+                .to_string()
+                .contains("16 characters")
         );
         let bad =
             Config::parse("[controller]\nheartbeat_interval_ms = 1\n", Path::new("c")).unwrap();
