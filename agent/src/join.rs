@@ -8,8 +8,8 @@ use std::path::Path;
 
 use switchyard_pki::node::{self, NodeCredentials};
 use switchyard_pki::{CONTROLLER_NAME, JoinToken};
-use switchyard_proto::v1::JoinRequest;
 use switchyard_proto::v1::enrollment_client::EnrollmentClient;
+use switchyard_proto::v1::{JoinRequest, RenewRequest};
 use tonic::transport::{Certificate, ClientTlsConfig, Identity, ServerTlsConfig};
 use tracing::{info, warn};
 
@@ -101,7 +101,21 @@ pub async fn credentials(settings: &AgentSettings) -> Result<Option<AgentTls>, S
             _ => {}
         }
         if creds.needs_renewal() {
-            warn!("node certificate expires within 30 days: restart with --join-token to renew it");
+            match renew(settings, &creds, dir).await {
+                Ok(renewed) => return Ok(Some(renewed)),
+                // Still valid: run with it and try again at the next start.
+                Err(e) if creds.identity().is_ok() && !creds.expired() => {
+                    warn!(
+                        "node certificate expires within 30 days and renewal failed ({e}): running with it"
+                    )
+                }
+                Err(e) => {
+                    return Err(format!(
+                        "the node certificate in {} has expired and renewal failed ({e}): start with --join-token TOKEN",
+                        dir.display()
+                    ));
+                }
+            }
         }
         info!(dir = %dir.display(), "using the stored node certificate");
         return Ok(Some(AgentTls { credentials: creds }));
@@ -113,6 +127,59 @@ pub async fn credentials(settings: &AgentSettings) -> Result<Option<AgentTls>, S
         ));
     };
     join(settings, &token, dir).await.map(Some)
+}
+
+/// A new certificate for this node from `switchyard.v1.Enrollment/Renew`, authenticated by
+/// the current one (no token needed), kept in `dir` in place of the old one.
+async fn renew(
+    settings: &AgentSettings,
+    current: &NodeCredentials,
+    dir: &Path,
+) -> Result<AgentTls, String> {
+    let old = AgentTls {
+        credentials: current.clone(),
+    };
+    let url = &settings.controller;
+    let channel = controller_endpoint(&https(url))?
+        .tls_config(old.client())
+        .map_err(|e| format!("TLS settings: {}", error_chain(&e)))?
+        .connect()
+        .await
+        .map_err(|e| format!("cannot reach controller at {url}: {}", error_chain(&e)))?;
+    let (key_pem, csr_pem) = node::request(&settings.node_name).map_err(|e| e.to_string())?;
+    let resp = EnrollmentClient::new(channel)
+        .renew(RenewRequest { csr_pem })
+        .await
+        .map_err(|s| format!("controller refused to renew: {}", s.message()))?
+        .into_inner();
+    let credentials = NodeCredentials {
+        ca_pem: resp.ca_pem,
+        cert_pem: resp.certificate_pem,
+        key_pem,
+    };
+    accept(
+        &settings.node_name,
+        &current.ca_fingerprint().map_err(|e| e.to_string())?,
+        &credentials,
+    )?;
+    credentials.store(dir).map_err(|e| e.to_string())?;
+    info!(dir = %dir.display(), "node certificate renewed and stored");
+    Ok(AgentTls { credentials })
+}
+
+/// Checks issued credentials: the CA is the pinned one and the certificate names this node.
+fn accept(node_name: &str, ca_hash: &str, credentials: &NodeCredentials) -> Result<(), String> {
+    if credentials.ca_fingerprint().map_err(|e| e.to_string())? != ca_hash {
+        return Err("the controller answered with a CA other than the one the token pins".into());
+    }
+    let id = credentials.identity().map_err(|e| e.to_string())?;
+    if id.name != node_name {
+        return Err(format!(
+            "the controller issued a certificate for '{}', not '{node_name}'",
+            id.name
+        ));
+    }
+    Ok(())
 }
 
 async fn join(settings: &AgentSettings, token: &JoinToken, dir: &Path) -> Result<AgentTls, String> {
@@ -154,16 +221,7 @@ async fn join(settings: &AgentSettings, token: &JoinToken, dir: &Path) -> Result
         cert_pem: resp.certificate_pem,
         key_pem,
     };
-    if credentials.ca_fingerprint().map_err(|e| e.to_string())? != token.ca_hash {
-        return Err("the controller answered with a CA other than the one the token pins".into());
-    }
-    let id = credentials.identity().map_err(|e| e.to_string())?;
-    if id.name != settings.node_name {
-        return Err(format!(
-            "the controller issued a certificate for '{}', not '{}'",
-            id.name, settings.node_name
-        ));
-    }
+    accept(&settings.node_name, &token.ca_hash, &credentials)?;
     credentials.store(dir).map_err(|e| e.to_string())?;
     info!(dir = %dir.display(), "joined the cluster: node certificate stored");
     Ok(AgentTls { credentials })

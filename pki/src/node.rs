@@ -94,6 +94,13 @@ impl NodeCredentials {
             .and_then(|d| seconds_left(&d))
             .map_or(true, |s| s <= RENEW_BEFORE.as_secs() as i64)
     }
+
+    /// True when the certificate has expired (or is unreadable).
+    pub fn expired(&self) -> bool {
+        first_der(&self.cert_pem)
+            .and_then(|d| seconds_left(&d))
+            .map_or(true, |s| s <= 0)
+    }
 }
 
 #[cfg(test)]

@@ -1,9 +1,7 @@
 //! Issue 15: engines that already run, attached by URL. The real server available here is a
 //! second `switchyard up`, attached through its Ollama API as `kind = "ollama"`
-//! (federation). A `llama-server` attached as `kind = "openai"` is not tested: it needs a
-//! llama.cpp build this repository does not make yet (FIELD-NOTES: it builds from the
-//! llama-cpp-python sdist in ~4 min); the OpenAI wire protocol is covered by unit tests of
-//! its request bodies only.
+//! (federation). A real `llama-server` attached as `kind = "openai"` is driven by
+//! `tests/python/test_engine_tools.py` (structured output, tool calls, refusals).
 //! Requires the prepared models (scripts/setup.sh).
 
 use std::net::TcpListener;

@@ -14,8 +14,9 @@ use serde_json::Value;
 use switchyard_e2e::mtls::{cli, env_refs, secure};
 use switchyard_e2e::{Proc, binary, run_command, wait_for};
 use switchyard_proto::v1::agent_client::AgentClient;
+use switchyard_proto::v1::enrollment_client::EnrollmentClient;
 use switchyard_proto::v1::registry_client::RegistryClient;
-use switchyard_proto::v1::{NodeInfo, RegisterRequest, RunStageRequest, StageKind};
+use switchyard_proto::v1::{NodeInfo, RegisterRequest, RenewRequest, RunStageRequest, StageKind};
 use tonic::transport::{Certificate, ClientTlsConfig, Endpoint, Identity};
 
 /// Each test runs a small cluster; one at a time on a 2-core machine.
@@ -356,7 +357,7 @@ async fn forged_register_and_direct_run_stage() {
     // A node's certificate (valid in the cluster) is not the controller's: UNAUTHENTICATED.
     let channel = Endpoint::from_shared(format!("https://{data_addr}"))
         .unwrap()
-        .tls_config(tls().domain_name("n1").identity(node_id))
+        .tls_config(tls().domain_name("n1").identity(node_id.clone()))
         .unwrap()
         .connect()
         .await
@@ -372,6 +373,49 @@ async fn forged_register_and_direct_run_stage() {
         e.message()
     );
     assert!(a.stderr().contains("data-path call refused"));
+
+    // Renewal: the node's own certificate gets a new one for its name, without a token; a
+    // caller without a certificate is refused.
+    let renew_request = || RenewRequest {
+        csr_pem: switchyard_pki::node::request("n1").unwrap().1,
+    };
+    let with_node_cert = Endpoint::from_shared(format!("https://{grpc}"))
+        .unwrap()
+        .tls_config(
+            tls()
+                .domain_name("switchyard-controller")
+                .identity(node_id.clone()),
+        )
+        .unwrap()
+        .connect()
+        .await
+        .unwrap();
+    let renewed = EnrollmentClient::new(with_node_cert.clone())
+        .renew(renew_request())
+        .await
+        .expect("a node renews with its own certificate")
+        .into_inner();
+    let id = switchyard_pki::NodeCredentials {
+        ca_pem: renewed.ca_pem.clone(),
+        cert_pem: renewed.certificate_pem.clone(),
+        key_pem: String::new(),
+    }
+    .identity()
+    .unwrap();
+    assert_eq!(id.name, "n1");
+    assert_ne!(renewed.certificate_pem, read(&node_dir, "node.pem"));
+    let anonymous = Endpoint::from_shared(format!("https://{grpc}"))
+        .unwrap()
+        .tls_config(tls().domain_name("switchyard-controller"))
+        .unwrap()
+        .connect()
+        .await
+        .unwrap();
+    let e = EnrollmentClient::new(anonymous)
+        .renew(renew_request())
+        .await
+        .unwrap_err();
+    assert_eq!(e.code(), tonic::Code::Unauthenticated, "{e:?}");
 
     // `nodes remove`: the node is dropped, its certificate revoked; the agent's reconnect
     // is refused and it stops with the reason.
@@ -396,6 +440,16 @@ async fn forged_register_and_direct_run_stage() {
         a.stderr()
     );
     assert!(nodes(&data, &grpc).iter().all(|n| n["name"] != "n1"));
+    // A removed node cannot renew either.
+    let e = EnrollmentClient::new(with_node_cert)
+        .renew(renew_request())
+        .await
+        .unwrap_err();
+    assert!(
+        e.message().contains("was removed from the cluster"),
+        "{}",
+        e.message()
+    );
     drop(a);
     drop(ctl);
 }

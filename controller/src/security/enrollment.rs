@@ -9,11 +9,11 @@ use switchyard_pki::ca::check_node_name;
 use switchyard_pki::token::now_unix;
 use switchyard_proto::errors::ErrorClass;
 use switchyard_proto::v1::enrollment_server::Enrollment;
-use switchyard_proto::v1::{JoinRequest, JoinResponse};
+use switchyard_proto::v1::{JoinRequest, JoinResponse, RenewRequest};
 use tonic::{Request, Response, Status};
 use tracing::{info, warn};
 
-use super::Security;
+use super::{Caller, Security};
 
 /// The enrollment service.
 #[derive(Debug, Clone)]
@@ -55,8 +55,60 @@ impl EnrollmentService {
     }
 }
 
+impl EnrollmentService {
+    /// Signs `csr` for the node whose certificate made the call.
+    #[allow(clippy::result_large_err)]
+    fn renew(&self, caller: Caller, csr: &str) -> Result<(JoinResponse, String), Status> {
+        let Some(m) = self.security.mtls() else {
+            return Err(ErrorClass::FailedPrecondition
+                .status("this controller runs with --insecure: there is nothing to renew"));
+        };
+        let id = match caller {
+            Caller::Certified(id) if id.role == switchyard_pki::Role::Node => id,
+            _ => {
+                return Err(ErrorClass::Unauthenticated.status(
+                    "renewal needs the node's current certificate (a node that has none joins with a token)",
+                ));
+            }
+        };
+        let certificate_pem =
+            m.ca.sign_node(csr, &id.name)
+                .map_err(|e| ErrorClass::InvalidArgument.status(e.to_string()))?;
+        Ok((
+            JoinResponse {
+                certificate_pem,
+                ca_pem: m.ca.ca_pem().to_string(),
+            },
+            id.name,
+        ))
+    }
+}
+
 #[tonic::async_trait]
 impl Enrollment for EnrollmentService {
+    async fn renew(
+        &self,
+        request: Request<RenewRequest>,
+    ) -> Result<Response<JoinResponse>, Status> {
+        let peer = request
+            .remote_addr()
+            .map_or_else(|| "?".to_string(), |a| a.to_string());
+        // Verified chain, role and revocation: the same check as every control-path call.
+        let caller = self.security.authorize(&request).inspect_err(|s| {
+            warn!(%peer, "renewal refused: {}", s.message());
+        })?;
+        match EnrollmentService::renew(self, caller, &request.get_ref().csr_pem) {
+            Ok((resp, node)) => {
+                info!(%node, %peer, "node certificate renewed");
+                Ok(Response::new(resp))
+            }
+            Err(status) => {
+                warn!(%peer, "renewal refused: {}", status.message());
+                Err(status)
+            }
+        }
+    }
+
     async fn join(&self, request: Request<JoinRequest>) -> Result<Response<JoinResponse>, Status> {
         let peer = request
             .remote_addr()
