@@ -14,7 +14,7 @@
 //!   width) × 4 bytes, plus 32 MiB for the server itself — an allowance, not a measurement.
 
 use std::fs::File;
-use std::io::{BufReader, Read};
+use std::io::{BufReader, Cursor, Read, Seek, SeekFrom};
 use std::path::{Path, PathBuf};
 
 /// Why a GGUF header could not be read; every variant names the file.
@@ -119,7 +119,9 @@ pub struct MemoryEstimate {
 impl MemoryEstimate {
     /// The sum.
     pub fn total(&self) -> u64 {
-        self.weights + self.kv_cache + self.compute
+        self.weights
+            .saturating_add(self.kv_cache)
+            .saturating_add(self.compute)
     }
 }
 
@@ -133,9 +135,21 @@ impl GgufInfo {
         let file = File::open(path).map_err(io)?;
         let len = file.metadata().map_err(io)?.len();
         let mut r = Reader {
-            inner: BufReader::with_capacity(1 << 16, file),
+            inner: Box::new(BufReader::with_capacity(1 << 16, file)),
             pos: 0,
             len,
+            path,
+        };
+        header(&mut r)
+    }
+
+    /// Reads a header held in memory (`path` only names it in errors): what the fuzz
+    /// target feeds, and the same parser as [`GgufInfo::read`].
+    pub fn parse(bytes: &[u8], path: &Path) -> Result<GgufInfo, GgufError> {
+        let mut r = Reader {
+            inner: Box::new(Cursor::new(bytes)),
+            pos: 0,
+            len: bytes.len() as u64,
             path,
         };
         header(&mut r)
@@ -184,15 +198,23 @@ impl GgufInfo {
 
     /// Memory to serve `parallel` slots of `ctx` tokens each.
     pub fn estimate(&self, ctx: u32, parallel: u32) -> MemoryEstimate {
-        let kv = 2
-            * u64::from(self.block_count)
-            * u64::from(self.head_count_kv)
-            * u64::from(self.head_dim)
-            * u64::from(ctx)
-            * u64::from(parallel.max(1))
-            * 2;
-        let compute =
-            512 * (self.vocab_size + 16 * u64::from(self.embedding_length)) * 4 + (32 << 20);
+        // Saturating: a header may claim absurd sizes (found by fuzz/gguf_header); the
+        // estimate then says "more than any device has", never wraps or panics.
+        let kv = [
+            u64::from(self.block_count),
+            u64::from(self.head_count_kv),
+            u64::from(self.head_dim),
+            u64::from(ctx),
+            u64::from(parallel.max(1)),
+            2,
+        ]
+        .into_iter()
+        .fold(2u64, u64::saturating_mul);
+        let compute = self
+            .vocab_size
+            .saturating_add(16 * u64::from(self.embedding_length))
+            .saturating_mul(512 * 4)
+            .saturating_add(32 << 20);
         MemoryEstimate {
             weights: self.file_bytes,
             kv_cache: kv,
@@ -202,8 +224,32 @@ impl GgufInfo {
 }
 
 /// A bounds-checked little-endian reader over the file.
+/// Where header bytes come from: a buffered file (skips keep the buffer) or memory.
+trait Source {
+    fn read_exact(&mut self, buf: &mut [u8]) -> std::io::Result<()>;
+    fn skip(&mut self, n: u64) -> std::io::Result<()>;
+}
+
+impl Source for BufReader<File> {
+    fn read_exact(&mut self, buf: &mut [u8]) -> std::io::Result<()> {
+        Read::read_exact(self, buf)
+    }
+    fn skip(&mut self, n: u64) -> std::io::Result<()> {
+        self.seek_relative(n as i64)
+    }
+}
+
+impl Source for Cursor<&[u8]> {
+    fn read_exact(&mut self, buf: &mut [u8]) -> std::io::Result<()> {
+        Read::read_exact(self, buf)
+    }
+    fn skip(&mut self, n: u64) -> std::io::Result<()> {
+        self.seek(SeekFrom::Current(n as i64)).map(|_| ())
+    }
+}
+
 struct Reader<'a> {
-    inner: BufReader<File>,
+    inner: Box<dyn Source + 'a>,
     pos: u64,
     len: u64,
     path: &'a Path,
@@ -246,12 +292,10 @@ impl Reader<'_> {
 
     fn skip(&mut self, n: u64, what: &str) -> Result<(), GgufError> {
         self.need(n, what)?;
-        self.inner
-            .seek_relative(n as i64)
-            .map_err(|source| GgufError::Io {
-                path: self.path.to_owned(),
-                source,
-            })?;
+        self.inner.skip(n).map_err(|source| GgufError::Io {
+            path: self.path.to_owned(),
+            source,
+        })?;
         self.pos += n;
         Ok(())
     }

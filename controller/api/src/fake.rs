@@ -42,6 +42,12 @@ pub struct Fake {
     docs: documents::FakeDocs,
 }
 
+impl Default for Fake {
+    fn default() -> Self {
+        Fake::new()
+    }
+}
+
 impl Fake {
     pub fn new() -> Fake {
         Fake {

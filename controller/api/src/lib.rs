@@ -18,8 +18,12 @@ pub mod http;
 pub mod inference;
 pub mod validate;
 
-#[cfg(test)]
-mod fake;
+/// The fake [`Inference`] of the unit tests, also behind the `fake` feature for the fuzz
+/// targets (`fuzz/`), which drive the real HTTP router with it.
+#[cfg(any(test, feature = "fake"))]
+#[doc(hidden)]
+#[allow(missing_docs)]
+pub mod fake;
 
 pub use config::ApiConfig;
 pub use grpc::{GrpcInference, grpc_service, report_readiness, set_serving};

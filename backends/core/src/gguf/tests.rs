@@ -105,6 +105,34 @@ fn the_estimate_is_weights_plus_kv_cache_plus_compute() {
     assert!(info.estimate(4096, 4).total() > e.total());
 }
 
+/// Regression (cargo fuzz, fuzz/gguf_header): a header claiming huge sizes made the
+/// estimate overflow (a panic in debug builds, a wrapped figure in release).
+#[test]
+fn an_absurd_header_saturates_the_estimate_instead_of_overflowing() {
+    let info = GgufInfo {
+        block_count: u32::MAX,
+        head_count_kv: u32::MAX,
+        head_dim: u32::MAX,
+        embedding_length: u32::MAX,
+        vocab_size: u64::MAX,
+        file_bytes: u64::MAX - 1,
+        ..GgufInfo::read(&smollm2()).unwrap()
+    };
+    let e = info.estimate(u32::MAX, u32::MAX);
+    assert_eq!(
+        (e.kv_cache, e.compute, e.total()),
+        (u64::MAX, u64::MAX, u64::MAX)
+    );
+    let crash = std::fs::read(
+        Path::new(env!("CARGO_MANIFEST_DIR"))
+            .join("../../fuzz/seeds/gguf_header/crash-mul-overflow"),
+    )
+    .unwrap();
+    if let Ok(found) = GgufInfo::parse(&crash, Path::new("crash.gguf")) {
+        let _ = found.estimate(u32::MAX, u32::MAX).total();
+    }
+}
+
 #[test]
 fn a_crafted_header_is_read_with_its_defaults() {
     let dir = tempfile::tempdir().unwrap();
