@@ -114,3 +114,36 @@ def test_metrics_needs_its_token_and_health_stays_open(tls_system):
     status, body = _get(port, ctx, "/metrics", token=METRICS_TOKEN)
     assert status == 200 and "switchyard_build_info" in body
     assert METRICS_TOKEN not in s.stderr_tail(200_000)
+
+
+def test_a_real_prometheus_scrapes_over_https_with_the_token_and_is_refused_without(tls_system, tmp_path):
+    from test_metrics import free_port, need, wait_for
+
+    _, port, cert, _ = tls_system
+    config = tmp_path / "prometheus.yml"
+    job = (
+        "  - job_name: {name}\n    scheme: https\n    tls_config:\n      ca_file: {ca}\n"
+        "{auth}    static_configs:\n      - targets: ['localhost:{port}']\n"
+    )
+    config.write_text(
+        "global:\n  scrape_interval: 1s\nscrape_configs:\n"
+        + job.format(name="with_token", ca=cert, port=port,
+                     auth=f"    authorization:\n      credentials: {METRICS_TOKEN}\n")
+        + job.format(name="without_token", ca=cert, port=port, auth="")
+    )
+    web = free_port()
+    log = (tmp_path / "prometheus.log").open("w")
+    proc = subprocess.Popen(
+        [need("prometheus"), f"--config.file={config}", f"--storage.tsdb.path={tmp_path / 'data'}",
+         f"--web.listen-address=127.0.0.1:{web}"],
+        stdout=log, stderr=subprocess.STDOUT,
+    )
+    try:
+        base = f"http://127.0.0.1:{web}"
+        assert wait_for(base, 'up{job="with_token"} == 1', timeout=60), (tmp_path / "prometheus.log").read_text()[-3000:]
+        assert wait_for(base, 'switchyard_build_info{job="with_token"} == 1')
+        assert wait_for(base, 'up{job="without_token"} == 0', timeout=30)
+    finally:
+        proc.terminate()
+        proc.wait(timeout=10)
+        log.close()
