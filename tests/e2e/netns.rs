@@ -51,18 +51,26 @@ fn other(node: &str) -> &'static str {
 
 const CLIENTS: usize = 8;
 
-/// Waits (up to 90 s) until both agents have answered load requests (the embedding model is
-/// loaded on each); returns when that was and the node that answered last since.
+/// Waits until the load is answered: by both agents (up to 30 s), else by one (up to 90 s
+/// in all). Placement keeps a warm node ahead of a cold one unless the warm one is loaded
+/// down (the warm term outweighs queue, latency and utilisation), so on a fast CPU one
+/// agent may take the whole load and the other stay cold: the fault then moves the load to
+/// a cold node, which loads the model first. Returns when that was and the node that
+/// answered last since.
 fn warmed(load: &Load) -> (Instant, String) {
-    let warm = wait_for(Duration::from_secs(90), || {
-        let samples = load.snapshot();
-        let answered = |n: &str| samples.iter().any(|s| s.result.as_deref() == Ok(n));
+    let answered = |n: &str| load.snapshot().iter().any(|s| s.result.as_deref() == Ok(n));
+    let both = wait_for(Duration::from_secs(30), || {
         (answered("agent-1") && answered("agent-2")).then_some(())
+    });
+    let warm = both.or_else(|| {
+        wait_for(Duration::from_secs(60), || {
+            (answered("agent-1") || answered("agent-2")).then_some(())
+        })
     });
     let samples = load.snapshot();
     assert!(
         warm.is_some(),
-        "both agents answer the load within 90 s: {:?}",
+        "the load is answered within 90 s: {:?}",
         first_errors(&samples)
     );
     let at = Instant::now();

@@ -468,3 +468,5 @@ labels = ["fast", "code", "heavy"]
 
 #[cfg(test)]
 mod engine_tests;
+
+pub mod added;

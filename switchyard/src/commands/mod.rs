@@ -6,6 +6,7 @@ mod controller;
 mod devices;
 mod docs;
 mod explain;
+mod models;
 mod nodes;
 mod run;
 mod status;
@@ -42,6 +43,7 @@ pub async fn run(cli: Cli) -> Result<()> {
         Command::Docs(args) => docs::run(&args).await,
         Command::Token(args) => token::run(&args),
         Command::Nodes(args) => nodes::run(&args).await,
+        Command::Models(args) => models::run(file, &args),
     }
 }
 
