@@ -28,7 +28,7 @@
 //! | term | value | default weight |
 //! |---|---|---|
 //! | kind preference | `kind_step × (5 − rank)` (rank 0 = the stage's first kind) | 20 per step |
-//! | warm | model already resident | 6 |
+//! | warm | model already resident, times the idle share of its queue (a saturated warm device loses the bonus, so an idle one of the kind loads the model) | 6 |
 //! | TOPS | `min(1, ln(1 + tops) / ln(1 + tops_ref))` (measured TOPS when known) | 3, `tops_ref` 2000 |
 //! | memory | free share after placement (spread) or its complement (pack) | 1 |
 //! | queue | idle share of the device's queue: `1 − depth / max_concurrency` (or `depth / (depth + 8)` unbounded); depth = max(requests this controller has in flight there, what the agent reports) | 2 |

@@ -170,7 +170,9 @@ pub(super) fn early(
     };
     let terms = ScoreTerms {
         preference: preference_term(w.kind_step, rank),
-        warm: if warm { w.warm } else { 0.0 },
+        // The warm bonus shrinks with the device's load: a saturated warm device must not
+        // keep the work while an idle one of the same kind stays cold.
+        warm: if warm { w.warm * (1.0 - load) } else { 0.0 },
         tops: tops_term(w.tops, w.tops_ref, h.tops),
         memory: w.memory
             * if p.pack {

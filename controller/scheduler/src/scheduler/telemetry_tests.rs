@@ -265,3 +265,23 @@ fn a_request_using_tools_or_structured_output_is_placed_only_on_an_engine() {
     let gpu_reason = e.rejected.iter().find(|r| r.device == "a").unwrap();
     assert_eq!(gpu_reason.reason, RejectReason::NeedsEngine);
 }
+
+#[test]
+fn a_warm_device_keeps_the_work_until_its_queue_fills_then_an_idle_cold_one_wins() {
+    let req = generate(GB);
+    let view = |depth: u32| {
+        let mut a = gpu("a");
+        a.resident_models = vec!["g".into()];
+        a.in_flight = depth;
+        ClusterView::new(vec![NodeView::new("n", vec![a, gpu("b")])]).unwrap()
+    };
+    for (depth, expect) in [(0, "a"), (4, "a"), (64, "b")] {
+        let v = view(depth);
+        let p = place_all(&v, &req, &PlacementPolicy::default());
+        let best = p.best().unwrap();
+        assert_eq!(best.device, expect, "in flight {depth}: {p:?}");
+        if depth == 64 {
+            assert!(!best.warm, "the idle device loads the model");
+        }
+    }
+}
