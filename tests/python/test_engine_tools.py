@@ -218,3 +218,53 @@ def test_a_streamed_tool_call_arrives_whole(engine_system):
     assert finish == "tool_calls"
     assert name == "get_weather" and json.loads(arguments) == {"city": "Paris"}, (name, arguments)
     assert len(ids) == 1, ids
+
+
+def ollama_client(engine_system):
+    """The official `ollama` client against the same Switchyard (its Ollama API)."""
+    import ollama
+
+    host = str(engine_system.base_url).rstrip("/").removesuffix("/v1")
+    return ollama.Client(host=host, headers={"Authorization": f"Bearer {engine_system.api_key}"},
+                         timeout=120)
+
+
+def test_ollama_client_tool_call_round_trip(engine_system):
+    o = ollama_client(engine_system)
+    messages = [
+        {"role": "user", "content": "What is the weather in London?"},
+        {"role": "assistant", "content": "",
+         "tool_calls": [{"function": {"name": "get_weather", "arguments": {"city": "London"}}}]},
+        {"role": "tool", "tool_name": "get_weather", "content": json.dumps(get_weather("London"))},
+        {"role": "assistant", "content": "It is 11 °C in London."},
+        {"role": "user", "content": "What is the weather in Paris?"},
+    ]
+    options = {"temperature": 0, "num_predict": 64}
+    r = o.chat(model=MODEL, messages=messages, tools=WEATHER, options=options, stream=False)
+    calls = r.message.tool_calls
+    assert calls, r
+    assert calls[0].function.name == "get_weather", calls
+    assert dict(calls[0].function.arguments) == {"city": "Paris"}, calls
+    messages += [
+        r.message,
+        {"role": "tool", "tool_name": "get_weather",
+         "content": json.dumps(get_weather(**calls[0].function.arguments))},
+    ]
+    final = o.chat(model=MODEL, messages=messages, options={"temperature": 0, "num_predict": 32},
+                   stream=False)
+    assert final.message.content.strip(), final
+    assert not final.message.tool_calls, final
+
+
+def test_ollama_client_format_schema_parses_and_validates(engine_system):
+    schema = {
+        "type": "object",
+        "properties": {"name": {"type": "string"}, "population": {"type": "integer"}},
+        "required": ["name", "population"],
+    }
+    r = ollama_client(engine_system).chat(
+        model=MODEL, format=schema, stream=False, options={"temperature": 0, "num_predict": 96},
+        messages=[{"role": "user", "content": "Give the name and population of Oslo."}],
+    )
+    value = json.loads(r.message.content)
+    assert isinstance(value["name"], str) and isinstance(value["population"], int), value

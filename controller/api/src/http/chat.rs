@@ -24,7 +24,7 @@ use crate::validate::{self, invalid};
 
 pub(super) mod accepted;
 mod request;
-mod tools;
+pub(crate) mod tools;
 
 use request::*;
 use tracing::Instrument;

@@ -17,8 +17,8 @@ fn valid_name(s: &str) -> bool {
             .all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '-')
 }
 
-/// The names of the functions `tools` declares (checked).
-fn tools(v: &Value) -> Result<Vec<String>, ApiError> {
+/// The names of the functions `tools` declares (checked; the Ollama routes share it).
+pub(crate) fn declared_tools(v: &Value) -> Result<Vec<String>, ApiError> {
     let Value::Array(items) = v else {
         return Err(invalid(
             "tools",
@@ -162,7 +162,7 @@ fn response_format(v: &Value) -> Result<Option<String>, ApiError> {
 /// neither (no tools, `tool_choice` `none`/`auto` without tools, text format).
 pub(super) fn engine_options(body: &Map<String, Value>) -> Result<Option<EngineOptions>, ApiError> {
     let declared = match fields::get(body, "tools") {
-        Some(v) => tools(v)?,
+        Some(v) => declared_tools(v)?,
         None => Vec::new(),
     };
     if let Some(c) = fields::get(body, "tool_choice") {

@@ -65,6 +65,9 @@ impl Job {
     fn last(&self, out: &Outcome, text: &str, first_token: Option<Instant>) -> Value {
         let model = self.model_field(out);
         let mut v = self.piece(&model, text);
+        if self.shape == Shape::Chat && !out.tool_calls.is_empty() {
+            v["message"]["tool_calls"] = super::tools::ollama_calls(&out.tool_calls);
+        }
         let total = self.started.elapsed();
         let ns = |ms: f64| (ms * 1e6).max(0.0) as u64;
         let (load_ms, queue_ms) = out
@@ -120,16 +123,25 @@ pub(crate) async fn chat(
     only(
         &body,
         "",
-        &["model", "messages", "stream", "options", "keep_alive"],
+        &[
+            "model",
+            "messages",
+            "stream",
+            "options",
+            "keep_alive",
+            "tools",
+            "format",
+        ],
     )?;
     let job = job(&st, &body, Shape::Chat)?;
     let messages = request::messages(&body)?;
     let sampling = request::sampling(&body, &st.cfg)?;
+    let engine_options = super::tools::engine_options(&body)?;
     if messages.is_empty() {
         return residency(st, job).await;
     }
     validate::messages(&messages, &st.cfg)?;
-    run(st, job, messages, sampling).await
+    run(st, job, messages, sampling, engine_options).await
 }
 
 pub(crate) async fn generate(
@@ -170,7 +182,7 @@ pub(crate) async fn generate(
         ..Default::default()
     });
     validate::messages(&messages, &st.cfg)?;
-    run(st, job, messages, sampling).await
+    run(st, job, messages, sampling, None).await
 }
 
 /// An empty prompt: unload with `keep_alive: 0`, else load the model and keep it.
@@ -192,13 +204,14 @@ async fn run(
     job: Job,
     messages: Vec<ChatMessage>,
     sampling: switchyard_proto::v1::SamplingParams,
+    engine_options: Option<switchyard_proto::v1::EngineOptions>,
 ) -> Result<Response, OllamaError> {
     let deadline = st.deadline();
     let req = GenerateRequest {
         model: job.model.clone(),
         messages,
         sampling: Some(sampling),
-        engine_options: None,
+        engine_options,
     };
     let mut stream = st.until(deadline, st.inf.generate(req, deadline)).await?;
     // The first chunk is awaited before answering, so early failures keep their status.

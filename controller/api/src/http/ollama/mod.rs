@@ -12,6 +12,7 @@ mod embed;
 mod generate;
 mod models;
 mod request;
+mod tools;
 
 use axum::Router;
 use axum::body::Bytes;

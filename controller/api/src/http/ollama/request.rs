@@ -19,9 +19,12 @@ use crate::validate::invalid;
 const UNSUPPORTED: &[(&str, &str)] = &[
     (
         "format",
-        "structured output (JSON mode, JSON schema) is not supported by Switchyard's engines",
+        "format (JSON mode, JSON schema) is accepted on /api/chat, where engines serve it",
     ),
-    ("tools", "tools (function calling) are not supported"),
+    (
+        "tools",
+        "tools are accepted on /api/chat, where engines serve them",
+    ),
     ("images", "images (multimodal input) are not supported"),
     (
         "raw",
@@ -39,8 +42,11 @@ const UNSUPPORTED: &[(&str, &str)] = &[
     ),
     ("logprobs", "logprobs are not supported"),
     ("top_logprobs", "logprobs are not supported"),
-    ("tool_calls", "tool calls are not supported"),
-    ("tool_name", "tool results are not supported"),
+    (
+        "tool_calls",
+        "tool_calls are accepted on assistant messages only",
+    ),
+    ("tool_name", "tool_name is accepted on tool messages only"),
     ("thinking", "thinking content is not supported"),
     ("width", "image generation is not supported"),
     ("height", "image generation is not supported"),
@@ -254,7 +260,8 @@ pub(super) fn messages(body: &Map<String, Value>) -> Result<Vec<ChatMessage>, Ap
             ));
         }
     };
-    items
+    let mut names = Vec::with_capacity(items.len());
+    let mut out = items
         .iter()
         .enumerate()
         .map(|(i, m)| {
@@ -264,7 +271,13 @@ pub(super) fn messages(body: &Map<String, Value>) -> Result<Vec<ChatMessage>, Ap
                     format!("messages[{i}] must be an object"),
                 ));
             };
-            only(m, &format!("messages[{i}]."), &["role", "content"])?;
+            let role = m.get("role").and_then(Value::as_str).unwrap_or("");
+            let allowed: &[&str] = match role {
+                "assistant" => &["role", "content", "tool_calls"],
+                "tool" => &["role", "content", "tool_name"],
+                _ => &["role", "content"],
+            };
+            only(m, &format!("messages[{i}]."), allowed)?;
             let field = |name: &str| {
                 fields::opt_string(m, name)
                     .map_err(|e| invalid("messages", format!("messages[{i}].{}", e.message)))
@@ -276,11 +289,19 @@ pub(super) fn messages(body: &Map<String, Value>) -> Result<Vec<ChatMessage>, Ap
                 ));
             };
             let content = field("content")?.unwrap_or_default();
+            names.push(field("tool_name")?);
+            let tool_calls_json = match m.get("tool_calls") {
+                Some(v) if !fields::asks_nothing(v) => super::tools::assistant_calls(i, v)?,
+                _ => String::new(),
+            };
             Ok(ChatMessage {
                 role,
                 content,
+                tool_calls_json,
                 ..Default::default()
             })
         })
-        .collect()
+        .collect::<Result<Vec<_>, ApiError>>()?;
+    super::tools::link_results(&mut out, &names)?;
+    Ok(out)
 }

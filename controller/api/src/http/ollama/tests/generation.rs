@@ -125,7 +125,7 @@ async fn unsupported_fields_and_options_are_refused_by_name() {
     let cases = [
         (
             "/api/chat",
-            json!({"model": "smollm2", "messages": user, "format": "json"}),
+            json!({"model": "smollm2", "messages": user, "format": "yaml"}),
             "format",
         ),
         (
@@ -137,6 +137,21 @@ async fn unsupported_fields_and_options_are_refused_by_name() {
             "/api/chat",
             json!({"model": "smollm2", "messages": [{"role": "user", "content": "hi", "images": ["aGk="]}]}),
             "messages[0].images",
+        ),
+        (
+            "/api/chat",
+            json!({"model": "smollm2", "messages": [{"role": "user", "content": "hi", "tool_name": "f"}]}),
+            "messages[0].tool_name",
+        ),
+        (
+            "/api/chat",
+            json!({"model": "smollm2", "messages": [{"role": "user", "content": "hi"}, {"role": "tool", "content": "42"}]}),
+            "messages",
+        ),
+        (
+            "/api/generate",
+            json!({"model": "smollm2", "prompt": "x", "tools": [{"type": "function", "function": {"name": "f"}}]}),
+            "tools",
         ),
         (
             "/api/chat",
