@@ -34,7 +34,8 @@ async fn remote(url: &str) -> Result<Vec<(String, Vec<Device>)>> {
 }
 
 /// This host (or a fixture tree), scanned and probed now; prints the calibration table first
-/// with `--calibrate`, and the discovery notes on stderr in table mode.
+/// with `--calibrate` (on stderr with `-o json`), and the discovery notes on stderr in table
+/// mode.
 fn local(args: &DevicesArgs) -> Result<Vec<(String, Vec<Device>)>> {
     if let Some(f) = &args.fixture
         && !f.is_dir()
@@ -46,7 +47,13 @@ fn local(args: &DevicesArgs) -> Result<Vec<(String, Vec<Device>)>> {
     }
     let scan = wiring::scan_local(args.fixture.as_deref(), args.calibrate);
     if let Some(rows) = &scan.calibration {
-        println!("{}", table::calibration(&scan.devices, rows));
+        // JSON output stays one document (each device carries `measured_tops`); the table
+        // goes to stderr there.
+        let shown = table::calibration(&scan.devices, rows);
+        match args.output {
+            Output::Table => println!("{shown}"),
+            _ => eprintln!("{shown}"),
+        }
     }
     if args.output == Output::Table {
         for n in &scan.notes {
