@@ -18,8 +18,11 @@ fn sh(args: &[&str]) -> (bool, String, String) {
 
 #[test]
 fn devices_calibrate_with_json_output_prints_one_json_document_with_measured_tops() {
-    let (status, out, err) =
-        run_command(Command::new(binary()), &["devices", "--calibrate", "-o", "json"]).unwrap();
+    let (status, out, err) = run_command(
+        Command::new(binary()),
+        &["devices", "--calibrate", "-o", "json"],
+    )
+    .unwrap();
     assert!(status.success(), "{err}");
     let v: serde_json::Value = serde_json::from_str(&out)
         .unwrap_or_else(|e| panic!("stdout is not one JSON document ({e}): {out}"));
@@ -30,10 +33,15 @@ fn devices_calibrate_with_json_output_prints_one_json_document_with_measured_top
         .find(|d| d["kind"] == "cpu")
         .unwrap_or_else(|| panic!("a CPU device: {out}"));
     assert!(
-        cpu["measured_tops"]["int8_tops"].as_f64().is_some_and(|t| t > 0.0),
+        cpu["measured_tops"]["int8_tops"]
+            .as_f64()
+            .is_some_and(|t| t > 0.0),
         "{cpu}"
     );
-    assert!(!err.trim().is_empty(), "the calibration table goes to stderr");
+    assert!(
+        !err.trim().is_empty(),
+        "the calibration table goes to stderr"
+    );
 }
 
 #[test]

@@ -88,6 +88,9 @@ fn gguf_and_ollama_models_are_added_listed_and_removed_and_bad_files_are_named()
     assert_eq!(smol["memory_bytes"], info.estimate(2048, 2).total());
     let added = std::fs::read_to_string(dir.join("added.toml")).unwrap();
     assert!(added.contains(&sha256_of(&gguf)), "{added}");
+    // Recorded, so a host without the file (the controller's) still knows what it needs.
+    let recorded = format!("memory_bytes = {}", info.estimate(2048, 2).total());
+    assert!(added.contains(&recorded), "{added}");
 
     // An Ollama store holding the same file: manifest → blob, used in place.
     let hex = sha256_of(&gguf);

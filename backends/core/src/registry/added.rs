@@ -32,6 +32,9 @@ pub struct AddedModel {
     pub context_tokens: u32,
     /// sha256 of the GGUF file.
     pub sha256: String,
+    /// The memory estimate at add time (weights + KV cache + compute), so a host without
+    /// the file (the controller's) still fits the model honestly.
+    pub memory_bytes: u64,
     /// The engine that serves it.
     pub engine: AddedEngine,
     /// Where it came from and what the header says.
@@ -180,6 +183,7 @@ pub fn entry(
         max_input_tokens: ctx - ctx / 4,
         context_tokens: ctx,
         sha256,
+        memory_bytes: estimate.total(),
         engine: AddedEngine {
             kind: "llama_cpp".into(),
             gguf,
