@@ -9,7 +9,7 @@ use std::path::Path;
 use switchyard_pki::node::{self, NodeCredentials};
 use switchyard_pki::{CONTROLLER_NAME, JoinToken};
 use switchyard_proto::v1::enrollment_client::EnrollmentClient;
-use switchyard_proto::v1::{JoinRequest, RenewRequest};
+use switchyard_proto::v1::{JoinRequest, JoinResponse, RenewRequest};
 use tonic::transport::{Certificate, ClientTlsConfig, Identity, ServerTlsConfig};
 use tracing::{info, warn};
 
@@ -152,23 +152,26 @@ async fn renew(
         .await
         .map_err(|s| format!("controller refused to renew: {}", s.message()))?
         .into_inner();
+    let pinned = current.ca_fingerprint().map_err(|e| e.to_string())?;
+    let credentials = keep(&settings.node_name, &pinned, resp, key_pem, dir)?;
+    info!(dir = %dir.display(), "node certificate renewed and stored");
+    Ok(AgentTls { credentials })
+}
+
+/// The credentials an Enrollment answer carries, checked (the CA is the pinned one, the
+/// certificate names this node) and stored in `dir`.
+fn keep(
+    node_name: &str,
+    ca_hash: &str,
+    resp: JoinResponse,
+    key_pem: String,
+    dir: &Path,
+) -> Result<NodeCredentials, String> {
     let credentials = NodeCredentials {
         ca_pem: resp.ca_pem,
         cert_pem: resp.certificate_pem,
         key_pem,
     };
-    accept(
-        &settings.node_name,
-        &current.ca_fingerprint().map_err(|e| e.to_string())?,
-        &credentials,
-    )?;
-    credentials.store(dir).map_err(|e| e.to_string())?;
-    info!(dir = %dir.display(), "node certificate renewed and stored");
-    Ok(AgentTls { credentials })
-}
-
-/// Checks issued credentials: the CA is the pinned one and the certificate names this node.
-fn accept(node_name: &str, ca_hash: &str, credentials: &NodeCredentials) -> Result<(), String> {
     if credentials.ca_fingerprint().map_err(|e| e.to_string())? != ca_hash {
         return Err("the controller answered with a CA other than the one the token pins".into());
     }
@@ -179,7 +182,8 @@ fn accept(node_name: &str, ca_hash: &str, credentials: &NodeCredentials) -> Resu
             id.name
         ));
     }
-    Ok(())
+    credentials.store(dir).map_err(|e| e.to_string())?;
+    Ok(credentials)
 }
 
 async fn join(settings: &AgentSettings, token: &JoinToken, dir: &Path) -> Result<AgentTls, String> {
@@ -216,13 +220,7 @@ async fn join(settings: &AgentSettings, token: &JoinToken, dir: &Path) -> Result
         .await
         .map_err(|s| format!("controller refused to join: {}", s.message()))?
         .into_inner();
-    let credentials = NodeCredentials {
-        ca_pem: resp.ca_pem,
-        cert_pem: resp.certificate_pem,
-        key_pem,
-    };
-    accept(&settings.node_name, &token.ca_hash, &credentials)?;
-    credentials.store(dir).map_err(|e| e.to_string())?;
+    let credentials = keep(&settings.node_name, &token.ca_hash, resp, key_pem, dir)?;
     info!(dir = %dir.display(), "joined the cluster: node certificate stored");
     Ok(AgentTls { credentials })
 }

@@ -6,6 +6,9 @@ use std::path::PathBuf;
 
 use clap::{Args, Parser, Subcommand, ValueEnum};
 
+mod models;
+pub use models::{ModelsAction, ModelsArgs};
+
 /// Switchyard: accelerator-aware inference across a homelab cluster.
 ///
 /// Copy this one binary to every node. Run `switchyard controller` on one host and
@@ -70,61 +73,6 @@ pub enum Command {
     /// The models this host serves: `models add NAME --gguf FILE | --ollama MODEL[:TAG]`,
     /// `models list`, `models rm NAME`.
     Models(ModelsArgs),
-}
-
-/// Flags of `models`.
-#[derive(Debug, Args)]
-pub struct ModelsArgs {
-    #[command(subcommand)]
-    pub action: ModelsAction,
-    /// Directory of prepared model files, which also keeps the added models (`added.toml`;
-    /// default: ~/.cache/switchyard/models).
-    #[arg(long, env = "SWITCHYARD_MODELS_DIR", value_name = "DIR", global = true)]
-    pub models_dir: Option<PathBuf>,
-}
-
-/// `models` subcommands.
-#[derive(Debug, Subcommand)]
-pub enum ModelsAction {
-    /// Add a GGUF model, served by a llama-server the agent supervises. Reads the header
-    /// (architecture, parameters, layers, KV heads, trained context, quantisation), computes
-    /// the memory it needs (weights + KV cache for ctx x parallel + compute buffer) and
-    /// records it with its sha256. Examples:
-    ///   switchyard models add qwen-coder --gguf ~/models/qwen2.5-coder-7b-q4_k_m.gguf --tier code
-    ///   switchyard models add llama3 --ollama llama3.1:8b --ctx 8192 --parallel 2
-    #[command(group(clap::ArgGroup::new("source").required(true).args(["gguf", "ollama"])), verbatim_doc_comment)]
-    Add {
-        /// Name to serve it under (a-z 0-9 . _ : -; what clients send as `model`).
-        name: String,
-        /// The GGUF file (used in place).
-        #[arg(long, value_name = "PATH")]
-        gguf: Option<PathBuf>,
-        /// A model of the local Ollama store ($OLLAMA_MODELS or ~/.ollama/models), used in
-        /// place: its manifest names the GGUF blob.
-        #[arg(long, value_name = "MODEL[:TAG]")]
-        ollama: Option<String>,
-        /// Tier label shown by `models list` (routing follows `[routes]`).
-        #[arg(long, value_parser = ["fast", "code", "heavy"])]
-        tier: Option<String>,
-        /// Context per slot, tokens (default: the trained context, at most 4096).
-        #[arg(long, value_name = "N")]
-        ctx: Option<u32>,
-        /// Concurrent slots (llama-server --parallel).
-        #[arg(long, value_name = "N", default_value_t = 4)]
-        parallel: u32,
-    },
-    /// Every model: the registry's and the added ones, with engine, parameters,
-    /// quantisation, memory estimate and file.
-    List {
-        /// Output format.
-        #[arg(long, short, value_enum, default_value_t = Output::Table)]
-        output: Output,
-    },
-    /// Remove an added model (its file is left where it is).
-    Rm {
-        /// The model's name.
-        name: String,
-    },
 }
 
 /// Flags of `nodes`.

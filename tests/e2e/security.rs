@@ -290,14 +290,14 @@ async fn forged_register_and_direct_run_stage() {
     };
     assert!(plain_refused, "plaintext Register must fail");
     // TLS without a client certificate: UNAUTHENTICATED, with the reason.
-    let channel = Endpoint::from_shared(format!("https://{grpc}"))
+    let anonymous = Endpoint::from_shared(format!("https://{grpc}"))
         .unwrap()
         .tls_config(tls().domain_name("switchyard-controller"))
         .unwrap()
         .connect()
         .await
         .unwrap();
-    let e = RegistryClient::new(channel)
+    let e = RegistryClient::new(anonymous.clone())
         .register(register_request("forged"))
         .await
         .unwrap_err();
@@ -309,7 +309,7 @@ async fn forged_register_and_direct_run_stage() {
     );
     // n1's own certificate registering another name: refused.
     let node_id = Identity::from_pem(read(&node_dir, "node.pem"), read(&node_dir, "node.key"));
-    let channel = Endpoint::from_shared(format!("https://{grpc}"))
+    let with_node_cert = Endpoint::from_shared(format!("https://{grpc}"))
         .unwrap()
         .tls_config(
             tls()
@@ -320,7 +320,7 @@ async fn forged_register_and_direct_run_stage() {
         .connect()
         .await
         .unwrap();
-    let e = RegistryClient::new(channel)
+    let e = RegistryClient::new(with_node_cert.clone())
         .register(register_request("gpu-monster"))
         .await
         .unwrap_err();
@@ -379,17 +379,6 @@ async fn forged_register_and_direct_run_stage() {
     let renew_request = || RenewRequest {
         csr_pem: switchyard_pki::node::request("n1").unwrap().1,
     };
-    let with_node_cert = Endpoint::from_shared(format!("https://{grpc}"))
-        .unwrap()
-        .tls_config(
-            tls()
-                .domain_name("switchyard-controller")
-                .identity(node_id.clone()),
-        )
-        .unwrap()
-        .connect()
-        .await
-        .unwrap();
     let renewed = EnrollmentClient::new(with_node_cert.clone())
         .renew(renew_request())
         .await
@@ -404,13 +393,6 @@ async fn forged_register_and_direct_run_stage() {
     .unwrap();
     assert_eq!(id.name, "n1");
     assert_ne!(renewed.certificate_pem, read(&node_dir, "node.pem"));
-    let anonymous = Endpoint::from_shared(format!("https://{grpc}"))
-        .unwrap()
-        .tls_config(tls().domain_name("switchyard-controller"))
-        .unwrap()
-        .connect()
-        .await
-        .unwrap();
     let e = EnrollmentClient::new(anonymous)
         .renew(renew_request())
         .await

@@ -172,8 +172,9 @@ impl ApiConfig {
     }
 }
 
-/// Compares two byte strings in time that depends only on their lengths.
-fn ct_eq(a: &[u8], b: &[u8]) -> bool {
+/// Compares two byte strings in time that depends only on their lengths (every token
+/// check, here and the controller's admin tokens).
+pub fn ct_eq(a: &[u8], b: &[u8]) -> bool {
     subtle::ConstantTimeEq::ct_eq(a, b).into()
 }
 

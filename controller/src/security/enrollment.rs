@@ -42,20 +42,9 @@ impl EnrollmentService {
             .map_err(unauthenticated)?;
         check_node_name(&req.node_name)
             .map_err(|e| ErrorClass::InvalidArgument.status(e.to_string()))?;
-        let certificate_pem =
-            m.ca.sign_node(&req.csr_pem, &req.node_name)
-                .map_err(|e| ErrorClass::InvalidArgument.status(e.to_string()))?;
-        Ok((
-            JoinResponse {
-                certificate_pem,
-                ca_pem: m.ca.ca_pem().to_string(),
-            },
-            token.id,
-        ))
+        Ok((issue(m, &req.csr_pem, &req.node_name)?, token.id))
     }
-}
 
-impl EnrollmentService {
     /// Signs `csr` for the node whose certificate made the call.
     #[allow(clippy::result_large_err)]
     fn renew(&self, caller: Caller, csr: &str) -> Result<(JoinResponse, String), Status> {
@@ -71,17 +60,20 @@ impl EnrollmentService {
                 ));
             }
         };
-        let certificate_pem =
-            m.ca.sign_node(csr, &id.name)
-                .map_err(|e| ErrorClass::InvalidArgument.status(e.to_string()))?;
-        Ok((
-            JoinResponse {
-                certificate_pem,
-                ca_pem: m.ca.ca_pem().to_string(),
-            },
-            id.name,
-        ))
+        Ok((issue(m, csr, &id.name)?, id.name))
     }
+}
+
+/// A node certificate for `name` from `csr`, with the CA: what Join and Renew answer.
+#[allow(clippy::result_large_err)]
+fn issue(m: &super::Mtls, csr: &str, name: &str) -> Result<JoinResponse, Status> {
+    let certificate_pem =
+        m.ca.sign_node(csr, name)
+            .map_err(|e| ErrorClass::InvalidArgument.status(e.to_string()))?;
+    Ok(JoinResponse {
+        certificate_pem,
+        ca_pem: m.ca.ca_pem().to_string(),
+    })
 }
 
 #[tonic::async_trait]

@@ -12,6 +12,7 @@ pub mod revoked;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
+use switchyard_api::config::ct_eq;
 use switchyard_pki::ca::Issued;
 use switchyard_pki::identity::of_request;
 use switchyard_pki::{ClusterCa, PeerIdentity, PkiError, Role, TokenStore};
@@ -191,9 +192,4 @@ impl Security {
             )),
         }
     }
-}
-
-/// Compares two byte strings in time that depends only on their lengths.
-fn ct_eq(a: &[u8], b: &[u8]) -> bool {
-    subtle::ConstantTimeEq::ct_eq(a, b).into()
 }
