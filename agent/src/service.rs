@@ -270,6 +270,7 @@ impl Agent for AgentService {
             },
             seed: sampling.seed,
             stop: sampling.stop,
+            continuation: req.continuation,
         };
         let (tx, rx) = mpsc::channel::<Result<GenerateChunk, Status>>(64);
         let runner = self.runner.clone();

@@ -2,8 +2,8 @@
 //! SmolLM2-135M GGUF (scripts/setup.sh keeps it in the models directory) through the real
 //! `llama-server` that scripts/setup.sh builds: four concurrent chat streams through the
 //! OpenAI HTTP API answered by one engine process; kill -9 of the engine mid-stream → the
-//! stream completes on the other node's engine (greedy: the controller's resume path) and the
-//! killed engine comes back. Nothing is skipped: without `llama-server` the test fails with
+//! stream (sampled, no seed) completes on the other node's engine, which continues the text
+//! already sent instead of starting over, and the killed engine comes back. Nothing is skipped: without `llama-server` the test fails with
 //! how to get one.
 
 use std::io::{Read, Write};
@@ -223,9 +223,12 @@ async fn a_supervised_llama_server_serves_concurrent_streams_and_survives_kill_9
                 content: "Count from 1 to 100, separated by commas.".into(),
                 ..Default::default()
             }],
+            // Sampled, no seed: the resumed attempt cannot regenerate the same text, so it
+            // continues the text already sent. A low temperature keeps the count readable, so
+            // the test can tell a continuation from a new reply.
             sampling: Some(SamplingParams {
                 max_tokens: 200,
-                temperature: 0.0,
+                temperature: 0.01,
                 top_p: 1.0,
                 ..Default::default()
             }),
@@ -237,6 +240,7 @@ async fn a_supervised_llama_server_serves_concurrent_streams_and_survives_kill_9
     let mut text = String::new();
     let mut chunks = 0;
     let mut killed = None;
+    let mut before_kill = String::new();
     let trace = loop {
         let c = stream
             .message()
@@ -251,7 +255,8 @@ async fn a_supervised_llama_server_serves_concurrent_streams_and_survives_kill_9
             .expect("a last chunk with a trace");
         text.push_str(&c.text);
         chunks += 1;
-        if chunks == 5 && killed.is_none() {
+        if chunks == 12 && killed.is_none() {
+            before_kill = text.clone();
             // The busy engine is the one whose CPU time grows.
             let before: Vec<_> = [a_pid, b_pid]
                 .iter()
@@ -279,12 +284,24 @@ async fn a_supervised_llama_server_serves_concurrent_streams_and_survives_kill_9
             break t;
         }
     };
-    let (parent, pid) = killed.expect("the stream outlived 5 chunks");
+    let (parent, pid) = killed.expect("the stream outlived 12 chunks");
     assert!(
         trace.retries >= 1,
         "the stream was re-placed after the kill: {trace:?}"
     );
-    assert!(text.contains("1, 2, 3"), "the answer completed: {text:?}");
+    assert!(
+        text.len() > before_kill.len() + 10,
+        "the answer went on after the kill: {before_kill:?} then {text:?}"
+    );
+    assert!(
+        text.contains("1, 2, 3") && text.contains("20, 21, 22"),
+        "the count went on past the kill: {before_kill:?} then {text:?}"
+    );
+    assert_eq!(
+        text.matches("1, 2, 3,").count(),
+        1,
+        "the second engine continued {before_kill:?} instead of starting a new reply: {text:?}"
+    );
     // The killed engine comes back (a new process under the same agent).
     let back = wait_for(Duration::from_secs(60), || {
         engines_of(parent).into_iter().find(|(p, _)| *p != pid)

@@ -7,7 +7,7 @@ use std::time::Instant;
 use switchyard_backend_core::ModelSpec;
 use switchyard_proto::errors::ErrorClass;
 use switchyard_proto::v1::{
-    AgentGenerateRequest, GenerateChunk, SamplingParams, StageKind, StageTrace,
+    AgentGenerateRequest, ChatMessage, GenerateChunk, SamplingParams, StageKind, StageTrace,
 };
 use tokio::sync::mpsc;
 use tonic::Status;
@@ -26,6 +26,7 @@ impl Engines {
         let mut sink = Sink {
             tx: tx.clone(),
             pieces: 0,
+            echo: String::new(),
         };
         let last = self.proxy(&req, node, &mut sink).await;
         let _ = tx.send(last.map_err(|e| e.to_status())).await;
@@ -70,8 +71,18 @@ impl Engines {
         let opts = req.engine_options.as_ref();
         let done = match ep.config().kind {
             EngineKind::Ollama => {
-                ollama::generate(ep, &remote, &req.messages, &s, opts, sink).await
+                let messages = with_continuation(req);
+                ollama::generate(ep, &remote, &messages, &s, opts, sink).await
             }
+            // The OpenAI protocol has no portable way to continue a partial reply (vLLM wants
+            // `continue_final_message`, others start a new turn after a trailing assistant
+            // message): refused rather than answered with a second reply glued to the first.
+            EngineKind::Openai if !req.continuation.is_empty() => Err(EngineError::new(
+                ErrorClass::InvalidArgument,
+                format!(
+                    "endpoint {name} (openai) cannot continue a partial reply: this sampled stream lost its first engine after it sent text; a seed or temperature 0 makes streams resumable on every engine"
+                ),
+            )),
             EngineKind::Openai => {
                 openai::generate(ep, &remote, &req.messages, &s, opts, sink).await
             }
@@ -97,9 +108,11 @@ impl LlamaCpp {
         node: &str,
         tx: mpsc::Sender<Result<GenerateChunk, Status>>,
     ) {
+        // llama-server echoes a continued message in its first delta(s).
         let mut sink = Sink {
             tx: tx.clone(),
             pieces: 0,
+            echo: req.continuation.clone(),
         };
         let last = self.proxy(spec, &req, node, &mut sink).await;
         let _ = tx.send(last).await;
@@ -126,8 +139,9 @@ impl LlamaCpp {
         let started = Instant::now();
         server.in_flight().fetch_add(1, Ordering::Relaxed);
         let opts = req.engine_options.as_ref();
-        let done =
-            openai::generate(server.endpoint(), &req.model, &req.messages, &s, opts, sink).await;
+        // llama-server continues a trailing assistant message (its "assistant prefill").
+        let messages = with_continuation(req);
+        let done = openai::generate(server.endpoint(), &req.model, &messages, &s, opts, sink).await;
         server.in_flight().fetch_sub(1, Ordering::Relaxed);
         // The engine failing is this device's failure (retried elsewhere); the request's own
         // faults (400: context overflow) stay the request's.
@@ -141,6 +155,30 @@ impl LlamaCpp {
         }
         Ok(last)
     }
+}
+
+/// The conversation to send: `req.messages`, plus the partial reply to continue as a last
+/// assistant message (which llama-server and Ollama's templates leave open) when there is one.
+pub(crate) fn with_continuation(req: &AgentGenerateRequest) -> Vec<ChatMessage> {
+    let mut messages = req.messages.clone();
+    if req.continuation.is_empty() {
+        return messages;
+    }
+    // A conversation that already ends in a partial assistant message (the client's own
+    // prefill) is that message's continuation.
+    if let Some(last) = messages.last_mut()
+        && last.role == "assistant"
+        && last.tool_calls_json.is_empty()
+    {
+        last.content.push_str(&req.continuation);
+    } else {
+        messages.push(ChatMessage {
+            role: "assistant".into(),
+            content: req.continuation.clone(),
+            ..Default::default()
+        });
+    }
+    messages
 }
 
 /// The last chunk of a proxied generation: finish reason, counts and trace.
@@ -193,12 +231,18 @@ pub(crate) struct Done {
 pub(crate) struct Sink {
     tx: mpsc::Sender<Result<GenerateChunk, Status>>,
     pieces: u32,
+    /// The continued partial reply, while the engine may still be echoing it: skipped.
+    echo: String,
 }
 
 impl Sink {
     /// Sends one piece of text; the controller gone cancels the generation (dropping the
     /// engine's response closes its connection).
     pub(super) async fn text(&mut self, text: &str) -> Result<(), EngineError> {
+        let text = skip_echo(&mut self.echo, text);
+        if text.is_empty() {
+            return Ok(());
+        }
         self.tx
             .send(Ok(GenerateChunk {
                 text: text.to_string(),
@@ -234,6 +278,25 @@ impl Sink {
             ),
         )
     }
+}
+
+/// What of `text` is new when the engine may be echoing `echo` (the continued message,
+/// which llama-server repeats before the first new token): the echoed part is dropped and
+/// `echo` shrinks by it; text that does not repeat it ends the echo.
+pub(crate) fn skip_echo<'t>(echo: &mut String, text: &'t str) -> &'t str {
+    if echo.is_empty() {
+        return text;
+    }
+    if let Some(rest) = text.strip_prefix(echo.as_str()) {
+        echo.clear();
+        return rest;
+    }
+    if let Some(rest) = echo.strip_prefix(text) {
+        *echo = rest.to_string();
+        return "";
+    }
+    echo.clear();
+    text
 }
 
 /// The tokens to ask an engine for (Switchyard's 0 = the agent's default).

@@ -169,3 +169,49 @@ fn ollama_names_drop_latest() {
     assert_eq!(ollama::client_name("llama3.2:latest"), "llama3.2");
     assert_eq!(ollama::client_name("qwen2.5:7b"), "qwen2.5:7b");
 }
+
+#[test]
+fn a_continuation_is_sent_as_the_open_assistant_message() {
+    use switchyard_proto::v1::{AgentGenerateRequest, ChatMessage};
+    let msg = |role: &str, content: &str| ChatMessage {
+        role: role.into(),
+        content: content.into(),
+        ..Default::default()
+    };
+    let mut req = AgentGenerateRequest {
+        messages: vec![msg("user", "Count to 10.")],
+        ..Default::default()
+    };
+    assert_eq!(proxy::with_continuation(&req), req.messages, "a new reply");
+    req.continuation = "1, 2,".into();
+    let sent = proxy::with_continuation(&req);
+    assert_eq!(sent.len(), 2);
+    assert_eq!(
+        (sent[1].role.as_str(), sent[1].content.as_str()),
+        ("assistant", "1, 2,")
+    );
+    // The client's own prefill is extended, not followed by a second assistant message
+    // (llama-server refuses two at the end).
+    req.messages.push(msg("assistant", "Sure: "));
+    let sent = proxy::with_continuation(&req);
+    assert_eq!(sent.len(), 2);
+    assert_eq!(sent[1].content, "Sure: 1, 2,");
+}
+
+#[test]
+fn the_echo_of_a_continued_message_is_skipped_once() {
+    use super::proxy::skip_echo;
+    // llama-server: the whole prefix and the first new token in one delta.
+    let mut echo = "1, 2, 3".to_string();
+    assert_eq!(skip_echo(&mut echo, "1, 2, 3, 4"), ", 4");
+    assert_eq!(skip_echo(&mut echo, "1, 2, 3"), "1, 2, 3", "only once");
+    // Split over several deltas.
+    let mut echo = "Hello world".to_string();
+    assert_eq!(skip_echo(&mut echo, "Hello"), "");
+    assert_eq!(skip_echo(&mut echo, " wor"), "");
+    assert_eq!(skip_echo(&mut echo, "ld!"), "!");
+    // An engine that does not echo: its text passes untouched.
+    let mut echo = "1, 2, 3".to_string();
+    assert_eq!(skip_echo(&mut echo, ", 4"), ", 4");
+    assert!(echo.is_empty());
+}

@@ -114,10 +114,11 @@ impl DecoderModel {
         })
     }
 
-    /// The prompt text: the chat template applied to `params.messages`, or `params.prompt`.
+    /// The prompt text: the chat template applied to `params.messages`, or `params.prompt`;
+    /// then the partial reply to continue (`params.continuation`), left open.
     pub fn render_prompt(&self, params: &GenerateParams) -> String {
         if params.messages.is_empty() {
-            return params.prompt.clone();
+            return format!("{}{}", params.prompt, params.continuation);
         }
         let mut out = String::new();
         let has_system = params.messages.iter().any(|(r, _)| r == "system");
@@ -128,6 +129,7 @@ impl DecoderModel {
             out.push_str(&format!("<|im_start|>{role}\n{content}<|im_end|>\n"));
         }
         out.push_str("<|im_start|>assistant\n");
+        out.push_str(&params.continuation);
         out
     }
 

@@ -104,6 +104,9 @@ pub struct GenerateParams {
     pub seed: Option<u64>,
     /// Extra stop strings on top of the model's own stop tokens.
     pub stop: Vec<String>,
+    /// The assistant's reply so far, continued instead of starting a new one (a stream
+    /// resumed after its first device failed); empty: a new reply.
+    pub continuation: String,
 }
 
 impl Default for GenerateParams {
@@ -118,6 +121,7 @@ impl Default for GenerateParams {
             penalties: crate::sampling::Penalties::default(),
             seed: None,
             stop: Vec::new(),
+            continuation: String::new(),
         }
     }
 }

@@ -140,6 +140,34 @@ fn greedy_generation_says_paris() {
 }
 
 #[test]
+fn a_continuation_resumes_the_partial_reply_instead_of_starting_a_new_one() {
+    let reg = registry();
+    let ort = OrtBackend::new(Provider::Cpu).unwrap();
+    let mut m = ort
+        .load(reg.get("smollm2-135m").unwrap(), &DeviceRef::cpu())
+        .unwrap();
+    let params = GenerateParams {
+        messages: vec![(
+            "user".into(),
+            "Count from 1 to 20, separated by commas.".into(),
+        )],
+        continuation: "1, 2, 3, 4, 5, 6,".into(),
+        max_tokens: 6,
+        ..Default::default()
+    };
+    let mut text = String::new();
+    m.generate(&params, &mut |ev| {
+        text.push_str(&ev.text);
+        true
+    })
+    .unwrap();
+    assert!(
+        text.trim_start().starts_with('7'),
+        "continues after \"6,\": {text:?}"
+    );
+}
+
+#[test]
 fn bad_model_files_and_wrong_devices_are_clear_errors() {
     let reg = registry();
     let ort = OrtBackend::new(Provider::Cpu).unwrap();

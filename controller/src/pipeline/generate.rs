@@ -1,9 +1,14 @@
 //! A generation stream as one [`Attempt`], resumable across attempts.
 //!
 //! Chunks are forwarded to the client as they arrive. If the device fails before the answer
-//! is complete, the retry loop re-places the request and the next attempt starts over:
-//! deterministic sampling (greedy or a seed) regenerates the same text, so the part already
-//! sent is skipped; otherwise a failure after the first token ends the stream with the error.
+//! is complete, the retry loop re-places the request and the next attempt resumes it:
+//! - deterministic sampling (greedy or a seed) regenerates the same text, so the part already
+//!   sent is skipped, and the answer is the one an unbroken run gives;
+//! - sampled streams (a temperature, no seed) send the text already sent as the assistant's
+//!   partial reply ([`AgentGenerateRequest::continuation`]): the engine continues it and
+//!   streams only what follows, with `max_tokens` less the pieces already sent.
+//!
+//! A stream that already sent tool calls is not resumed (they would be called twice).
 
 use std::time::{Duration, Instant};
 
@@ -34,6 +39,8 @@ pub struct GenerateAttempt {
     pub tx: mpsc::Sender<Result<GenerateChunk, ApiError>>,
     /// Text already sent, across attempts.
     pub sent: String,
+    /// Text pieces (≈ tokens) sent, across attempts.
+    pub sent_pieces: u32,
     /// Tool calls were sent: a re-placed attempt would call them again, so the stream is
     /// not resumed.
     pub sent_tool_calls: bool,
@@ -56,9 +63,25 @@ impl GenerateAttempt {
         self.sampling.temperature <= 0.0 || self.sampling.seed.is_some()
     }
 
-    /// A failure of the target: retried unless text was sent that cannot be regenerated.
+    /// The next attempt continues the text already sent (sampled) instead of regenerating
+    /// it (deterministic).
+    fn continues(&self) -> bool {
+        !self.sent.is_empty() && !self.deterministic()
+    }
+
+    /// The sampling settings of the next attempt: a continuation generates what is left of
+    /// `max_tokens` (0 = the engine's default stays 0).
+    fn attempt_sampling(&self) -> SamplingParams {
+        let mut s = self.sampling.clone();
+        if self.continues() && s.max_tokens > 0 {
+            s.max_tokens = s.max_tokens.saturating_sub(self.sent_pieces).max(1);
+        }
+        s
+    }
+
+    /// A failure of the target: retried unless tool calls were sent.
     fn target_failed(&self, failed: Failed) -> Failed {
-        if self.sent_tool_calls || (!self.sent.is_empty() && !self.deterministic()) {
+        if self.sent_tool_calls {
             return Failed {
                 failure: failed.failure.final_(),
                 ..failed
@@ -96,6 +119,8 @@ impl GenerateAttempt {
         // and for each chunk after it (`gap_timeout`); the request deadline bounds the whole.
         // Both waits are measured and become the latency samples of a successful stream.
         let started = Instant::now();
+        let continuing = self.continues();
+        let pieces_before = self.sent_pieces;
         let open = tokio::time::timeout(
             cx.budget,
             client.generate(AgentGenerateRequest {
@@ -104,8 +129,13 @@ impl GenerateAttempt {
                 backend: target.backend.clone(),
                 messages: self.messages.clone(),
                 prompt: String::new(),
-                sampling: Some(self.sampling.clone()),
+                sampling: Some(self.attempt_sampling()),
                 engine_options: self.engine_options.clone(),
+                continuation: if continuing {
+                    self.sent.clone()
+                } else {
+                    String::new()
+                },
             }),
         )
         .await;
@@ -168,9 +198,16 @@ impl GenerateAttempt {
             }
             let mut chunk = next;
             let is_last = chunk.finish_reason.is_some();
-            regenerated.push_str(&chunk.text);
-            chunk.text = self.new_text(&regenerated)?;
+            if continuing {
+                self.sent.push_str(&chunk.text);
+            } else {
+                regenerated.push_str(&chunk.text);
+                chunk.text = self.new_text(&regenerated)?;
+            }
             if is_last {
+                if continuing {
+                    chunk.completion_tokens += pieces_before;
+                }
                 crate::metrics::tokens_generated(&self.model, u64::from(chunk.completion_tokens));
                 let mut observed = Observed {
                     first_token,
@@ -186,6 +223,9 @@ impl GenerateAttempt {
             }
             let calls = !chunk.tool_calls_json.is_empty();
             self.sent_tool_calls |= calls;
+            if !chunk.text.is_empty() {
+                self.sent_pieces += 1;
+            }
             if (calls || !chunk.text.is_empty()) && self.tx.send(Ok(chunk)).await.is_err() {
                 return Err(request_over(
                     ErrorClass::Unavailable,
@@ -230,6 +270,7 @@ mod tests {
             engine_options: None,
             tx: mpsc::channel(1).0,
             sent: sent.into(),
+            sent_pieces: 0,
             sent_tool_calls: false,
         }
     }
@@ -245,30 +286,52 @@ mod tests {
     }
 
     #[test]
-    fn only_a_deterministic_stream_that_sent_text_may_be_resumed() {
+    fn every_stream_is_resumed_except_one_that_sent_tool_calls() {
         let failed = || Failed {
             error: ApiError::new(ErrorClass::Internal, "x"),
             failure: Failure::of_class(ErrorClass::Internal),
         };
-        assert!(attempt(0.7, None, "").target_failed(failed()).failure.retry);
+        for (t, seed, sent) in [(0.7, None, ""), (0.0, None, "abc"), (0.7, Some(1), "abc")] {
+            assert!(attempt(t, seed, sent).target_failed(failed()).failure.retry);
+        }
         assert!(
-            attempt(0.0, None, "abc")
+            attempt(0.7, None, "abc")
                 .target_failed(failed())
                 .failure
-                .retry
+                .retry,
+            "a sampled stream that sent text continues elsewhere"
         );
-        assert!(
-            attempt(0.7, Some(1), "abc")
-                .target_failed(failed())
-                .failure
-                .retry
-        );
-        let f = attempt(0.7, None, "abc").target_failed(failed());
-        assert!(!f.failure.retry);
+        let mut calls = attempt(0.7, None, "");
+        calls.sent_tool_calls = true;
+        let f = calls.target_failed(failed());
+        assert!(!f.failure.retry, "tool calls would be called twice");
         assert_eq!(
             f.failure.scope,
             Scope::Device,
             "still charged to the device"
         );
+    }
+
+    #[test]
+    fn a_sampled_stream_continues_the_sent_text_with_the_tokens_left() {
+        let mut a = attempt(0.7, None, "");
+        a.sampling.max_tokens = 50;
+        assert!(!a.continues(), "nothing sent: a new reply");
+        assert_eq!(a.attempt_sampling().max_tokens, 50);
+        a.sent = "1, 2, 3".into();
+        a.sent_pieces = 5;
+        assert!(a.continues());
+        assert_eq!(a.attempt_sampling().max_tokens, 45);
+        a.sent_pieces = 80;
+        assert_eq!(a.attempt_sampling().max_tokens, 1, "never 0 (= unlimited)");
+        a.sampling.max_tokens = 0;
+        assert_eq!(a.attempt_sampling().max_tokens, 0, "the engine's default");
+        let greedy = attempt(0.0, None, "1, 2, 3");
+        assert!(
+            !greedy.continues(),
+            "deterministic: regenerated, not continued"
+        );
+        let seeded = attempt(0.9, Some(7), "1, 2, 3");
+        assert!(!seeded.continues());
     }
 }

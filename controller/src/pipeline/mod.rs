@@ -245,6 +245,7 @@ impl Pipeline {
                 engine_options,
                 tx: tx.clone(),
                 sent: String::new(),
+                sent_pieces: 0,
                 sent_tool_calls: false,
             };
             let result = dispatch::run(
