@@ -318,3 +318,123 @@ async fn a_supervised_llama_server_serves_concurrent_streams_and_survives_kill_9
     drop(b);
     drop(a);
 }
+
+/// One HTTP/1.0 POST: (status code, body).
+fn post(http: &str, path: &str, body: &Value) -> (u16, String) {
+    let body = body.to_string();
+    let mut s = std::net::TcpStream::connect(http).unwrap();
+    s.set_read_timeout(Some(Duration::from_secs(120))).unwrap();
+    write!(
+        s,
+        "POST {path} HTTP/1.0\r\nHost: {http}\r\nContent-Type: application/json\r\nContent-Length: {}\r\n\r\n{body}",
+        body.len()
+    )
+    .unwrap();
+    let mut raw = String::new();
+    s.read_to_string(&mut raw).unwrap();
+    let code = raw
+        .split_whitespace()
+        .nth(1)
+        .and_then(|c| c.parse().ok())
+        .unwrap_or(0);
+    let body = raw.split_once("\r\n\r\n").map(|(_, b)| b).unwrap_or("");
+    (code, body.to_string())
+}
+
+fn up(name: &str, cfg: &str) -> (Proc, String, String) {
+    let p = Proc::start(
+        name,
+        &[
+            "--config",
+            cfg,
+            "up",
+            "--listen",
+            "127.0.0.1:0",
+            "--http-listen",
+            "127.0.0.1:0",
+            "--agent-listen",
+            "127.0.0.1:0",
+            "--node-name",
+            name,
+        ],
+    )
+    .unwrap_or_else(|e| panic!("{name}: {e}"));
+    let grpc = p.field("grpc").unwrap();
+    let http = p.field("http").unwrap();
+    wait_for(Duration::from_secs(30), || {
+        let nodes = status_json(&grpc).ok()?;
+        nodes
+            .iter()
+            .any(|n| n["name"] == name && n["state"] == "ready")
+            .then_some(())
+    })
+    .unwrap_or_else(|| panic!("{name} not ready:\n{}", p.stderr()));
+    (p, grpc, http)
+}
+
+#[test]
+fn unloading_an_engine_model_ends_its_process_and_frees_the_memory() {
+    let dir = tempfile::tempdir().unwrap();
+    let cfg = config(&dir);
+    let (a, grpc, http) = up("a", &cfg);
+    let text = chat_http(&http, "Say hello.", 8).unwrap_or_else(|e| panic!("{e}\n{}", a.stderr()));
+    assert!(!text.trim().is_empty());
+    let pid = a.child.id();
+    assert_eq!(engines_of(pid).len(), 1, "the chat started one engine");
+    assert!(resident_on(&grpc, "a").is_some(), "resident after the chat");
+
+    // Ollama's way to unload: a generate with no prompt and keep_alive 0.
+    let (code, body) = post(
+        &http,
+        "/api/generate",
+        &serde_json::json!({"model": MODEL, "keep_alive": 0}),
+    );
+    assert_eq!(code, 200, "{body}");
+    let gone = wait_for(Duration::from_secs(30), || {
+        (engines_of(pid).is_empty() && resident_on(&grpc, "a").is_none()).then_some(())
+    });
+    assert!(
+        gone.is_some(),
+        "after unload: engines {:?}, resident {:?}\n{}",
+        engines_of(pid),
+        resident_on(&grpc, "a"),
+        a.stderr()
+    );
+}
+
+#[test]
+fn without_a_usable_llama_server_the_agent_serves_on_and_says_how_to_get_one() {
+    let dir = tempfile::tempdir().unwrap();
+    let cfg = config(&dir);
+    let missing = dir.path().join("no-such/llama-server");
+    let mut text = std::fs::read_to_string(&cfg).unwrap();
+    text.push_str(&format!("\n[engines.llama_cpp]\nserver = {:?}\n", missing));
+    std::fs::write(&cfg, text).unwrap();
+    let (a, grpc, http) = up("a", &cfg);
+
+    let (code, body) = post(
+        &http,
+        "/v1/chat/completions",
+        &serde_json::json!({"model": MODEL, "max_tokens": 8,
+            "messages": [{"role": "user", "content": "hi"}]}),
+    );
+    assert_eq!(code, 503, "{body}");
+    assert!(
+        body.contains("[engines.llama_cpp] server") && body.contains("is not a file"),
+        "the error names the setting to fix: {body}"
+    );
+    // status says why the llama_cpp backend is unusable on the CPU.
+    let nodes = status_json(&grpc).unwrap();
+    let shown = serde_json::to_string(&nodes).unwrap();
+    assert!(
+        shown.contains("is not a file"),
+        "status shows why llama_cpp is unusable: {shown}"
+    );
+    // The rest keeps serving: embeddings through the same process.
+    let (code, body) = post(
+        &http,
+        "/v1/embeddings",
+        &serde_json::json!({"model": "minilm-l6-v2", "input": "still here"}),
+    );
+    assert_eq!(code, 200, "{body}\n{}", a.stderr());
+}

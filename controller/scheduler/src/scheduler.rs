@@ -186,26 +186,28 @@ pub fn explain(
             Ok(c) => candidates.push(c),
             Err(reason) => {
                 let detail = match reason {
-                    RejectReason::NoUsableBackend => format!(
-                        "device offers [{}], model runs on [{}] at {}",
-                        dev.backends
-                            .iter()
-                            .map(|b| {
-                                let ps: Vec<&str> = switchyard_backend_core::PRECISIONS
-                                    .iter()
-                                    .filter(|p| dev.backend_computes_at(b, **p))
-                                    .map(|p| p.as_str())
-                                    .collect();
-                                format!("{b}({})", ps.join("/"))
-                            })
-                            .collect::<Vec<_>>()
-                            .join(", "),
-                        request
-                            .backends_supported_by_model
-                            .as_ref()
-                            .map_or_else(|| "any".to_owned(), |b| b.join(", ")),
-                        request.precision
-                    ),
+                    RejectReason::NoUsableBackend => {
+                        format!(
+                            "device offers [{}], model runs on [{}] at {}",
+                            dev.backends
+                                .iter()
+                                .map(|b| {
+                                    let ps: Vec<&str> = switchyard_backend_core::PRECISIONS
+                                        .iter()
+                                        .filter(|p| dev.backend_computes_at(b, **p))
+                                        .map(|p| p.as_str())
+                                        .collect();
+                                    format!("{b}({})", ps.join("/"))
+                                })
+                                .collect::<Vec<_>>()
+                                .join(", "),
+                            request
+                                .backends_supported_by_model
+                                .as_ref()
+                                .map_or_else(|| "any".to_owned(), |b| b.join(", ")),
+                            request.precision
+                        ) + &unusable_for(dev, request)
+                    }
                     _ => String::new(),
                 };
                 rejected.push(Rejection {
@@ -233,3 +235,19 @@ const _: () = assert!(MAX_BACKENDS <= 64);
 mod telemetry_tests;
 #[cfg(test)]
 mod tests;
+
+/// Why the backends the model runs on are unusable on `dev`, as the agent reported ("; llama_cpp
+/// unusable: no llama-server: …"), empty when the agent gave no reason.
+fn unusable_for(dev: &crate::view::DeviceView, request: &PlacementRequest) -> String {
+    dev.unusable_backends
+        .iter()
+        .filter(|(b, reason)| {
+            !reason.is_empty()
+                && request
+                    .backends_supported_by_model
+                    .as_ref()
+                    .is_none_or(|m| m.contains(b))
+        })
+        .map(|(b, reason)| format!("; {b} unusable: {reason}"))
+        .collect()
+}

@@ -37,6 +37,12 @@ fn device_view(d: &Device, resident: &[ResidentModel]) -> DeviceView {
         .filter(|b| b.usable)
         .map(|b| b.backend.clone())
         .collect();
+    v.unusable_backends = d
+        .backends
+        .iter()
+        .filter(|b| !b.usable)
+        .map(|b| (b.backend.clone(), b.reason.clone()))
+        .collect();
     // Precisions the agent probed per backend (an agent that reports none: f32 only).
     v.precisions = d
         .backends

@@ -46,7 +46,13 @@ pub fn no_placement(req: &PlacementRequest, e: &Explanation) -> ApiError {
         .rejected
         .iter()
         .take(8)
-        .map(|r| format!("{}/{}: {}", r.node, r.device, r.reason))
+        .map(|r| match r.reason {
+            // What the device offers and why the model's backends are unusable there.
+            RejectReason::NoUsableBackend if !r.detail.is_empty() => {
+                format!("{}/{}: {} ({})", r.node, r.device, r.reason, r.detail)
+            }
+            _ => format!("{}/{}: {}", r.node, r.device, r.reason),
+        })
         .collect();
     let busy = |r: &RejectReason| matches!(r, RejectReason::QueueFull { .. });
     let all_busy = !e.rejected.is_empty()

@@ -560,3 +560,34 @@ fn an_attached_engine_serves_exactly_its_models_without_a_memory_check() {
         .unwrap();
     assert_eq!(ep.reason, RejectReason::ModelFilesMissing);
 }
+
+#[test]
+fn a_device_without_the_models_engine_says_why_the_agent_cannot_use_it() {
+    let ctx = Ctx::new();
+    let mut v = cluster();
+    v.update_device("edge", "cpu", |d| {
+        d.unusable_backends = vec![
+            (
+                "llama_cpp".into(),
+                "no llama-server: run scripts/setup.sh".into(),
+            ),
+            ("ort-cuda".into(), "no CUDA".into()),
+        ]
+    });
+    let r = ctx
+        .req(StageKind::Generate, "qwen-gguf", GB)
+        .with_backends(["llama_cpp"]);
+    let e = ctx.explain(&v, &r);
+    let cpu = e
+        .rejected
+        .iter()
+        .find(|x| x.node == "edge" && x.device == "cpu")
+        .expect("edge/cpu rejected");
+    assert_eq!(cpu.reason, RejectReason::NoUsableBackend);
+    assert!(
+        cpu.detail
+            .ends_with("; llama_cpp unusable: no llama-server: run scripts/setup.sh"),
+        "only the model's backend is named: {}",
+        cpu.detail
+    );
+}

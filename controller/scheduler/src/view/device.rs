@@ -97,6 +97,9 @@ pub struct DeviceView {
     /// Requests the agent reports queued or running on the device (its resident models'
     /// in-flight counts, whoever sent them).
     pub queue_depth: u32,
+    /// Backends the agent knows of but cannot use here, with why (`llama_cpp`: "no
+    /// llama-server: …"): named when a model needs one of them.
+    pub unusable_backends: Vec<(String, String)>,
 }
 
 impl DeviceView {
@@ -124,6 +127,7 @@ impl DeviceView {
             power_watts: None,
             power_limit_watts: None,
             queue_depth: 0,
+            unusable_backends: Vec::new(),
         }
     }
 
