@@ -227,6 +227,40 @@ fn stages_go_to_preferred_kinds_that_fit_fixture_simulated() {
     let generate = stage(&v, "generate");
     assert_eq!(generate["device"], "pci-0000:03:00.0", "{v}");
     assert_eq!(generate["simulated"], true);
+
+    // explain says how each candidate starts: before the run the Arc was cold and never
+    // measured; once its agent reports the model resident (next heartbeat), warm.
+    assert!(
+        best["score_detail"]
+            .as_str()
+            .unwrap()
+            .starts_with("cold start (not measured yet); "),
+        "{best}"
+    );
+    let model = generate["model"].clone();
+    let arc = || {
+        let (_, out, _) = run_cli(&["explain", PRIME, "--controller", &url, "-o", "json"]).ok()?;
+        let stages: Value = serde_json::from_str(&out).ok()?;
+        let stage = stages
+            .as_array()?
+            .iter()
+            .find(|s| s["stage"] == "generate" && s["model"] == model)?
+            .clone();
+        stage["candidates"]
+            .as_array()?
+            .iter()
+            .find(|c| c["device"] == "pci-0000:03:00.0")
+            .cloned()
+    };
+    let warm = wait_for(Duration::from_secs(10), || {
+        arc().filter(|c| {
+            c["score_detail"]
+                .as_str()
+                .unwrap_or("")
+                .starts_with("warm; ")
+        })
+    });
+    assert!(warm.is_some(), "{model}: {:?}", arc());
 }
 
 #[test]

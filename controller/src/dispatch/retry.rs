@@ -97,6 +97,8 @@ pub struct Observed {
     pub first_token: Option<Duration>,
     /// A stream: the longest wait between two chunks after the first.
     pub longest_gap: Option<Duration>,
+    /// The model load the agent reports this attempt waited for, ms (0: it was resident).
+    pub load_ms: f64,
 }
 
 impl Observed {
@@ -210,6 +212,7 @@ pub async fn run<A: Attempt>(
                     &observed.precision,
                     took,
                 );
+                placer.loaded(&req.model, &target.backend, observed.load_ms);
                 placer.succeeded(&req, &target, observed.sample(&req, took), bulk.is_none());
                 return Ok(out);
             }

@@ -43,6 +43,7 @@ impl Attempt for BatchAttempt {
                 if let Some(t) = resp.trace.as_mut() {
                     t.retries = cx.retries;
                     observed.precision = t.precision.clone();
+                    observed.load_ms = t.load_ms;
                 }
                 Ok((resp, observed))
             }

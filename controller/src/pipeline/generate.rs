@@ -217,6 +217,7 @@ impl GenerateAttempt {
                 if let Some(t) = chunk.trace.as_mut() {
                     t.retries = cx.retries;
                     observed.precision = t.precision.clone();
+                    observed.load_ms = t.load_ms;
                 }
                 let _ = self.tx.send(Ok(chunk)).await;
                 return Ok(observed);

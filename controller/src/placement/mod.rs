@@ -3,6 +3,7 @@
 //! in-flight counts. It places a request, explains a dry run, chooses a tier's model and
 //! records outcomes; it does no I/O.
 
+mod cold_start;
 mod explain;
 mod target;
 
@@ -76,6 +77,7 @@ pub struct Placer {
     policy: PlacementPolicy,
     breakers: Mutex<CircuitBreakers>,
     latency: Mutex<LatencyStats>,
+    cold_starts: cold_start::ColdStarts,
 }
 
 impl std::fmt::Debug for Placer {
@@ -97,6 +99,7 @@ impl Placer {
             policy: settings.policy,
             breakers: Mutex::new(CircuitBreakers::new(settings.breakers)),
             latency: Mutex::new(LatencyStats::new(settings.latency)),
+            cold_starts: Default::default(),
         }
     }
 
@@ -253,7 +256,14 @@ impl Placer {
                 .iter()
                 .filter_map(|(_, model)| {
                     let req = self.request(self.models.get(model)?);
-                    Some(stage_explanation(&req, &ctx.explain(&req)))
+                    let x = ctx.explain(&req);
+                    let mut e = stage_explanation(&req, &x);
+                    // Scored candidates come first, in the same order: how each would start.
+                    for (c, scored) in e.candidates.iter_mut().zip(&x.candidates) {
+                        let start = self.cold_starts.describe(model, &c.backend, scored.warm);
+                        c.score_detail = format!("{start}; {}", c.score_detail);
+                    }
+                    Some(e)
                 })
                 .collect()
         })
@@ -293,6 +303,12 @@ impl Placer {
     pub fn timeout_ceiling(&self, stage: StageKind) -> Duration {
         let latency = self.latency.lock().expect("latency");
         Duration::from_millis(latency.config().rule(stage).ceiling_ms)
+    }
+
+    /// Records that `model` took `load_ms` to load on `backend` (a trace's figure; 0 = it
+    /// was resident), for `explain`'s cold-start estimate.
+    pub fn loaded(&self, model: &str, backend: &str, load_ms: f64) {
+        self.cold_starts.record(model, backend, load_ms);
     }
 
     /// Records a success of `req` on `target`, as measured (`sample`); `latency: false` for
