@@ -438,3 +438,69 @@ fn without_a_usable_llama_server_the_agent_serves_on_and_says_how_to_get_one() {
     );
     assert_eq!(code, 200, "{body}\n{}", a.stderr());
 }
+
+#[test]
+fn a_cpu_only_llama_server_is_offered_on_the_cpu_and_refused_on_nvidia_gpus_saying_why_recorded_fixture()
+ {
+    let dir = tempfile::tempdir().unwrap();
+    let cfg = config(&dir);
+    let (a, grpc, _http) = up("a", &cfg);
+    let fixture = format!(
+        "{}/fixtures/discovery/two-nvidia",
+        env!("CARGO_MANIFEST_DIR")
+    );
+    let _gpu = Proc::start(
+        "gpu",
+        &[
+            "--config",
+            &cfg,
+            "agent",
+            "--controller",
+            &format!("http://{grpc}"),
+            "--node-name",
+            "gpu",
+            "--agent-listen",
+            "127.0.0.1:0",
+            "--fixture",
+            &fixture,
+        ],
+    )
+    .unwrap_or_else(|e| panic!("gpu: {e}"));
+    let nodes = wait_for(Duration::from_secs(30), || {
+        let nodes = status_json(&grpc).ok()?;
+        nodes
+            .iter()
+            .any(|n| n["name"] == "gpu" && n["state"] == "ready")
+            .then_some(nodes)
+    })
+    .unwrap_or_else(|| panic!("gpu not ready:\n{}", a.stderr()))
+    .0;
+    let llama_on = |node: &str, kind: &str| -> Vec<Value> {
+        let n = nodes.iter().find(|n| n["name"] == node).unwrap();
+        n["devices"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter(|d| d["kind"].as_str().unwrap_or("").contains(kind))
+            .flat_map(|d| d["backends"].as_array().cloned().unwrap_or_default())
+            .filter(|b| b["backend"] == "llama_cpp")
+            .collect()
+    };
+    let cpu = llama_on("a", "cpu");
+    assert!(
+        !cpu.is_empty() && cpu.iter().all(|b| b["usable"] == true),
+        "{cpu:?}"
+    );
+    let gpus = llama_on("gpu", "nvidia");
+    assert_eq!(gpus.len(), 2, "one per fixture GPU: {nodes:?}");
+    for b in &gpus {
+        assert_eq!(b["usable"], false, "{b}");
+        assert!(
+            b["reason"]
+                .as_str()
+                .unwrap()
+                .starts_with("llama-server has no CUDA backend"),
+            "{b}"
+        );
+    }
+}

@@ -23,7 +23,9 @@ use tracing::{Instrument, info_span};
 
 use super::{Endpoint, EndpointConfig, EngineKind};
 
+mod pinning;
 mod process;
+pub use pinning::{BuildDevices, Pin, pin};
 use process::{free_port, rss_bytes, supervise};
 
 /// Time a stopped engine gets between SIGTERM and SIGKILL.
@@ -88,8 +90,9 @@ pub fn locate(settings: &LlamaCppSettings) -> Result<PathBuf, String> {
     })
 }
 
-/// Adds the `llama_cpp` backend to this node's CPU devices when there are engine models:
-/// usable where a `llama-server` was found, otherwise with how to get one.
+/// Adds the `llama_cpp` backend to this node's CPU and GPU devices when there are engine
+/// models: usable where a `llama-server` was found and its build has a backend for the device
+/// (CUDA for NVIDIA), otherwise with why not and how to fix it.
 pub fn advertise(runner: &crate::StageRunner, devices: &mut [Device]) {
     let Some(llama_cpp) = runner.llama_cpp() else {
         return;
@@ -97,12 +100,26 @@ pub fn advertise(runner: &crate::StageRunner, devices: &mut [Device]) {
     if !runner.registry().iter().any(|s| s.engine.is_some()) {
         return;
     }
-    for d in devices.iter_mut().filter(|d| d.kind() == DeviceKind::Cpu) {
+    let engine_kinds = [DeviceKind::Cpu, DeviceKind::NvidiaGpu, DeviceKind::IntelGpu];
+    for d in devices
+        .iter_mut()
+        .filter(|d| d.engine.is_empty() && engine_kinds.contains(&d.kind()))
+    {
+        llama_cpp
+            .kinds
+            .lock()
+            .expect("kinds")
+            .insert(d.id.clone(), d.kind());
+        let usable = llama_cpp
+            .server
+            .as_ref()
+            .map_err(Clone::clone)
+            .and_then(|_| llama_cpp.build.usable_on(d.kind()));
         d.backends.retain(|b| b.backend != "llama_cpp");
         d.backends.push(BackendSupport {
             backend: "llama_cpp".into(),
-            usable: llama_cpp.server.is_ok(),
-            reason: llama_cpp.server.as_ref().err().cloned().unwrap_or_default(),
+            usable: usable.is_ok(),
+            reason: usable.err().unwrap_or_default(),
             // llama.cpp computes at the precisions of the GGUF; nothing else is promised.
             precisions: Vec::new(),
         });
@@ -138,6 +155,10 @@ pub(super) struct Server {
 #[derive(Debug)]
 pub struct LlamaCpp {
     server: Result<PathBuf, String>,
+    /// The GPU backends of that build.
+    build: BuildDevices,
+    /// The kind of each device id of this node (from [`advertise`]).
+    kinds: Mutex<HashMap<String, DeviceKind>>,
     threads: usize,
     servers: Mutex<HashMap<(String, String), Arc<Server>>>,
 }
@@ -145,8 +166,14 @@ pub struct LlamaCpp {
 impl LlamaCpp {
     /// The supervisor, with the `llama-server` it found (or why there is none).
     pub fn new(settings: &LlamaCppSettings) -> Self {
+        let server = locate(settings);
         LlamaCpp {
-            server: locate(settings),
+            build: server
+                .as_deref()
+                .map(BuildDevices::probe)
+                .unwrap_or_default(),
+            kinds: Mutex::new(HashMap::new()),
+            server,
             threads: settings
                 .threads
                 .unwrap_or_else(switchyard_backend_core::paths::inference_threads),
@@ -191,6 +218,14 @@ impl LlamaCpp {
             reason,
         };
         let binary = self.server.clone().map_err(unusable)?;
+        let kind = self
+            .kinds
+            .lock()
+            .expect("kinds")
+            .get(device_id)
+            .copied()
+            .unwrap_or(DeviceKind::Unspecified);
+        self.build.usable_on(kind).map_err(unusable)?;
         let engine = spec.engine.as_ref().ok_or_else(|| {
             BackendError::InvalidInput(format!("model {} is not an engine model", spec.name))
         })?;
@@ -226,7 +261,8 @@ impl LlamaCpp {
         servers.insert(key, server.clone());
         let span = info_span!("engine", model = %spec.name, device = device_id);
         let threads = self.threads;
-        tokio::spawn(supervise(server.clone(), binary, threads).instrument(span));
+        let pinning = pin(kind, device_id);
+        tokio::spawn(supervise(server.clone(), binary, threads, pinning).instrument(span));
         Ok(server)
     }
 

@@ -12,7 +12,7 @@ use tokio::process::{Child, Command};
 use tokio::sync::watch;
 use tracing::{info, warn};
 
-use super::{Endpoint, GRACE, Phase, RESTART, START_TIMEOUT, Server};
+use super::{Endpoint, GRACE, Phase, Pin, RESTART, START_TIMEOUT, Server};
 
 /// A free loopback port (bound and released; llama-server binds it next).
 pub(super) fn free_port() -> Result<u16, String> {
@@ -31,7 +31,7 @@ pub(super) fn rss_bytes(pid: u32) -> Option<u64> {
 }
 
 /// Runs the engine until asked to stop, restarting it after each crash.
-pub(super) async fn supervise(server: Arc<Server>, binary: PathBuf, threads: usize) {
+pub(super) async fn supervise(server: Arc<Server>, binary: PathBuf, threads: usize, pin: Pin) {
     let mut stop = server.stop.subscribe();
     let mut restarts = 0u32;
     loop {
@@ -39,7 +39,7 @@ pub(super) async fn supervise(server: Arc<Server>, binary: PathBuf, threads: usi
             break;
         }
         server.phase.send_replace(Phase::Starting);
-        let why = match run_once(&server, &binary, threads, &mut stop).await {
+        let why = match run_once(&server, &binary, threads, &pin, &mut stop).await {
             Ok(()) => break,
             Err((why, was_healthy)) => {
                 if was_healthy {
@@ -67,6 +67,7 @@ async fn run_once(
     server: &Server,
     binary: &Path,
     threads: usize,
+    pin: &Pin,
     stop: &mut watch::Receiver<bool>,
 ) -> Result<(), (String, bool)> {
     let engine = server.spec.engine.as_ref().expect("engine model");
@@ -91,6 +92,9 @@ async fn run_once(
         .args(["--parallel", &engine.parallel.to_string()])
         .args(["--ctx-size", &(ctx * engine.parallel).to_string()])
         .args(["-t", &threads.to_string()])
+        // On the placed device only (see `pinning`).
+        .args(&pin.args)
+        .envs(pin.env.iter().map(|(k, v)| (k, v)))
         .stdin(Stdio::null())
         .stdout(Stdio::null())
         .stderr(Stdio::piped())
