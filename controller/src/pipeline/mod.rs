@@ -225,7 +225,7 @@ impl Pipeline {
             return Err(ApiError::new(
                 ErrorClass::InvalidArgument,
                 format!(
-                    "model '{model}' runs on the native ONNX decoder, which does not act on tools, tool messages or response_format; use a model an engine serves (llama-server, Ollama, vLLM: [[agent.endpoints]])"
+                    "model '{model}' runs on the native ONNX decoder, which does not act on tools, tool messages or structured output (OpenAI's response_format, Ollama's format); use a model an engine serves (llama-server, Ollama, vLLM: [[agent.endpoints]])"
                 ),
             )
             .with_param(if engine_options.as_ref().is_some_and(|o| o.tools_json.is_empty()) {
