@@ -79,20 +79,10 @@ fn chat_http(http: &str, prompt: &str, max_tokens: u32) -> Result<String, String
     let body = serde_json::json!({
         "model": MODEL, "stream": true, "max_tokens": max_tokens, "temperature": 0,
         "messages": [{"role": "user", "content": prompt}],
-    })
-    .to_string();
-    let mut s = std::net::TcpStream::connect(http).map_err(|e| e.to_string())?;
-    s.set_read_timeout(Some(Duration::from_secs(120))).unwrap();
-    write!(
-        s,
-        "POST /v1/chat/completions HTTP/1.0\r\nHost: {http}\r\nContent-Type: application/json\r\nContent-Length: {}\r\n\r\n{body}",
-        body.len()
-    )
-    .map_err(|e| e.to_string())?;
-    let mut raw = String::new();
-    s.read_to_string(&mut raw).map_err(|e| e.to_string())?;
-    if !raw.starts_with("HTTP/1.0 200") && !raw.starts_with("HTTP/1.1 200") {
-        return Err(raw);
+    });
+    let (code, raw) = post(http, "/v1/chat/completions", &body)?;
+    if code != 200 {
+        return Err(format!("HTTP {code}: {raw}"));
     }
     let mut text = String::new();
     for line in raw.lines() {
@@ -124,34 +114,8 @@ fn resident_on(grpc: &str, node: &str) -> Option<Value> {
 async fn a_supervised_llama_server_serves_concurrent_streams_and_survives_kill_9() {
     let dir = tempfile::tempdir().unwrap();
     let cfg = config(&dir);
-    let a = Proc::start(
-        "a",
-        &[
-            "--config",
-            &cfg,
-            "up",
-            "--listen",
-            "127.0.0.1:0",
-            "--http-listen",
-            "127.0.0.1:0",
-            "--agent-listen",
-            "127.0.0.1:0",
-            "--node-name",
-            "a",
-        ],
-    )
-    .unwrap_or_else(|e| panic!("a: {e}"));
-    let grpc = a.field("grpc").unwrap();
-    let http = a.field("http").unwrap();
+    let (a, grpc, http) = up("a", &cfg);
     let a_pid = a.child.id();
-    wait_for(Duration::from_secs(30), || {
-        let nodes = status_json(&grpc).ok()?;
-        nodes
-            .iter()
-            .any(|n| n["name"] == "a" && n["state"] == "ready")
-            .then_some(())
-    })
-    .expect("a ready");
 
     // 1. Four concurrent streams through the OpenAI API, all answered by one llama-server.
     let streams: Vec<_> = (0..4)
@@ -188,30 +152,8 @@ async fn a_supervised_llama_server_serves_concurrent_streams_and_survives_kill_9
     );
 
     // 2. A second node with its own engine; kill -9 the engine serving a stream mid-way.
-    let b = Proc::start(
-        "b",
-        &[
-            "--config",
-            &cfg,
-            "agent",
-            "--controller",
-            &format!("http://{grpc}"),
-            "--node-name",
-            "b",
-            "--agent-listen",
-            "127.0.0.1:0",
-        ],
-    )
-    .unwrap_or_else(|e| panic!("b: {e}"));
+    let b = agent("b", &cfg, &grpc, &[]);
     let b_pid = b.child.id();
-    wait_for(Duration::from_secs(30), || {
-        let nodes = status_json(&grpc).ok()?;
-        nodes
-            .iter()
-            .any(|n| n["name"] == "b" && n["state"] == "ready")
-            .then_some(())
-    })
-    .expect("b ready");
     let mut client = InferenceClient::connect(format!("http://{grpc}"))
         .await
         .unwrap();
@@ -320,25 +262,25 @@ async fn a_supervised_llama_server_serves_concurrent_streams_and_survives_kill_9
 }
 
 /// One HTTP/1.0 POST: (status code, body).
-fn post(http: &str, path: &str, body: &Value) -> (u16, String) {
+fn post(http: &str, path: &str, body: &Value) -> Result<(u16, String), String> {
     let body = body.to_string();
-    let mut s = std::net::TcpStream::connect(http).unwrap();
+    let mut s = std::net::TcpStream::connect(http).map_err(|e| e.to_string())?;
     s.set_read_timeout(Some(Duration::from_secs(120))).unwrap();
     write!(
         s,
         "POST {path} HTTP/1.0\r\nHost: {http}\r\nContent-Type: application/json\r\nContent-Length: {}\r\n\r\n{body}",
         body.len()
     )
-    .unwrap();
+    .map_err(|e| e.to_string())?;
     let mut raw = String::new();
-    s.read_to_string(&mut raw).unwrap();
+    s.read_to_string(&mut raw).map_err(|e| e.to_string())?;
     let code = raw
         .split_whitespace()
         .nth(1)
         .and_then(|c| c.parse().ok())
         .unwrap_or(0);
     let body = raw.split_once("\r\n\r\n").map(|(_, b)| b).unwrap_or("");
-    (code, body.to_string())
+    Ok((code, body.to_string()))
 }
 
 fn up(name: &str, cfg: &str) -> (Proc, String, String) {
@@ -361,15 +303,40 @@ fn up(name: &str, cfg: &str) -> (Proc, String, String) {
     .unwrap_or_else(|e| panic!("{name}: {e}"));
     let grpc = p.field("grpc").unwrap();
     let http = p.field("http").unwrap();
+    wait_ready(&p, &grpc, name);
+    (p, grpc, http)
+}
+
+/// A `switchyard agent` named `name` joining the controller at `grpc`, once ready.
+fn agent(name: &str, cfg: &str, grpc: &str, extra: &[&str]) -> Proc {
+    let controller = format!("http://{grpc}");
+    let mut args = vec![
+        "--config",
+        cfg,
+        "agent",
+        "--controller",
+        &controller,
+        "--node-name",
+        name,
+        "--agent-listen",
+        "127.0.0.1:0",
+    ];
+    args.extend_from_slice(extra);
+    let p = Proc::start(name, &args).unwrap_or_else(|e| panic!("{name}: {e}"));
+    wait_ready(&p, grpc, name);
+    p
+}
+
+/// Waits until node `name` is ready in the controller's status.
+fn wait_ready(p: &Proc, grpc: &str, name: &str) {
     wait_for(Duration::from_secs(30), || {
-        let nodes = status_json(&grpc).ok()?;
+        let nodes = status_json(grpc).ok()?;
         nodes
             .iter()
             .any(|n| n["name"] == name && n["state"] == "ready")
             .then_some(())
     })
     .unwrap_or_else(|| panic!("{name} not ready:\n{}", p.stderr()));
-    (p, grpc, http)
 }
 
 #[test]
@@ -388,7 +355,8 @@ fn unloading_an_engine_model_ends_its_process_and_frees_the_memory() {
         &http,
         "/api/generate",
         &serde_json::json!({"model": MODEL, "keep_alive": 0}),
-    );
+    )
+    .unwrap();
     assert_eq!(code, 200, "{body}");
     let gone = wait_for(Duration::from_secs(30), || {
         (engines_of(pid).is_empty() && resident_on(&grpc, "a").is_none()).then_some(())
@@ -417,7 +385,8 @@ fn without_a_usable_llama_server_the_agent_serves_on_and_says_how_to_get_one() {
         "/v1/chat/completions",
         &serde_json::json!({"model": MODEL, "max_tokens": 8,
             "messages": [{"role": "user", "content": "hi"}]}),
-    );
+    )
+    .unwrap();
     assert_eq!(code, 503, "{body}");
     assert!(
         body.contains("[engines.llama_cpp] server") && body.contains("is not a file"),
@@ -435,7 +404,8 @@ fn without_a_usable_llama_server_the_agent_serves_on_and_says_how_to_get_one() {
         &http,
         "/v1/embeddings",
         &serde_json::json!({"model": "minilm-l6-v2", "input": "still here"}),
-    );
+    )
+    .unwrap();
     assert_eq!(code, 200, "{body}\n{}", a.stderr());
 }
 
@@ -444,37 +414,13 @@ fn a_cpu_only_llama_server_is_offered_on_the_cpu_and_refused_on_nvidia_gpus_sayi
  {
     let dir = tempfile::tempdir().unwrap();
     let cfg = config(&dir);
-    let (a, grpc, _http) = up("a", &cfg);
+    let (_a, grpc, _http) = up("a", &cfg);
     let fixture = format!(
         "{}/fixtures/discovery/two-nvidia",
         env!("CARGO_MANIFEST_DIR")
     );
-    let _gpu = Proc::start(
-        "gpu",
-        &[
-            "--config",
-            &cfg,
-            "agent",
-            "--controller",
-            &format!("http://{grpc}"),
-            "--node-name",
-            "gpu",
-            "--agent-listen",
-            "127.0.0.1:0",
-            "--fixture",
-            &fixture,
-        ],
-    )
-    .unwrap_or_else(|e| panic!("gpu: {e}"));
-    let nodes = wait_for(Duration::from_secs(30), || {
-        let nodes = status_json(&grpc).ok()?;
-        nodes
-            .iter()
-            .any(|n| n["name"] == "gpu" && n["state"] == "ready")
-            .then_some(nodes)
-    })
-    .unwrap_or_else(|| panic!("gpu not ready:\n{}", a.stderr()))
-    .0;
+    let _gpu = agent("gpu", &cfg, &grpc, &["--fixture", &fixture]);
+    let nodes = status_json(&grpc).unwrap();
     let llama_on = |node: &str, kind: &str| -> Vec<Value> {
         let n = nodes.iter().find(|n| n["name"] == node).unwrap();
         n["devices"]
