@@ -108,11 +108,10 @@ impl LlamaCpp {
         node: &str,
         tx: mpsc::Sender<Result<GenerateChunk, Status>>,
     ) {
-        // llama-server echoes a continued message in its first delta(s).
         let mut sink = Sink {
             tx: tx.clone(),
             pieces: 0,
-            echo: req.continuation.clone(),
+            echo: String::new(),
         };
         let last = self.proxy(spec, &req, node, &mut sink).await;
         let _ = tx.send(last).await;
@@ -139,8 +138,12 @@ impl LlamaCpp {
         let started = Instant::now();
         server.in_flight().fetch_add(1, Ordering::Relaxed);
         let opts = req.engine_options.as_ref();
-        // llama-server continues a trailing assistant message (its "assistant prefill").
+        // llama-server continues a trailing assistant message (its "assistant prefill"), and
+        // echoes it in its first delta(s): the sink drops that echo.
         let messages = with_continuation(req);
+        if let Some(open) = messages.last().filter(|m| m.role == "assistant") {
+            sink.echo = open.content.clone();
+        }
         let done = openai::generate(server.endpoint(), &req.model, &messages, &s, opts, sink).await;
         server.in_flight().fetch_sub(1, Ordering::Relaxed);
         // The engine failing is this device's failure (retried elsewhere); the request's own

@@ -40,8 +40,8 @@ impl BuildDevices {
         b
     }
 
-    /// Runs `binary --list-devices` (a second at most); a build that does not answer offers
-    /// no GPU.
+    /// Runs `binary --list-devices` (10 s at most); a build that does not answer offers no
+    /// GPU.
     pub fn probe(binary: &Path) -> Self {
         let mut child = match std::process::Command::new(binary)
             .arg("--list-devices")
