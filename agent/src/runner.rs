@@ -73,7 +73,10 @@ impl Resident {
 /// Runs stages on this node's devices.
 pub struct StageRunner {
     node_name: String,
-    registry: ModelRegistry,
+    /// The registry this agent was started with; the cluster's added models join it.
+    base: ModelRegistry,
+    /// `base` plus the controller's added models ([`Self::set_cluster_models`]).
+    registry: std::sync::RwLock<Arc<ModelRegistry>>,
     backends: BTreeMap<String, Arc<dyn Backend>>,
     devices: Mutex<HashMap<String, DeviceSlot>>,
     resident: Mutex<HashMap<(String, String), Arc<Resident>>>,
@@ -103,7 +106,8 @@ impl StageRunner {
     ) -> Self {
         StageRunner {
             node_name: node_name.into(),
-            registry,
+            registry: std::sync::RwLock::new(Arc::new(registry.clone())),
+            base: registry,
             backends: backends
                 .into_iter()
                 .map(|b| (b.id().to_string(), b))
@@ -126,9 +130,9 @@ impl StageRunner {
         self.backends.keys().cloned().collect()
     }
 
-    /// The model registry.
-    pub fn registry(&self) -> &ModelRegistry {
-        &self.registry
+    /// The model registry now: the agent's own plus the cluster's added models.
+    pub fn registry(&self) -> Arc<ModelRegistry> {
+        self.registry.read().expect("registry").clone()
     }
 
     /// Replaces the device table from a fresh inventory (runtime addresses from
@@ -182,11 +186,12 @@ impl StageRunner {
         out
     }
 
-    fn spec(&self, model: &str) -> Result<&ModelSpec, BackendError> {
-        self.registry.get(model).ok_or_else(|| {
+    fn spec(&self, model: &str) -> Result<ModelSpec, BackendError> {
+        let registry = self.registry();
+        registry.get(model).cloned().ok_or_else(|| {
             BackendError::InvalidInput(format!(
                 "unknown model '{model}' (registered: {})",
-                self.registry
+                registry
                     .iter()
                     .map(|s| s.name.as_str())
                     .collect::<Vec<_>>()
@@ -234,7 +239,7 @@ impl StageRunner {
     ) -> Result<ResidentModel, BackendError> {
         if let Some((llama_cpp, spec)) = self.engine_model(model) {
             self.slot(device_id)?;
-            return llama_cpp.load(spec, device_id, pin).await;
+            return llama_cpp.load(&spec, device_id, pin).await;
         }
         let (r, _) = self.resident_or_load(model, device_id, backend).await?;
         if pin && !r.pinned.swap(true, Ordering::Relaxed) {
@@ -289,7 +294,7 @@ impl StageRunner {
         {
             return Ok((r, waited.elapsed().as_secs_f64() * 1e3));
         }
-        let spec = self.spec(model)?.clone();
+        let spec = self.spec(model)?;
         let slot = self.slot(device_id)?;
         if backend_id.is_empty() {
             return Err(BackendError::InvalidInput(format!(

@@ -398,6 +398,27 @@ impl SessionState {
                         ),
                     )
                 }
+                Some(controller_command::Kind::Models(set)) => {
+                    let mut problems = Vec::new();
+                    let mut added = Vec::new();
+                    for entry in set.models {
+                        match switchyard_proto::model_entry::entry_from_wire(entry) {
+                            Ok(m) => added.push(m),
+                            Err(e) => problems.push(e),
+                        }
+                    }
+                    problems.extend(runner.set_cluster_models(&added).await);
+                    for p in &problems {
+                        warn!(problem = %p, "an added model of the cluster cannot be served here");
+                    }
+                    let names: Vec<&str> = added.iter().map(|m| m.name.as_str()).collect();
+                    info!(models = ?names, "cluster model set received");
+                    if problems.is_empty() {
+                        (true, format!("{} added model(s)", added.len()))
+                    } else {
+                        (false, problems.join("; "))
+                    }
+                }
                 Some(controller_command::Kind::Drain(d)) => {
                     info!(reason = %d.reason, "drain requested");
                     (true, "draining".into())

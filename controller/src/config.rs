@@ -120,6 +120,17 @@ pub struct Routes {
     pub heavy: Vec<String>,
 }
 
+impl Routes {
+    /// Every model the routes name.
+    pub fn named(&self) -> impl Iterator<Item = &String> {
+        [&self.router, &self.embed]
+            .into_iter()
+            .chain(&self.fast)
+            .chain(&self.code)
+            .chain(&self.heavy)
+    }
+}
+
 impl Default for Routes {
     fn default() -> Self {
         Routes {

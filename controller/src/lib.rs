@@ -8,6 +8,7 @@ pub mod dispatch;
 pub mod documents;
 pub mod http_tls;
 pub mod metrics;
+pub mod models;
 pub mod pipeline;
 pub mod placement;
 pub mod residency;

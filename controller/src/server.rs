@@ -19,6 +19,7 @@ use crate::cluster::cluster_service::ClusterService;
 use crate::cluster::registry_service::RegistryService;
 use crate::config::ServerConfig;
 use crate::documents::{DocumentStore, SqliteStore, StoreError};
+use crate::models::ModelSet;
 use crate::pipeline::{Documents, Pipeline, PipelineService, RouteError};
 use crate::placement::{PlacementSettings, Placer};
 use crate::residency::KeepAlives;
@@ -40,6 +41,9 @@ pub enum StartError {
     /// The configured routes name models missing from the registry or of the wrong stage.
     #[error(transparent)]
     Routes(#[from] RouteError),
+    /// The cluster's model set in the data directory cannot be read.
+    #[error("cannot open the cluster's model set: {0}")]
+    Models(#[from] crate::models::ModelSetError),
     /// The data directory or the document store in it cannot be used.
     #[error("cannot open the document store: {0}")]
     Store(#[from] StoreError),
@@ -108,19 +112,25 @@ async fn bind(addr: SocketAddr) -> Result<(TcpListener, SocketAddr), StartError>
     Ok((listener, bound))
 }
 
-/// Binds the gRPC and HTTP ports and starts serving. Routes naming models missing from the
-/// registry are a start-up error.
+/// Binds the gRPC and HTTP ports and starts serving the model set that `registry` seeds and
+/// the data directory keeps ([`ModelSet`]). Routes naming models missing from it are a
+/// start-up error.
 pub async fn start(
     config: &ServerConfig,
-    models: Arc<ModelRegistry>,
+    registry: Arc<ModelRegistry>,
 ) -> Result<ControllerHandle, StartError> {
+    let model_set = Arc::new(
+        ModelSet::open((*registry).clone(), &config.controller.data_dir)?
+            .with_routed(config.routes.named().cloned()),
+    );
+    let models = model_set.snapshot();
     let cluster = Arc::new(ClusterState::new(
         Duration::from_millis(config.controller.heartbeat_interval_ms as u64),
         config.controller.missed_heartbeats,
     ));
     let placer = Arc::new(Placer::new(
         cluster.clone(),
-        models.clone(),
+        model_set.clone(),
         PlacementSettings {
             policy: config.scheduler.policy.clone(),
             breakers: config.scheduler.breakers,
@@ -204,11 +214,11 @@ pub async fn start(
             security.clone(),
         )))
         .add_service(RegistryServer::with_interceptor(
-            RegistryService::new(cluster.clone()),
+            RegistryService::new(cluster.clone()).with_models(model_set.clone()),
             move |req: tonic::Request<()>| reg_auth.authorize(&req).map(|_| req),
         ))
         .add_service(ClusterServer::with_interceptor(
-            ClusterService::new(cluster.clone(), models.clone(), keep_alives.clone())
+            ClusterService::new(cluster.clone(), model_set.clone(), keep_alives.clone())
                 .with_security(security.clone()),
             move |req: tonic::Request<()>| cluster_auth.authorize(&req).map(|_| req),
         ))

@@ -16,4 +16,5 @@ pub mod codec;
 pub mod convert;
 pub mod endpoint;
 pub mod errors;
+pub mod model_entry;
 pub mod names;

@@ -6,12 +6,11 @@
 //! already sent instead of starting over, and the killed engine comes back. Nothing is skipped: without `llama-server` the test fails with
 //! how to get one.
 
-use std::io::{Read, Write};
 use std::path::PathBuf;
 use std::time::Duration;
 
 use serde_json::Value;
-use switchyard_e2e::{Proc, status_json, wait_for};
+use switchyard_e2e::{Proc, engines_of, post, status_json, wait_for};
 use switchyard_proto::v1::inference_client::InferenceClient;
 use switchyard_proto::v1::{ChatMessage, GenerateRequest, SamplingParams};
 
@@ -49,29 +48,6 @@ fn config(dir: &tempfile::TempDir) -> String {
     let cfg = dir.path().join("sy.toml");
     std::fs::write(&cfg, format!("[models]\nregistry = {:?}\n", path)).unwrap();
     cfg.to_string_lossy().into_owned()
-}
-
-/// `llama-server` processes whose parent is `parent`: (pid, CPU ticks so far).
-fn engines_of(parent: u32) -> Vec<(u32, u64)> {
-    let mut out = Vec::new();
-    for e in std::fs::read_dir("/proc").unwrap().flatten() {
-        let Ok(pid) = e.file_name().to_string_lossy().parse::<u32>() else {
-            continue;
-        };
-        let Ok(stat) = std::fs::read_to_string(format!("/proc/{pid}/stat")) else {
-            continue;
-        };
-        // pid (comm) state ppid ... utime(14) stime(15)
-        let Some((comm, rest)) = stat.split_once(") ") else {
-            continue;
-        };
-        let f: Vec<&str> = rest.split_whitespace().collect();
-        if comm.ends_with("(llama-server") && f[1].parse::<u32>().ok() == Some(parent) {
-            let ticks = f[11].parse::<u64>().unwrap_or(0) + f[12].parse::<u64>().unwrap_or(0);
-            out.push((pid, ticks));
-        }
-    }
-    out
 }
 
 /// One streamed chat completion over HTTP/1.0 (no chunked encoding): the text.
@@ -259,28 +235,6 @@ async fn a_supervised_llama_server_serves_concurrent_streams_and_survives_kill_9
     );
     drop(b);
     drop(a);
-}
-
-/// One HTTP/1.0 POST: (status code, body).
-fn post(http: &str, path: &str, body: &Value) -> Result<(u16, String), String> {
-    let body = body.to_string();
-    let mut s = std::net::TcpStream::connect(http).map_err(|e| e.to_string())?;
-    s.set_read_timeout(Some(Duration::from_secs(120))).unwrap();
-    write!(
-        s,
-        "POST {path} HTTP/1.0\r\nHost: {http}\r\nContent-Type: application/json\r\nContent-Length: {}\r\n\r\n{body}",
-        body.len()
-    )
-    .map_err(|e| e.to_string())?;
-    let mut raw = String::new();
-    s.read_to_string(&mut raw).map_err(|e| e.to_string())?;
-    let code = raw
-        .split_whitespace()
-        .nth(1)
-        .and_then(|c| c.parse().ok())
-        .unwrap_or(0);
-    let body = raw.split_once("\r\n\r\n").map(|(_, b)| b).unwrap_or("");
-    Ok((code, body.to_string()))
 }
 
 fn up(name: &str, cfg: &str) -> (Proc, String, String) {

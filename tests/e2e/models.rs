@@ -1,15 +1,19 @@
-//! Issue 11, models from what users already have: `switchyard models add --gguf` with the
-//! real SmolLM2 GGUF, `--ollama` from an Ollama-layout store holding the same file, `models
-//! list` (table and JSON, with the header's facts and the memory estimate), `models rm`, and
-//! the bad inputs (not a GGUF, a truncated one, an unknown Ollama model, a taken name), each
-//! refused with a one-line error that names the file. The real binary, a temporary models
-//! directory; the shipped registry's files need not be there.
+//! Issue 11, models from what users already have, as cluster state: `switchyard models add
+//! --gguf` with the real SmolLM2 GGUF and `--ollama` from an Ollama-layout store holding the
+//! same file go to the controller, which keeps them in its data directory and sends them to
+//! its agents; the agent of `switchyard up` then serves the added model through a real
+//! `llama-server`. `models list` (table and JSON: the header's facts, the memory estimate,
+//! the nodes that have the file), the set kept across a controller restart, `models rm`
+//! (the engine serving it stops, the API no longer knows it), and the bad inputs (not a GGUF,
+//! a truncated one, an unknown Ollama model, a taken name), each refused with a one-line
+//! error that names the file. The real binary; the shipped registry's files need not be there.
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
+use std::time::Duration;
 
 use serde_json::Value;
-use switchyard_e2e::{binary, run_command};
+use switchyard_e2e::{Proc, binary, engines_of, post, run_command, status_json, wait_for};
 
 fn real_gguf() -> PathBuf {
     let dir = std::env::var_os("SWITCHYARD_MODELS_DIR")
@@ -20,10 +24,39 @@ fn real_gguf() -> PathBuf {
     p
 }
 
-/// `switchyard models ARGS` with `models_dir` and `ollama` as the stores: (ok, out, err).
-fn models(models_dir: &Path, ollama: &Path, args: &[&str]) -> (bool, String, String) {
+/// `switchyard up` (node "a") keeping its data in `data`, once its node is ready.
+fn up(data: &Path) -> (Proc, String, String) {
+    let p = Proc::start_with_env(
+        "a",
+        &[
+            "up",
+            "--listen",
+            "127.0.0.1:0",
+            "--http-listen",
+            "127.0.0.1:0",
+            "--agent-listen",
+            "127.0.0.1:0",
+            "--node-name",
+            "a",
+        ],
+        &[("SWITCHYARD_DATA_DIR", data.to_str().unwrap())],
+    )
+    .unwrap();
+    let grpc = p.field("grpc").unwrap();
+    let http = p.field("http").unwrap();
+    wait_for(Duration::from_secs(30), || {
+        let nodes = status_json(&grpc).ok()?;
+        nodes.iter().any(|n| n["state"] == "ready").then_some(())
+    })
+    .unwrap_or_else(|| panic!("not ready:\n{}", p.stderr()));
+    (p, grpc, http)
+}
+
+/// `switchyard models ARGS` against the controller at `grpc`, with `ollama` as the Ollama
+/// store: (ok, out, err).
+fn models(grpc: &str, ollama: &Path, args: &[&str]) -> (bool, String, String) {
     let mut cmd = Command::new(binary());
-    cmd.env("SWITCHYARD_MODELS_DIR", models_dir)
+    cmd.env("SWITCHYARD_CONTROLLER", format!("http://{grpc}"))
         .env("OLLAMA_MODELS", ollama);
     let mut all = vec!["models"];
     all.extend_from_slice(args);
@@ -31,8 +64,8 @@ fn models(models_dir: &Path, ollama: &Path, args: &[&str]) -> (bool, String, Str
     (status.success(), out, err)
 }
 
-fn listed(models_dir: &Path, ollama: &Path) -> Vec<Value> {
-    let (ok, out, err) = models(models_dir, ollama, &["list", "-o", "json"]);
+fn listed(grpc: &str, ollama: &Path) -> Vec<Value> {
+    let (ok, out, err) = models(grpc, ollama, &["list", "-o", "json"]);
     assert!(ok, "{err}");
     serde_json::from_str::<Value>(&out)
         .unwrap()
@@ -41,20 +74,34 @@ fn listed(models_dir: &Path, ollama: &Path) -> Vec<Value> {
         .clone()
 }
 
+fn find(grpc: &str, ollama: &Path, name: &str) -> Option<Value> {
+    listed(grpc, ollama).into_iter().find(|m| m["name"] == name)
+}
+
 fn sha256_of(path: &Path) -> String {
     let out = Command::new("sha256sum").arg(path).output().unwrap();
     String::from_utf8(out.stdout).unwrap()[..64].to_string()
 }
 
+/// A short chat with `model` through the OpenAI HTTP API: (status, body).
+fn chat(http: &str, model: &str) -> (u16, String) {
+    let body = serde_json::json!({
+        "model": model, "max_tokens": 8, "temperature": 0,
+        "messages": [{"role": "user", "content": "Say hello."}],
+    });
+    post(http, "/v1/chat/completions", &body).unwrap()
+}
+
 #[test]
-fn gguf_and_ollama_models_are_added_listed_and_removed_and_bad_files_are_named() {
+fn models_added_to_the_cluster_are_kept_by_the_controller_served_by_its_agents_and_removed() {
     let tmp = tempfile::tempdir().unwrap();
-    let dir = tmp.path().join("models");
+    let data = tmp.path().join("controller-data");
     let ollama = tmp.path().join("ollama");
     let gguf = real_gguf();
+    let (mut a, grpc, http) = up(&data);
 
     let (ok, out, err) = models(
-        &dir,
+        &grpc,
         &ollama,
         &[
             "add",
@@ -75,22 +122,38 @@ fn gguf_and_ollama_models_are_added_listed_and_removed_and_bad_files_are_named()
         "{out}"
     );
     let info = switchyard_backend_core::gguf::GgufInfo::read(&gguf).unwrap();
-    let smol = listed(&dir, &ollama)
-        .into_iter()
-        .find(|m| m["name"] == "smol")
-        .expect("smol listed");
+    let smol = find(&grpc, &ollama, "smol").expect("smol listed");
     assert_eq!(smol["engine"], "llama_cpp");
+    assert_eq!(smol["format"], "gguf");
     assert_eq!(smol["quantization"], "Q4_1");
     assert_eq!(smol["parameters"], "135M");
     assert_eq!(smol["tier"], "code");
     assert_eq!(smol["source"], "added");
-    assert_eq!(smol["present"], true);
     assert_eq!(smol["memory_bytes"], info.estimate(2048, 2).total());
-    let added = std::fs::read_to_string(dir.join("added.toml")).unwrap();
-    assert!(added.contains(&sha256_of(&gguf)), "{added}");
-    // Recorded, so a host without the file (the controller's) still knows what it needs.
+    // Cluster state: the controller's data directory keeps it, with what it needs.
+    let kept = std::fs::read_to_string(data.join("models.toml")).unwrap();
+    assert!(kept.contains(&sha256_of(&gguf)), "{kept}");
     let recorded = format!("memory_bytes = {}", info.estimate(2048, 2).total());
-    assert!(added.contains(&recorded), "{added}");
+    assert!(kept.contains(&recorded), "{kept}");
+
+    // The agent got the set, has the file, and serves the model through llama-server.
+    wait_for(Duration::from_secs(60), || {
+        let m = find(&grpc, &ollama, "smol")?;
+        (m["available_on"] == serde_json::json!(["a"])).then_some(())
+    })
+    .unwrap_or_else(|| panic!("node a never reported smol's file:\n{}", a.stderr()));
+    let (code, body) = chat(&http, "smol");
+    assert_eq!(code, 200, "{body}\n{}", a.stderr());
+    assert_eq!(
+        engines_of(a.child.id()).len(),
+        1,
+        "one llama-server serves it"
+    );
+    wait_for(Duration::from_secs(10), || {
+        let m = find(&grpc, &ollama, "smol")?;
+        (m["loaded_on"] == serde_json::json!(["a/cpu"])).then_some(())
+    })
+    .expect("models list says where it is loaded");
 
     // An Ollama store holding the same file: manifest → blob, used in place.
     let hex = sha256_of(&gguf);
@@ -107,14 +170,13 @@ fn gguf_and_ollama_models_are_added_listed_and_removed_and_bad_files_are_named()
     )
     .unwrap();
     let (ok, out, err) = models(
-        &dir,
+        &grpc,
         &ollama,
         &["add", "smol-ollama", "--ollama", "smollm2:135m"],
     );
     assert!(ok, "{err}");
     assert!(out.contains("Q4_1"), "{out}");
-    let all = listed(&dir, &ollama);
-    let from_ollama = all.iter().find(|m| m["name"] == "smol-ollama").unwrap();
+    let from_ollama = find(&grpc, &ollama, "smol-ollama").unwrap();
     assert!(
         from_ollama["file"]
             .as_str()
@@ -122,7 +184,7 @@ fn gguf_and_ollama_models_are_added_listed_and_removed_and_bad_files_are_named()
             .ends_with(&format!("blobs/sha256-{hex}")),
         "{from_ollama}"
     );
-    let (ok, table, _) = models(&dir, &ollama, &["list"]);
+    let (ok, table, _) = models(&grpc, &ollama, &["list"]);
     assert!(ok);
     assert!(table.lines().next().unwrap().starts_with("NAME"), "{table}");
     assert!(
@@ -130,7 +192,8 @@ fn gguf_and_ollama_models_are_added_listed_and_removed_and_bad_files_are_named()
         "{table}"
     );
 
-    // Bad inputs: one line each, naming the file or the model.
+    // Bad inputs: one line each, naming the file or the model; nothing changes.
+    let all = listed(&grpc, &ollama);
     let text = tmp.path().join("notes.gguf");
     std::fs::write(&text, "these are my notes, not a model").unwrap();
     let truncated = tmp.path().join("cut.gguf");
@@ -168,26 +231,52 @@ fn gguf_and_ollama_models_are_added_listed_and_removed_and_bad_files_are_named()
             "trained for at most 8192",
         ),
         (vec!["rm", "minilm-l6-v2"], "comes from the model registry"),
-        (vec!["rm", "nothing"], "no added model named nothing"),
+        (vec!["rm", "nothing"], "no model named nothing"),
     ] {
-        let (ok, _, err) = models(&dir, &ollama, &args);
+        let (ok, _, err) = models(&grpc, &ollama, &args);
         assert!(!ok, "{args:?} must fail");
         assert!(err.contains(needle), "{args:?}: {err}");
         assert!(!err.contains("panicked"), "{err}");
     }
     assert_eq!(
-        listed(&dir, &ollama).len(),
+        listed(&grpc, &ollama).len(),
         all.len(),
         "a refused add changes nothing"
     );
 
-    let (ok, out, err) = models(&dir, &ollama, &["rm", "smol"]);
-    assert!(ok, "{err}");
-    assert!(out.contains("removed smol"), "{out}");
-    let names: Vec<Value> = listed(&dir, &ollama)
+    // A controller restart keeps the set; the restarted agent serves it again.
+    a.kill9();
+    let (a, grpc, http) = up(&data);
+    let names: Vec<Value> = listed(&grpc, &ollama)
         .into_iter()
+        .filter(|m| m["source"] == "added")
         .map(|m| m["name"].clone())
         .collect();
-    assert!(!names.contains(&Value::from("smol")) && names.contains(&Value::from("smol-ollama")));
+    assert_eq!(names, vec![Value::from("smol"), Value::from("smol-ollama")]);
+    let (code, body) = wait_for(Duration::from_secs(60), || {
+        let (code, body) = chat(&http, "smol");
+        (code == 200).then_some((code, body))
+    })
+    .map(|(r, _)| r)
+    .unwrap_or_else(|| chat(&http, "smol"));
+    assert_eq!(code, 200, "{body}\n{}", a.stderr());
+
+    // rm: gone from the set and the file, its engine stops, the API no longer knows it.
+    let (ok, out, err) = models(&grpc, &ollama, &["rm", "smol"]);
+    assert!(ok, "{err}");
+    assert!(out.contains("removed smol"), "{out}");
+    assert!(find(&grpc, &ollama, "smol").is_none());
+    assert!(find(&grpc, &ollama, "smol-ollama").is_some());
+    assert!(
+        !std::fs::read_to_string(data.join("models.toml"))
+            .unwrap()
+            .contains("name = \"smol\"")
+    );
+    wait_for(Duration::from_secs(30), || {
+        engines_of(a.child.id()).is_empty().then_some(())
+    })
+    .unwrap_or_else(|| panic!("the engine serving smol still runs:\n{}", a.stderr()));
+    let (code, body) = chat(&http, "smol");
+    assert_eq!(code, 404, "{body}");
     assert!(gguf.is_file(), "rm leaves the file alone");
 }

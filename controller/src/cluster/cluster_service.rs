@@ -3,16 +3,17 @@
 use std::collections::HashMap;
 use std::sync::Arc;
 
-use switchyard_backend_core::ModelRegistry;
 use switchyard_proto::errors::ErrorClass;
 use switchyard_proto::v1::cluster_server::Cluster;
 use switchyard_proto::v1::{
-    ListModelsRequest, ListModelsResponse, ListNodesRequest, ListNodesResponse, ModelPlacement,
-    ModelStatus, RemoveNodeRequest, RemoveNodeResponse,
+    AddModelRequest, AddModelResponse, ListModelsRequest, ListModelsResponse, ListNodesRequest,
+    ListNodesResponse, ModelPlacement, ModelStatus, NodeState, RemoveModelRequest,
+    RemoveModelResponse, RemoveNodeRequest, RemoveNodeResponse,
 };
 use tonic::{Request, Response, Status};
 
 use crate::cluster::ClusterState;
+use crate::models::ModelSet;
 use crate::residency::KeepAlives;
 use crate::security::Security;
 
@@ -20,16 +21,16 @@ use crate::security::Security;
 #[derive(Debug, Clone)]
 pub struct ClusterService {
     cluster: Arc<ClusterState>,
-    models: Arc<ModelRegistry>,
+    models: Arc<ModelSet>,
     keep_alives: Arc<KeepAlives>,
     security: Arc<Security>,
 }
 
 impl ClusterService {
-    /// A view over `cluster`, the model registry and the models' keep-alives.
+    /// A view over `cluster`, the cluster's model set and the models' keep-alives.
     pub fn new(
         cluster: Arc<ClusterState>,
-        models: Arc<ModelRegistry>,
+        models: Arc<ModelSet>,
         keep_alives: Arc<KeepAlives>,
     ) -> Self {
         ClusterService {
@@ -47,15 +48,25 @@ impl ClusterService {
     }
 }
 
-/// Every registered model, then every model only attached engines serve, with where each
-/// is loaded and when each copy expires.
+/// Every model of the set, then every model only attached engines serve, with where each
+/// is loaded, when each copy expires and which ready nodes have its files.
 pub fn model_statuses(
     cluster: &ClusterState,
-    models: &ModelRegistry,
+    set: &ModelSet,
     keep_alives: &KeepAlives,
 ) -> Vec<ModelStatus> {
+    let models = set.snapshot();
     let resident = cluster.resident();
     let nodes = cluster.snapshot();
+    let available_on = |name: &str| -> Vec<String> {
+        nodes
+            .iter()
+            .filter(|n| n.state == NodeState::Ready as i32)
+            .filter_map(|n| n.info.as_ref())
+            .filter(|info| info.available_models.iter().any(|m| m == name))
+            .map(|info| info.node_name.clone())
+            .collect()
+    };
     let devices = || {
         nodes
             .iter()
@@ -93,7 +104,27 @@ pub fn model_statuses(
             embedding_dim: spec.embedding_dim.unwrap_or(0),
             sha256: spec.sha256.clone().unwrap_or_default(),
             info: spec.info.clone().into_iter().collect(),
-            format: "onnx".into(),
+            format: if spec.engine.is_some() {
+                "gguf"
+            } else {
+                "onnx"
+            }
+            .into(),
+            engine: match &spec.engine {
+                Some(e) => e.kind.as_str().to_string(),
+                None => spec.backends.join(","),
+            },
+            file: match &spec.engine {
+                Some(e) => e.gguf.display().to_string(),
+                None => spec.onnx.display().to_string(),
+            },
+            source: if set.is_added(&spec.name) {
+                "added"
+            } else {
+                "registry"
+            }
+            .into(),
+            available_on: available_on(&spec.name),
         })
         .collect();
     let mut attached: Vec<(&str, &str)> = devices()
@@ -110,6 +141,9 @@ pub fn model_statuses(
         ),
         loaded_on: loaded_on(name),
         format: engine.to_string(),
+        engine: engine.to_string(),
+        source: "attached".into(),
+        available_on: available_on(name),
         ..Default::default()
     }));
     out
@@ -133,6 +167,35 @@ impl Cluster for ClusterService {
         Ok(Response::new(ListModelsResponse {
             models: model_statuses(&self.cluster, &self.models, &self.keep_alives),
         }))
+    }
+
+    async fn add_model(
+        &self,
+        request: Request<AddModelRequest>,
+    ) -> Result<Response<AddModelResponse>, Status> {
+        let entry = request
+            .into_inner()
+            .model
+            .ok_or_else(|| ErrorClass::InvalidArgument.status("model is required"))?;
+        let model = switchyard_proto::model_entry::entry_from_wire(entry)
+            .map_err(|e| ErrorClass::InvalidArgument.status(e))?;
+        let name = model.name.clone();
+        self.models.add(model).map_err(|e| e.status())?;
+        tracing::info!(model = %name, "model added to the cluster");
+        let status = model_statuses(&self.cluster, &self.models, &self.keep_alives)
+            .into_iter()
+            .find(|m| m.name == name);
+        Ok(Response::new(AddModelResponse { model: status }))
+    }
+
+    async fn remove_model(
+        &self,
+        request: Request<RemoveModelRequest>,
+    ) -> Result<Response<RemoveModelResponse>, Status> {
+        let name = request.into_inner().name;
+        self.models.remove(&name).map_err(|e| e.status())?;
+        tracing::info!(model = %name, "model removed from the cluster");
+        Ok(Response::new(RemoveModelResponse {}))
     }
 
     async fn remove_node(

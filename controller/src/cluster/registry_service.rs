@@ -8,7 +8,8 @@ use std::sync::Arc;
 use switchyard_proto::errors::ErrorClass;
 use switchyard_proto::v1::registry_server::Registry;
 use switchyard_proto::v1::{
-    AgentMessage, ControllerCommand, NodeInfo, RegisterRequest, RegisterResponse, agent_message,
+    AgentMessage, ControllerCommand, ModelSetCommand, NodeInfo, RegisterRequest, RegisterResponse,
+    agent_message, controller_command,
 };
 use tokio::sync::mpsc;
 use tokio_stream::wrappers::ReceiverStream;
@@ -17,17 +18,64 @@ use tonic::{Request, Response, Status, Streaming};
 use tracing::{Instrument, debug, info_span, warn};
 
 use crate::cluster::{ClusterError, ClusterState};
+use crate::models::ModelSet;
 
 /// The registry service.
 #[derive(Debug, Clone)]
 pub struct RegistryService {
     cluster: Arc<ClusterState>,
+    models: Option<Arc<ModelSet>>,
 }
 
 impl RegistryService {
     /// A registry over `cluster`.
     pub fn new(cluster: Arc<ClusterState>) -> Self {
-        RegistryService { cluster }
+        RegistryService {
+            cluster,
+            models: None,
+        }
+    }
+
+    /// Sends `models`' added models to every session: when it starts and on every change.
+    pub fn with_models(mut self, models: Arc<ModelSet>) -> Self {
+        self.models = Some(models);
+        self
+    }
+}
+
+/// Keeps one session's agent up to date with the cluster's added models (the whole set each
+/// time: the agent replaces what it had) until the session ends. Holds the session's sender
+/// weakly, so a session the cluster drops (superseded, node removed) still ends.
+async fn push_model_set(
+    models: Arc<ModelSet>,
+    cluster: Arc<ClusterState>,
+    tx: mpsc::WeakSender<ControllerCommand>,
+) {
+    let mut changes = models.subscribe();
+    loop {
+        changes.borrow_and_update();
+        let Some(sender) = tx.upgrade() else { return };
+        let set = ModelSetCommand {
+            models: models.added().iter().map(Into::into).collect(),
+        };
+        debug!(models = set.models.len(), "sending the model set");
+        let cmd = ControllerCommand {
+            id: cluster.next_command_id(),
+            kind: Some(controller_command::Kind::Models(set)),
+        };
+        if sender.send(cmd).await.is_err() {
+            return;
+        }
+        drop(sender);
+        // Wake on a change, or now and then to notice that the session is gone.
+        loop {
+            tokio::select! {
+                changed = changes.changed() => if changed.is_err() { return } else { break },
+                _ = tokio::time::sleep(std::time::Duration::from_secs(10)) => {
+                    if tx.strong_count() == 0 { return }
+                }
+            }
+        }
     }
 }
 
@@ -159,11 +207,17 @@ impl Registry for RegistryService {
             None => return Err(ErrorClass::InvalidArgument.status("session closed before hello")),
         };
         let (tx, rx) = mpsc::channel(64);
+        let weak = tx.downgrade();
         let (node, epoch) = self
             .cluster
             .attach_session(&hello.node_id, &hello.lease_id, tx)
             .map_err(to_status)?;
         let span = info_span!("session", node_id = %hello.node_id);
+        if let Some(models) = &self.models {
+            tokio::spawn(
+                push_model_set(models.clone(), self.cluster.clone(), weak).instrument(span.clone()),
+            );
+        }
         let cluster = self.cluster.clone();
         tokio::spawn(
             async move {

@@ -330,6 +330,12 @@ impl ClusterState {
             .collect()
     }
 
+    /// A fresh command id (commands are numbered across all sessions).
+    pub fn next_command_id(&self) -> u64 {
+        self.next_command
+            .fetch_add(1, std::sync::atomic::Ordering::Relaxed)
+    }
+
     /// Sends a command to a node's session; false when it has none.
     pub fn send_command(
         &self,
@@ -342,9 +348,7 @@ impl ClusterState {
                 .get(node_name)
                 .and_then(|n| n.lock().expect("node lock").commands.clone())
         };
-        let id = self
-            .next_command
-            .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        let id = self.next_command_id();
         sender
             .map(|s| {
                 s.try_send(ControllerCommand {

@@ -70,7 +70,7 @@ impl Pipeline {
         keep_alives: Arc<KeepAlives>,
         documents: Documents,
     ) -> Result<Self, RouteError> {
-        let tiers = validate_routes(&routes, placer.models())?;
+        let tiers = validate_routes(&routes, &placer.models())?;
         Ok(Pipeline {
             placer,
             pool: AgentPool::default(),
@@ -104,7 +104,7 @@ impl Pipeline {
         &self.keep_alives
     }
 
-    fn models(&self) -> &ModelRegistry {
+    fn models(&self) -> Arc<ModelRegistry> {
         self.placer.models()
     }
 

@@ -42,7 +42,7 @@ impl Inference for PipelineService {
     async fn list_models(&self) -> Vec<ModelStatus> {
         crate::cluster::cluster_service::model_statuses(
             self.0.cluster(),
-            self.0.models(),
+            self.0.placer.model_set(),
             &self.0.keep_alives,
         )
     }

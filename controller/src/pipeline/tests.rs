@@ -187,7 +187,7 @@ async fn cluster_with(
     }
     let placer = Arc::new(Placer::new(
         cluster,
-        models,
+        Arc::new(crate::models::ModelSet::fixed((*models).clone())),
         PlacementSettings {
             breakers: BreakerConfig {
                 failure_threshold: 1,

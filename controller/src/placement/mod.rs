@@ -25,6 +25,7 @@ pub use explain::{no_placement, stage_explanation};
 pub use target::{InFlight, Target};
 
 use crate::cluster::{ClusterState, Snapshot};
+use crate::models::ModelSet;
 
 /// What placement needs of a generation model that only attached engines serve: no files,
 /// no memory of Switchyard's to reserve (the engine manages its own), no tier.
@@ -73,7 +74,7 @@ pub struct PlacementSettings {
 /// Places stages on devices and learns from their outcomes.
 pub struct Placer {
     cluster: Arc<ClusterState>,
-    models: Arc<ModelRegistry>,
+    models: Arc<ModelSet>,
     policy: PlacementPolicy,
     breakers: Mutex<CircuitBreakers>,
     latency: Mutex<LatencyStats>,
@@ -90,7 +91,7 @@ impl Placer {
     /// A placer over `cluster` for the models of `models`.
     pub fn new(
         cluster: Arc<ClusterState>,
-        models: Arc<ModelRegistry>,
+        models: Arc<ModelSet>,
         settings: PlacementSettings,
     ) -> Self {
         Placer {
@@ -103,8 +104,13 @@ impl Placer {
         }
     }
 
-    /// The model registry.
-    pub fn models(&self) -> &ModelRegistry {
+    /// Every model now (a snapshot of the cluster's model set).
+    pub fn models(&self) -> Arc<ModelRegistry> {
+        self.models.snapshot()
+    }
+
+    /// The cluster's model set.
+    pub fn model_set(&self) -> &Arc<ModelSet> {
         &self.models
     }
 
@@ -116,13 +122,14 @@ impl Placer {
     /// The registry entry of `model`, which must serve `stage` — or, for a model only
     /// attached engines serve, what placement needs of it ([`attached_spec`]).
     pub fn spec(&self, model: &str, stage: StageKind) -> Result<Cow<'_, ModelSpec>, ApiError> {
-        let spec = match self.models.get(model) {
-            Some(s) => Cow::Borrowed(s),
+        let models = self.models();
+        let spec: Cow<'_, ModelSpec> = match models.get(model) {
+            Some(s) => Cow::Owned(s.clone()),
             None if self.engine_models().iter().any(|m| m == model) => {
                 Cow::Owned(attached_spec(model))
             }
             None => {
-                let mut known: Vec<String> = self.models.iter().map(|s| s.name.clone()).collect();
+                let mut known: Vec<String> = models.iter().map(|s| s.name.clone()).collect();
                 known.extend(self.engine_models());
                 return Err(ApiError::new(
                     ErrorClass::NotFound,
@@ -164,6 +171,7 @@ impl Placer {
     /// know, sorted, once each.
     pub fn engine_models(&self) -> Vec<String> {
         let snapshot = self.cluster.view();
+        let models = self.models();
         let mut out: Vec<String> = snapshot
             .view
             .nodes()
@@ -171,7 +179,7 @@ impl Placer {
             .flat_map(|n| &n.devices)
             .filter_map(|d| d.engine_models.as_ref())
             .flatten()
-            .filter(|m| self.models.get(m).is_none())
+            .filter(|m| models.get(m).is_none())
             .cloned()
             .collect();
         out.sort();
@@ -243,19 +251,20 @@ impl Placer {
 
     /// The best (node, device, backend) for loading `model` now, if any.
     pub fn best_target(&self, model: &str) -> Option<(String, String, String)> {
-        let spec = self.models.get(model)?;
-        let t = self.place(&self.request(spec)).ok()?;
+        let models = self.models();
+        let t = self.place(&self.request(models.get(model)?)).ok()?;
         Some((t.node, t.device, t.backend))
     }
 
     /// Ranks every candidate of each (stage, model) without running anything; models not in
     /// the registry are left out.
     pub fn explain(&self, stages: &[(StageKind, String)]) -> Vec<StageExplanation> {
+        let models = self.models();
         self.with_context(|ctx, _| {
             stages
                 .iter()
                 .filter_map(|(_, model)| {
-                    let req = self.request(self.models.get(model)?);
+                    let req = self.request(models.get(model)?);
                     let x = ctx.explain(&req);
                     let mut e = stage_explanation(&req, &x);
                     // Scored candidates come first, in the same order: how each would start.
@@ -271,13 +280,14 @@ impl Placer {
 
     /// The first model of `tier` (then its fallbacks) that can be placed now.
     pub fn choose_model(&self, tier: Tier, tiers: &TierRoutes) -> Result<TierChoice, ApiError> {
+        let models = self.models();
         self.with_context(|ctx, _| {
             choose_model(
                 tier,
                 tiers,
                 ctx,
                 |m| {
-                    self.models.get(m).map(|s| ModelDemand {
+                    models.get(m).map(|s| ModelDemand {
                         memory_bytes: s.memory_bytes,
                         backends: (!s.backends.is_empty()).then(|| s.backends.clone()),
                         precision: s.precision,
@@ -427,7 +437,11 @@ precision = "bf16"
                 )
                 .unwrap();
         }
-        let placer = Placer::new(cluster, models.clone(), PlacementSettings::default());
+        let placer = Placer::new(
+            cluster,
+            Arc::new(ModelSet::fixed((*models).clone())),
+            PlacementSettings::default(),
+        );
         let req = placer.request(models.get("ov-only").unwrap());
         assert_eq!(
             req.backends_supported_by_model,

@@ -34,7 +34,7 @@ fn setup(models: Vec<ResidentModel>) -> (Arc<ClusterState>, Placer) {
     let registry = ModelRegistry::load(&file, Path::new("/models")).expect("registry");
     let placer = Placer::new(
         cluster.clone(),
-        Arc::new(registry),
+        Arc::new(crate::models::ModelSet::fixed(registry)),
         PlacementSettings::default(),
     );
     (cluster, placer)

@@ -11,16 +11,23 @@ use super::Output;
 pub struct ModelsArgs {
     #[command(subcommand)]
     pub action: ModelsAction,
-    /// Directory of prepared model files, which also keeps the added models (`added.toml`;
-    /// default: ~/.cache/switchyard/models).
-    #[arg(long, env = "SWITCHYARD_MODELS_DIR", value_name = "DIR", global = true)]
-    pub models_dir: Option<PathBuf>,
+    /// Controller gRPC URL: the controller holds the cluster's model set (in its data
+    /// directory) and sends it to every agent.
+    #[arg(
+        long,
+        env = "SWITCHYARD_CONTROLLER",
+        default_value = "http://127.0.0.1:50051",
+        value_name = "URL",
+        global = true
+    )]
+    pub controller: String,
 }
 
 /// `models` subcommands.
 #[derive(Debug, Subcommand)]
 pub enum ModelsAction {
-    /// Add a GGUF model, served by a llama-server the agent supervises. Reads the header
+    /// Add a GGUF model to the cluster, served by a llama-server the agents supervise, on
+    /// every node where the file exists at this path. Reads the header
     /// (architecture, parameters, layers, KV heads, trained context, quantisation), computes
     /// the memory it needs (weights + KV cache for ctx x parallel + compute buffer) and
     /// records it with its sha256. Examples:
@@ -47,14 +54,16 @@ pub enum ModelsAction {
         #[arg(long, value_name = "N", default_value_t = 4)]
         parallel: u32,
     },
-    /// Every model: the registry's and the added ones, with engine, parameters,
-    /// quantisation, memory estimate and file.
+    /// Every model of the cluster: the registry's and the added ones, with engine,
+    /// parameters, quantisation, memory estimate, the nodes that have its file and where it
+    /// is loaded.
     List {
         /// Output format.
         #[arg(long, short, value_enum, default_value_t = Output::Table)]
         output: Output,
     },
-    /// Remove an added model (its file is left where it is).
+    /// Remove an added model from the cluster (its file is left where it is; engines
+    /// serving it stop).
     Rm {
         /// The model's name.
         name: String,

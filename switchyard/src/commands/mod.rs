@@ -43,7 +43,7 @@ pub async fn run(cli: Cli) -> Result<()> {
         Command::Docs(args) => docs::run(&args).await,
         Command::Token(args) => token::run(&args),
         Command::Nodes(args) => nodes::run(&args).await,
-        Command::Models(args) => models::run(file, &args),
+        Command::Models(args) => models::run(&args).await,
     }
 }
 

@@ -1,27 +1,30 @@
-//! `switchyard models add|list|rm`: the models this host serves. `add` takes a GGUF the user
-//! already has (a file, or a model of the local Ollama store, used in place), reads its
-//! header, computes the memory it needs and records it in `<models dir>/added.toml`, which
-//! the controller and agent on this host read beside the registry.
+//! `switchyard models add|list|rm`: the cluster's model set, held by the controller (kept in
+//! its data directory, sent to every agent). `add` takes a GGUF the user already has (a file,
+//! or a model of the local Ollama store, used in place), reads its header here, computes the
+//! memory it needs and hands the entry to the controller; a node serves it where the file
+//! exists at that path.
 
 use std::io::Read;
 use std::path::Path;
+use std::time::Duration;
 
-use anyhow::{Result, bail};
+use anyhow::{Context, Result, bail};
 use serde_json::json;
 use sha2::Digest;
-use switchyard_backend_core::ModelRegistry;
 use switchyard_backend_core::registry::added::{self, AddRequest};
+use switchyard_proto::v1::{
+    AddModelRequest, ListModelsRequest, ModelEntry, ModelStatus, RemoveModelRequest,
+};
 
+use super::{cluster_client, tls_hint};
 use crate::args::{ModelsAction, ModelsArgs, Output};
-use crate::config::{self, Config};
 use crate::output;
 
-/// Runs a models subcommand with `config` (the file) and the flags.
-pub fn run(mut config: Config, args: &ModelsArgs) -> Result<()> {
-    if let Some(dir) = &args.models_dir {
-        config.models.dir = dir.clone();
-    }
-    let dir = config.models.dir.clone();
+const ANSWER_WITHIN: Duration = Duration::from_secs(10);
+
+/// Runs a models subcommand against the controller at `args.controller`.
+pub async fn run(args: &ModelsArgs) -> Result<()> {
+    let url = &args.controller;
     match &args.action {
         ModelsAction::Add {
             name,
@@ -31,12 +34,7 @@ pub fn run(mut config: Config, args: &ModelsArgs) -> Result<()> {
             ctx,
             parallel,
         } => {
-            let registry = config::load_models(&config)?;
-            if registry.get(name).is_some() {
-                bail!(
-                    "a model named {name} exists already (`switchyard models list`): choose another name, or `switchyard models rm {name}` first"
-                );
-            }
+            added::check_name(name).map_err(anyhow::Error::msg)?;
             let (file, sha256, origin) = match (gguf, ollama) {
                 (Some(path), None) => (path.clone(), None, format!("file {}", path.display())),
                 (None, Some(reference)) => {
@@ -47,6 +45,12 @@ pub fn run(mut config: Config, args: &ModelsArgs) -> Result<()> {
                 }
                 _ => bail!("give exactly one of --gguf PATH or --ollama MODEL[:TAG]"),
             };
+            // Refuse a taken name before hashing what may be tens of GiB.
+            if list_models(url).await?.iter().any(|m| &m.name == name) {
+                bail!(
+                    "a model named {name} exists already (`switchyard models list`): choose another name, or `switchyard models rm {name}` first"
+                );
+            }
             let req = AddRequest {
                 name: name.clone(),
                 gguf: file,
@@ -58,15 +62,19 @@ pub fn run(mut config: Config, args: &ModelsArgs) -> Result<()> {
             };
             let (model, info, estimate) =
                 added::entry(&req, hash_with_progress).map_err(anyhow::Error::msg)?;
-            let mut all = added::load(&dir)?;
-            all.push(model.clone());
-            added::save(&dir, &all)?;
-            // The saved set must load as a registry: refuse (and undo) anything it rejects.
-            if let Err(e) = config::load_models(&config) {
-                all.pop();
-                added::save(&dir, &all)?;
-                bail!("{name} was not added: {e}");
-            }
+            let mut client = cluster_client(url).await?;
+            let answer = tokio::time::timeout(
+                ANSWER_WITHIN,
+                client.add_model(AddModelRequest {
+                    model: Some(ModelEntry::from(&model)),
+                }),
+            )
+            .await
+            .with_context(|| format!("controller at {url} did not answer within 10 s"))?
+            .map_err(|s| {
+                anyhow::anyhow!("{name} was not added: {}{}", s.message(), tls_hint(url, &s))
+            })?
+            .into_inner();
             println!(
                 "added {name}: {} {} {}, {} layers, trained context {}; serves {} slot(s) of {} tokens; needs {} (weights {}, KV cache {}, compute {})",
                 info.architecture,
@@ -82,39 +90,59 @@ pub fn run(mut config: Config, args: &ModelsArgs) -> Result<()> {
                 gib(estimate.compute),
             );
             println!(
-                "  file {} (sha256 {})",
+                "  file {} (sha256 {}); the controller at {url} keeps it in the cluster's model set",
                 model.engine.gguf.display(),
                 &model.sha256[..12]
             );
+            let nodes = answer.model.map(|m| m.available_on).unwrap_or_default();
+            if nodes.is_empty() {
+                println!(
+                    "  no node reports the file yet: a node serves it once the file is at that path there (agents see it within seconds)"
+                );
+            } else {
+                println!("  served on: {}", nodes.join(", "));
+            }
             if let Some(t) = tier {
                 println!(
-                    "  to route the {t} tier to it: [routes] {t} = [\"{name}\", …] in the configuration"
+                    "  to route the {t} tier to it: [routes] {t} = [\"{name}\", …] in the controller's configuration"
                 );
             }
         }
-        ModelsAction::List { output } => {
-            let registry = config::load_models(&config)?;
-            let added: Vec<String> = added::load(&dir)?.into_iter().map(|m| m.name).collect();
-            list(&registry, &added, *output)?;
-        }
+        ModelsAction::List { output } => list(&list_models(url).await?, *output)?,
         ModelsAction::Rm { name } => {
-            let mut all = added::load(&dir)?;
-            let before = all.len();
-            all.retain(|m| &m.name != name);
-            if all.len() == before {
-                let registry = config::load_models(&config)?;
-                if registry.get(name).is_some() {
-                    bail!(
-                        "{name} comes from the model registry, not from `models add`: edit the registry file to remove it"
-                    );
-                }
-                bail!("no added model named {name} (`switchyard models list`)");
-            }
-            added::save(&dir, &all)?;
-            println!("removed {name} (its file is left where it is)");
+            let mut client = cluster_client(url).await?;
+            tokio::time::timeout(
+                ANSWER_WITHIN,
+                client.remove_model(RemoveModelRequest { name: name.clone() }),
+            )
+            .await
+            .with_context(|| format!("controller at {url} did not answer within 10 s"))?
+            .map_err(|s| anyhow::anyhow!("{}{}", s.message(), tls_hint(url, &s)))?;
+            println!(
+                "removed {name} from the cluster's model set (its file is left where it is; engines serving it stop)"
+            );
         }
     }
     Ok(())
+}
+
+/// Every model the controller at `url` knows.
+async fn list_models(url: &str) -> Result<Vec<ModelStatus>> {
+    let mut client = cluster_client(url).await?;
+    Ok(
+        tokio::time::timeout(ANSWER_WITHIN, client.list_models(ListModelsRequest {}))
+            .await
+            .with_context(|| format!("controller at {url} did not answer within 10 s"))?
+            .map_err(|s| {
+                anyhow::anyhow!(
+                    "controller at {url} refused ListModels: {}{}",
+                    s.message(),
+                    tls_hint(url, &s)
+                )
+            })?
+            .into_inner()
+            .models,
+    )
 }
 
 fn gib(bytes: u64) -> String {
@@ -150,26 +178,29 @@ fn hash_with_progress(path: &Path) -> Result<String, String> {
         .collect())
 }
 
-fn list(registry: &ModelRegistry, added: &[String], out: Output) -> Result<()> {
-    let rows: Vec<serde_json::Value> = registry
+fn list(models: &[ModelStatus], out: Output) -> Result<()> {
+    let rows: Vec<serde_json::Value> = models
         .iter()
-        .map(|s| {
-            let (engine, file) = match &s.engine {
-                Some(e) => (e.kind.as_str().to_string(), e.gguf.clone()),
-                None if s.backends.is_empty() => ("onnx".to_string(), s.onnx.clone()),
-                None => (s.backends.join(","), s.onnx.clone()),
-            };
+        .map(|m| {
+            let loaded: Vec<String> = m
+                .loaded_on
+                .iter()
+                .map(|p| format!("{}/{}", p.node, p.device_id))
+                .collect();
             json!({
-                "name": s.name,
-                "stage": format!("{:?}", s.stage).to_lowercase(),
-                "tier": s.tier,
-                "engine": engine,
-                "file": file.display().to_string(),
-                "present": file.is_file(),
-                "parameters": s.info.get("parameter_size"),
-                "quantization": s.info.get("quantization"),
-                "memory_bytes": s.memory_bytes,
-                "source": if added.contains(&s.name) { "added" } else { "registry" },
+                "name": m.name,
+                "stage": output::stage_name(m.stage),
+                "tier": Some(&m.tier).filter(|t| !t.is_empty()),
+                "engine": m.engine,
+                "format": m.format,
+                "file": Some(&m.file).filter(|f| !f.is_empty()),
+                "parameters": m.info.get("parameter_size"),
+                "quantization": m.info.get("quantization"),
+                "memory_bytes": m.memory_bytes,
+                "source": m.source,
+                "sha256": Some(&m.sha256).filter(|s| !s.is_empty()),
+                "available_on": m.available_on,
+                "loaded_on": loaded,
             })
         })
         .collect();
@@ -178,6 +209,12 @@ fn list(registry: &ModelRegistry, added: &[String], out: Output) -> Result<()> {
     }
     let cell = |v: &serde_json::Value| match v {
         serde_json::Value::String(s) => s.clone(),
+        serde_json::Value::Array(a) if a.is_empty() => "-".into(),
+        serde_json::Value::Array(a) => a
+            .iter()
+            .filter_map(|x| x.as_str())
+            .collect::<Vec<_>>()
+            .join(","),
         serde_json::Value::Null => "-".into(),
         other => other.to_string(),
     };
@@ -193,11 +230,9 @@ fn list(registry: &ModelRegistry, added: &[String], out: Output) -> Result<()> {
                 cell(&r["quantization"]),
                 gib(r["memory_bytes"].as_u64().unwrap_or(0)),
                 cell(&r["source"]),
-                if r["present"] == true {
-                    cell(&r["file"])
-                } else {
-                    format!("{} (missing)", cell(&r["file"]))
-                },
+                cell(&r["available_on"]),
+                cell(&r["loaded_on"]),
+                cell(&r["file"]),
             ]
         })
         .collect();
@@ -205,7 +240,17 @@ fn list(registry: &ModelRegistry, added: &[String], out: Output) -> Result<()> {
         "{}",
         output::table::render(
             &[
-                "NAME", "STAGE", "TIER", "ENGINE", "PARAMS", "QUANT", "MEMORY", "SOURCE", "FILE"
+                "NAME",
+                "STAGE",
+                "TIER",
+                "ENGINE",
+                "PARAMS",
+                "QUANT",
+                "MEMORY",
+                "SOURCE",
+                "FILES ON",
+                "LOADED ON",
+                "FILE"
             ],
             &table
         )

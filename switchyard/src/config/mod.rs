@@ -131,7 +131,7 @@ pub fn load_models(config: &Config) -> Result<Arc<ModelRegistry>> {
             &config.models.dir,
         )?,
     };
-    Ok(Arc::new(reg.with_added()?))
+    Ok(Arc::new(reg))
 }
 
 #[cfg(test)]

@@ -1,8 +1,8 @@
-//! Models added on this host with `switchyard models add`: GGUF files the user already has
-//! (a path, or a model of the local Ollama store, used in place), kept as ordinary registry
-//! entries in `<models dir>/added.toml`. The controller and the agent on this host read it
-//! beside the registry ([`ModelRegistry::with_added`]), so an added model is validated by
-//! the same parser as a shipped one.
+//! Models added to the cluster with `switchyard models add`: GGUF files users already have (a
+//! path, or a model of the local Ollama store, used in place), kept as ordinary registry
+//! entries. The controller holds the set in its data directory ([`load`], [`save`]) and sends
+//! it to every agent; both merge it into the registry ([`ModelRegistry::with_added`]), so an
+//! added model is validated by the same parser as a shipped one.
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -11,9 +11,6 @@ use serde::{Deserialize, Serialize};
 
 use super::{ModelRegistry, RegistryError};
 use crate::gguf::{GgufInfo, MemoryEstimate};
-
-/// The file, inside the models directory.
-pub const ADDED_FILE: &str = "added.toml";
 
 /// One added model, as written to [`ADDED_FILE`] (a `[[model]]` registry entry).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -80,48 +77,52 @@ pub struct AddRequest {
     pub origin: String,
 }
 
-/// `<models_dir>/added.toml`.
-pub fn path(models_dir: &Path) -> PathBuf {
-    models_dir.join(ADDED_FILE)
-}
-
-/// The added models (none when the file does not exist).
-pub fn load(models_dir: &Path) -> Result<Vec<AddedModel>, RegistryError> {
-    let file = path(models_dir);
-    let text = match std::fs::read_to_string(&file) {
+/// The added models kept in `file` (none when it does not exist).
+pub fn load(file: &Path) -> Result<Vec<AddedModel>, RegistryError> {
+    let text = match std::fs::read_to_string(file) {
         Ok(t) => t,
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Vec::new()),
-        Err(source) => return Err(RegistryError::Read { path: file, source }),
+        Err(source) => {
+            return Err(RegistryError::Read {
+                path: file.to_path_buf(),
+                source,
+            });
+        }
     };
     let parsed: AddedFile = toml::from_str(&text).map_err(|e| RegistryError::Parse {
-        path: file,
+        path: file.to_path_buf(),
         message: e.to_string().trim().replace('\n', " "),
     })?;
     Ok(parsed.models)
 }
 
-/// Writes `models` (atomically: a temporary file renamed over the old one).
-pub fn save(models_dir: &Path, models: &[AddedModel]) -> Result<(), RegistryError> {
-    let file = path(models_dir);
+/// Writes `models` to `file` (atomically: a temporary file renamed over the old one).
+pub fn save(file: &Path, models: &[AddedModel]) -> Result<(), RegistryError> {
     let io = |source| RegistryError::Read {
-        path: file.clone(),
+        path: file.to_path_buf(),
         source,
     };
-    std::fs::create_dir_all(models_dir).map_err(io)?;
-    let text = toml::to_string(&AddedFile {
-        models: models.to_vec(),
-    })
-    .map_err(|e| RegistryError::Parse {
-        path: file.clone(),
-        message: e.to_string(),
-    })?;
+    if let Some(dir) = file.parent() {
+        std::fs::create_dir_all(dir).map_err(io)?;
+    }
+    let text = to_toml(models, file)?;
     let tmp = file.with_extension("toml.tmp");
     std::fs::write(
         &tmp,
-        format!("# Written by `switchyard models add` / `models rm`.\n{text}"),
+        format!("# The cluster's added models: written by the controller (`switchyard models add` / `rm`).\n{text}"),
     )
     .map_err(io)?;
-    std::fs::rename(&tmp, &file).map_err(io)
+    std::fs::rename(&tmp, file).map_err(io)
+}
+
+fn to_toml(models: &[AddedModel], origin: &Path) -> Result<String, RegistryError> {
+    toml::to_string(&AddedFile {
+        models: models.to_vec(),
+    })
+    .map_err(|e| RegistryError::Parse {
+        path: origin.to_path_buf(),
+        message: e.to_string(),
+    })
 }
 
 /// A name a model may have: 1–64 of `a-z 0-9 . _ : -`, starting with a letter or digit.
@@ -280,24 +281,22 @@ pub fn ollama_blob(store: &Path, reference: &str) -> Result<(PathBuf, String), S
 }
 
 impl ModelRegistry {
-    /// This registry plus the models added on this host (`<models dir>/added.toml`), each
-    /// checked like a registry entry; a name in both is an error that says how to fix it.
-    pub fn with_added(mut self) -> Result<Self, RegistryError> {
-        let file = path(&self.models_dir);
-        let added = load(&self.models_dir)?;
+    /// This registry plus `added` (from `origin`, named in errors), each checked like a
+    /// registry entry; a name in both is an error that says how to fix it.
+    pub fn with_added(
+        mut self,
+        added: &[AddedModel],
+        origin: &Path,
+    ) -> Result<Self, RegistryError> {
         if added.is_empty() {
             return Ok(self);
         }
-        let text =
-            toml::to_string(&AddedFile { models: added }).map_err(|e| RegistryError::Parse {
-                path: file.clone(),
-                message: e.to_string(),
-            })?;
-        let extra = ModelRegistry::parse(&text, &file, &self.models_dir)?;
+        let text = to_toml(added, origin)?;
+        let extra = ModelRegistry::parse(&text, origin, &self.models_dir)?;
         for (name, spec) in extra.models {
             if self.models.contains_key(&name) {
                 return Err(RegistryError::Invalid {
-                    path: file,
+                    path: origin.to_path_buf(),
                     message: format!(
                         "model {name} is in the registry and was added too: `switchyard models rm {name}` or rename it"
                     ),
