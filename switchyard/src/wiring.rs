@@ -264,6 +264,7 @@ pub fn probe_backends(set: &BackendSet, devices: &mut [Device], models: Option<&
                     .as_ref()
                     .map(|ps| ps.iter().map(|p| p.as_str().to_string()).collect())
                     .unwrap_or_default(),
+                engine_build: String::new(),
             })
             .collect();
     }

@@ -294,15 +294,40 @@ fn wait_ready(p: &Proc, grpc: &str, name: &str) {
 }
 
 #[test]
-fn unloading_an_engine_model_ends_its_process_and_frees_the_memory() {
+fn unloading_an_engine_model_ends_its_process_and_frees_the_memory_and_explain_follows() {
     let dir = tempfile::tempdir().unwrap();
     let cfg = config(&dir);
+    // Every tier routed to the GGUF model, so explain ranks its candidates.
+    let mut text = std::fs::read_to_string(&cfg).unwrap();
+    text.push_str(&format!(
+        "\n[routes]\nfast = [\"{MODEL}\"]\ncode = [\"{MODEL}\"]\nheavy = [\"{MODEL}\"]\n"
+    ));
+    std::fs::write(&cfg, text).unwrap();
     let (a, grpc, http) = up("a", &cfg);
     let text = chat_http(&http, "Say hello.", 8).unwrap_or_else(|e| panic!("{e}\n{}", a.stderr()));
     assert!(!text.trim().is_empty());
     let pid = a.child.id();
     assert_eq!(engines_of(pid).len(), 1, "the chat started one engine");
     assert!(resident_on(&grpc, "a").is_some(), "resident after the chat");
+    // explain names the engine build the agent reported and how the candidate would start.
+    let url = format!("http://{grpc}");
+    let start = || -> Option<String> {
+        let (_, out, _) =
+            switchyard_e2e::run_cli(&["explain", "Say hello.", "--controller", &url, "-o", "json"])
+                .ok()?;
+        let stages: Value = serde_json::from_str(&out).ok()?;
+        let generate = stages
+            .as_array()?
+            .iter()
+            .find(|s| s["stage"] == "generate" && s["model"] == MODEL)?;
+        generate["candidates"][0]["score_detail"]
+            .as_str()
+            .map(str::to_string)
+    };
+    wait_for(Duration::from_secs(10), || {
+        start().filter(|d| d.starts_with("llama.cpp (cpu build), warm (process running); "))
+    })
+    .unwrap_or_else(|| panic!("explain while running: {:?}", start()));
 
     // Ollama's way to unload: a generate with no prompt and keep_alive 0.
     let (code, body) = post(
@@ -321,6 +346,13 @@ fn unloading_an_engine_model_ends_its_process_and_frees_the_memory() {
         engines_of(pid),
         resident_on(&grpc, "a"),
         a.stderr()
+    );
+    // Cold again, with the load the chat measured.
+    let cold = start().unwrap_or_default();
+    assert!(
+        cold.starts_with("llama.cpp (cpu build), cold start ≈ ")
+            && cold.contains(" s (last load); "),
+        "{cold}"
     );
 }
 

@@ -235,6 +235,7 @@ impl Endpoint {
                 reason: String::new(),
                 // The engine picks its own precision; nothing is promised for it.
                 precisions: Vec::new(),
+                engine_build: String::new(),
             }],
             health: health_of(&seen) as i32,
             health_reason: if seen.healthy {

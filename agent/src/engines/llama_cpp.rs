@@ -119,6 +119,11 @@ pub fn advertise(runner: &crate::StageRunner, devices: &mut [Device]) {
         d.backends.push(BackendSupport {
             backend: "llama_cpp".into(),
             usable: usable.is_ok(),
+            engine_build: if usable.is_ok() {
+                llama_cpp.build.name()
+            } else {
+                String::new()
+            },
             reason: usable.err().unwrap_or_default(),
             // llama.cpp computes at the precisions of the GGUF; nothing else is promised.
             precisions: Vec::new(),

@@ -114,6 +114,9 @@ mod tests {
         );
 
         assert!(runner.set_cluster_models(&[]).await.is_empty());
-        assert!(runner.registry().get("good").is_none(), "removed with the set");
+        assert!(
+            runner.registry().get("good").is_none(),
+            "removed with the set"
+        );
     }
 }

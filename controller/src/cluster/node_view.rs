@@ -43,6 +43,12 @@ fn device_view(d: &Device, resident: &[ResidentModel]) -> DeviceView {
         .filter(|b| !b.usable)
         .map(|b| (b.backend.clone(), b.reason.clone()))
         .collect();
+    v.engine_builds = d
+        .backends
+        .iter()
+        .filter(|b| b.usable && !b.engine_build.is_empty())
+        .map(|b| (b.backend.clone(), b.engine_build.clone()))
+        .collect();
     // Precisions the agent probed per backend (an agent that reports none: f32 only).
     v.precisions = d
         .backends

@@ -23,11 +23,13 @@ impl ColdStarts {
     }
 
     /// How a candidate starts: "warm", or "cold start ≈ 2.8 s (last load)", or "cold start
-    /// (not measured yet)"; engines say which (`llama.cpp engine, warm (process running)`).
-    pub fn describe(&self, model: &str, backend: &str, warm: bool) -> String {
-        let engine = match backend {
-            "llama_cpp" => "llama.cpp engine, ",
-            _ => "",
+    /// (not measured yet)"; engines say which, with the build the device's agent reported
+    /// (`llama.cpp (cpu build), warm (process running)`).
+    pub fn describe(&self, model: &str, backend: &str, build: Option<&str>, warm: bool) -> String {
+        let engine = match (backend, build) {
+            ("llama_cpp", Some(build)) => format!("llama.cpp ({build}), "),
+            ("llama_cpp", None) => "llama.cpp engine, ".to_string(),
+            _ => String::new(),
         };
         if warm {
             let running = if engine.is_empty() {
@@ -58,22 +60,22 @@ mod tests {
     fn a_cold_candidate_shows_its_last_measured_load() {
         let c = ColdStarts::default();
         assert_eq!(
-            c.describe("smollm2-gguf", "llama_cpp", false),
+            c.describe("smollm2-gguf", "llama_cpp", None, false),
             "llama.cpp engine, cold start (not measured yet)"
         );
         c.record("smollm2-gguf", "llama_cpp", 2_840.0);
         c.record("smollm2-gguf", "llama_cpp", 0.0);
         assert_eq!(
-            c.describe("smollm2-gguf", "llama_cpp", false),
-            "llama.cpp engine, cold start ≈ 2.8 s (last load)"
+            c.describe("smollm2-gguf", "llama_cpp", Some("cpu build"), false),
+            "llama.cpp (cpu build), cold start ≈ 2.8 s (last load)"
         );
         assert_eq!(
-            c.describe("smollm2-gguf", "llama_cpp", true),
-            "llama.cpp engine, warm (process running)"
+            c.describe("smollm2-gguf", "llama_cpp", Some("CUDA build"), true),
+            "llama.cpp (CUDA build), warm (process running)"
         );
-        assert_eq!(c.describe("minilm", "openvino", true), "warm");
+        assert_eq!(c.describe("minilm", "openvino", None, true), "warm");
         assert_eq!(
-            c.describe("minilm", "openvino", false),
+            c.describe("minilm", "openvino", None, false),
             "cold start (not measured yet)"
         );
     }

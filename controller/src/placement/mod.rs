@@ -269,7 +269,15 @@ impl Placer {
                     let mut e = stage_explanation(&req, &x);
                     // Scored candidates come first, in the same order: how each would start.
                     for (c, scored) in e.candidates.iter_mut().zip(&x.candidates) {
-                        let start = self.cold_starts.describe(model, &c.backend, scored.warm);
+                        let build = ctx.view.device(&c.node, &c.device_id).and_then(|d| {
+                            d.engine_builds
+                                .iter()
+                                .find(|(b, _)| b == &c.backend)
+                                .map(|(_, build)| build.as_str())
+                        });
+                        let start =
+                            self.cold_starts
+                                .describe(model, &c.backend, build, scored.warm);
                         c.score_detail = format!("{start}; {}", c.score_detail);
                     }
                     Some(e)

@@ -52,7 +52,7 @@ pub fn device(d: &Device) -> Value {
         "memory_free_bytes": d.memory_free_bytes,
         "tops": d.tops.as_ref().map(tops),
         "measured_tops": d.measured_tops.as_ref().map(tops),
-        "backends": d.backends.iter().map(|b| json!({"backend": b.backend, "usable": b.usable, "reason": b.reason, "precisions": b.precisions})).collect::<Vec<_>>(),
+        "backends": d.backends.iter().map(|b| json!({"backend": b.backend, "usable": b.usable, "reason": b.reason, "precisions": b.precisions, "engine_build": Some(&b.engine_build).filter(|e| !e.is_empty())})).collect::<Vec<_>>(),
         "health": health(d.health),
         "health_reason": d.health_reason,
         "simulated": d.simulated,

@@ -87,13 +87,16 @@ pub const DEVICE_HEADERS: [&str; 9] = [
 /// One row of the devices table.
 pub fn device_row(node: &str, d: &Device) -> Vec<String> {
     let (tops, source) = tops_cell(d);
-    // Each usable backend with the precisions it computes at there: `openvino(f32/bf16)`.
+    // Each usable backend with the precisions it computes at there: `openvino(f32/bf16)`;
+    // an engine with the build that serves the device: `llama_cpp(cpu build)`.
     let backends: Vec<String> = d
         .backends
         .iter()
         .filter(|b| b.usable)
         .map(|b| {
-            if b.precisions.is_empty() {
+            if !b.engine_build.is_empty() {
+                format!("{}({})", b.backend, b.engine_build)
+            } else if b.precisions.is_empty() {
                 b.backend.clone()
             } else {
                 format!("{}({})", b.backend, b.precisions.join("/"))

@@ -43,12 +43,14 @@ fn gpu() -> Device {
                 usable: true,
                 reason: String::new(),
                 precisions: vec!["f32".into()],
+                ..Default::default()
             },
             BackendSupport {
                 backend: "openvino".into(),
                 usable: false,
                 reason: "no such device".into(),
                 precisions: vec![],
+                ..Default::default()
             },
         ],
         attributes: [("b".to_string(), "2".to_string()), ("a".into(), "1".into())].into(),
@@ -104,6 +106,22 @@ fn device_and_node_rows_fill_every_column() {
     assert_eq!(row[5], "700.0 (measured) / 838.0");
     assert_eq!(row[6], "catalog");
     assert_eq!(row[7], "ort(f32)", "usable backends with their precisions");
+    let mut with_engine = gpu();
+    with_engine.backends.push(BackendSupport {
+        backend: "llama_cpp".into(),
+        usable: true,
+        engine_build: "CUDA build".into(),
+        ..Default::default()
+    });
+    assert_eq!(
+        table::device_row("n1", &with_engine)[7],
+        "ort(f32),llama_cpp(CUDA build)",
+        "an engine with the build that serves the device"
+    );
+    assert_eq!(
+        json::device(&with_engine)["backends"][2]["engine_build"],
+        "CUDA build"
+    );
 
     let mut sim = gpu();
     sim.simulated = true;

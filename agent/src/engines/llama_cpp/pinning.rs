@@ -69,6 +69,25 @@ impl BuildDevices {
         BuildDevices::default()
     }
 
+    /// What this build is, by the GPU backends it has: "cpu build", "CUDA build",
+    /// "CUDA+Vulkan build", ….
+    pub fn name(&self) -> String {
+        let gpus: Vec<&str> = [
+            ("CUDA", self.cuda),
+            ("Vulkan", self.vulkan),
+            ("SYCL", self.sycl),
+        ]
+        .into_iter()
+        .filter(|(_, n)| *n > 0)
+        .map(|(family, _)| family)
+        .collect();
+        if gpus.is_empty() {
+            "cpu build".into()
+        } else {
+            format!("{} build", gpus.join("+"))
+        }
+    }
+
     /// Whether this build can serve a model on a device of `kind`, or why not.
     pub fn usable_on(&self, kind: DeviceKind) -> Result<(), String> {
         match kind {
@@ -135,6 +154,11 @@ mod tests {
         assert_eq!((b.cuda, b.vulkan, b.sycl), (2, 0, 0));
         let vk = "Available devices:\n  Vulkan0: Intel(R) Arc(tm) A770 Graphics (DG2) (16032 MiB, 16032 MiB free)\n";
         assert_eq!(BuildDevices::parse(vk).vulkan, 1);
+        // The name explain shows.
+        assert_eq!(BuildDevices::default().name(), "cpu build");
+        assert_eq!(b.name(), "CUDA build");
+        let both = format!("{cuda}  Vulkan0: Intel(R) Arc(tm) A770 Graphics\n");
+        assert_eq!(BuildDevices::parse(&both).name(), "CUDA+Vulkan build");
     }
 
     #[test]

@@ -100,6 +100,9 @@ pub struct DeviceView {
     /// Backends the agent knows of but cannot use here, with why (`llama_cpp`: "no
     /// llama-server: …"): named when a model needs one of them.
     pub unusable_backends: Vec<(String, String)>,
+    /// Which build of each usable engine backend serves the device (`llama_cpp` → "cpu
+    /// build"), for explanations.
+    pub engine_builds: Vec<(String, String)>,
 }
 
 impl DeviceView {
@@ -128,6 +131,7 @@ impl DeviceView {
             power_limit_watts: None,
             queue_depth: 0,
             unusable_backends: Vec::new(),
+            engine_builds: Vec::new(),
         }
     }
 
