@@ -125,10 +125,17 @@ impl DecoderModel {
         if !has_system && let Some(sys) = &self.spec.system_prompt {
             out.push_str(&format!("<|im_start|>system\n{sys}<|im_end|>\n"));
         }
-        for (role, content) in &params.messages {
+        // A last assistant message is the start of the reply (prefill), left open, as
+        // llama-server and Ollama's templates treat it: the answer continues it.
+        let (history, prefill) = match params.messages.split_last() {
+            Some(((role, content), rest)) if role == "assistant" => (rest, content.as_str()),
+            _ => (params.messages.as_slice(), ""),
+        };
+        for (role, content) in history {
             out.push_str(&format!("<|im_start|>{role}\n{content}<|im_end|>\n"));
         }
         out.push_str("<|im_start|>assistant\n");
+        out.push_str(prefill);
         out.push_str(&params.continuation);
         out
     }

@@ -165,6 +165,24 @@ fn a_continuation_resumes_the_partial_reply_instead_of_starting_a_new_one() {
         text.trim_start().starts_with('7'),
         "continues after \"6,\": {text:?}"
     );
+
+    // The same partial reply as the client's own last assistant message (prefill, as a
+    // resume through another Switchyard's Ollama or OpenAI API sends it): continued too.
+    let prefilled = GenerateParams {
+        messages: vec![
+            params.messages[0].clone(),
+            ("assistant".into(), "1, 2, 3, 4, 5, 6,".into()),
+        ],
+        continuation: String::new(),
+        ..params.clone()
+    };
+    let mut again = String::new();
+    m.generate(&prefilled, &mut |ev| {
+        again.push_str(&ev.text);
+        true
+    })
+    .unwrap();
+    assert_eq!(again, text, "prefill and continuation are the same prompt");
 }
 
 #[test]
