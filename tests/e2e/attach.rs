@@ -78,17 +78,28 @@ fn endpoint_state(grpc: &str) -> Option<(String, Vec<String>)> {
 
 /// One greedy generation through A's gRPC API: (text, device that answered, backend, retries).
 async fn generate(grpc: &str, prompt: &str) -> Result<(String, String, String, u32), String> {
+    generate_chat(grpc, &[("user", prompt)]).await
+}
+
+/// [`generate`] with a whole conversation of (role, content).
+async fn generate_chat(
+    grpc: &str,
+    messages: &[(&str, &str)],
+) -> Result<(String, String, String, u32), String> {
     let mut client = InferenceClient::connect(format!("http://{grpc}"))
         .await
         .map_err(|e| e.to_string())?;
     let mut stream = client
         .generate(GenerateRequest {
             model: MODEL.into(),
-            messages: vec![ChatMessage {
-                role: "user".into(),
-                content: prompt.into(),
-                ..Default::default()
-            }],
+            messages: messages
+                .iter()
+                .map(|(role, content)| ChatMessage {
+                    role: role.to_string(),
+                    content: content.to_string(),
+                    ..Default::default()
+                })
+                .collect(),
             sampling: Some(SamplingParams {
                 max_tokens: 24,
                 temperature: 0.0,
@@ -183,6 +194,23 @@ async fn a_second_switchyard_attached_through_its_ollama_api_serves_fails_over_a
     assert_eq!(
         text, direct,
         "the proxy passes B's answer through unchanged"
+    );
+
+    // A last assistant message is a prefill through B's Ollama API too (the way a resumed
+    // stream reaches an attached Ollama): B's native decoder continues it.
+    let (count, dev, _, _) = generate_chat(
+        &grpc,
+        &[
+            ("user", "Count from 1 to 20, separated by commas."),
+            ("assistant", "1, 2, 3, 4, 5, 6,"),
+        ],
+    )
+    .await
+    .expect("a prefill through b");
+    assert_eq!(dev, "endpoint:b");
+    assert!(
+        count.trim_start().starts_with('7'),
+        "continues after \"6,\": {count:?}"
     );
 
     // Kill B while requests are in flight: every one still succeeds, moved to A's own CPU.
