@@ -48,6 +48,8 @@ struct Resident {
     last_used: Mutex<Instant>,
     /// Pinned by the controller: never evicted.
     pinned: AtomicBool,
+    /// How long the load took, ms.
+    load_ms: f64,
 }
 
 impl Resident {
@@ -57,6 +59,7 @@ impl Resident {
             device_id: self.device_id.clone(),
             backend: self.backend.clone(),
             precision: self.precision.as_str().to_string(),
+            load_ms: self.load_ms,
             memory_bytes: self.spec.memory_bytes,
             in_flight: self.worker.in_flight(),
             pinned: self.pinned.load(Ordering::Relaxed),
@@ -340,6 +343,7 @@ impl StageRunner {
             batcher,
             last_used: Mutex::new(Instant::now()),
             pinned: AtomicBool::new(false),
+            load_ms: started.elapsed().as_secs_f64() * 1e3,
         });
         self.resident
             .lock()

@@ -81,6 +81,9 @@ async fn a_full_device_evicts_its_least_recently_used_idle_model_but_never_a_pin
         .expect("router runs");
     assert_eq!(scores.len(), 1);
     assert_eq!(resident(&runner), vec![("router".to_string(), false)]);
+    // Each copy reports what its load took (explain's "cold start ≈ N s", however it was
+    // loaded).
+    assert!(runner.resident_models()[0].load_ms > 0.0);
     embed(&runner, "retrieval context")
         .await
         .expect("embedding runs after evicting the router");

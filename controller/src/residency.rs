@@ -143,6 +143,11 @@ pub async fn run(
             _ = interval.tick() => {}
             _ = shutdown.changed() => return,
         }
+        // What each resident copy took to load, however it was loaded (this loop's
+        // LoadModel, a request, an engine start): explain's "cold start ≈ N s".
+        for (_, r) in cluster.resident() {
+            placer.loaded(&r.model, &r.backend, r.load_ms);
+        }
         for action in reconciler.plan(&cluster, &placer, Instant::now()) {
             let (node, kind) = match &action {
                 Action::Load {

@@ -308,7 +308,11 @@ fn unloading_an_engine_model_ends_its_process_and_frees_the_memory_and_explain_f
     assert!(!text.trim().is_empty());
     let pid = a.child.id();
     assert_eq!(engines_of(pid).len(), 1, "the chat started one engine");
-    assert!(resident_on(&grpc, "a").is_some(), "resident after the chat");
+    let resident = resident_on(&grpc, "a").expect("resident after the chat");
+    assert!(
+        resident["load_ms"].as_f64().unwrap() > 0.0,
+        "the engine start is measured: {resident}"
+    );
     // explain names the engine build the agent reported and how the candidate would start.
     let url = format!("http://{grpc}");
     let start = || -> Option<String> {

@@ -137,6 +137,8 @@ enum Phase {
     Starting,
     Healthy {
         pid: u32,
+        /// From start to the first healthy `/health`, ms.
+        load_ms: f64,
     },
     /// Crashed or failed to start; restarting after a delay.
     Down(String),
@@ -348,7 +350,7 @@ impl Server {
     }
 
     fn describe(&self) -> Option<ResidentModel> {
-        let Phase::Healthy { pid } = *self.phase.borrow() else {
+        let Phase::Healthy { pid, load_ms } = *self.phase.borrow() else {
             return None;
         };
         Some(ResidentModel {
@@ -356,6 +358,7 @@ impl Server {
             device_id: self.device_id.clone(),
             backend: "llama_cpp".into(),
             precision: String::new(),
+            load_ms,
             memory_bytes: rss_bytes(pid).unwrap_or(self.spec.memory_bytes),
             in_flight: self.in_flight.load(std::sync::atomic::Ordering::Relaxed),
             pinned: self.pinned.load(std::sync::atomic::Ordering::Relaxed),

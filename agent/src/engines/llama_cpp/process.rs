@@ -155,7 +155,8 @@ async fn run_once(
         }
     }
     info!(pid, port = %port, ms = started.elapsed().as_millis() as u64, "llama-server healthy");
-    server.phase.send_replace(Phase::Healthy { pid });
+    let load_ms = started.elapsed().as_secs_f64() * 1e3;
+    server.phase.send_replace(Phase::Healthy { pid, load_ms });
     tokio::select! {
         status = child.wait() => return Err((exited(status), true)),
         _ = stop.wait_for(|s| *s) => {}
