@@ -18,6 +18,7 @@ fn resident(model: &str, pinned: bool, in_flight: u32, idle_s: u64) -> ResidentM
         pinned,
         idle_ms: idle_s * 1000,
         precision: "f32".into(),
+        load_ms: 0.0,
     }
 }
 
