@@ -308,10 +308,25 @@ fn unloading_an_engine_model_ends_its_process_and_frees_the_memory_and_explain_f
     assert!(!text.trim().is_empty());
     let pid = a.child.id();
     assert_eq!(engines_of(pid).len(), 1, "the chat started one engine");
-    let resident = resident_on(&grpc, "a").expect("resident after the chat");
+    let (resident, _) = wait_for(Duration::from_secs(10), || resident_on(&grpc, "a"))
+        .expect("resident after the chat (next heartbeat)");
     assert!(
         resident["load_ms"].as_f64().unwrap() > 0.0,
         "the engine start is measured: {resident}"
+    );
+    // A prompt over the context: the client's fault, named with the limit.
+    let long = "ship sea sun ".repeat(900);
+    let (code, body) = post(
+        &http,
+        "/v1/chat/completions",
+        &serde_json::json!({"model": MODEL, "max_tokens": 8,
+            "messages": [{"role": "user", "content": long}]}),
+    )
+    .unwrap();
+    assert_eq!(code, 400, "{body}");
+    assert!(
+        body.contains("exceeds the available context size (2048 tokens)"),
+        "{body}"
     );
     // explain names the engine build the agent reported and how the candidate would start.
     let url = format!("http://{grpc}");
