@@ -361,6 +361,9 @@ impl SessionState {
             .telemetry(&self.devices);
         cap_free_by_reservations(&mut telemetry, &self.devices, &self.runner.reserved_bytes());
         telemetry.extend(self.engines.telemetry());
+        if let Some(llama_cpp) = self.runner.llama_cpp() {
+            llama_cpp.note_telemetry(&telemetry);
+        }
         Heartbeat {
             seq,
             telemetry,

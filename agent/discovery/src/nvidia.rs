@@ -9,6 +9,7 @@ use std::path::{Path, PathBuf};
 
 use nvml_wrapper::Nvml;
 use nvml_wrapper::enum_wrappers::device::{TemperatureSensor, TemperatureThreshold};
+use nvml_wrapper::enums::device::UsedGpuMemory;
 use nvml_wrapper::error::NvmlError;
 use serde::{Deserialize, Serialize};
 use switchyard_proto::v1::{Device, DeviceHealth, DeviceKind, DeviceTelemetry};
@@ -39,6 +40,19 @@ pub struct NvmlTelemetry {
     /// The temperature at which the GPU slows down (NVML's slowdown threshold), °C.
     #[serde(default)]
     pub slowdown_celsius: Option<u32>,
+    /// Compute processes on the GPU and the memory each holds.
+    #[serde(default)]
+    pub processes: Vec<NvmlProcess>,
+}
+
+/// One compute process on a GPU (NVML's running compute processes).
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct NvmlProcess {
+    /// Process id.
+    pub pid: u32,
+    /// GPU memory it holds, bytes.
+    pub used_bytes: u64,
 }
 
 /// One GPU as NVML describes it.
@@ -140,6 +154,17 @@ impl RealNvml {
             power_milliwatts: opt(dev.power_usage()),
             power_limit_milliwatts: opt(dev.enforced_power_limit()),
             slowdown_celsius: opt(dev.temperature_threshold(TemperatureThreshold::Slowdown)),
+            processes: opt(dev.running_compute_processes())
+                .unwrap_or_default()
+                .into_iter()
+                .filter_map(|p| match p.used_gpu_memory {
+                    UsedGpuMemory::Used(used_bytes) => Some(NvmlProcess {
+                        pid: p.pid,
+                        used_bytes,
+                    }),
+                    UsedGpuMemory::Unavailable => None,
+                })
+                .collect(),
         })
     }
 }
@@ -324,6 +349,7 @@ pub fn telemetry_of(uuid: &str, t: &NvmlTelemetry, health: DeviceHealth) -> Devi
         health: health as i32,
         power_limit_watts: t.power_limit_milliwatts.map(|mw| f64::from(mw) / 1000.0),
         throttle_celsius: t.slowdown_celsius.map(f64::from),
+        process_memory_bytes: t.processes.iter().map(|p| (p.pid, p.used_bytes)).collect(),
     }
 }
 
@@ -353,8 +379,13 @@ mod tests {
             power_milliwatts: Some(215_500),
             power_limit_milliwatts: Some(450_000),
             slowdown_celsius: Some(87),
+            processes: vec![NvmlProcess {
+                pid: 4242,
+                used_bytes: 5 << 30,
+            }],
         };
         let d = telemetry_of("GPU-x", &t, DeviceHealth::Healthy);
+        assert_eq!(d.process_memory_bytes.get(&4242), Some(&(5 << 30)));
         assert_eq!(d.utilization_ratio, Some(0.37));
         assert_eq!(d.temperature_celsius, Some(61.0));
         assert_eq!(d.power_watts, Some(215.5));

@@ -23,10 +23,12 @@ use tracing::{Instrument, info_span};
 
 use super::{Endpoint, EndpointConfig, EngineKind};
 
+mod memory;
 mod pinning;
 mod process;
+use memory::{GpuProcesses, engine_memory, rss_bytes};
 pub use pinning::{BuildDevices, Pin, pin};
-use process::{free_port, rss_bytes, supervise};
+use process::{free_port, supervise};
 
 /// Time a stopped engine gets between SIGTERM and SIGKILL.
 pub const GRACE: Duration = Duration::from_secs(5);
@@ -168,6 +170,8 @@ pub struct LlamaCpp {
     kinds: Mutex<HashMap<String, DeviceKind>>,
     threads: usize,
     servers: Mutex<HashMap<(String, String), Arc<Server>>>,
+    /// What NVML last said each GPU process holds.
+    gpu_processes: GpuProcesses,
 }
 
 impl LlamaCpp {
@@ -185,6 +189,7 @@ impl LlamaCpp {
                 .threads
                 .unwrap_or_else(switchyard_backend_core::paths::inference_threads),
             servers: Mutex::new(HashMap::new()),
+            gpu_processes: GpuProcesses::default(),
         }
     }
 
@@ -289,10 +294,30 @@ impl LlamaCpp {
         true
     }
 
-    /// The healthy engines, as resident models (memory: the process RSS).
+    /// Takes the per-process GPU memory of the devices' telemetry (NVML), for [`Self::resident`].
+    pub fn note_telemetry(&self, telemetry: &[switchyard_proto::v1::DeviceTelemetry]) {
+        self.gpu_processes.update(telemetry);
+    }
+
+    /// The healthy engines, as resident models (memory: what the process holds on its
+    /// device: RSS on the CPU, NVML's per-process figure on a GPU).
     pub fn resident(&self) -> Vec<ResidentModel> {
+        let kinds = self.kinds.lock().expect("kinds").clone();
         let servers = self.servers.lock().expect("servers");
-        servers.values().filter_map(|s| s.describe()).collect()
+        servers
+            .values()
+            .filter_map(|s| {
+                let mut r = s.describe()?;
+                let pid = s.pid()?;
+                r.memory_bytes = engine_memory(
+                    kinds.get(&s.device_id).copied(),
+                    rss_bytes(pid),
+                    self.gpu_processes.of(&s.device_id, pid),
+                    s.spec.memory_bytes,
+                );
+                Some(r)
+            })
+            .collect()
     }
 
     /// Bytes each device holds for its engines (their estimates, healthy or not).
@@ -349,8 +374,16 @@ impl Server {
         }
     }
 
+    /// The process id while healthy.
+    fn pid(&self) -> Option<u32> {
+        match *self.phase.borrow() {
+            Phase::Healthy { pid, .. } => Some(pid),
+            _ => None,
+        }
+    }
+
     fn describe(&self) -> Option<ResidentModel> {
-        let Phase::Healthy { pid, load_ms } = *self.phase.borrow() else {
+        let Phase::Healthy { load_ms, .. } = *self.phase.borrow() else {
             return None;
         };
         Some(ResidentModel {
@@ -359,7 +392,8 @@ impl Server {
             backend: "llama_cpp".into(),
             precision: String::new(),
             load_ms,
-            memory_bytes: rss_bytes(pid).unwrap_or(self.spec.memory_bytes),
+            // What the process holds on its device: filled in by [`LlamaCpp::resident`].
+            memory_bytes: self.spec.memory_bytes,
             in_flight: self.in_flight.load(std::sync::atomic::Ordering::Relaxed),
             pinned: self.pinned.load(std::sync::atomic::Ordering::Relaxed),
             idle_ms: self

@@ -22,14 +22,6 @@ pub(super) fn free_port() -> Result<u16, String> {
         .map_err(|e| format!("no free loopback port: {e}"))
 }
 
-/// The resident set of process `pid`, from `/proc/<pid>/status`.
-pub(super) fn rss_bytes(pid: u32) -> Option<u64> {
-    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
-    let line = status.lines().find(|l| l.starts_with("VmRSS:"))?;
-    let kb: u64 = line.split_whitespace().nth(1)?.parse().ok()?;
-    Some(kb * 1024)
-}
-
 /// Runs the engine until asked to stop, restarting it after each crash.
 pub(super) async fn supervise(server: Arc<Server>, binary: PathBuf, threads: usize, pin: Pin) {
     let mut stop = server.stop.subscribe();

@@ -1,4 +1,3 @@
-use super::process::rss_bytes;
 use super::*;
 
 #[test]
@@ -12,11 +11,4 @@ fn a_configured_server_that_is_missing_is_named() {
         err.contains("/nowhere/llama-server") && err.contains("[engines.llama_cpp]"),
         "{err}"
     );
-}
-
-#[test]
-fn rss_is_read_from_proc() {
-    let rss = rss_bytes(std::process::id()).unwrap();
-    assert!(rss > 0);
-    assert!(rss_bytes(u32::MAX).is_none());
 }
