@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # The main job in one command: prepare models, build, start a single-host cluster
 # (`switchyard up` = controller + local agent), answer a real prompt through all three
-# stages (classify → embed → generate) and show the trace and the cluster status.
+# stages (classify → embed → generate on the GGUF model through llama-server) and show the
+# trace and the cluster status.
 #
 #   bash scripts/quickstart.sh ["your prompt"]
 set -euo pipefail
@@ -17,9 +18,24 @@ echo "quickstart: building switchyard (release)"
 cargo build --release -q -p switchyard
 BIN="$ROOT/target/release/switchyard"
 
+# Generation through the real SmolLM2-135M GGUF on a supervised llama-server (built by
+# setup.sh): the shipped registry plus models/gguf.toml, each tier routed to a GGUF model
+# first and to the native ONNX decoder as its fallback.
+QS="$CACHE/quickstart"
+mkdir -p "$QS"
+cat models/registry.toml models/gguf.toml >"$QS/registry.toml"
+cat >"$QS/switchyard.toml" <<TOML
+[models]
+registry = "$QS/registry.toml"
+
+[routes]
+fast = ["smollm2-135m-gguf", "smollm2-135m"]
+code = ["smollm2-135m-gguf-code", "smollm2-135m-code"]
+heavy = ["smollm2-135m-gguf", "smollm2-135m-heavy"]
+TOML
 LOG="$(mktemp -t switchyard-up.XXXXXX.log)"
 OUT="$(mktemp -t switchyard-up.XXXXXX.out)"
-"$BIN" up --listen 127.0.0.1:0 --http-listen 127.0.0.1:0 --agent-listen 127.0.0.1:0 >"$OUT" 2>"$LOG" &
+"$BIN" --config "$QS/switchyard.toml" up --listen 127.0.0.1:0 --http-listen 127.0.0.1:0 --agent-listen 127.0.0.1:0 >"$OUT" 2>"$LOG" &
 UP=$!
 trap 'kill $UP 2>/dev/null; wait $UP 2>/dev/null || true' EXIT
 for _ in $(seq 1 300); do

@@ -23,7 +23,7 @@ fn cache() -> PathBuf {
         .join("switchyard")
 }
 
-/// The shipped registry plus the GGUF entry (memory from its header), and a config naming it.
+/// The shipped registry plus the GGUF entries (memory from their header), and a config naming it.
 fn config(dir: &tempfile::TempDir) -> String {
     let llama = cache().join("engines");
     let built = std::fs::read_dir(&llama)
@@ -36,13 +36,10 @@ fn config(dir: &tempfile::TempDir) -> String {
         "no llama-server under {}: run scripts/setup.sh (it builds one from the llama-cpp-python sdist)",
         llama.display()
     );
-    let shipped = std::fs::read_to_string(
-        PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../models/registry.toml"),
-    )
-    .unwrap();
-    let registry = format!(
-        "{shipped}\n[[model]]\nname = \"{MODEL}\"\nstage = \"generate\"\nmax_input_tokens = 1536\ncontext_tokens = 2048\nengine = {{ kind = \"llama_cpp\", gguf = \"smollm2-135m-gguf/SmolLM2-135M-Instruct.Q4_1.gguf\", parallel = 4 }}\n"
-    );
+    let models = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../models");
+    let read = |f: &str| std::fs::read_to_string(models.join(f)).unwrap();
+    // The shipped registry plus models/gguf.toml, as scripts/quickstart.sh serves them.
+    let registry = format!("{}\n{}", read("registry.toml"), read("gguf.toml"));
     let path = dir.path().join("registry.toml");
     std::fs::write(&path, registry).unwrap();
     let cfg = dir.path().join("sy.toml");
@@ -206,6 +203,11 @@ async fn a_supervised_llama_server_serves_concurrent_streams_and_survives_kill_9
     assert!(
         trace.retries >= 1,
         "the stream was re-placed after the kill: {trace:?}"
+    );
+    assert_eq!(
+        (trace.backend.as_str(), trace.precision.as_str()),
+        ("llama_cpp", "Q4_1"),
+        "llama.cpp computes at the GGUF's quantisation"
     );
     assert!(
         text.len() > before_kill.len() + 10,

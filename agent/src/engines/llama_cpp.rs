@@ -390,7 +390,7 @@ impl Server {
             model: self.spec.name.clone(),
             device_id: self.device_id.clone(),
             backend: "llama_cpp".into(),
-            precision: String::new(),
+            precision: super::proxy::gguf_precision(&self.spec),
             load_ms,
             // What the process holds on its device: filled in by [`LlamaCpp::resident`].
             memory_bytes: self.spec.memory_bytes,

@@ -155,9 +155,16 @@ impl LlamaCpp {
         let mut last = last_chunk(req, node, "llama_cpp", done, sink, started);
         if let Some(t) = last.trace.as_mut() {
             t.load_ms = load_ms;
+            // llama.cpp computes at the GGUF's quantisation.
+            t.precision = gguf_precision(spec);
         }
         Ok(last)
     }
+}
+
+/// What an engine model computes at: its GGUF's quantisation ("Q4_1"), as the header says.
+pub(crate) fn gguf_precision(spec: &ModelSpec) -> String {
+    spec.info.get("quantization").cloned().unwrap_or_default()
 }
 
 /// The conversation to send: `req.messages`, plus the partial reply to continue as a last
