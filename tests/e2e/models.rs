@@ -24,21 +24,27 @@ fn real_gguf() -> PathBuf {
     p
 }
 
-/// `switchyard up` (node "a") keeping its data in `data`, once its node is ready.
-fn up(data: &Path) -> (Proc, String, String) {
+/// `switchyard up` (node "a") keeping its data in `data`, with `config` when given, once
+/// its node is ready.
+fn up(data: &Path, config: Option<&Path>) -> (Proc, String, String) {
+    let mut args = vec![];
+    if let Some(c) = config {
+        args.extend(["--config", c.to_str().unwrap()]);
+    }
+    args.extend([
+        "up",
+        "--listen",
+        "127.0.0.1:0",
+        "--http-listen",
+        "127.0.0.1:0",
+        "--agent-listen",
+        "127.0.0.1:0",
+        "--node-name",
+        "a",
+    ]);
     let p = Proc::start_with_env(
         "a",
-        &[
-            "up",
-            "--listen",
-            "127.0.0.1:0",
-            "--http-listen",
-            "127.0.0.1:0",
-            "--agent-listen",
-            "127.0.0.1:0",
-            "--node-name",
-            "a",
-        ],
+        &args,
         &[("SWITCHYARD_DATA_DIR", data.to_str().unwrap())],
     )
     .unwrap();
@@ -98,7 +104,7 @@ fn models_added_to_the_cluster_are_kept_by_the_controller_served_by_its_agents_a
     let data = tmp.path().join("controller-data");
     let ollama = tmp.path().join("ollama");
     let gguf = real_gguf();
-    let (mut a, grpc, http) = up(&data);
+    let (mut a, grpc, http) = up(&data, None);
 
     let (ok, out, err) = models(
         &grpc,
@@ -244,9 +250,16 @@ fn models_added_to_the_cluster_are_kept_by_the_controller_served_by_its_agents_a
         "a refused add changes nothing"
     );
 
-    // A controller restart keeps the set; the restarted agent serves it again.
+    // A controller restart keeps the set; the restarted agent serves it again. Routes may
+    // name an added model (checked at start against the kept set).
     a.kill9();
-    let (a, grpc, http) = up(&data);
+    let config = tmp.path().join("routes.toml");
+    std::fs::write(
+        &config,
+        "[routes]\ncode = [\"smol-ollama\", \"smollm2-135m-code\"]\n",
+    )
+    .unwrap();
+    let (a, grpc, http) = up(&data, Some(&config));
     let names: Vec<Value> = listed(&grpc, &ollama)
         .into_iter()
         .filter(|m| m["source"] == "added")
@@ -260,6 +273,9 @@ fn models_added_to_the_cluster_are_kept_by_the_controller_served_by_its_agents_a
     .map(|(r, _)| r)
     .unwrap_or_else(|| chat(&http, "smol"));
     assert_eq!(code, 200, "{body}\n{}", a.stderr());
+
+    let (ok, _, err) = models(&grpc, &ollama, &["rm", "smol-ollama"]);
+    assert!(!ok && err.contains("named by [routes]"), "{err}");
 
     // rm: gone from the set and the file, its engine stops, the API no longer knows it.
     let (ok, out, err) = models(&grpc, &ollama, &["rm", "smol"]);
