@@ -81,6 +81,12 @@ pub struct ModelSet {
 impl ModelSet {
     /// `base` plus the models kept in `<data_dir>/models.toml` (none the first time).
     pub fn open(base: ModelRegistry, data_dir: &Path) -> Result<Self, ModelSetError> {
+        std::fs::create_dir_all(data_dir).map_err(|e| {
+            ModelSetError::Storage(format!(
+                "cannot create the data directory {}: {e}",
+                data_dir.display()
+            ))
+        })?;
         let file = data_dir.join(MODELS_FILE);
         let added = added::load(&file)?;
         let registry = base.clone().with_added(&added, &file)?;

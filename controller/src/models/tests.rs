@@ -139,3 +139,17 @@ fn a_damaged_models_file_stops_the_start_naming_the_file() {
     let err = ModelSet::open(base(), dir.path()).unwrap_err();
     assert!(err.to_string().contains(MODELS_FILE), "{err}");
 }
+
+#[test]
+fn a_data_directory_that_cannot_be_made_is_named() {
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("not-a-dir");
+    std::fs::write(&file, "x").unwrap();
+    let err = ModelSet::open(base(), &file.join("data")).unwrap_err();
+    assert!(
+        err.to_string()
+            .starts_with("cannot create the data directory ")
+            && err.to_string().contains("not-a-dir/data"),
+        "{err}"
+    );
+}
