@@ -70,8 +70,8 @@ pub enum Command {
     Token(TokenArgs),
     /// Cluster nodes: `nodes remove NAME` drops a node and revokes its certificates.
     Nodes(NodesArgs),
-    /// The models this host serves: `models add NAME --gguf FILE | --ollama MODEL[:TAG]`,
-    /// `models list`, `models rm NAME`.
+    /// The cluster's model set, held by the controller and sent to every agent:
+    /// `models add NAME --gguf FILE | --ollama MODEL[:TAG]`, `models list`, `models rm NAME`.
     Models(ModelsArgs),
 }
 

@@ -29,8 +29,9 @@ pub enum ModelsAction {
     /// Add a GGUF model to the cluster, served by a llama-server the agents supervise, on
     /// every node where the file exists at this path. Reads the header
     /// (architecture, parameters, layers, KV heads, trained context, quantisation), computes
-    /// the memory it needs (weights + KV cache for ctx x parallel + compute buffer) and
-    /// records it with its sha256. Examples:
+    /// the memory it needs (weights + KV cache for ctx x parallel + compute buffer) and its
+    /// sha256, and hands the entry to the controller, which keeps it across restarts.
+    /// Run it where the file is. Examples:
     ///   switchyard models add qwen-coder --gguf ~/models/qwen2.5-coder-7b-q4_k_m.gguf --tier code
     ///   switchyard models add llama3 --ollama llama3.1:8b --ctx 8192 --parallel 2
     #[command(group(clap::ArgGroup::new("source").required(true).args(["gguf", "ollama"])), verbatim_doc_comment)]
