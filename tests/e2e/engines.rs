@@ -10,7 +10,9 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 use serde_json::Value;
-use switchyard_e2e::{Proc, engines_of, post, status_json, wait_for};
+use switchyard_e2e::{
+    Proc, UP_ON_LOOPBACK, engines_of, post, status_json, wait_for, wait_node_ready,
+};
 use switchyard_proto::v1::inference_client::InferenceClient;
 use switchyard_proto::v1::{ChatMessage, GenerateRequest, SamplingParams};
 
@@ -240,26 +242,13 @@ async fn a_supervised_llama_server_serves_concurrent_streams_and_survives_kill_9
 }
 
 fn up(name: &str, cfg: &str) -> (Proc, String, String) {
-    let p = Proc::start(
-        name,
-        &[
-            "--config",
-            cfg,
-            "up",
-            "--listen",
-            "127.0.0.1:0",
-            "--http-listen",
-            "127.0.0.1:0",
-            "--agent-listen",
-            "127.0.0.1:0",
-            "--node-name",
-            name,
-        ],
-    )
-    .unwrap_or_else(|e| panic!("{name}: {e}"));
+    let mut args = vec!["--config", cfg];
+    args.extend(UP_ON_LOOPBACK);
+    args.extend(["--node-name", name]);
+    let p = Proc::start(name, &args).unwrap_or_else(|e| panic!("{name}: {e}"));
     let grpc = p.field("grpc").unwrap();
     let http = p.field("http").unwrap();
-    wait_ready(&p, &grpc, name);
+    wait_node_ready(&p, &grpc, name);
     (p, grpc, http)
 }
 
@@ -279,20 +268,8 @@ fn agent(name: &str, cfg: &str, grpc: &str, extra: &[&str]) -> Proc {
     ];
     args.extend_from_slice(extra);
     let p = Proc::start(name, &args).unwrap_or_else(|e| panic!("{name}: {e}"));
-    wait_ready(&p, grpc, name);
+    wait_node_ready(&p, grpc, name);
     p
-}
-
-/// Waits until node `name` is ready in the controller's status.
-fn wait_ready(p: &Proc, grpc: &str, name: &str) {
-    wait_for(Duration::from_secs(30), || {
-        let nodes = status_json(grpc).ok()?;
-        nodes
-            .iter()
-            .any(|n| n["name"] == name && n["state"] == "ready")
-            .then_some(())
-    })
-    .unwrap_or_else(|| panic!("{name} not ready:\n{}", p.stderr()));
 }
 
 #[test]

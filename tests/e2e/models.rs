@@ -13,7 +13,9 @@ use std::process::Command;
 use std::time::Duration;
 
 use serde_json::Value;
-use switchyard_e2e::{Proc, binary, engines_of, post, run_command, status_json, wait_for};
+use switchyard_e2e::{
+    Proc, UP_ON_LOOPBACK, binary, engines_of, post, run_command, wait_for, wait_node_ready,
+};
 
 fn real_gguf() -> PathBuf {
     let dir = std::env::var_os("SWITCHYARD_MODELS_DIR")
@@ -31,17 +33,8 @@ fn up(data: &Path, config: Option<&Path>) -> (Proc, String, String) {
     if let Some(c) = config {
         args.extend(["--config", c.to_str().unwrap()]);
     }
-    args.extend([
-        "up",
-        "--listen",
-        "127.0.0.1:0",
-        "--http-listen",
-        "127.0.0.1:0",
-        "--agent-listen",
-        "127.0.0.1:0",
-        "--node-name",
-        "a",
-    ]);
+    args.extend(UP_ON_LOOPBACK);
+    args.extend(["--node-name", "a"]);
     let p = Proc::start_with_env(
         "a",
         &args,
@@ -50,11 +43,7 @@ fn up(data: &Path, config: Option<&Path>) -> (Proc, String, String) {
     .unwrap();
     let grpc = p.field("grpc").unwrap();
     let http = p.field("http").unwrap();
-    wait_for(Duration::from_secs(30), || {
-        let nodes = status_json(&grpc).ok()?;
-        nodes.iter().any(|n| n["state"] == "ready").then_some(())
-    })
-    .unwrap_or_else(|| panic!("not ready:\n{}", p.stderr()));
+    wait_node_ready(&p, &grpc, "a");
     (p, grpc, http)
 }
 

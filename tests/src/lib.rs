@@ -306,3 +306,28 @@ pub fn post(http: &str, path: &str, body: &Value) -> Result<(u16, String), Strin
     let body = raw.split_once("\r\n\r\n").map(|(_, b)| b).unwrap_or("");
     Ok((code, body.to_string()))
 }
+
+/// `switchyard up` on loopback, every port free: what single-host tests start with (then
+/// `--node-name` and the rest).
+pub const UP_ON_LOOPBACK: [&str; 7] = [
+    "up",
+    "--listen",
+    "127.0.0.1:0",
+    "--http-listen",
+    "127.0.0.1:0",
+    "--agent-listen",
+    "127.0.0.1:0",
+];
+
+/// Waits (30 s at most) until node `name` is ready in the controller at `grpc`; otherwise
+/// panics with `p`'s stderr.
+pub fn wait_node_ready(p: &Proc, grpc: &str, name: &str) {
+    wait_for(Duration::from_secs(30), || {
+        let nodes = status_json(grpc).ok()?;
+        nodes
+            .iter()
+            .any(|n| n["name"] == name && n["state"] == "ready")
+            .then_some(())
+    })
+    .unwrap_or_else(|| panic!("{name} not ready:\n{}", p.stderr()));
+}

@@ -219,7 +219,7 @@ impl LlamaCpp {
                 .store(true, std::sync::atomic::Ordering::Relaxed);
         }
         server.ready(START_TIMEOUT).await?;
-        Ok(server.describe().unwrap_or_default())
+        Ok(self.describe(&server).unwrap_or_default())
     }
 
     /// The server of (model, device), started when there is none.
@@ -302,22 +302,28 @@ impl LlamaCpp {
     /// The healthy engines, as resident models (memory: what the process holds on its
     /// device: RSS on the CPU, NVML's per-process figure on a GPU).
     pub fn resident(&self) -> Vec<ResidentModel> {
-        let kinds = self.kinds.lock().expect("kinds").clone();
         let servers = self.servers.lock().expect("servers");
-        servers
-            .values()
-            .filter_map(|s| {
-                let mut r = s.describe()?;
-                let pid = s.pid()?;
-                r.memory_bytes = engine_memory(
-                    kinds.get(&s.device_id).copied(),
-                    rss_bytes(pid),
-                    self.gpu_processes.of(&s.device_id, pid),
-                    s.spec.memory_bytes,
-                );
-                Some(r)
-            })
-            .collect()
+        servers.values().filter_map(|s| self.describe(s)).collect()
+    }
+
+    /// `server` as a resident model while it is healthy, with the memory its process holds
+    /// on its device.
+    fn describe(&self, server: &Server) -> Option<ResidentModel> {
+        let mut r = server.describe()?;
+        let pid = server.pid()?;
+        let kind = self
+            .kinds
+            .lock()
+            .expect("kinds")
+            .get(&server.device_id)
+            .copied();
+        r.memory_bytes = engine_memory(
+            kind,
+            rss_bytes(pid),
+            self.gpu_processes.of(&server.device_id, pid),
+            server.spec.memory_bytes,
+        );
+        Some(r)
     }
 
     /// Bytes each device holds for its engines (their estimates, healthy or not).
@@ -392,7 +398,7 @@ impl Server {
             backend: "llama_cpp".into(),
             precision: super::proxy::gguf_precision(&self.spec),
             load_ms,
-            // What the process holds on its device: filled in by [`LlamaCpp::resident`].
+            // What the process holds on its device: filled in by `LlamaCpp::describe`.
             memory_bytes: self.spec.memory_bytes,
             in_flight: self.in_flight.load(std::sync::atomic::Ordering::Relaxed),
             pinned: self.pinned.load(std::sync::atomic::Ordering::Relaxed),
