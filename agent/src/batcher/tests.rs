@@ -152,7 +152,8 @@ async fn a_lone_request_is_dispatched_at_once_and_arrivals_during_a_batch_are_me
     let reply = lone.await.unwrap().unwrap();
     assert_eq!(reply.batch_size, 1);
 
-    // They go together as the next batch, the moment the first one is done.
+    // They go together as the next batch once the first one is done (after the hold for the
+    // lone request's client, who does not come back here).
     let merged = next_call(&started);
     assert_eq!(merged, vec!["bb".to_string(), "ccc".into(), "dddd".into()]);
     gate.send(()).unwrap();
@@ -164,6 +165,130 @@ async fn a_lone_request_is_dispatched_at_once_and_arrivals_during_a_batch_are_me
         };
         assert_eq!(vectors, vec![vec![len]], "each request gets its own slice");
     }
+}
+
+fn gated(
+    max_batch: u32,
+    policy: HoldPolicy,
+) -> (
+    Batcher,
+    std_mpsc::Receiver<Vec<String>>,
+    std_mpsc::Sender<()>,
+) {
+    let (started_tx, started) = std_mpsc::channel();
+    let (gate, gate_rx) = std_mpsc::channel();
+    let model = Gated {
+        spec: spec(max_batch),
+        started: std::sync::Mutex::new(started_tx),
+        gate: std::sync::Mutex::new(gate_rx),
+    };
+    let batcher = Batcher::spawn_with(ModelWorker::spawn(Box::new(model), 64), 64, policy);
+    (batcher, started, gate)
+}
+
+type Submitted<'a> = Pin<Box<dyn Future<Output = Result<BatchReply, BackendError>> + Send + 'a>>;
+
+/// Submits each text as a request of its own; each is in the batcher's hands on return.
+fn queue_up<'a>(batcher: &'a Batcher, texts: &[&str]) -> Vec<Submitted<'a>> {
+    let waker = std::task::Waker::noop();
+    let mut cx = std::task::Context::from_waker(waker);
+    texts
+        .iter()
+        .map(|text| {
+            let mut f: Submitted<'a> = Box::pin(batcher.submit(vec![text.to_string()]));
+            assert!(
+                f.as_mut().poll(&mut cx).is_pending(),
+                "queued, not answered"
+            );
+            f
+        })
+        .collect()
+}
+
+fn strings(texts: &[&str]) -> Vec<String> {
+    texts.iter().map(|t| t.to_string()).collect()
+}
+
+/// A hold that lasts until the clients are back (the test decides when they are).
+const UNTIL_BACK: HoldPolicy = HoldPolicy {
+    fraction: 1e9,
+    cap: Duration::from_secs(600),
+};
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_clients_of_a_finished_batch_are_awaited_so_a_steady_load_does_not_split_off_a_runt_batch()
+ {
+    let (batcher, started, gate) = gated(8, UNTIL_BACK);
+    // Three clients: one finds the device idle and runs, two queue behind it.
+    let mut first = queue_up(&batcher, &["a"]);
+    assert_eq!(next_call(&started), strings(&["a"]));
+    let queued = queue_up(&batcher, &["bb", "ccc"]);
+    gate.send(()).unwrap();
+    assert_eq!(first.pop().unwrap().await.unwrap().batch_size, 1);
+    // The first client comes back, a while later (think: its HTTP round trip): without the
+    // hold, "bb" and "ccc" would have gone as a batch of two meanwhile, and "a2" would run
+    // alone after them.
+    tokio::time::sleep(Duration::from_millis(50)).await;
+    let back = queue_up(&batcher, &["a2"]);
+    assert_eq!(next_call(&started), strings(&["bb", "ccc", "a2"]));
+    gate.send(()).unwrap();
+    for f in queued.into_iter().chain(back) {
+        assert_eq!(f.await.unwrap().batch_size, 3);
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_lone_client_is_never_held() {
+    // Were its requests held, they would wait the policy's 600 s and `next_call` gives up.
+    let (batcher, started, gate) = gated(8, UNTIL_BACK);
+    for text in ["x1", "x2", "x3"] {
+        let mut one = queue_up(&batcher, &[text]);
+        assert_eq!(next_call(&started), strings(&[text]));
+        gate.send(()).unwrap();
+        assert_eq!(one.pop().unwrap().await.unwrap().batch_size, 1);
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_hold_ends_at_its_cap_when_fewer_clients_come_back() {
+    let policy = HoldPolicy {
+        fraction: 1e9,
+        cap: Duration::from_millis(20),
+    };
+    let (batcher, started, gate) = gated(8, policy);
+    let mut first = queue_up(&batcher, &["a"]);
+    assert_eq!(next_call(&started), strings(&["a"]));
+    let mut queued = queue_up(&batcher, &["bb"]);
+    gate.send(()).unwrap();
+    first.pop().unwrap().await.unwrap();
+    // "a"'s client does not come back: "bb" goes once the hold runs out.
+    assert_eq!(next_call(&started), strings(&["bb"]));
+    gate.send(()).unwrap();
+    assert_eq!(queued.pop().unwrap().await.unwrap().batch_size, 1);
+}
+
+#[test]
+fn the_hold_is_a_fraction_of_the_batch_run_time_capped_and_expects_everyone_back() {
+    let t0 = Instant::now();
+    let policy = HoldPolicy::DEFAULT;
+    // 16 answered, 16 queued behind them, a 40 ms batch: wait ≤ 6 ms for 32.
+    let h = policy.after(16, 16, Duration::from_millis(40), t0);
+    assert_eq!(h.expected, 32);
+    let ms = |t: Instant| t.duration_since(t0).as_secs_f64() * 1e3;
+    assert!((ms(h.until) - 6.0).abs() < 1e-3, "{}", ms(h.until));
+    assert!(h.holds(16, 16, 32, t0));
+    assert!(!h.holds(32, 32, 32, t0), "everyone is back");
+    assert!(!h.holds(20, 32, 32, t0), "a full batch is queued");
+    assert!(!h.holds(16, 16, 32, h.until), "the hold ran out");
+    // A long batch: the cap.
+    let long = policy.after(1, 0, Duration::from_secs(2), t0);
+    assert!((ms(long.until) - 15.0).abs() < 1e-3, "{}", ms(long.until));
+    // A lone client: it is its own expected return.
+    let lone = policy.after(1, 0, Duration::from_millis(6), t0);
+    assert!(!lone.holds(1, 1, 32, t0));
+    // No hold at all.
+    let none = HoldPolicy::NONE.after(16, 16, Duration::from_millis(40), t0);
+    assert!(!none.holds(16, 16, 32, t0));
 }
 
 #[tokio::test]
