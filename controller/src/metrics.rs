@@ -34,6 +34,12 @@ pub const HTTP_REQUESTS: &str = "switchyard_http_requests_total";
 /// HTTP request duration to the response head.
 pub const HTTP_DURATION: &str = "switchyard_http_request_duration_seconds";
 
+/// Inputs in the merged runtime call each classify/embed request rode in.
+pub const BATCH_SIZE: &str = "switchyard_stage_batch_size";
+
+/// Histogram buckets for batch sizes: powers of two to 256.
+const BATCH_BUCKETS: &[f64] = &[1.0, 2.0, 4.0, 8.0, 16.0, 32.0, 64.0, 128.0, 256.0];
+
 /// Histogram buckets for latencies: 1 ms to 2 min.
 const LATENCY_BUCKETS: &[f64] = &[
     0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0, 120.0,
@@ -49,6 +55,7 @@ pub fn install() -> Option<PrometheusHandle> {
         .get_or_init(|| {
             let built = PrometheusBuilder::new()
                 .set_buckets_for_metric(Matcher::Suffix("_seconds".into()), LATENCY_BUCKETS)
+                .and_then(|b| b.set_buckets_for_metric(Matcher::Full(BATCH_SIZE.into()), BATCH_BUCKETS))
                 .and_then(|b| b.install_recorder());
             match built {
                 Ok(handle) => {
@@ -69,6 +76,11 @@ fn describe() {
         STAGE_DURATION,
         metrics::Unit::Seconds,
         "Time from dispatching a stage to an agent to its reply, by stage, node, device, backend and precision."
+    );
+    describe_histogram!(
+        BATCH_SIZE,
+        metrics::Unit::Count,
+        "Inputs in the merged runtime call a classify or embed request rode in (the agent's dynamic batching), by stage, node and device; one sample per request."
     );
     describe_counter!(
         STAGE_FAILURES,
@@ -109,6 +121,17 @@ pub fn stage_completed(
         "precision" => precision.to_string(),
     )
     .record(took.as_secs_f64());
+}
+
+/// A classify/embed request rode in a runtime call of `size` inputs on `node`/`device`.
+pub fn batch_size(stage: &str, node: &str, device: &str, size: u32) {
+    histogram!(
+        BATCH_SIZE,
+        "stage" => stage.to_string(),
+        "node" => node.to_string(),
+        "device" => device.to_string(),
+    )
+    .record(f64::from(size));
 }
 
 /// A stage failed on `node`/`device` with an error of `class` and is re-placed (or given up).

@@ -54,8 +54,25 @@ def one_chat(system, chat_model: str) -> None:
     assert status == 200, body
 
 
-def test_exposition_passes_promtool_lint(system, chat_model):
+def embed_batch_buckets(text: str) -> dict[str, float]:
+    """The embed stage's batch-size histogram buckets (le → count), summed over devices."""
+    out: dict[str, float] = {}
+    for le, n in re.findall(
+        r'switchyard_stage_batch_size_bucket\{[^}]*stage="embed"[^}]*le="([^"]+)"\} (\S+)', text
+    ):
+        out[le] = out.get(le, 0.0) + float(n)
+    return out
+
+
+def test_exposition_passes_promtool_lint(system, chat_model, embed_model):
     one_chat(system, chat_model)
+    before = embed_batch_buckets(scrape(system))
+    status, body, _ = http_json(
+        f"{system.http_url}/v1/embeddings",
+        token=system.token,
+        body={"model": embed_model, "input": ["one", "two", "three"]},
+    )
+    assert status == 200, body
     text = scrape(system)
     promtool = need("promtool")
     lint = subprocess.run(
@@ -67,12 +84,18 @@ def test_exposition_passes_promtool_lint(system, chat_model):
         "switchyard_nodes",
         "switchyard_device_memory_total_bytes",
         "switchyard_stage_duration_seconds",
+        "switchyard_stage_batch_size",
         "switchyard_generated_tokens_total",
         "switchyard_http_requests_total",
     ):
         assert f"# TYPE {family} " in text, family
     # Which precision ran is part of the stage series.
     assert re.search(r'switchyard_stage_duration_seconds_count\{[^}]*precision="f32"', text), text
+    # The request's three inputs went as one runtime call of three: one new sample in the
+    # le="4" bucket, none at or below le="2".
+    after = embed_batch_buckets(text)
+    grew = {le: after[le] - before.get(le, 0.0) for le in after}
+    assert grew.get("2") == 0 and grew.get("4") == 1, grew
 
 
 def free_port() -> int:

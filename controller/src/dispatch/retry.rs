@@ -99,6 +99,9 @@ pub struct Observed {
     pub longest_gap: Option<Duration>,
     /// The model load the agent reports this attempt waited for, ms (0: it was resident).
     pub load_ms: f64,
+    /// A classify/embed call: the inputs of the merged runtime call it rode in (`None`: a
+    /// stream).
+    pub batch_size: Option<u32>,
 }
 
 impl Observed {
@@ -212,6 +215,9 @@ pub async fn run<A: Attempt>(
                     &observed.precision,
                     took,
                 );
+                if let Some(size) = observed.batch_size {
+                    crate::metrics::batch_size(stage.as_str(), &target.node, &target.device, size);
+                }
                 placer.loaded(&req.model, &target.backend, observed.load_ms);
                 placer.succeeded(&req, &target, observed.sample(&req, took), bulk.is_none());
                 return Ok(out);

@@ -44,6 +44,7 @@ impl Attempt for BatchAttempt {
                     t.retries = cx.retries;
                     observed.precision = t.precision.clone();
                     observed.load_ms = t.load_ms;
+                    observed.batch_size = Some(t.batch_size);
                 }
                 Ok((resp, observed))
             }
