@@ -6,7 +6,7 @@ use axum::Json;
 use axum::extract::State;
 use axum::response::{IntoResponse, Response};
 use base64::Engine;
-use serde_json::{Value, json};
+use serde::Serialize;
 use switchyard_proto::v1::EmbedRequest;
 
 use tracing::Instrument;
@@ -17,6 +17,37 @@ use super::error::{HttpError, for_model};
 use super::extract::JsonBody;
 use super::{fields, trace};
 use crate::validate::{self, invalid};
+
+/// The response body, serialised straight from the vectors: each value as the shortest
+/// decimal that reads back as the same f32 (a `serde_json::Value` would widen it to f64 and
+/// print seventeen digits of noise, twice the bytes).
+#[derive(Serialize)]
+struct EmbeddingList<'a> {
+    object: &'static str,
+    data: Vec<Item<'a>>,
+    model: &'a str,
+    usage: Usage,
+}
+
+#[derive(Serialize)]
+struct Item<'a> {
+    object: &'static str,
+    index: usize,
+    embedding: Vector<'a>,
+}
+
+#[derive(Serialize)]
+#[serde(untagged)]
+enum Vector<'a> {
+    Float(&'a [f32]),
+    Base64(String),
+}
+
+#[derive(Serialize)]
+struct Usage {
+    prompt_tokens: u32,
+    total_tokens: u32,
+}
 
 /// Little-endian f32 bytes, base64 (OpenAI's `encoding_format: "base64"`).
 pub(crate) fn encode_base64(values: &[f32]) -> String {
@@ -86,31 +117,34 @@ pub(crate) async fn create(
         .into());
     }
 
-    let data: Vec<Value> = resp
-        .embeddings
-        .iter()
-        .enumerate()
-        .map(|(i, e)| {
-            let embedding = if base64 {
-                Value::String(encode_base64(&e.values))
-            } else {
-                json!(e.values)
-            };
-            json!({"object": "embedding", "index": i, "embedding": embedding})
-        })
-        .collect();
     let used_model = resp
         .trace
         .as_ref()
-        .map(|t| t.model.clone())
+        .map(|t| t.model.as_str())
         .filter(|m| !m.is_empty())
-        .unwrap_or(model);
-    let body = json!({
-        "object": "list",
-        "data": data,
-        "model": used_model,
-        "usage": {"prompt_tokens": resp.prompt_tokens, "total_tokens": resp.prompt_tokens},
-    });
+        .unwrap_or(&model);
+    let body = EmbeddingList {
+        object: "list",
+        data: resp
+            .embeddings
+            .iter()
+            .enumerate()
+            .map(|(index, e)| Item {
+                object: "embedding",
+                index,
+                embedding: if base64 {
+                    Vector::Base64(encode_base64(&e.values))
+                } else {
+                    Vector::Float(&e.values)
+                },
+            })
+            .collect(),
+        model: used_model,
+        usage: Usage {
+            prompt_tokens: resp.prompt_tokens,
+            total_tokens: resp.prompt_tokens,
+        },
+    };
     let mut headers = trace::headers(resp.trace.iter());
     trace::put_total(&mut headers, started);
     Ok((headers, Json(body)).into_response())

@@ -149,6 +149,10 @@ async fn embeddings_single_and_batch() {
     assert_eq!(v["data"][0]["index"], 0);
     let got: Vec<f32> = serde_json::from_value(v["data"][0]["embedding"].clone()).unwrap();
     assert_eq!(got, fake_vector("hello world"));
+    // Each value is printed as the shortest decimal of its f32, not widened to f64 digits.
+    let shortest = serde_json::to_string(&fake_vector("hello world")).unwrap();
+    let text = String::from_utf8_lossy(&reply.body);
+    assert!(text.contains(&shortest), "{shortest} in {text}");
     assert_eq!(v["usage"]["prompt_tokens"], 4);
     assert_eq!(v["usage"]["total_tokens"], 4);
 

@@ -106,16 +106,31 @@ pub(crate) async fn embed(
         .into());
     }
     let load_ns = resp.trace.as_ref().map_or(0.0, |t| t.load_ms * 1e6) as u64;
-    let out = json!({
-        "model": requested,
-        "embeddings": resp.embeddings.iter().map(|e| &e.values).collect::<Vec<_>>(),
-        "total_duration": started.elapsed().as_nanos() as u64,
-        "load_duration": load_ns,
-        "prompt_eval_count": resp.prompt_tokens,
-    });
+    // Typed, so each value prints as the shortest decimal of its f32 (see the OpenAI route).
+    let out = EmbedBody {
+        model: &requested,
+        embeddings: resp
+            .embeddings
+            .iter()
+            .map(|e| e.values.as_slice())
+            .collect(),
+        total_duration: started.elapsed().as_nanos() as u64,
+        load_duration: load_ns,
+        prompt_eval_count: resp.prompt_tokens,
+    };
     let mut headers = trace::headers(resp.trace.iter());
     trace::put_total(&mut headers, started);
     Ok((headers, axum::Json(out)).into_response())
+}
+
+/// `/api/embed`'s answer.
+#[derive(serde::Serialize)]
+struct EmbedBody<'a> {
+    model: &'a str,
+    embeddings: Vec<&'a [f32]>,
+    total_duration: u64,
+    load_duration: u64,
+    prompt_eval_count: u32,
 }
 
 pub(crate) async fn embeddings(
