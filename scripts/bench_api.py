@@ -250,6 +250,22 @@ end
 """
 
 
+def embed_batches(url: str) -> tuple[float, float]:
+    """(sum, count) of the embed stage's batch-size histogram on Switchyard's /metrics: the
+    mean batch a request rode in between two scrapes is Δsum / Δcount."""
+    with urllib.request.urlopen(f"{url}/metrics", timeout=10) as resp:
+        text = resp.read().decode()
+    total = count = 0.0
+    for line in text.splitlines():
+        if line.startswith("switchyard_stage_batch_size_") and 'stage="embed"' in line:
+            name, _, value = line.rpartition(" ")
+            if name.startswith("switchyard_stage_batch_size_sum"):
+                total += float(value)
+            elif name.startswith("switchyard_stage_batch_size_count"):
+                count += float(value)
+    return total, count
+
+
 def wrk_loop(url: str, bodies: list[bytes], concurrency: int, seconds: float, tmp: Path):
     """Like `closed_loop` with wrk (C, one thread per core is too many here: 1 thread), so the
     client costs the server little CPU. Returns (requests/s, requests, errors) or None when
@@ -370,10 +386,15 @@ def main(argv: list[str] | None = None) -> int:
         print(f"(a) switchyard  c={args.concurrency} single-sentence: {sy_a:8.1f} embeddings/s ({n} ok, {err} errors)", flush=True)
         # (d) the same load from wrk, whose client costs the two sides' shared cores less.
         sy_d = sy_a
+        before = embed_batches(sy_url)
         w = wrk_loop(sy_url, singles, args.concurrency, args.seconds, tmp)
         if w is not None:
             sy_d, n, err = w
-            print(f"(d) switchyard  c={args.concurrency} single-sentence (wrk): {sy_d:8.1f} embeddings/s ({n} ok, {err} errors)", flush=True)
+            after = embed_batches(sy_url)
+            mean = (after[0] - before[0]) / max(1.0, after[1] - before[1])
+            results["d_mean_batch"] = mean
+            print(f"(d) switchyard  c={args.concurrency} single-sentence (wrk): {sy_d:8.1f} embeddings/s ({n} ok, {err} errors; "
+                  f"mean batch a request rode in: {mean:.1f} inputs)", flush=True)
         results["d_load_generator"] = "wrk" if w is not None else "python"
         # (d) interleaved: this machine's speed drifts between phases, so Switchyard and the
         # direct runtimes alternate, round after round, and the median round's ratio counts.
