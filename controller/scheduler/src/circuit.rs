@@ -90,6 +90,8 @@ pub struct CircuitBreakers {
     map: FxHashMap<String, FxHashMap<String, Breaker>>,
     /// Breakers not in the closed state (lets placement skip lookups when 0).
     not_closed: usize,
+    /// When each device last answered a request.
+    answered: FxHashMap<String, FxHashMap<String, Instant>>,
 }
 
 impl CircuitBreakers {
@@ -100,6 +102,7 @@ impl CircuitBreakers {
             config,
             map: FxHashMap::default(),
             not_closed: 0,
+            answered: FxHashMap::default(),
         }
     }
 
@@ -164,6 +167,13 @@ impl CircuitBreakers {
     /// A request on the device succeeded: a half-open circuit closes; a closed one forgets
     /// its failures.
     pub fn record_success(&mut self, node: &str, device: &str, now: Instant) {
+        let last = self
+            .answered
+            .entry(node.to_owned())
+            .or_default()
+            .entry(device.to_owned())
+            .or_insert(now);
+        *last = (*last).max(now);
         let half_open = matches!(self.state(node, device, now), CircuitState::HalfOpen { .. });
         let Some(b) = self.map.get_mut(node).and_then(|m| m.get_mut(device)) else {
             return;
@@ -181,6 +191,17 @@ impl CircuitBreakers {
             // proves nothing.
             _ => {}
         }
+    }
+
+    /// Whether the device answered a request at or after `since`. A request that timed out
+    /// on a device that answered others meanwhile waited in its queue (congestion under
+    /// load): that is not a fault of the device, and charging it would open the circuit of
+    /// a device that works, turning a slow moment into refusals for everyone.
+    pub fn answered_since(&self, node: &str, device: &str, since: Instant) -> bool {
+        self.answered
+            .get(node)
+            .and_then(|m| m.get(device))
+            .is_some_and(|t| *t >= since)
     }
 
     /// A request on the device failed (error or timeout): may open the circuit.
@@ -222,6 +243,7 @@ impl CircuitBreakers {
 
     /// Forgets every breaker of a node (it left the cluster).
     pub fn forget_node(&mut self, node: &str) {
+        self.answered.remove(node);
         if let Some(m) = self.map.remove(node) {
             self.not_closed -= m
                 .values()

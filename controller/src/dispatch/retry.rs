@@ -224,7 +224,16 @@ pub async fn run<A: Attempt>(
             }
             Err(f) => f,
         };
-        let charged = failure.charged(&target.device, &target.node_devices);
+        // A timeout on a device that answered other requests meanwhile is congestion (the
+        // request queued behind them), not a fault: this request leaves the device, its
+        // breaker is not charged.
+        let congested = failure.class == ErrorClass::DeadlineExceeded
+            && placer.answered_since(&target, started);
+        let charged = if congested {
+            &[]
+        } else {
+            failure.charged(&target.device, &target.node_devices)
+        };
         if !charged.is_empty() {
             crate::metrics::stage_failed(
                 stage.as_str(),
@@ -234,6 +243,9 @@ pub async fn run<A: Attempt>(
             );
         }
         req = placer.failed(&target, charged, req);
+        if congested {
+            req = req.excluding(target.node.clone(), target.device.clone());
+        }
         if !failure.retry {
             return Err(error);
         }

@@ -19,6 +19,7 @@ use tokio_stream::StreamExt;
 use tonic::{Request, Response, Status};
 
 use super::*;
+use crate::dispatch::{Attempt, AttemptContext, Failed, Failure, Observed};
 use crate::placement::PlacementSettings;
 
 /// Devices the scripted agent was asked to run on, in order.
@@ -348,4 +349,78 @@ async fn an_unreachable_agent_excludes_every_device_of_its_node() {
     }
     let calls = agent.calls.lock().unwrap().clone();
     assert_eq!(calls, ["warm", "gpu0"], "then straight to the other node");
+}
+
+/// A try that times out on the first device it is sent to; with `meanwhile`, a real
+/// embedding through the pipeline is answered by that same device before the timeout.
+struct TimesOutOnce {
+    pipeline: Arc<Pipeline>,
+    meanwhile: bool,
+    tried: Vec<String>,
+}
+
+impl Attempt for TimesOutOnce {
+    type Output = String;
+
+    async fn run(&mut self, cx: AttemptContext) -> Result<(String, Observed), Failed> {
+        self.tried.push(cx.target.device.clone());
+        if self.tried.len() > 1 {
+            return Ok((cx.target.device.clone(), Observed::default()));
+        }
+        if self.meanwhile {
+            let other = PipelineService(self.pipeline.clone())
+                .embed(embed_one(), cx.deadline)
+                .await
+                .expect("the other request is answered");
+            assert_eq!(other.trace.unwrap().device_id, cx.target.device);
+        }
+        Err(Failed::new(
+            Failure::timed_out(),
+            "embed",
+            &cx.target,
+            "timed out after 250 ms (adaptive timeout)",
+        ))
+    }
+}
+
+/// Runs a [`TimesOutOnce`] through the retry loop; the devices it tried and the pipeline.
+async fn time_out_once(meanwhile: bool) -> (Vec<String>, Arc<Pipeline>) {
+    let agent = ScriptedAgent::default();
+    // The scripted agent fails its first call: start it one call in.
+    agent.calls.lock().unwrap().push("warm".into());
+    let (p, _) = cluster_with(agent, None).await;
+    let spec = p.placer.spec("minilm-l6-v2", StageKind::Embed).unwrap();
+    let req = p.placer.request(&spec).with_inputs(1);
+    let mut attempt = TimesOutOnce {
+        pipeline: p.clone(),
+        meanwhile,
+        tried: Vec::new(),
+    };
+    let deadline = Instant::now() + Duration::from_secs(20);
+    let got = crate::dispatch::run(&p.placer, &p.pool, &p.retry, req, deadline, &mut attempt)
+        .await
+        .expect("retried on the other device");
+    assert_eq!(got, attempt.tried[1]);
+    (attempt.tried, p)
+}
+
+#[tokio::test]
+async fn a_timeout_on_a_device_that_answered_meanwhile_is_congestion_and_leaves_its_breaker_closed()
+{
+    // Under load, requests queue on a working device and some run out of time: that is no
+    // reason to open its circuit and refuse everyone (the breaker here opens at 1 failure).
+    let (tried, p) = time_out_once(true).await;
+    assert_eq!(
+        tried,
+        ["gpu0", "cpu"],
+        "the timed-out request left the device"
+    );
+    assert_eq!(p.placer().breaker_state("a", "gpu0"), CircuitState::Closed);
+    // A device that answered nothing since the dispatch is charged: it may be hung.
+    let (tried, p) = time_out_once(false).await;
+    assert_eq!(tried, ["gpu0", "cpu"]);
+    assert!(matches!(
+        p.placer().breaker_state("a", "gpu0"),
+        CircuitState::Open { .. }
+    ));
 }

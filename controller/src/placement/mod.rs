@@ -372,6 +372,15 @@ impl Placer {
         req
     }
 
+    /// Whether the target's device answered a request at or after `since` (see
+    /// [`CircuitBreakers::answered_since`]).
+    pub fn answered_since(&self, target: &Target, since: Instant) -> bool {
+        self.breakers
+            .lock()
+            .expect("breakers")
+            .answered_since(&target.node, &target.device, since)
+    }
+
     /// The breaker state of one device (for tests and diagnostics).
     pub fn breaker_state(&self, node: &str, device: &str) -> switchyard_scheduler::CircuitState {
         self.breakers

@@ -127,3 +127,22 @@ fn failed_probe_reopens_and_lost_probe_expires() {
     assert!(b.all_closed());
     assert_eq!(b.state("n", "d", t0), CircuitState::Closed);
 }
+
+#[test]
+fn a_device_that_answered_since_a_dispatch_is_known_to_be_alive() {
+    let t0 = Instant::now();
+    let mut b = CircuitBreakers::new(cfg());
+    assert!(!b.answered_since("n", "d", t0), "never answered");
+    b.record_success("n", "d", t0 + Duration::from_millis(50));
+    assert!(
+        b.answered_since("n", "d", t0),
+        "answered after the dispatch at t0"
+    );
+    assert!(!b.answered_since("n", "d", t0 + Duration::from_millis(60)));
+    assert!(!b.answered_since("n", "other", t0), "per device");
+    // A late report of an older success does not move the last answer back.
+    b.record_success("n", "d", t0);
+    assert!(b.answered_since("n", "d", t0 + Duration::from_millis(50)));
+    b.forget_node("n");
+    assert!(!b.answered_since("n", "d", t0));
+}
