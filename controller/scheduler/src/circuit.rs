@@ -167,13 +167,16 @@ impl CircuitBreakers {
     /// A request on the device succeeded: a half-open circuit closes; a closed one forgets
     /// its failures.
     pub fn record_success(&mut self, node: &str, device: &str, now: Instant) {
-        let last = self
-            .answered
-            .entry(node.to_owned())
-            .or_default()
-            .entry(device.to_owned())
-            .or_insert(now);
-        *last = (*last).max(now);
+        // Every success passes here: allocate the keys only for a device seen the first time.
+        match self.answered.get_mut(node).and_then(|m| m.get_mut(device)) {
+            Some(last) => *last = (*last).max(now),
+            None => {
+                self.answered
+                    .entry(node.to_owned())
+                    .or_default()
+                    .insert(device.to_owned(), now);
+            }
+        }
         let half_open = matches!(self.state(node, device, now), CircuitState::HalfOpen { .. });
         let Some(b) = self.map.get_mut(node).and_then(|m| m.get_mut(device)) else {
             return;
