@@ -27,7 +27,7 @@ REPO = Path(__file__).resolve().parent.parent
 KNOWN_KEYS = {
     "name", "stage", "onnx", "tokenizer", "sha256", "memory_bytes", "max_input_tokens",
     "overflow", "labels", "embedding_dim", "tier", "context_tokens", "chat_template",
-    "system_prompt", "stop_tokens", "max_batch", "info",
+    "system_prompt", "stop_tokens", "max_batch", "streams", "info",
 }
 
 
@@ -59,7 +59,7 @@ def check_fields(m: dict) -> list[str]:
     stage = m.get("stage")
     if stage not in ("classify", "embed", "generate"):
         errs.append(f"{name}: stage {stage!r} is not classify/embed/generate")
-    for key in ("memory_bytes", "max_input_tokens", "max_batch"):
+    for key in ("memory_bytes", "max_input_tokens", "max_batch", "streams"):
         if key in m and (not isinstance(m[key], int) or m[key] <= 0):
             errs.append(f"{name}: {key} must be a positive integer")
     if m.get("overflow", "truncate") not in ("truncate", "refuse"):

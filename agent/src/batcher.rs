@@ -4,8 +4,10 @@
 //! The queue policy is TEI's and Triton's: a request that finds the backend free is
 //! dispatched at once, alone if it is alone — an idle device never waits for company. While
 //! a batch runs, the requests that arrive are collected, and when it finishes they go as the
-//! next batch (everything queued, up to `max_batch` inputs; one batch in flight per
-//! model × device, so a device that serves one request at a time gets exactly that). Under
+//! next batch (everything queued, up to `max_batch` inputs; one batch in flight per stream
+//! of the model × device — see [`crate::streams`] — so a device that serves one request at a
+//! time gets exactly that, and a model run as two CPU streams computes two batches side by
+//! side). Under
 //! load, the batcher first waits briefly for the clients it has just answered
 //! ([`HoldPolicy`]: at most 15 % of the batch's run time, ≤ 15 ms, and only until they are
 //! back), so a steady load does not split into a runt batch and the rest. The queue is
@@ -18,6 +20,8 @@ use std::future::Future;
 use std::pin::Pin;
 use std::time::{Duration, Instant};
 
+use futures::StreamExt;
+use futures::stream::FuturesUnordered;
 use switchyard_backend_core::worker::ModelWorker;
 use switchyard_backend_core::{BackendError, ClassScores, StageKind};
 use tokio::sync::{mpsc, oneshot};
@@ -102,9 +106,10 @@ type Answer = (
     Result<BatchReply, BackendError>,
 );
 
-/// The batch in flight; it yields the replies, which the loop delivers after it has noted
-/// the batch's end (so no answered client can come back before that).
-type Running = Pin<Box<dyn Future<Output = Vec<Answer>> + Send>>;
+/// A batch in flight; it yields its replies, when it started and how many requests it
+/// answers. The loop delivers the replies after it has noted the batch's end (so no answered
+/// client can come back before that).
+type Running = Pin<Box<dyn Future<Output = (Vec<Answer>, Instant, usize)> + Send>>;
 
 /// How long, after a batch finishes, the batcher may hold a smaller-than-full next batch for
 /// the clients it has just answered to come back.
@@ -169,10 +174,15 @@ impl Hold {
 async fn run(worker: ModelWorker, mut rx: mpsc::Receiver<Pending>, policy: HoldPolicy) {
     let max_batch = worker.spec().max_batch.max(1) as usize;
     let stage = worker.spec().stage;
+    // Batches in flight at most: one per stream of the model.
+    let slots = worker.streams().max(1);
     let mut queue: VecDeque<Pending> = VecDeque::new();
     let mut queued_inputs = 0usize;
-    // The batch in flight, when it started, and how many requests it answers.
-    let mut running: Option<(Running, Instant, usize)> = None;
+    let mut running: FuturesUnordered<Running> = FuturesUnordered::new();
+    // Requests in the running batches, and the requests in the system when a batch last
+    // finished (running, queued, and the ones it answered, whose clients come back).
+    let mut in_running = 0usize;
+    let mut clients = 0usize;
     let mut hold: Option<Hold> = None;
     let mut open = true;
     // Takes what already waits in the channel (one batch ahead at most).
@@ -186,25 +196,39 @@ async fn run(worker: ModelWorker, mut rx: mpsc::Receiver<Pending>, policy: HoldP
             }
         };
     loop {
-        if running.is_none() {
-            // Free: whatever has arrived goes now, unless the clients just answered are
-            // about to come back (a bounded hold; never for a lone client).
+        // A free stream takes whatever has arrived now, unless the clients just answered
+        // are about to come back (a bounded hold; never for a lone client), or, while other
+        // streams compute, until its fair share of the clients is queued.
+        while running.len() < slots {
             drain(&mut rx, &mut queue, &mut queued_inputs);
             let now = Instant::now();
-            let holding =
-                open && hold.is_some_and(|h| h.holds(queue.len(), queued_inputs, max_batch, now));
-            if !holding {
-                hold = None;
-                if let Some(group) = next_group(&mut queue, &mut queued_inputs, max_batch) {
-                    let worker = worker.clone();
-                    let answered = group.len();
-                    let batch =
-                        Box::pin(async move { execute(&worker, stage, max_batch, group).await });
-                    running = Some((batch, now, answered));
-                } else if !open {
-                    return;
-                }
+            if open && hold.is_some_and(|h| h.holds(queue.len(), queued_inputs, max_batch, now)) {
+                break;
             }
+            if open
+                && !running.is_empty()
+                && queued_inputs < max_batch
+                && queue.len() < fair_share(clients, in_running, slots, max_batch)
+            {
+                break;
+            }
+            hold = None;
+            let Some(group) = next_group(&mut queue, &mut queued_inputs, max_batch) else {
+                break;
+            };
+            let worker = worker.clone();
+            let answered = group.len();
+            in_running += answered;
+            running.push(Box::pin(async move {
+                (
+                    execute(&worker, stage, max_batch, group).await,
+                    now,
+                    answered,
+                )
+            }));
+        }
+        if !open && running.is_empty() && queue.is_empty() {
+            return;
         }
         let until = hold.map(|h| tokio::time::Instant::from_std(h.until));
         tokio::select! {
@@ -217,19 +241,36 @@ async fn run(worker: ModelWorker, mut rx: mpsc::Receiver<Pending>, policy: HoldP
                 }
                 None => open = false,
             },
-            answers = async { running.as_mut().expect("guarded").0.as_mut().await }, if running.is_some() => {
-                let (_, started, answered) = running.take().expect("guarded");
+            Some((answers, started, answered)) = running.next(), if !running.is_empty() => {
                 // What already waits in the channel is queued, not a returning client.
                 drain(&mut rx, &mut queue, &mut queued_inputs);
+                in_running -= answered;
+                clients = in_running + queue.len() + answered;
                 let now = Instant::now();
                 hold = Some(policy.after(answered, queue.len(), now - started, now));
                 for (to, reply) in answers {
                     let _ = to.send(reply);
                 }
             }
-            () = async { tokio::time::sleep_until(until.expect("guarded")).await }, if running.is_none() && until.is_some() => {}
+            () = async { tokio::time::sleep_until(until.expect("guarded")).await }, if running.len() < slots && until.is_some() => {}
         }
     }
+}
+
+/// The requests a free stream waits for while other streams compute: an equal part of the
+/// `clients` seen when a batch last finished (at least one, at most a full batch), and never
+/// more than can come — the clients not in the `in_running` requests of running batches.
+/// Under a closed-loop load, two streams otherwise settle into one stream running big batches
+/// while the other picks off one or two requests at a time (a call costs far more per input
+/// at batch 1), and the cores split unevenly; waiting for a fair share makes them alternate
+/// batches of about the same size. The wait ends at the latest when another stream finishes,
+/// and a light load (few clients) gets a share of one and goes at once.
+fn fair_share(clients: usize, in_running: usize, streams: usize, max_batch: usize) -> usize {
+    let reachable = clients.saturating_sub(in_running).max(1);
+    clients
+        .div_ceil(streams.max(1))
+        .clamp(1, max_batch.max(1))
+        .min(reachable)
 }
 
 /// The next batch: queued requests in arrival order while they fit in `max_batch` inputs

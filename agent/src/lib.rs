@@ -20,6 +20,7 @@ pub mod join;
 pub mod runner;
 pub mod service;
 pub mod session;
+pub mod streams;
 
 use std::net::SocketAddr;
 use std::path::PathBuf;

@@ -10,6 +10,7 @@ use std::sync::Mutex;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Instant;
 
+use switchyard_backend_core::paths;
 use switchyard_backend_core::worker::ModelWorker;
 use switchyard_backend_core::{
     Backend, BackendError, ClassScores, DeviceRef, GenerateParams, ModelRegistry, ModelSpec,
@@ -24,6 +25,7 @@ use crate::engines::LlamaCpp;
 mod engines;
 mod outcome;
 use crate::eviction::{EvictionCandidate, plan_eviction};
+use crate::streams;
 pub use outcome::{GenerateOutcome, StageResult};
 
 /// A device as the runner addresses it.
@@ -310,12 +312,19 @@ impl StageRunner {
         let started = Instant::now();
         let target = slot.target.clone();
         let load_spec = spec.clone();
-        let loaded = tokio::task::spawn_blocking(move || backend.load(&load_spec, &target))
-            .instrument(span.clone())
-            .await
-            .map_err(|e| BackendError::Inference(format!("load task failed: {e}")))??;
-        let precision = loaded.precision();
-        if precision != spec.precision {
+        let streams = streams::plan(&spec, target.device_type, paths::inference_threads());
+        let loaded =
+            tokio::task::spawn_blocking(move || backend.load_streams(&load_spec, &target, streams))
+                .instrument(span.clone())
+                .await
+                .map_err(|e| BackendError::Inference(format!("load task failed: {e}")))??;
+        let Some(precision) = loaded.first().map(|m| m.precision()) else {
+            return Err(BackendError::Inference(format!(
+                "backend {backend_id} loaded no instance of {model}"
+            )));
+        };
+        if let Some(other) = loaded.iter().find(|m| m.precision() != spec.precision) {
+            let precision = other.precision();
             // A backend must refuse rather than run at another precision; never serve one
             // that did not.
             return Err(BackendError::DeviceUnsupported {
@@ -327,7 +336,7 @@ impl StageRunner {
                 ),
             });
         }
-        let worker = ModelWorker::spawn(loaded, self.queue_capacity);
+        let worker = ModelWorker::spawn_streams(loaded, self.queue_capacity);
         let batcher = match spec.stage {
             StageKind::Classify | StageKind::Embed => {
                 Some(Batcher::spawn(worker.clone(), self.queue_capacity))
@@ -354,6 +363,7 @@ impl StageRunner {
                 elapsed_ms = started.elapsed().as_millis() as u64,
                 simulated = slot.simulated,
                 precision = %precision,
+                streams = resident.worker.streams(),
                 "model loaded"
             )
         });

@@ -42,6 +42,7 @@ fn spec(max_batch: u32) -> ModelSpec {
         system_prompt: None,
         stop_tokens: vec![],
         max_batch,
+        streams: None,
         precision: Default::default(),
         backends: vec![],
         engine: None,
@@ -86,7 +87,8 @@ async fn concurrent_requests_are_merged_and_each_gets_its_own_slice() {
 struct Gated {
     spec: ModelSpec,
     started: std::sync::Mutex<std_mpsc::Sender<Vec<String>>>,
-    gate: std::sync::Mutex<std_mpsc::Receiver<()>>,
+    /// Shared by the instances of a model run as several streams.
+    gate: std::sync::Arc<std::sync::Mutex<std_mpsc::Receiver<()>>>,
 }
 
 impl LoadedModel for Gated {
@@ -120,7 +122,7 @@ async fn a_lone_request_is_dispatched_at_once_and_arrivals_during_a_batch_are_me
     let model = Gated {
         spec: spec(8),
         started: std::sync::Mutex::new(started_tx),
-        gate: std::sync::Mutex::new(gate_rx),
+        gate: std::sync::Arc::new(std::sync::Mutex::new(gate_rx)),
     };
     let batcher = Batcher::spawn(ModelWorker::spawn(Box::new(model), 64), 64);
 
@@ -167,6 +169,47 @@ async fn a_lone_request_is_dispatched_at_once_and_arrivals_during_a_batch_are_me
     }
 }
 
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_model_run_as_two_streams_computes_two_batches_side_by_side() {
+    let (started_tx, started) = std_mpsc::channel();
+    let (gate, gate_rx) = std_mpsc::channel();
+    let gate_rx = std::sync::Arc::new(std::sync::Mutex::new(gate_rx));
+    let streams: Vec<Box<dyn LoadedModel>> = (0..2)
+        .map(|_| {
+            Box::new(Gated {
+                spec: spec(8),
+                started: std::sync::Mutex::new(started_tx.clone()),
+                gate: gate_rx.clone(),
+            }) as Box<dyn LoadedModel>
+        })
+        .collect();
+    let worker = ModelWorker::spawn_streams(streams, 64);
+    let batcher = Batcher::spawn_with(worker, 64, HoldPolicy::NONE);
+
+    let first = queue_up(&batcher, &["a"]);
+    assert_eq!(next_call(&started), strings(&["a"]));
+    // The first batch still runs (its gate is closed): the second stream takes the next
+    // request at once. With one stream it would wait for the first batch to end.
+    let second = queue_up(&batcher, &["bb"]);
+    assert_eq!(next_call(&started), strings(&["bb"]));
+    // Both streams busy: arrivals queue, and go together when one of them is free.
+    let later = queue_up(&batcher, &["ccc", "dddd"]);
+    assert!(
+        started.try_recv().is_err(),
+        "no third batch while two run on two streams"
+    );
+    gate.send(()).unwrap();
+    assert_eq!(next_call(&started), strings(&["ccc", "dddd"]));
+    gate.send(()).unwrap();
+    gate.send(()).unwrap();
+    let sizes: Vec<u32> = futures_join(first.into_iter().chain(second).chain(later).collect())
+        .await
+        .into_iter()
+        .map(|r| r.unwrap().batch_size)
+        .collect();
+    assert_eq!(sizes, vec![1, 1, 2, 2]);
+}
+
 fn gated(
     max_batch: u32,
     policy: HoldPolicy,
@@ -180,7 +223,7 @@ fn gated(
     let model = Gated {
         spec: spec(max_batch),
         started: std::sync::Mutex::new(started_tx),
-        gate: std::sync::Mutex::new(gate_rx),
+        gate: std::sync::Arc::new(std::sync::Mutex::new(gate_rx)),
     };
     let batcher = Batcher::spawn_with(ModelWorker::spawn(Box::new(model), 64), 64, policy);
     (batcher, started, gate)
@@ -331,4 +374,19 @@ async fn futures_join<F: std::future::Future>(futs: Vec<F>) -> Vec<F::Output> {
         }
     }
     out
+}
+
+#[test]
+fn a_free_stream_waits_for_an_equal_part_of_the_clients_but_never_for_more_than_can_come() {
+    // 32 closed-loop clients, two streams, 16 of them in the other stream's batch: wait for
+    // the other 16.
+    assert_eq!(fair_share(32, 16, 2, 32), 16);
+    // Uneven cohorts (17 running): only 15 can come, so 15 is the share.
+    assert_eq!(fair_share(32, 17, 2, 32), 15);
+    // Never more than a batch, never less than one request.
+    assert_eq!(fair_share(200, 0, 2, 32), 32);
+    assert_eq!(fair_share(0, 0, 2, 32), 1);
+    // A light load: one client, the other stream busy with another's request: go at once.
+    assert_eq!(fair_share(2, 1, 2, 32), 1);
+    assert_eq!(fair_share(3, 0, 3, 8), 1);
 }

@@ -59,6 +59,22 @@ pub trait Backend: Send + Sync {
         device: &DeviceRef,
     ) -> Result<Box<dyn LoadedModel>, BackendError>;
 
+    /// Loads `spec` as up to `streams` instances that run side by side on `device`, each
+    /// driven by a thread of its own and sharing what the runtime lets them share (OpenVINO
+    /// on a CPU: one compiled model with `NUM_STREAMS` = `streams`, an infer request per
+    /// instance, the inference threads split between them). Never empty. By default a
+    /// backend runs one instance whatever `streams` asks: the caller sizes its queue by what
+    /// comes back.
+    fn load_streams(
+        &self,
+        spec: &ModelSpec,
+        device: &DeviceRef,
+        streams: usize,
+    ) -> Result<Vec<Box<dyn LoadedModel>>, BackendError> {
+        let _ = streams;
+        Ok(vec![self.load(spec, device)?])
+    }
+
     /// Checks that `spec` itself runs on `device` — compiled with its own shapes at its own
     /// precision, then one input run — for devices where the tiny probe proves little
     /// (static-shape NPUs compile the `[1, 4]` probe graph and nothing dynamic).

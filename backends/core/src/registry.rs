@@ -83,6 +83,13 @@ pub struct ModelSpec {
     /// Largest batch the model accepts in one call (classify/embed).
     #[serde(default = "default_max_batch")]
     pub max_batch: u32,
+    /// Classify/embed on a CPU: streams of the model that compute side by side, splitting
+    /// the inference threads, each with a batch of its own (default: two where there are at
+    /// least two threads; `1` runs one stream on all of them). OpenVINO runs them over one
+    /// compiled model; ONNX Runtime, GPUs and NPUs run one. A generate model's entry may not
+    /// set it.
+    #[serde(default)]
+    pub streams: Option<u32>,
     /// The precision the model must compute at (default `f32`). Backends set it explicitly
     /// and refuse a device where they cannot honour it; traces report what ran.
     #[serde(default)]
@@ -141,6 +148,9 @@ fn default_parallel() -> u32 {
 fn default_overflow() -> OverflowPolicy {
     OverflowPolicy::Truncate
 }
+
+/// The most streams an entry may ask for.
+pub const MAX_STREAMS: u32 = 64;
 
 fn default_max_batch() -> u32 {
     32
@@ -239,6 +249,28 @@ impl ModelRegistry {
                     "model {}: max_batch must be > 0",
                     spec.name
                 )));
+            }
+            match spec.streams {
+                Some(0) => {
+                    return Err(invalid(format!(
+                        "model {}: streams must be > 0 (1 runs a single instance)",
+                        spec.name
+                    )));
+                }
+                Some(n) if n > MAX_STREAMS => {
+                    return Err(invalid(format!(
+                        "model {}: streams = {n} is more than {MAX_STREAMS}",
+                        spec.name
+                    )));
+                }
+                Some(_) if spec.stage == StageKind::Generate => {
+                    return Err(invalid(format!(
+                        "model {}: streams applies to classify and embed models only (a \
+                         generate model runs one instance; an engine sets its own slots)",
+                        spec.name
+                    )));
+                }
+                _ => {}
             }
             match spec.stage {
                 StageKind::Classify if spec.labels.len() < 2 => {
@@ -437,6 +469,36 @@ labels = ["fast", "code", "heavy"]
         );
         let err = ModelRegistry::parse(&bad, Path::new("r.toml"), Path::new("/m")).unwrap_err();
         assert!(err.to_string().contains("int3"), "{err}");
+    }
+
+    #[test]
+    fn streams_is_read_and_zero_too_many_or_on_a_generate_model_is_refused() {
+        let with = |line: &str| {
+            GOOD.replace(
+                "max_input_tokens = 128\n\n",
+                &format!("max_input_tokens = 128\n{line}\n\n"),
+            )
+        };
+        let parse = |text: &str| ModelRegistry::parse(text, Path::new("r.toml"), Path::new("/m"));
+        let reg = parse(GOOD).unwrap();
+        assert_eq!(reg.get("minilm").unwrap().streams, None, "auto by default");
+        let reg = parse(&with("streams = 3")).unwrap();
+        assert_eq!(reg.get("minilm").unwrap().streams, Some(3));
+        let err = parse(&with("streams = 0")).unwrap_err();
+        assert!(err.to_string().contains("streams must be > 0"), "{err}");
+        let err = parse(&with("streams = 65")).unwrap_err();
+        assert!(err.to_string().contains("more than 64"), "{err}");
+        let generate = with("streams = 2").replacen(
+            "stage = \"embed\"",
+            "stage = \"generate\"\ncontext_tokens = 512",
+            1,
+        );
+        let err = parse(&generate).unwrap_err();
+        assert!(
+            err.to_string()
+                .contains("streams applies to classify and embed models only"),
+            "{err}"
+        );
     }
 
     #[test]

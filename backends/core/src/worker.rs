@@ -3,10 +3,14 @@
 //! Inference runtimes block; the async agent must not. [`ModelWorker`] owns one
 //! [`LoadedModel`] on a dedicated thread and exposes async-friendly calls. A full queue is
 //! reported as [`BackendError::QueueFull`] instead of growing without bound.
+//!
+//! A worker may own several instances of the same model (streams, as OpenVINO's throughput
+//! mode and Triton's instance groups run them), each on its own thread and taking the next
+//! job from the one shared queue: jobs then run side by side, one per stream.
 
-use std::sync::Arc;
 use std::sync::atomic::{AtomicU32, Ordering};
 use std::sync::mpsc;
+use std::sync::{Arc, Mutex};
 use std::thread;
 use std::time::Instant;
 
@@ -56,6 +60,7 @@ pub struct ModelWorker {
     spec: Arc<ModelSpec>,
     tx: mpsc::SyncSender<Submitted>,
     in_flight: Arc<AtomicU32>,
+    streams: usize,
 }
 
 impl std::fmt::Debug for ModelWorker {
@@ -63,6 +68,7 @@ impl std::fmt::Debug for ModelWorker {
         f.debug_struct("ModelWorker")
             .field("model", &self.spec.name)
             .field("in_flight", &self.in_flight())
+            .field("streams", &self.streams)
             .finish()
     }
 }
@@ -70,18 +76,49 @@ impl std::fmt::Debug for ModelWorker {
 impl ModelWorker {
     /// Moves `model` onto a new thread named after it. `queue_capacity` bounds waiting jobs.
     pub fn spawn(model: Box<dyn LoadedModel>, queue_capacity: usize) -> Self {
-        let spec = Arc::new(model.spec().clone());
+        Self::spawn_streams(vec![model], queue_capacity)
+    }
+
+    /// Moves each instance in `streams` (loaded from the same registry entry) onto a thread
+    /// of its own; they serve one queue, a job per free instance. `queue_capacity` bounds
+    /// waiting jobs.
+    ///
+    /// # Panics
+    /// When `streams` is empty (a caller's bug: there is nothing to run jobs on).
+    pub fn spawn_streams(streams: Vec<Box<dyn LoadedModel>>, queue_capacity: usize) -> Self {
+        let spec = Arc::new(
+            streams
+                .first()
+                .expect("a model worker needs at least one instance")
+                .spec()
+                .clone(),
+        );
         let (tx, rx) = mpsc::sync_channel::<Submitted>(queue_capacity.max(1));
-        let name = format!("model-{}", spec.name);
-        thread::Builder::new()
-            .name(name)
-            .spawn(move || run(model, rx))
-            .expect("spawning a model thread");
+        let rx = Arc::new(Mutex::new(rx));
+        let count = streams.len();
+        for (i, model) in streams.into_iter().enumerate() {
+            let name = if count == 1 {
+                format!("model-{}", spec.name)
+            } else {
+                format!("model-{}-{i}", spec.name)
+            };
+            let rx = rx.clone();
+            thread::Builder::new()
+                .name(name)
+                .spawn(move || run(model, &rx))
+                .expect("spawning a model thread");
+        }
         ModelWorker {
             spec,
             tx,
             in_flight: Arc::new(AtomicU32::new(0)),
+            streams: count,
         }
+    }
+
+    /// Instances serving the queue: how many jobs run at once.
+    pub fn streams(&self) -> usize {
+        self.streams
     }
 
     /// The model's registry entry.
@@ -157,8 +194,14 @@ impl ModelWorker {
     }
 }
 
-fn run(mut model: Box<dyn LoadedModel>, rx: mpsc::Receiver<Submitted>) {
-    while let Ok((queued_at, caller, job)) = rx.recv() {
+/// Takes the next job from the shared queue (one instance waits on it at a time; the lock is
+/// released before the job runs).
+fn next(rx: &Mutex<mpsc::Receiver<Submitted>>) -> Option<Submitted> {
+    rx.lock().ok()?.recv().ok()
+}
+
+fn run(mut model: Box<dyn LoadedModel>, rx: &Mutex<mpsc::Receiver<Submitted>>) {
+    while let Some((queued_at, caller, job)) = next(rx) {
         let started = Instant::now();
         let queue_ms = started.duration_since(queued_at).as_secs_f64() * 1e3;
         let span = tracing::debug_span!(parent: &caller, "model_job", model = %model.spec().name);

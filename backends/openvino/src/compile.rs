@@ -41,6 +41,22 @@ impl OpenVinoBackend {
         precision: Precision,
         bucket: Option<Bucket>,
     ) -> Result<OpenVinoSession, BackendError> {
+        let mut sessions = self.compile_streams(model, file, device, precision, bucket, 1)?;
+        Ok(sessions.remove(0))
+    }
+
+    /// [`OpenVinoBackend::compile`] for `streams` sessions over one compiled model: on a CPU
+    /// with `NUM_STREAMS` = `streams` (the plugin splits `INFERENCE_NUM_THREADS` between
+    /// them), elsewhere one stream.
+    pub(crate) fn compile_streams(
+        &self,
+        model: &str,
+        file: &Path,
+        device: &DeviceRef,
+        precision: Precision,
+        bucket: Option<Bucket>,
+        streams: usize,
+    ) -> Result<Vec<OpenVinoSession>, BackendError> {
         if !file.is_file() {
             return Err(BackendError::ModelFileMissing(format!(
                 "{} (model {model}; run scripts/setup.sh)",
@@ -71,6 +87,8 @@ impl OpenVinoBackend {
         match device.device_type {
             DeviceType::Cpu => {
                 props.push((RwPropertyKey::InferenceNumThreads, self.threads.to_string()));
+                // Always set: a property set on the core stays for the next compile.
+                props.push((RwPropertyKey::NumStreams, streams.max(1).to_string()));
             }
             _ => {
                 if let Some(dir) = &self.cache_dir
@@ -112,7 +130,11 @@ impl OpenVinoBackend {
                  (INFERENCE_PRECISION_HINT read back from the compiled model)"
             )));
         }
-        OpenVinoSession::new(compiled, inputs, outputs, name, ran)
+        let streams = match device.device_type {
+            DeviceType::Cpu => streams.max(1),
+            _ => 1,
+        };
+        OpenVinoSession::streams(compiled, streams, inputs, outputs, name, ran)
             .map_err(|e| BackendError::Inference(format!("cannot create an infer request: {e}")))
     }
 }

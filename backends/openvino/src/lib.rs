@@ -37,8 +37,8 @@ use openvino::{Core, DeviceType as OvDevice};
 use switchyard_backend_core::probe;
 use switchyard_backend_core::session::Session;
 use switchyard_backend_core::{
-    Backend, BackendError, DeviceRef, DeviceTops, LoadedModel, ModelSpec, PRECISIONS, Precision,
-    paths,
+    Backend, BackendError, DeviceRef, DeviceTops, DeviceType, LoadedModel, ModelSpec, PRECISIONS,
+    Precision, StageKind, paths,
 };
 
 pub use calibrate::calibrate;
@@ -229,5 +229,30 @@ impl Backend for OpenVinoBackend {
         }
         let session = self.open(&spec.name, &spec.onnx, device, spec.precision)?;
         switchyard_backend_core::decoder::model_for(spec, Box::new(session))
+    }
+
+    /// On a CPU, an encoder (classify/embed) as `streams` sessions over one compiled model;
+    /// anything else as [`Backend::load`] does.
+    fn load_streams(
+        &self,
+        spec: &ModelSpec,
+        device: &DeviceRef,
+        streams: usize,
+    ) -> Result<Vec<Box<dyn LoadedModel>>, BackendError> {
+        let encoder = matches!(spec.stage, StageKind::Embed | StageKind::Classify);
+        if streams <= 1 || !encoder || device.device_type != DeviceType::Cpu {
+            return Ok(vec![self.load(spec, device)?]);
+        }
+        self.compile_streams(
+            &spec.name,
+            &spec.onnx,
+            device,
+            spec.precision,
+            None,
+            streams,
+        )?
+        .into_iter()
+        .map(|session| switchyard_backend_core::decoder::model_for(spec, Box::new(session)))
+        .collect()
     }
 }

@@ -4,6 +4,8 @@
 //! worked in this crate; it was rewritten to the interface `lib.rs` uses — `ports`,
 //! `OpenVinoSession::new` — and implements `Session::run_keep` for the KV cache.)
 
+use std::sync::{Arc, Mutex};
+
 use openvino::{
     CompiledModel, ElementType, InferRequest, Model, PropertyKey, RwPropertyKey, Shape,
 };
@@ -46,11 +48,13 @@ pub fn compiled_precision(compiled: &CompiledModel) -> Result<Precision, String>
         .map_err(|e: switchyard_backend_core::precision::UnknownPrecision| e.to_string())
 }
 
-/// A model compiled for one OpenVINO device, with its infer request.
+/// A model compiled for one OpenVINO device, with its infer request. The sessions of a
+/// model compiled for several streams share the compiled model (and its weights), each with
+/// a request of its own.
 pub struct OpenVinoSession {
     request: InferRequest,
     /// Kept alive for the request's sake, and asked for its properties.
-    compiled: CompiledModel,
+    compiled: Arc<Mutex<CompiledModel>>,
     inputs: Vec<(String, Vec<i64>)>,
     outputs: Vec<String>,
     device: String,
@@ -67,28 +71,50 @@ impl OpenVinoSession {
     /// Wraps a compiled model (for OpenVINO device `device`, computing at `precision`) and
     /// creates its infer request.
     pub fn new(
-        mut compiled: CompiledModel,
+        compiled: CompiledModel,
         inputs: Vec<(String, Vec<i64>)>,
         outputs: Vec<String>,
         device: String,
         precision: Precision,
     ) -> Result<Self, openvino::InferenceError> {
-        let request = compiled.create_infer_request()?;
-        Ok(OpenVinoSession {
-            request,
-            compiled,
-            inputs,
-            outputs,
-            device,
-            precision,
-            kept: Vec::new(),
-        })
+        let mut sessions = Self::streams(compiled, 1, inputs, outputs, device, precision)?;
+        Ok(sessions.remove(0))
+    }
+
+    /// `streams` sessions over one compiled model (at least one), each with its own infer
+    /// request: they may run at the same time on different threads.
+    pub fn streams(
+        mut compiled: CompiledModel,
+        streams: usize,
+        inputs: Vec<(String, Vec<i64>)>,
+        outputs: Vec<String>,
+        device: String,
+        precision: Precision,
+    ) -> Result<Vec<Self>, openvino::InferenceError> {
+        let requests = (0..streams.max(1))
+            .map(|_| compiled.create_infer_request())
+            .collect::<Result<Vec<_>, _>>()?;
+        let compiled = Arc::new(Mutex::new(compiled));
+        Ok(requests
+            .into_iter()
+            .map(|request| OpenVinoSession {
+                request,
+                compiled: compiled.clone(),
+                inputs: inputs.clone(),
+                outputs: outputs.clone(),
+                device: device.clone(),
+                precision,
+                kept: Vec::new(),
+            })
+            .collect())
     }
 
     /// `INFERENCE_PRECISION_HINT` of the compiled model, read from the runtime now, as the
     /// runtime spells it (`f32`, `bf16`, ...).
     pub fn runtime_precision_hint(&self) -> Result<String, BackendError> {
         self.compiled
+            .lock()
+            .map_err(|_| BackendError::Inference("compiled model lock poisoned".into()))?
             .get_property(&PropertyKey::Rw(RwPropertyKey::HintInferencePrecision))
             .map(|v| v.into_owned())
             .map_err(infer_err)

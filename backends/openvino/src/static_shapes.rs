@@ -229,6 +229,7 @@ mod tests {
             system_prompt: None,
             stop_tokens: vec![],
             max_batch,
+            streams: None,
             precision: Precision::F16,
             backends: vec![],
             engine: None,

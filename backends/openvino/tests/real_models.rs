@@ -154,6 +154,49 @@ fn embeddings_rank_related_above_unrelated_with_varying_batch_and_length() {
 }
 
 #[test]
+fn two_cpu_streams_of_one_compiled_model_run_at_once_and_agree_with_a_single_instance() {
+    let reg = registry();
+    let spec = reg.get("minilm-l6-v2").unwrap();
+    let ov = backend();
+    let texts = strings(&["A man is eating food.", "The stock market fell today."]);
+    let single = ov
+        .load(spec, &DeviceRef::cpu())
+        .unwrap()
+        .embed(&texts)
+        .unwrap();
+    let streams = ov.load_streams(spec, &DeviceRef::cpu(), 2).unwrap();
+    assert_eq!(streams.len(), 2, "one instance per stream on the CPU");
+    // Each stream on a thread of its own, at the same time (they share the compiled model).
+    let outs: Vec<_> = std::thread::scope(|scope| {
+        let handles: Vec<_> = streams
+            .into_iter()
+            .map(|mut m| {
+                let texts = texts.clone();
+                scope.spawn(move || (m.precision(), m.embed(&texts).unwrap()))
+            })
+            .collect();
+        handles.into_iter().map(|h| h.join().unwrap()).collect()
+    });
+    for (precision, out) in outs {
+        assert_eq!(precision, Precision::F32);
+        for (a, b) in out.vectors.iter().zip(&single.vectors) {
+            assert!(
+                cosine(a, b) > 0.9999,
+                "a stream computes what one instance does"
+            );
+        }
+    }
+    // A generator runs one instance whatever is asked.
+    let decoder = reg.get("smollm2-135m").unwrap();
+    assert_eq!(
+        ov.load_streams(decoder, &DeviceRef::cpu(), 2)
+            .unwrap()
+            .len(),
+        1
+    );
+}
+
+#[test]
 fn router_sends_a_coding_prompt_to_the_code_tier() {
     let reg = registry();
     let spec = reg.get("router").unwrap();

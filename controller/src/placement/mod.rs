@@ -47,6 +47,7 @@ pub fn attached_spec(model: &str) -> ModelSpec {
         system_prompt: None,
         stop_tokens: Vec::new(),
         max_batch: 1,
+        streams: None,
         precision: Default::default(),
         // Any backend: the pseudo-device's backend is the engine's kind.
         backends: Vec::new(),

@@ -58,6 +58,7 @@ fn encoder_pads_per_batch_truncates_and_refuses() {
         system_prompt: None,
         stop_tokens: vec![],
         max_batch: 32,
+        streams: None,
         precision: Default::default(),
         backends: vec![],
         engine: None,

@@ -40,6 +40,7 @@ fn spec() -> ModelSpec {
         system_prompt: None,
         stop_tokens: vec![],
         max_batch: 4,
+        streams: None,
         precision: Default::default(),
         backends: vec![],
         engine: None,
@@ -97,4 +98,68 @@ async fn the_model_thread_works_under_the_callers_span() {
         .await
         .unwrap();
     assert_eq!(*seen.lock().unwrap(), vec![Some("stage".to_string())]);
+}
+
+/// Embeds only once `peers` calls are inside `embed` at the same moment (each waits for the
+/// others, and gives up with an error after a minute): it proves that calls run side by side.
+struct Rendezvous {
+    spec: ModelSpec,
+    inside: Arc<(std::sync::Mutex<usize>, std::sync::Condvar)>,
+    peers: usize,
+}
+
+impl LoadedModel for Rendezvous {
+    fn spec(&self) -> &ModelSpec {
+        &self.spec
+    }
+    fn precision(&self) -> crate::Precision {
+        crate::Precision::F32
+    }
+    fn embed(&mut self, inputs: &[String]) -> Result<EmbedOutput, BackendError> {
+        let (count, cv) = &*self.inside;
+        let mut n = count.lock().unwrap();
+        *n += 1;
+        cv.notify_all();
+        let (n, wait) = cv
+            .wait_timeout_while(n, std::time::Duration::from_secs(60), |n| *n < self.peers)
+            .unwrap();
+        if wait.timed_out() {
+            return Err(BackendError::Inference(format!(
+                "only {} of {} calls ever ran at once",
+                *n, self.peers
+            )));
+        }
+        Ok(EmbedOutput {
+            vectors: inputs.iter().map(|_| vec![1.0]).collect(),
+            token_counts: inputs.iter().map(|_| 1).collect(),
+        })
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn two_streams_run_two_jobs_at_once_from_one_queue() {
+    let inside = Arc::new((std::sync::Mutex::new(0), std::sync::Condvar::new()));
+    let streams: Vec<Box<dyn LoadedModel>> = (0..2)
+        .map(|_| {
+            Box::new(Rendezvous {
+                spec: spec(),
+                inside: inside.clone(),
+                peers: 2,
+            }) as Box<dyn LoadedModel>
+        })
+        .collect();
+    let w = ModelWorker::spawn_streams(streams, 4);
+    assert_eq!(w.streams(), 2);
+    // Each job returns only while the other one runs too: on one thread the first would
+    // wait for the second forever (here: fail after a minute).
+    let (a, b) = tokio::join!(w.embed(vec!["a".into()]), w.embed(vec!["b".into()]));
+    assert_eq!(a.unwrap().value.vectors, vec![vec![1.0]]);
+    assert_eq!(b.unwrap().value.vectors, vec![vec![1.0]]);
+    assert_eq!(*inside.0.lock().unwrap(), 2);
+}
+
+#[tokio::test]
+async fn one_instance_is_one_stream() {
+    let w = ModelWorker::spawn(Box::new(LengthModel(spec())), 4);
+    assert_eq!(w.streams(), 1);
 }
