@@ -18,8 +18,9 @@
 //!   batcher keeps one batch in flight; placement treats them as concurrency-1).
 //! * Precision: every compile sets `INFERENCE_PRECISION_HINT` to the precision asked for
 //!   and reads the compiled model's value back; a device that would compute at another
-//!   precision (bf16 on a CPU without AVX512_BF16/AMX, f32 on an NPU) is refused, never used
-//!   at a precision nobody asked for.
+//!   precision (bf16 on a CPU without AVX-512: the plugin computes it natively with
+//!   AVX512_BF16/AMX and emulates it on other AVX-512 CPUs; f32 on an NPU) is refused, never
+//!   used at a precision nobody asked for.
 
 mod calibrate;
 mod compile;
