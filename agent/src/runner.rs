@@ -62,6 +62,7 @@ impl Resident {
             backend: self.backend.clone(),
             precision: self.precision.as_str().to_string(),
             load_ms: self.load_ms,
+            streams: self.worker.streams() as u32,
             memory_bytes: self.spec.memory_bytes,
             in_flight: self.worker.in_flight(),
             pinned: self.pinned.load(Ordering::Relaxed),

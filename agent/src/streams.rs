@@ -7,32 +7,36 @@
 //! A small encoder (MiniLM, the router) scales poorly across threads inside one call: each
 //! layer ends at a barrier where the threads wait for the slowest, and a thread the OS hands to
 //! the agent's own work (HTTP, gRPC, the batcher) stalls the others, which spin meanwhile. Two
-//! streams of one thread each have no barrier between them, and one computes while the other's
-//! clients come back with their next requests, so the cores do not idle between batches. This
-//! is OpenVINO's throughput mode and Triton's instance groups. Measured on 2 cores (MiniLM,
-//! OpenVINO f32, pre-tokenised batches, `scripts/bench_api.py` has the end-to-end figure): one
-//! stream of 2 threads 1,743 sentences/s at batch 32; two streams of one thread over the same
-//! compiled model 1,895/s at batch 16. A lone request runs on one stream's threads (2.66 ms p50
-//! for one sentence on 1 thread against 2.49 ms on 2 there).
+//! streams of one thread each have no barrier between them, and one computes while the other
+//! collects its next batch. This is OpenVINO's throughput mode and Triton's instance groups.
+//! The price is latency: a lone request runs on one stream's share of the threads.
+//!
+//! Measured on this project's 2-vCPU VM (MiniLM, OpenVINO f32): pre-tokenised batches, direct,
+//! one stream of 2 threads 1,743 sentences/s at batch 32, two streams of one thread over the
+//! same compiled model 1,895/s at batch 16 (two separately compiled copies: no gain, they
+//! compete for the cache). Through the HTTP API, rounds alternating with one stream: at 64
+//! closed-loop clients 1,082 / 1,265 / 1,207 embeddings/s against 999 / 1,014 / 1,015 (+19 %
+//! median); at 32 clients no difference above the VM's noise; a lone request 2.7 ms of compute
+//! against 1.8 ms. So one stream is the default (interactive latency first), and an entry asks
+//! for more with `streams = N` where throughput under heavy load matters more.
 //!
 //! Only classify/embed models on the CPU get streams: a decoder keeps per-request state in its
 //! instance, and a GPU or NPU keeps its own queue (an NPU runs one request at a time).
 
 use switchyard_backend_core::{DeviceType, ModelSpec, StageKind};
 
-/// Streams when a model's entry does not set `streams`: two, when there are at least two
-/// inference threads to share.
-pub const AUTO_STREAMS: usize = 2;
+/// Streams when a model's entry does not set `streams`.
+pub const DEFAULT_STREAMS: usize = 1;
 
 /// The streams to ask for `spec` on a device of `device_type` with `threads` inference
-/// threads (the node's `SWITCHYARD_THREADS`, or its cores). The entry's `streams` wins over
-/// [`AUTO_STREAMS`]; either is cut to `threads`, so that every stream has a thread.
+/// threads (the node's `SWITCHYARD_THREADS`, or its cores): the entry's `streams`, else
+/// [`DEFAULT_STREAMS`], cut to `threads` so that every stream has a thread.
 pub fn plan(spec: &ModelSpec, device_type: DeviceType, threads: usize) -> usize {
     let encoder = matches!(spec.stage, StageKind::Embed | StageKind::Classify);
     if !encoder || device_type != DeviceType::Cpu || spec.engine.is_some() {
         return 1;
     }
-    let wanted = spec.streams.map_or(AUTO_STREAMS, |n| n as usize);
+    let wanted = spec.streams.map_or(DEFAULT_STREAMS, |n| n as usize);
     wanted.clamp(1, threads.max(1))
 }
 
@@ -53,10 +57,14 @@ max_input_tokens = 8"#,
     }
 
     #[test]
-    fn a_cpu_encoder_runs_two_streams_by_default() {
-        assert_eq!(plan(&spec(StageKind::Embed, None), DeviceType::Cpu, 2), 2);
+    fn a_cpu_encoder_runs_one_stream_unless_its_entry_asks_for_more() {
+        assert_eq!(plan(&spec(StageKind::Embed, None), DeviceType::Cpu, 16), 1);
         assert_eq!(
-            plan(&spec(StageKind::Classify, None), DeviceType::Cpu, 16),
+            plan(&spec(StageKind::Embed, Some(2)), DeviceType::Cpu, 2),
+            2
+        );
+        assert_eq!(
+            plan(&spec(StageKind::Classify, Some(2)), DeviceType::Cpu, 16),
             2
         );
     }
@@ -70,8 +78,11 @@ max_input_tokens = 8"#,
             plan(&spec(StageKind::Embed, Some(1)), DeviceType::Cpu, 16),
             1
         );
-        // One core: one stream.
-        assert_eq!(plan(&spec(StageKind::Embed, None), DeviceType::Cpu, 1), 1);
+        // One core: one stream, whatever the entry asks.
+        assert_eq!(
+            plan(&spec(StageKind::Embed, Some(2)), DeviceType::Cpu, 1),
+            1
+        );
     }
 
     #[test]

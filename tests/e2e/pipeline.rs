@@ -6,7 +6,9 @@ use std::time::Duration;
 
 use serde_json::Value;
 use switchyard_backend_core::paths;
-use switchyard_e2e::{Proc, run_cli, states, status_json, wait_for};
+use switchyard_e2e::{
+    Proc, UP_ON_LOOPBACK, post, run_cli, states, status_json, wait_for, wait_node_ready,
+};
 
 /// These tests each run a small cluster and real models; on a 2-core machine they run one
 /// at a time so none of them measures the others' load.
@@ -463,4 +465,81 @@ fn a_node_without_the_model_files_is_skipped_until_they_appear() {
         "bare never became eligible: {:?}",
         generate_candidates(&grpc)
     );
+}
+
+/// A registry entry with `streams = 2`: the agent loads the embedder as two OpenVINO streams
+/// (or, on one inference thread, one), `status -o json` says so, and concurrent requests
+/// spread over them get the vectors a lone request gets.
+#[test]
+fn an_entry_asking_for_two_streams_is_loaded_as_two_and_answers_as_one_would() {
+    let _serial = serial();
+    let dir = tempfile::tempdir().unwrap();
+    let shipped = std::fs::read_to_string(concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/../models/registry.toml"
+    ))
+    .unwrap();
+    let entry = shipped.find("name = \"minilm-l6-v2\"").unwrap();
+    let at = entry + shipped[entry..].find("max_batch = 32\n").unwrap();
+    let registry = format!("{}streams = 2\n{}", &shipped[..at], &shipped[at..]);
+    let file = dir.path().join("registry.toml");
+    std::fs::write(&file, registry).unwrap();
+    let mut args = UP_ON_LOOPBACK.to_vec();
+    args.extend(["--node-name", "s"]);
+    let up = Proc::start_with_env(
+        "up",
+        &args,
+        &[("SWITCHYARD_MODEL_REGISTRY", file.to_str().unwrap())],
+    )
+    .unwrap();
+    let grpc = up.field("grpc").unwrap();
+    let http = up.field("http").unwrap();
+    wait_node_ready(&up, &grpc, "s");
+
+    let embed = |text: &str| -> Vec<f64> {
+        let (code, body) = post(
+            &http,
+            "/v1/embeddings",
+            &serde_json::json!({"model": "minilm-l6-v2", "input": text}),
+        )
+        .unwrap();
+        assert_eq!(code, 200, "{body}");
+        let v: Value = serde_json::from_str(&body).unwrap();
+        v["data"][0]["embedding"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|x| x.as_f64().unwrap())
+            .collect()
+    };
+    let texts = ["A man is eating food.", "The stock market fell today."];
+    let alone: Vec<Vec<f64>> = texts.iter().map(|t| embed(t)).collect();
+
+    let threads = paths::inference_threads();
+    // The agent reports what it holds with its next heartbeat.
+    let (resident, _) = wait_for(Duration::from_secs(15), || {
+        status_json(&grpc).ok()?.first()?["resident_models"]
+            .as_array()?
+            .iter()
+            .find(|r| r["model"] == "minilm-l6-v2")
+            .cloned()
+    })
+    .expect("the embedder is reported resident");
+    assert_eq!(resident["streams"], threads.min(2) as u64, "{resident}");
+    assert_eq!(resident["backend"], "openvino", "{resident}");
+
+    // Sixteen at once: batches on both streams; each answer is the lone request's.
+    let answers: Vec<(usize, Vec<f64>)> = std::thread::scope(|s| {
+        let handles: Vec<_> = (0..16)
+            .map(|i| {
+                let embed = &embed;
+                s.spawn(move || (i % 2, embed(texts[i % 2])))
+            })
+            .collect();
+        handles.into_iter().map(|h| h.join().unwrap()).collect()
+    });
+    for (which, v) in answers {
+        let cos: f64 = v.iter().zip(&alone[which]).map(|(a, b)| a * b).sum();
+        assert!(cos > 0.9999, "cosine {cos} with the lone request's vector");
+    }
 }

@@ -398,6 +398,7 @@ impl Server {
             backend: "llama_cpp".into(),
             precision: super::proxy::gguf_precision(&self.spec),
             load_ms,
+            streams: 1,
             // What the process holds on its device: filled in by `LlamaCpp::describe`.
             memory_bytes: self.spec.memory_bytes,
             in_flight: self.in_flight.load(std::sync::atomic::Ordering::Relaxed),

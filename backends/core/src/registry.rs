@@ -84,10 +84,10 @@ pub struct ModelSpec {
     #[serde(default = "default_max_batch")]
     pub max_batch: u32,
     /// Classify/embed on a CPU: streams of the model that compute side by side, splitting
-    /// the inference threads, each with a batch of its own (default: two where there are at
-    /// least two threads; `1` runs one stream on all of them). OpenVINO runs them over one
-    /// compiled model; ONNX Runtime, GPUs and NPUs run one. A generate model's entry may not
-    /// set it.
+    /// the inference threads, each with a batch of its own (default 1: one stream on all the
+    /// threads, the lowest latency for a lone request; more streams raise throughput under
+    /// heavy load). OpenVINO runs them over one compiled model; ONNX Runtime, GPUs and NPUs
+    /// run one. A generate model's entry may not set it.
     #[serde(default)]
     pub streams: Option<u32>,
     /// The precision the model must compute at (default `f32`). Backends set it explicitly

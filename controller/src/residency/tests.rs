@@ -19,6 +19,7 @@ fn resident(model: &str, pinned: bool, in_flight: u32, idle_s: u64) -> ResidentM
         idle_ms: idle_s * 1000,
         precision: "f32".into(),
         load_ms: 0.0,
+        streams: 1,
     }
 }
 

@@ -96,7 +96,7 @@ pub fn nodes(nodes: &[NodeStatus]) -> Value {
                     "agent_version": info.agent_version,
                     "endpoint": info.agent_endpoint,
                     "devices": info.devices.iter().map(device).collect::<Vec<_>>(),
-                    "resident_models": info.resident_models.iter().map(|r| json!({"model": r.model, "device_id": r.device_id, "backend": r.backend, "precision": r.precision, "memory_bytes": r.memory_bytes, "in_flight": r.in_flight, "pinned": r.pinned, "idle_ms": r.idle_ms, "load_ms": r.load_ms})).collect::<Vec<_>>(),
+                    "resident_models": info.resident_models.iter().map(|r| json!({"model": r.model, "device_id": r.device_id, "backend": r.backend, "precision": r.precision, "memory_bytes": r.memory_bytes, "in_flight": r.in_flight, "pinned": r.pinned, "idle_ms": r.idle_ms, "load_ms": r.load_ms, "streams": r.streams})).collect::<Vec<_>>(),
                 })
             })
             .collect(),
