@@ -45,9 +45,9 @@ impl OpenVinoBackend {
         Ok(sessions.remove(0))
     }
 
-    /// [`OpenVinoBackend::compile`] for `streams` sessions over one compiled model: on a CPU
-    /// with `NUM_STREAMS` = `streams` (the plugin splits `INFERENCE_NUM_THREADS` between
-    /// them), elsewhere one stream.
+    /// [`OpenVinoBackend::compile`] for `streams` sessions (an infer request each) over one
+    /// compiled model; on a CPU it is compiled with `NUM_STREAMS` = `streams`, and the plugin
+    /// splits `INFERENCE_NUM_THREADS` between them.
     pub(crate) fn compile_streams(
         &self,
         model: &str,
@@ -130,10 +130,6 @@ impl OpenVinoBackend {
                  (INFERENCE_PRECISION_HINT read back from the compiled model)"
             )));
         }
-        let streams = match device.device_type {
-            DeviceType::Cpu => streams.max(1),
-            _ => 1,
-        };
         OpenVinoSession::streams(compiled, streams, inputs, outputs, name, ran)
             .map_err(|e| BackendError::Inference(format!("cannot create an infer request: {e}")))
     }

@@ -2,7 +2,7 @@
 //!
 //! (Note from the `backends` helper: this file was accidentally overwritten while two of us
 //! worked in this crate; it was rewritten to the interface `lib.rs` uses — `ports`,
-//! `OpenVinoSession::new` — and implements `Session::run_keep` for the KV cache.)
+//! `OpenVinoSession::streams` — and implements `Session::run_keep` for the KV cache.)
 
 use std::sync::{Arc, Mutex};
 
@@ -68,21 +68,9 @@ fn infer_err(e: impl std::fmt::Display) -> BackendError {
 }
 
 impl OpenVinoSession {
-    /// Wraps a compiled model (for OpenVINO device `device`, computing at `precision`) and
-    /// creates its infer request.
-    pub fn new(
-        compiled: CompiledModel,
-        inputs: Vec<(String, Vec<i64>)>,
-        outputs: Vec<String>,
-        device: String,
-        precision: Precision,
-    ) -> Result<Self, openvino::InferenceError> {
-        let mut sessions = Self::streams(compiled, 1, inputs, outputs, device, precision)?;
-        Ok(sessions.remove(0))
-    }
-
-    /// `streams` sessions over one compiled model (at least one), each with its own infer
-    /// request: they may run at the same time on different threads.
+    /// `streams` sessions over one compiled model (for OpenVINO device `device`, computing at
+    /// `precision`; at least one), each with its own infer request: they may run at the same
+    /// time on different threads.
     pub fn streams(
         mut compiled: CompiledModel,
         streams: usize,

@@ -136,7 +136,8 @@ impl LoadedModel for Rendezvous {
     }
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+// The jobs run on the model threads: a current-thread runtime only waits for them.
+#[tokio::test]
 async fn two_streams_run_two_jobs_at_once_from_one_queue() {
     let inside = Arc::new((std::sync::Mutex::new(0), std::sync::Condvar::new()));
     let streams: Vec<Box<dyn LoadedModel>> = (0..2)
