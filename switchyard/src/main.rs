@@ -11,6 +11,12 @@ use std::process::ExitCode;
 
 use clap::Parser;
 
+/// mimalloc, not glibc malloc: under 32 concurrent embedding requests glibc's `malloc`/`free`
+/// were 29 % of the request threads' CPU (perf, 2 vCPUs), and the API's throughput rose 9 %
+/// with mimalloc in paired rounds. The runtimes' own C++ allocations are not affected.
+#[global_allocator]
+static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 fn main() -> ExitCode {
     cuda_in_pci_bus_order();
     let cli = args::Cli::parse();

@@ -259,24 +259,36 @@ const UNTIL_BACK: HoldPolicy = HoldPolicy {
 };
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn the_clients_of_a_finished_batch_are_awaited_so_a_steady_load_does_not_split_off_a_runt_batch()
+async fn half_of_the_clients_compute_while_the_other_half_returns_so_neither_a_runt_batch_nor_an_idle_device()
  {
     let (batcher, started, gate) = gated(8, UNTIL_BACK);
-    // Three clients: one finds the device idle and runs, two queue behind it.
+    // Four clients: one finds the device idle and runs, three queue behind it.
     let mut first = queue_up(&batcher, &["a"]);
     assert_eq!(next_call(&started), strings(&["a"]));
-    let queued = queue_up(&batcher, &["bb", "ccc"]);
+    let queued = queue_up(&batcher, &["b", "c", "d"]);
     gate.send(()).unwrap();
     assert_eq!(first.pop().unwrap().await.unwrap().batch_size, 1);
-    // The first client comes back, a while later (think: its HTTP round trip): without the
-    // hold, "bb" and "ccc" would have gone as a batch of two meanwhile, and "a2" would run
-    // alone after them.
-    tokio::time::sleep(Duration::from_millis(50)).await;
-    let back = queue_up(&batcher, &["a2"]);
-    assert_eq!(next_call(&started), strings(&["bb", "ccc", "a2"]));
+    // Three of the four clients are queued, more than their half: they go at once, without
+    // waiting for "a"'s client (which makes its round trip meanwhile).
+    assert_eq!(next_call(&started), strings(&["b", "c", "d"]));
+    let mut back = queue_up(&batcher, &["a2"]);
     gate.send(()).unwrap();
-    for f in queued.into_iter().chain(back) {
+    for f in queued {
         assert_eq!(f.await.unwrap().batch_size, 3);
+    }
+    // One of four is back: a batch of one would cost nearly as much as a batch of two, so
+    // the hold waits for the second of the half...
+    tokio::time::sleep(Duration::from_millis(50)).await;
+    assert!(
+        started.try_recv().is_err(),
+        "a lone returning client of four ran on its own"
+    );
+    back.extend(queue_up(&batcher, &["b2"]));
+    // ...and the half goes the moment it is there, before the other two are back.
+    assert_eq!(next_call(&started), strings(&["a2", "b2"]));
+    gate.send(()).unwrap();
+    for f in back {
+        assert_eq!(f.await.unwrap().batch_size, 2);
     }
 }
 
@@ -311,26 +323,33 @@ async fn a_hold_ends_at_its_cap_when_fewer_clients_come_back() {
 }
 
 #[test]
-fn the_hold_is_a_fraction_of_the_batch_run_time_capped_and_expects_everyone_back() {
+fn the_hold_is_a_fraction_of_the_batch_run_time_capped_and_expects_the_groups_share() {
     let t0 = Instant::now();
     let policy = HoldPolicy::DEFAULT;
-    // 16 answered, 16 queued behind them, a 40 ms batch: wait ≤ 6 ms for 32.
-    let h = policy.after(16, 16, Duration::from_millis(40), t0);
-    assert_eq!(h.expected, 32);
+    // 16 answered, 16 queued behind them, a 40 ms batch, a share of 24: wait ≤ 6 ms for 24.
+    let h = policy.after(16, 16, 24, Duration::from_millis(40), t0);
+    assert_eq!(h.expected, 24);
     let ms = |t: Instant| t.duration_since(t0).as_secs_f64() * 1e3;
     assert!((ms(h.until) - 6.0).abs() < 1e-3, "{}", ms(h.until));
     assert!(h.holds(16, 16, 32, t0));
-    assert!(!h.holds(32, 32, 32, t0), "everyone is back");
+    assert!(!h.holds(24, 24, 32, t0), "the share is back");
     assert!(!h.holds(20, 32, 32, t0), "a full batch is queued");
     assert!(!h.holds(16, 16, 32, h.until), "the hold ran out");
+    // Never more than were queued plus answered.
+    assert_eq!(
+        policy
+            .after(2, 1, 16, Duration::from_millis(40), t0)
+            .expected,
+        3
+    );
     // A long batch: the cap.
-    let long = policy.after(1, 0, Duration::from_secs(2), t0);
+    let long = policy.after(1, 0, 1, Duration::from_secs(2), t0);
     assert!((ms(long.until) - 15.0).abs() < 1e-3, "{}", ms(long.until));
     // A lone client: it is its own expected return.
-    let lone = policy.after(1, 0, Duration::from_millis(6), t0);
+    let lone = policy.after(1, 0, 1, Duration::from_millis(6), t0);
     assert!(!lone.holds(1, 1, 32, t0));
     // No hold at all.
-    let none = HoldPolicy::NONE.after(16, 16, Duration::from_millis(40), t0);
+    let none = HoldPolicy::NONE.after(16, 16, 24, Duration::from_millis(40), t0);
     assert!(!none.holds(16, 16, 32, t0));
 }
 
@@ -377,16 +396,18 @@ async fn futures_join<F: std::future::Future>(futs: Vec<F>) -> Vec<F::Output> {
 }
 
 #[test]
-fn a_free_stream_waits_for_an_equal_part_of_the_clients_but_never_for_more_than_can_come() {
-    // 32 closed-loop clients, two streams, 16 of them in the other stream's batch: wait for
-    // the other 16.
-    assert_eq!(fair_share(32, 16, 2, 32), 16);
-    // Uneven cohorts (17 running): only 15 can come, so 15 is the share.
-    assert_eq!(fair_share(32, 17, 2, 32), 15);
+fn a_free_stream_waits_for_its_groups_share_of_the_clients_but_never_for_more_than_can_come() {
+    // 32 closed-loop clients, one stream: two groups of 16, one computing, one returning.
+    assert_eq!(group_share(32, 0, 1, 32), 16);
+    // Two streams: three groups of 11 (two computing, one returning).
+    assert_eq!(group_share(32, 11, 2, 32), 11);
+    // Uneven cohorts (22 running): only 10 can come, so 10 is the share.
+    assert_eq!(group_share(32, 22, 2, 32), 10);
     // Never more than a batch, never less than one request.
-    assert_eq!(fair_share(200, 0, 2, 32), 32);
-    assert_eq!(fair_share(0, 0, 2, 32), 1);
-    // A light load: one client, the other stream busy with another's request: go at once.
-    assert_eq!(fair_share(2, 1, 2, 32), 1);
-    assert_eq!(fair_share(3, 0, 3, 8), 1);
+    assert_eq!(group_share(200, 0, 2, 32), 32);
+    assert_eq!(group_share(0, 0, 2, 32), 1);
+    // A light load: one or two clients go at once.
+    assert_eq!(group_share(1, 0, 1, 32), 1);
+    assert_eq!(group_share(2, 0, 1, 32), 1);
+    assert_eq!(group_share(3, 0, 3, 8), 1);
 }
