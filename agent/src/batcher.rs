@@ -7,7 +7,8 @@
 //! next batch (everything queued, up to `max_batch` inputs; one batch in flight per stream
 //! of the model × device — see [`crate::streams`] — so a device that serves one request at a
 //! time gets exactly that, and a model run as two CPU streams computes two batches side by
-//! side). Under
+//! side; a lone request on an idle device goes to the model's wide instance, on all the
+//! threads, when it has one — see [`lane`]). Under
 //! load the batches form a pipeline: with `s` streams, a free stream waits for its share of
 //! the clients — `clients / (s + 1)`, see [`group_share`] — so that while `s` groups compute,
 //! one more makes its round trip (HTTP, the controller, back into the queue) and is queued
@@ -25,7 +26,7 @@ use std::time::{Duration, Instant};
 
 use futures::StreamExt;
 use futures::stream::FuturesUnordered;
-use switchyard_backend_core::worker::ModelWorker;
+use switchyard_backend_core::worker::{Lane, ModelWorker};
 use switchyard_backend_core::{BackendError, ClassScores, StageKind};
 use tokio::sync::{mpsc, oneshot};
 
@@ -109,10 +110,10 @@ type Answer = (
     Result<BatchReply, BackendError>,
 );
 
-/// A batch in flight; it yields its replies, when it started and how many requests it
-/// answers. The loop delivers the replies after it has noted the batch's end (so no answered
-/// client can come back before that).
-type Running = Pin<Box<dyn Future<Output = (Vec<Answer>, Instant, usize)> + Send>>;
+/// A batch in flight; it yields its replies, when it started, how many requests it answers
+/// and the lane it ran on. The loop delivers the replies after it has noted the batch's end
+/// (so no answered client can come back before that).
+type Running = Pin<Box<dyn Future<Output = (Vec<Answer>, Instant, usize, Lane)> + Send>>;
 
 /// How long, after a batch finishes, the batcher may hold a smaller-than-full next batch for
 /// the clients it has just answered to come back.
@@ -199,6 +200,9 @@ async fn run(worker: ModelWorker, mut rx: mpsc::Receiver<Pending>, policy: HoldP
     let mut clients = 0usize;
     let mut hold: Option<Hold> = None;
     let mut open = true;
+    // A batch on the wide instance runs alone: it has every inference thread.
+    let has_wide = worker.has_wide();
+    let mut wide_running = false;
     // Takes what already waits in the channel (one batch ahead at most).
     let drain =
         |rx: &mut mpsc::Receiver<Pending>, queue: &mut VecDeque<Pending>, queued: &mut usize| {
@@ -213,7 +217,7 @@ async fn run(worker: ModelWorker, mut rx: mpsc::Receiver<Pending>, policy: HoldP
         // A free stream takes whatever has arrived now, unless its group's share of the
         // clients is not queued yet: then it holds (bounded; never for a lone client), or,
         // while other streams compute, waits until one of them finishes.
-        while running.len() < slots {
+        while running.len() < slots && !wide_running {
             drain(&mut rx, &mut queue, &mut queued_inputs);
             let now = Instant::now();
             if open && hold.is_some_and(|h| h.holds(queue.len(), queued_inputs, max_batch, now)) {
@@ -230,14 +234,17 @@ async fn run(worker: ModelWorker, mut rx: mpsc::Receiver<Pending>, policy: HoldP
             let Some(group) = next_group(&mut queue, &mut queued_inputs, max_batch) else {
                 break;
             };
+            let lane = lane(has_wide, running.len(), queue.len(), group.len(), clients);
+            wide_running = lane == Lane::Wide;
             let worker = worker.clone();
             let answered = group.len();
             in_running += answered;
             running.push(Box::pin(async move {
                 (
-                    execute(&worker, stage, max_batch, group).await,
+                    execute(&worker, stage, max_batch, lane, group).await,
                     now,
                     answered,
+                    lane,
                 )
             }));
         }
@@ -255,7 +262,10 @@ async fn run(worker: ModelWorker, mut rx: mpsc::Receiver<Pending>, policy: HoldP
                 }
                 None => open = false,
             },
-            Some((answers, started, answered)) = running.next(), if !running.is_empty() => {
+            Some((answers, started, answered, lane)) = running.next(), if !running.is_empty() => {
+                if lane == Lane::Wide {
+                    wide_running = false;
+                }
                 // What already waits in the channel is queued, not a returning client.
                 drain(&mut rx, &mut queue, &mut queued_inputs);
                 in_running -= answered;
@@ -292,6 +302,20 @@ fn group_share(clients: usize, in_running: usize, streams: usize, max_batch: usi
         .min(reachable)
 }
 
+/// The lane of a batch of `group` requests, with `running` batches in flight and `queued`
+/// requests left behind it, `clients` in the system when a batch last finished: a lone
+/// request on an idle device (nothing running, nothing else queued, no other client about to
+/// come back) runs on the wide instance, which has every inference thread, so it answers as
+/// fast as one instance would; everything else runs on the streams, which compute more per
+/// second under load. Without a wide instance, the streams.
+fn lane(has_wide: bool, running: usize, queued: usize, group: usize, clients: usize) -> Lane {
+    if has_wide && running == 0 && queued == 0 && group == 1 && clients <= 1 {
+        Lane::Wide
+    } else {
+        Lane::Streams
+    }
+}
+
 /// The next batch: queued requests in arrival order while they fit in `max_batch` inputs
 /// (the first always goes, whatever its size: the model chunks it).
 fn next_group(
@@ -318,6 +342,7 @@ async fn execute(
     worker: &ModelWorker,
     stage: StageKind,
     max_batch: usize,
+    lane: Lane,
     group: Vec<Pending>,
 ) -> Vec<Answer> {
     let started = Instant::now();
@@ -335,12 +360,12 @@ async fn execute(
     for chunk in all.chunks(max_batch) {
         let chunk = chunk.to_vec();
         let result = match stage {
-            StageKind::Embed => worker.embed(chunk).await.map(|t| {
+            StageKind::Embed => worker.embed_on(lane, chunk).await.map(|t| {
                 vectors.extend(t.value.vectors);
                 counts.extend(t.value.token_counts);
                 (t.queue_ms, t.compute_ms)
             }),
-            StageKind::Classify => worker.classify(chunk).await.map(|t| {
+            StageKind::Classify => worker.classify_on(lane, chunk).await.map(|t| {
                 classes.extend(t.value);
                 (t.queue_ms, t.compute_ms)
             }),

@@ -120,6 +120,7 @@ pub struct AgentHandle {
     pub data_addr: SocketAddr,
     /// The stage runner (shared with the service).
     pub runner: Arc<StageRunner>,
+    engines: Arc<engines::Engines>,
     shutdown: watch::Sender<bool>,
     session: tokio::task::JoinHandle<Result<(), SessionError>>,
     server: tokio::task::JoinHandle<()>,
@@ -136,6 +137,19 @@ impl AgentHandle {
         let _ = self.shutdown.send(true);
         let _ = self.server.await;
         res
+    }
+
+    /// The data-path service itself, for a controller in this process (`switchyard up`) to
+    /// call without a socket: the same requests and answers as over gRPC. It has no peer
+    /// check (the server admits only the controller's certificate): only code in this process
+    /// can hold it.
+    pub fn in_process_service(
+        &self,
+    ) -> switchyard_proto::v1::agent_server::AgentServer<service::AgentService> {
+        switchyard_proto::v1::agent_server::AgentServer::new(service::AgentService::new(
+            self.runner.clone(),
+            self.engines.clone(),
+        ))
     }
 
     /// Asks the agent to stop.
@@ -205,12 +219,13 @@ pub async fn start(
         advertise,
         inventory,
         runner.clone(),
-        engines,
+        engines.clone(),
         shutdown_rx,
     ));
     Ok(AgentHandle {
         data_addr,
         runner,
+        engines,
         shutdown: shutdown_tx,
         session,
         server,

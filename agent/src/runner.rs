@@ -314,17 +314,29 @@ impl StageRunner {
         let target = slot.target.clone();
         let load_spec = spec.clone();
         let streams = streams::plan(&spec, target.device_type, paths::inference_threads());
-        let loaded =
-            tokio::task::spawn_blocking(move || backend.load_streams(&load_spec, &target, streams))
-                .instrument(span.clone())
-                .await
-                .map_err(|e| BackendError::Inference(format!("load task failed: {e}")))??;
+        let (loaded, wide) = tokio::task::spawn_blocking(move || {
+            let loaded = backend.load_streams(&load_spec, &target, streams)?;
+            // Streams split the threads: a lone request gets a wide instance with all of
+            // them (see `streams`).
+            let wide = match loaded.len() {
+                0 | 1 => None,
+                _ => Some(backend.load(&load_spec, &target)?),
+            };
+            Ok::<_, BackendError>((loaded, wide))
+        })
+        .instrument(span.clone())
+        .await
+        .map_err(|e| BackendError::Inference(format!("load task failed: {e}")))??;
         let Some(precision) = loaded.first().map(|m| m.precision()) else {
             return Err(BackendError::Inference(format!(
                 "backend {backend_id} loaded no instance of {model}"
             )));
         };
-        if let Some(other) = loaded.iter().find(|m| m.precision() != spec.precision) {
+        if let Some(other) = loaded
+            .iter()
+            .chain(wide.as_ref())
+            .find(|m| m.precision() != spec.precision)
+        {
             let precision = other.precision();
             // A backend must refuse rather than run at another precision; never serve one
             // that did not.
@@ -337,7 +349,7 @@ impl StageRunner {
                 ),
             });
         }
-        let worker = ModelWorker::spawn_streams(loaded, self.queue_capacity);
+        let worker = ModelWorker::spawn_lanes(loaded, wide, self.queue_capacity);
         let batcher = match spec.stage {
             StageKind::Classify | StageKind::Embed => {
                 Some(Batcher::spawn(worker.clone(), self.queue_capacity))
@@ -365,6 +377,7 @@ impl StageRunner {
                 simulated = slot.simulated,
                 precision = %precision,
                 streams = resident.worker.streams(),
+                wide = resident.worker.has_wide(),
                 "model loaded"
             )
         });

@@ -47,7 +47,7 @@ pub async fn serve(
         .register_encoded_file_descriptor_set(tonic_health::pb::FILE_DESCRIPTOR_SET)
         .build_v1()
         .expect("embedded descriptor sets are valid");
-    let service = AgentService { runner, engines };
+    let service = AgentService::new(runner, engines);
     let mut builder = tonic::transport::Server::builder();
     let mtls = tls.is_some();
     if let Some(tls) = tls {
@@ -101,9 +101,17 @@ fn controller_only(mtls: bool, req: Request<()>) -> Result<Request<()>, Status> 
 
 /// `switchyard.v1.Agent` implementation: native stages on the [`StageRunner`], generation on
 /// attached endpoints through [`Engines`].
+#[derive(Clone)]
 pub struct AgentService {
     runner: Arc<StageRunner>,
     engines: Arc<Engines>,
+}
+
+impl AgentService {
+    /// The service over `runner`'s native stages and `engines`' endpoints.
+    pub fn new(runner: Arc<StageRunner>, engines: Arc<Engines>) -> Self {
+        AgentService { runner, engines }
+    }
 }
 
 fn require(field: &str, value: &str) -> Result<(), Status> {

@@ -9,16 +9,20 @@
 //! the agent's own work (HTTP, gRPC, the batcher) stalls the others, which spin meanwhile. Two
 //! streams of one thread each have no barrier between them, and one computes while the other
 //! collects its next batch. This is OpenVINO's throughput mode and Triton's instance groups.
-//! The price is latency: a lone request runs on one stream's share of the threads.
+//!
+//! The price would be latency: a lone request on one stream's share of the threads (measured:
+//! 2.7 ms of compute against 1.8 ms on both threads). So a model run as streams also gets a
+//! *wide* instance, compiled with all the threads, that the batcher gives a lone request on
+//! an idle device and never runs beside a stream ([`crate::batcher`]); it costs a second copy
+//! of the weights in RAM (MiniLM: ~90 MB in f32).
 //!
 //! Measured on this project's 2-vCPU VM (MiniLM, OpenVINO f32): pre-tokenised batches, direct,
 //! one stream of 2 threads 1,743 sentences/s at batch 32, two streams of one thread over the
 //! same compiled model 1,895/s at batch 16 (two separately compiled copies: no gain, they
-//! compete for the cache). Through the HTTP API, rounds alternating with one stream: at 64
-//! closed-loop clients 1,082 / 1,265 / 1,207 embeddings/s against 999 / 1,014 / 1,015 (+19 %
-//! median); at 32 clients no difference above the VM's noise; a lone request 2.7 ms of compute
-//! against 1.8 ms. So one stream is the default (interactive latency first), and an entry asks
-//! for more with `streams = N` where throughput under heavy load matters more.
+//! compete for the cache). Through the HTTP API at 32 closed-loop clients, paired rounds with
+//! all servers up at once: two streams, batches of a third of the clients, +17 % over one
+//! stream with batches of half. So two streams are the default for a CPU encoder (cut to the
+//! inference threads), and an entry sets `streams = 1` for one instance and no wide copy.
 //!
 //! Only classify/embed models on the CPU get streams: a decoder keeps per-request state in its
 //! instance, and a GPU or NPU keeps its own queue (an NPU runs one request at a time).
@@ -26,7 +30,7 @@
 use switchyard_backend_core::{DeviceType, ModelSpec, StageKind};
 
 /// Streams when a model's entry does not set `streams`.
-pub const DEFAULT_STREAMS: usize = 1;
+pub const DEFAULT_STREAMS: usize = 2;
 
 /// The streams to ask for `spec` on a device of `device_type` with `threads` inference
 /// threads (the node's `SWITCHYARD_THREADS`, or its cores): the entry's `streams`, else
@@ -57,8 +61,13 @@ max_input_tokens = 8"#,
     }
 
     #[test]
-    fn a_cpu_encoder_runs_one_stream_unless_its_entry_asks_for_more() {
-        assert_eq!(plan(&spec(StageKind::Embed, None), DeviceType::Cpu, 16), 1);
+    fn a_cpu_encoder_runs_two_streams_unless_its_entry_says_otherwise() {
+        assert_eq!(plan(&spec(StageKind::Embed, None), DeviceType::Cpu, 16), 2);
+        assert_eq!(plan(&spec(StageKind::Embed, None), DeviceType::Cpu, 1), 1);
+        assert_eq!(
+            plan(&spec(StageKind::Embed, Some(1)), DeviceType::Cpu, 16),
+            1
+        );
         assert_eq!(
             plan(&spec(StageKind::Embed, Some(2)), DeviceType::Cpu, 2),
             2

@@ -467,31 +467,16 @@ fn a_node_without_the_model_files_is_skipped_until_they_appear() {
     );
 }
 
-/// A registry entry with `streams = 2`: the agent loads the embedder as two OpenVINO streams
-/// (or, on one inference thread, one), `status -o json` says so, and concurrent requests
-/// spread over them get the vectors a lone request gets.
+/// The shipped embedder entry sets no `streams`: the agent loads it as two OpenVINO streams
+/// (or, on one inference thread, one) plus a wide instance for lone requests, `status -o json`
+/// says so, and lone requests (the wide instance) and concurrent ones (the streams) get the
+/// same vectors.
 #[test]
-fn an_entry_asking_for_two_streams_is_loaded_as_two_and_answers_as_one_would() {
+fn the_embedder_runs_as_two_streams_by_default_and_every_lane_answers_alike() {
     let _serial = serial();
-    let dir = tempfile::tempdir().unwrap();
-    let shipped = std::fs::read_to_string(concat!(
-        env!("CARGO_MANIFEST_DIR"),
-        "/../models/registry.toml"
-    ))
-    .unwrap();
-    let entry = shipped.find("name = \"minilm-l6-v2\"").unwrap();
-    let at = entry + shipped[entry..].find("max_batch = 32\n").unwrap();
-    let registry = format!("{}streams = 2\n{}", &shipped[..at], &shipped[at..]);
-    let file = dir.path().join("registry.toml");
-    std::fs::write(&file, registry).unwrap();
     let mut args = UP_ON_LOOPBACK.to_vec();
     args.extend(["--node-name", "s"]);
-    let up = Proc::start_with_env(
-        "up",
-        &args,
-        &[("SWITCHYARD_MODEL_REGISTRY", file.to_str().unwrap())],
-    )
-    .unwrap();
+    let up = Proc::start("up", &args).unwrap();
     let grpc = up.field("grpc").unwrap();
     let http = up.field("http").unwrap();
     wait_node_ready(&up, &grpc, "s");

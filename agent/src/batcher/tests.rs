@@ -411,3 +411,96 @@ fn a_free_stream_waits_for_its_groups_share_of_the_clients_but_never_for_more_th
     assert_eq!(group_share(2, 0, 1, 32), 1);
     assert_eq!(group_share(3, 0, 3, 8), 1);
 }
+
+#[test]
+fn a_lone_request_on_an_idle_device_runs_wide_and_everything_else_on_the_streams() {
+    assert_eq!(lane(true, 0, 0, 1, 1), Lane::Wide);
+    assert_eq!(lane(true, 0, 0, 1, 0), Lane::Wide, "the first request");
+    assert_eq!(lane(true, 1, 0, 1, 1), Lane::Streams, "a batch is running");
+    assert_eq!(lane(true, 0, 1, 1, 2), Lane::Streams, "another is queued");
+    assert_eq!(
+        lane(true, 0, 0, 2, 2),
+        Lane::Streams,
+        "a batch of two requests"
+    );
+    assert_eq!(
+        lane(true, 0, 0, 1, 2),
+        Lane::Streams,
+        "another client comes back"
+    );
+    assert_eq!(lane(false, 0, 0, 1, 1), Lane::Streams, "no wide instance");
+}
+
+/// Embeds every text as `[id]` after a short sleep, noting when each call ran.
+struct Timeline {
+    spec: ModelSpec,
+    id: f32,
+    calls: std::sync::Arc<std::sync::Mutex<Vec<(f32, Instant, Instant)>>>,
+}
+
+impl LoadedModel for Timeline {
+    fn spec(&self) -> &ModelSpec {
+        &self.spec
+    }
+    fn precision(&self) -> switchyard_backend_core::Precision {
+        switchyard_backend_core::Precision::F32
+    }
+    fn embed(&mut self, inputs: &[String]) -> Result<EmbedOutput, BackendError> {
+        let start = Instant::now();
+        std::thread::sleep(Duration::from_millis(3));
+        self.calls
+            .lock()
+            .unwrap()
+            .push((self.id, start, Instant::now()));
+        Ok(EmbedOutput {
+            vectors: inputs.iter().map(|_| vec![self.id]).collect(),
+            token_counts: inputs.iter().map(|_| 1).collect(),
+        })
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_wide_instance_answers_a_lone_client_and_never_runs_beside_a_stream() {
+    const WIDE: f32 = 9.0;
+    let calls = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
+    let instance = |id| -> Box<dyn LoadedModel> {
+        Box::new(Timeline {
+            spec: spec(8),
+            id,
+            calls: calls.clone(),
+        })
+    };
+    let worker =
+        ModelWorker::spawn_lanes(vec![instance(0.0), instance(1.0)], Some(instance(WIDE)), 64);
+    let batcher = Batcher::spawn(worker, 64);
+    let ran_on = |r: BatchReply| match r.output {
+        BatchOutput::Embed { vectors, .. } => vectors[0][0],
+        _ => panic!("embed output"),
+    };
+    // A lone client, one request at a time: the wide instance every time.
+    for _ in 0..3 {
+        let r = batcher.submit(vec!["x".into()]).await.unwrap();
+        assert_eq!(ran_on(r), WIDE);
+    }
+    // Twelve clients at once, three rounds: the streams take the load.
+    let mut lanes = Vec::new();
+    for _ in 0..3 {
+        let replies =
+            futures_join((0..12).map(|_| batcher.submit(vec!["y".into()])).collect()).await;
+        lanes.extend(replies.into_iter().map(|r| ran_on(r.unwrap())));
+    }
+    assert!(
+        lanes.iter().any(|&l| l != WIDE),
+        "the streams served the load: {lanes:?}"
+    );
+    // The wide instance never overlapped a stream's call.
+    let calls = calls.lock().unwrap().clone();
+    for &(_, ws, we) in calls.iter().filter(|c| c.0 == WIDE) {
+        for &(id, s, e) in calls.iter().filter(|c| c.0 != WIDE) {
+            assert!(
+                e <= ws || s >= we,
+                "stream {id} ran beside the wide instance"
+            );
+        }
+    }
+}

@@ -6,7 +6,10 @@
 //!
 //! A worker may own several instances of the same model (streams, as OpenVINO's throughput
 //! mode and Triton's instance groups run them), each on its own thread and taking the next
-//! job from the one shared queue: jobs then run side by side, one per stream.
+//! job from the one shared queue: jobs then run side by side, one per stream. Beside its
+//! streams it may own one *wide* instance, on all the inference threads, with a queue of its
+//! own ([`Lane::Wide`]): the caller sends it a lone request on an idle device, which a
+//! stream's share of the threads would compute more slowly, and never runs both at once.
 
 use std::sync::atomic::{AtomicU32, Ordering};
 use std::sync::mpsc;
@@ -54,11 +57,21 @@ pub struct Timed<T> {
     pub compute_ms: f64,
 }
 
+/// Which of a worker's instances runs a job.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Lane {
+    /// The next free stream.
+    Streams,
+    /// The wide instance (all the inference threads); the streams when there is none.
+    Wide,
+}
+
 /// Handle to a model running on its own thread. Cloning shares the same thread.
 #[derive(Clone)]
 pub struct ModelWorker {
     spec: Arc<ModelSpec>,
     tx: mpsc::SyncSender<Submitted>,
+    wide: Option<mpsc::SyncSender<Submitted>>,
     in_flight: Arc<AtomicU32>,
     streams: usize,
 }
@@ -69,6 +82,7 @@ impl std::fmt::Debug for ModelWorker {
             .field("model", &self.spec.name)
             .field("in_flight", &self.in_flight())
             .field("streams", &self.streams)
+            .field("wide", &self.wide.is_some())
             .finish()
     }
 }
@@ -86,6 +100,19 @@ impl ModelWorker {
     /// # Panics
     /// When `streams` is empty (a caller's bug: there is nothing to run jobs on).
     pub fn spawn_streams(streams: Vec<Box<dyn LoadedModel>>, queue_capacity: usize) -> Self {
+        Self::spawn_lanes(streams, None, queue_capacity)
+    }
+
+    /// [`ModelWorker::spawn_streams`], plus a `wide` instance (of the same entry) on a thread
+    /// and a queue of its own, for [`Lane::Wide`] jobs.
+    ///
+    /// # Panics
+    /// When `streams` is empty.
+    pub fn spawn_lanes(
+        streams: Vec<Box<dyn LoadedModel>>,
+        wide: Option<Box<dyn LoadedModel>>,
+        queue_capacity: usize,
+    ) -> Self {
         let spec = Arc::new(
             streams
                 .first()
@@ -108,12 +135,27 @@ impl ModelWorker {
                 .spawn(move || run(model, &rx))
                 .expect("spawning a model thread");
         }
+        let wide = wide.map(|model| {
+            let (tx, rx) = mpsc::sync_channel::<Submitted>(queue_capacity.max(1));
+            let rx = Mutex::new(rx);
+            thread::Builder::new()
+                .name(format!("model-{}-wide", spec.name))
+                .spawn(move || run(model, &rx))
+                .expect("spawning a model thread");
+            tx
+        });
         ModelWorker {
             spec,
             tx,
+            wide,
             in_flight: Arc::new(AtomicU32::new(0)),
             streams: count,
         }
+    }
+
+    /// Whether the worker has a wide instance.
+    pub fn has_wide(&self) -> bool {
+        self.wide.is_some()
     }
 
     /// Instances serving the queue: how many jobs run at once.
@@ -133,13 +175,15 @@ impl ModelWorker {
 
     fn submit<T: Send + 'static>(
         &self,
+        lane: Lane,
         make: impl FnOnce(Reply<Timed<Result<T, BackendError>>>) -> Job,
     ) -> Result<oneshot::Receiver<Timed<Result<T, BackendError>>>, BackendError> {
         let (reply_tx, reply_rx) = oneshot::channel();
-        match self
-            .tx
-            .try_send((Instant::now(), Span::current(), make(reply_tx)))
-        {
+        let tx = match (lane, &self.wide) {
+            (Lane::Wide, Some(wide)) => wide,
+            _ => &self.tx,
+        };
+        match tx.try_send((Instant::now(), Span::current(), make(reply_tx))) {
             Ok(()) => Ok(reply_rx),
             Err(mpsc::TrySendError::Full(_)) => {
                 Err(BackendError::QueueFull(self.spec.name.clone()))
@@ -167,18 +211,36 @@ impl ModelWorker {
         })
     }
 
-    /// Embeds a batch on the model thread.
+    /// Embeds a batch on the next free stream.
     pub async fn embed(&self, inputs: Vec<String>) -> Result<Timed<EmbedOutput>, BackendError> {
-        let rx = self.submit(|r| Job::Embed(inputs, r))?;
+        self.embed_on(Lane::Streams, inputs).await
+    }
+
+    /// Embeds a batch on `lane`.
+    pub async fn embed_on(
+        &self,
+        lane: Lane,
+        inputs: Vec<String>,
+    ) -> Result<Timed<EmbedOutput>, BackendError> {
+        let rx = self.submit(lane, |r| Job::Embed(inputs, r))?;
         self.wait(rx).await
     }
 
-    /// Classifies a batch on the model thread.
+    /// Classifies a batch on the next free stream.
     pub async fn classify(
         &self,
         inputs: Vec<String>,
     ) -> Result<Timed<Vec<ClassScores>>, BackendError> {
-        let rx = self.submit(|r| Job::Classify(inputs, r))?;
+        self.classify_on(Lane::Streams, inputs).await
+    }
+
+    /// Classifies a batch on `lane`.
+    pub async fn classify_on(
+        &self,
+        lane: Lane,
+        inputs: Vec<String>,
+    ) -> Result<Timed<Vec<ClassScores>>, BackendError> {
+        let rx = self.submit(lane, |r| Job::Classify(inputs, r))?;
         self.wait(rx).await
     }
 
@@ -189,7 +251,9 @@ impl ModelWorker {
         params: GenerateParams,
         on_token: impl FnMut(TokenEvent) -> bool + Send + 'static,
     ) -> Result<Timed<GenerateSummary>, BackendError> {
-        let rx = self.submit(|r| Job::Generate(params, Box::new(on_token), r))?;
+        let rx = self.submit(Lane::Streams, |r| {
+            Job::Generate(params, Box::new(on_token), r)
+        })?;
         self.wait(rx).await
     }
 }

@@ -6,5 +6,5 @@ mod pool;
 mod retry;
 
 pub use failure::{Failure, Scope};
-pub use pool::AgentPool;
+pub use pool::{AgentPool, AgentRpc, AgentService, TransportError, in_process};
 pub use retry::{Attempt, AttemptContext, Failed, Observed, deadline_error, remaining, run};

@@ -9,9 +9,7 @@ use rand::Rng;
 use switchyard_api::ApiError;
 use switchyard_backend_core::StageKind;
 use switchyard_proto::errors::ErrorClass;
-use switchyard_proto::v1::agent_client::AgentClient;
 use switchyard_scheduler::{PlacementRequest, RetryPolicy, Sample};
-use tonic::transport::Channel;
 use tracing::{Instrument, info_span, warn};
 
 use super::{AgentPool, Failure};
@@ -39,7 +37,7 @@ pub struct AttemptContext {
     /// The placed target.
     pub target: Target,
     /// The target's agent.
-    pub client: AgentClient<Channel>,
+    pub client: super::pool::AgentRpc,
     /// The attempt's time budget: the adaptive timeout, cut to the deadline.
     pub budget: Duration,
     /// The whole request's deadline.

@@ -89,6 +89,12 @@ impl Pipeline {
         self
     }
 
+    /// Calls `node`'s agent through `service`, in this process (`switchyard up`), instead of
+    /// over gRPC to the endpoint it advertises.
+    pub fn attach_in_process_agent(&self, node: &str, service: dispatch::AgentService) {
+        self.pool.attach_in_process(node, service);
+    }
+
     /// The document store and retrieval settings.
     pub fn documents(&self) -> &Documents {
         &self.documents

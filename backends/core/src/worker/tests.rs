@@ -164,3 +164,48 @@ async fn one_instance_is_one_stream() {
     let w = ModelWorker::spawn(Box::new(LengthModel(spec())), 4);
     assert_eq!(w.streams(), 1);
 }
+
+/// Embeds every text as `[id]`: which instance ran the job.
+struct Tagged(ModelSpec, f32);
+
+impl LoadedModel for Tagged {
+    fn spec(&self) -> &ModelSpec {
+        &self.0
+    }
+    fn precision(&self) -> crate::Precision {
+        crate::Precision::F32
+    }
+    fn embed(&mut self, inputs: &[String]) -> Result<EmbedOutput, BackendError> {
+        Ok(EmbedOutput {
+            vectors: inputs.iter().map(|_| vec![self.1]).collect(),
+            token_counts: inputs.iter().map(|_| 1).collect(),
+        })
+    }
+}
+
+async fn ran_on(w: &ModelWorker, lane: Lane) -> f32 {
+    w.embed_on(lane, vec!["x".into()])
+        .await
+        .unwrap()
+        .value
+        .vectors[0][0]
+}
+
+#[tokio::test]
+async fn a_wide_job_runs_on_the_wide_instance_and_a_stream_job_on_a_stream() {
+    let w = ModelWorker::spawn_lanes(
+        vec![Box::new(Tagged(spec(), 0.0)), Box::new(Tagged(spec(), 1.0))],
+        Some(Box::new(Tagged(spec(), 9.0))),
+        8,
+    );
+    assert!(w.has_wide());
+    assert_eq!(w.streams(), 2, "the wide instance is not a stream");
+    for _ in 0..4 {
+        assert_eq!(ran_on(&w, Lane::Wide).await, 9.0);
+        assert!([0.0, 1.0].contains(&ran_on(&w, Lane::Streams).await));
+    }
+    // Without a wide instance, a wide job runs on a stream.
+    let plain = ModelWorker::spawn_streams(vec![Box::new(Tagged(spec(), 0.0))], 8);
+    assert!(!plain.has_wide());
+    assert_eq!(ran_on(&plain, Lane::Wide).await, 0.0);
+}
