@@ -52,6 +52,16 @@ struct Resident {
     pinned: AtomicBool,
     /// How long the load took, ms.
     load_ms: f64,
+    /// Memory it reserves on the device: the entry's `memory_bytes` per copy of the weights
+    /// (a wide instance beside the streams is a second copy).
+    memory_bytes: u64,
+}
+
+/// Memory a load of `spec` as `streams` streams reserves: streams share one copy of the
+/// weights, and more than one stream brings a wide instance with a copy of its own.
+fn reservation(spec: &ModelSpec, streams: usize) -> u64 {
+    let copies = if streams > 1 { 2 } else { 1 };
+    spec.memory_bytes.saturating_mul(copies)
 }
 
 impl Resident {
@@ -63,7 +73,7 @@ impl Resident {
             precision: self.precision.as_str().to_string(),
             load_ms: self.load_ms,
             streams: self.worker.streams() as u32,
-            memory_bytes: self.spec.memory_bytes,
+            memory_bytes: self.memory_bytes,
             in_flight: self.worker.in_flight(),
             pinned: self.pinned.load(Ordering::Relaxed),
             idle_ms: self
@@ -179,7 +189,7 @@ impl StageRunner {
     pub fn reserved_bytes(&self) -> HashMap<String, u64> {
         let mut out = HashMap::new();
         for r in self.resident.lock().expect("resident table").values() {
-            *out.entry(r.device_id.clone()).or_default() += r.spec.memory_bytes;
+            *out.entry(r.device_id.clone()).or_default() += r.memory_bytes;
         }
         for (device, bytes) in self
             .llama_cpp
@@ -308,12 +318,18 @@ impl StageRunner {
             )));
         }
         let backend = self.backend(backend_id)?;
-        self.make_room(&spec, device_id, slot.memory_total_bytes)?;
+        let streams = streams::plan(&spec, slot.target.device_type, paths::inference_threads())
+            .min(backend.max_streams(&spec, &slot.target));
+        self.make_room(
+            &spec,
+            reservation(&spec, streams),
+            device_id,
+            slot.memory_total_bytes,
+        )?;
         let span = info_span!("load", model, device = device_id, backend = backend_id);
         let started = Instant::now();
         let target = slot.target.clone();
         let load_spec = spec.clone();
-        let streams = streams::plan(&spec, target.device_type, paths::inference_threads());
         let (loaded, wide) = tokio::task::spawn_blocking(move || {
             let loaded = backend.load_streams(&load_spec, &target, streams)?;
             // Streams split the threads: a lone request gets a wide instance with all of
@@ -350,6 +366,14 @@ impl StageRunner {
             });
         }
         let worker = ModelWorker::spawn_lanes(loaded, wide, self.queue_capacity);
+        let reserved = reservation(
+            &spec,
+            if worker.has_wide() {
+                worker.streams()
+            } else {
+                1
+            },
+        );
         let batcher = match spec.stage {
             StageKind::Classify | StageKind::Embed => {
                 Some(Batcher::spawn(worker.clone(), self.queue_capacity))
@@ -366,6 +390,7 @@ impl StageRunner {
             last_used: Mutex::new(Instant::now()),
             pinned: AtomicBool::new(false),
             load_ms: started.elapsed().as_secs_f64() * 1e3,
+            memory_bytes: reserved,
         });
         self.resident
             .lock()
@@ -386,20 +411,26 @@ impl StageRunner {
 
     /// Evicts idle models from `device_id` (least recently used first) until `spec` fits in
     /// its `total` bytes, or refuses without evicting anything. Called under the load lock.
-    fn make_room(&self, spec: &ModelSpec, device_id: &str, total: u64) -> Result<(), BackendError> {
+    fn make_room(
+        &self,
+        spec: &ModelSpec,
+        needed: u64,
+        device_id: &str,
+        total: u64,
+    ) -> Result<(), BackendError> {
         let mut resident = self.resident.lock().expect("resident table");
         let candidates: Vec<EvictionCandidate> = resident
             .values()
             .filter(|r| r.device_id == device_id && r.spec.name != spec.name)
             .map(|r| EvictionCandidate {
                 model: r.spec.name.clone(),
-                memory_bytes: r.spec.memory_bytes,
+                memory_bytes: r.memory_bytes,
                 last_used: *r.last_used.lock().expect("last used"),
                 in_flight: r.worker.in_flight(),
                 pinned: r.pinned.load(Ordering::Relaxed),
             })
             .collect();
-        let evict = plan_eviction(&candidates, spec.memory_bytes, total)
+        let evict = plan_eviction(&candidates, needed, total)
             .map_err(|e| BackendError::OutOfMemory(format!("{} on {device_id}: {e}", spec.name)))?;
         for victim in evict {
             resident.remove(&(victim.clone(), device_id.to_string()));

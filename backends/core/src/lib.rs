@@ -59,6 +59,13 @@ pub trait Backend: Send + Sync {
         device: &DeviceRef,
     ) -> Result<Box<dyn LoadedModel>, BackendError>;
 
+    /// The most instances [`Backend::load_streams`] loads of `spec` on `device` (one unless
+    /// the backend runs streams there), so that the caller can reserve memory before it loads.
+    fn max_streams(&self, spec: &ModelSpec, device: &DeviceRef) -> usize {
+        let _ = (spec, device);
+        1
+    }
+
     /// Loads `spec` as up to `streams` instances that run side by side on `device`, each
     /// driven by a thread of its own and sharing what the runtime lets them share (OpenVINO
     /// on a CPU: one compiled model with `NUM_STREAMS` = `streams`, an infer request per

@@ -232,6 +232,16 @@ impl Backend for OpenVinoBackend {
         switchyard_backend_core::decoder::model_for(spec, Box::new(session))
     }
 
+    /// Streams for an encoder on a CPU; one instance of anything else.
+    fn max_streams(&self, spec: &ModelSpec, device: &DeviceRef) -> usize {
+        let encoder = matches!(spec.stage, StageKind::Embed | StageKind::Classify);
+        if encoder && device.device_type == DeviceType::Cpu {
+            usize::MAX
+        } else {
+            1
+        }
+    }
+
     /// On a CPU, an encoder (classify/embed) as `streams` sessions over one compiled model;
     /// anything else as [`Backend::load`] does.
     fn load_streams(
