@@ -14,7 +14,7 @@ use switchyard_backend_core::paths;
 use switchyard_backend_core::worker::ModelWorker;
 use switchyard_backend_core::{
     Backend, BackendError, ClassScores, DeviceRef, GenerateParams, ModelRegistry, ModelSpec,
-    Precision, StageKind, TokenEvent,
+    StageKind, TokenEvent,
 };
 use switchyard_proto::v1::{Device, ResidentModel};
 use tracing::{Instrument, info, info_span};
@@ -24,9 +24,11 @@ use crate::engines::LlamaCpp;
 
 mod engines;
 mod outcome;
+mod resident;
 use crate::eviction::{EvictionCandidate, plan_eviction};
 use crate::streams;
 pub use outcome::{GenerateOutcome, StageResult};
+use resident::{Resident, reservation};
 
 /// A device as the runner addresses it.
 #[derive(Debug, Clone)]
@@ -35,55 +37,6 @@ struct DeviceSlot {
     target: DeviceRef,
     simulated: bool,
     memory_total_bytes: u64,
-}
-
-/// One model resident on one device.
-#[derive(Debug)]
-struct Resident {
-    spec: ModelSpec,
-    device_id: String,
-    backend: String,
-    /// The precision the runtime computes this instance at (read back at load).
-    precision: Precision,
-    worker: ModelWorker,
-    batcher: Option<Batcher>,
-    last_used: Mutex<Instant>,
-    /// Pinned by the controller: never evicted.
-    pinned: AtomicBool,
-    /// How long the load took, ms.
-    load_ms: f64,
-    /// Memory it reserves on the device: the entry's `memory_bytes` per copy of the weights
-    /// (a wide instance beside the streams is a second copy).
-    memory_bytes: u64,
-}
-
-/// Memory a load of `spec` as `streams` streams reserves: streams share one copy of the
-/// weights, and more than one stream brings a wide instance with a copy of its own.
-fn reservation(spec: &ModelSpec, streams: usize) -> u64 {
-    let copies = if streams > 1 { 2 } else { 1 };
-    spec.memory_bytes.saturating_mul(copies)
-}
-
-impl Resident {
-    fn describe(&self) -> ResidentModel {
-        ResidentModel {
-            model: self.spec.name.clone(),
-            device_id: self.device_id.clone(),
-            backend: self.backend.clone(),
-            precision: self.precision.as_str().to_string(),
-            load_ms: self.load_ms,
-            streams: self.worker.streams() as u32,
-            memory_bytes: self.memory_bytes,
-            in_flight: self.worker.in_flight(),
-            pinned: self.pinned.load(Ordering::Relaxed),
-            idle_ms: self
-                .last_used
-                .lock()
-                .expect("last used")
-                .elapsed()
-                .as_millis() as u64,
-        }
-    }
 }
 
 /// Runs stages on this node's devices.
@@ -331,14 +284,7 @@ impl StageRunner {
         let target = slot.target.clone();
         let load_spec = spec.clone();
         let (loaded, wide) = tokio::task::spawn_blocking(move || {
-            let loaded = backend.load_streams(&load_spec, &target, streams)?;
-            // Streams split the threads: a lone request gets a wide instance with all of
-            // them (see `streams`).
-            let wide = match loaded.len() {
-                0 | 1 => None,
-                _ => Some(backend.load(&load_spec, &target)?),
-            };
-            Ok::<_, BackendError>((loaded, wide))
+            resident::load_instances(backend.as_ref(), &load_spec, &target, streams)
         })
         .instrument(span.clone())
         .await
@@ -366,14 +312,7 @@ impl StageRunner {
             });
         }
         let worker = ModelWorker::spawn_lanes(loaded, wide, self.queue_capacity);
-        let reserved = reservation(
-            &spec,
-            if worker.has_wide() {
-                worker.streams()
-            } else {
-                1
-            },
-        );
+        let reserved = reservation(&spec, worker.streams());
         let batcher = match spec.stage {
             StageKind::Classify | StageKind::Embed => {
                 Some(Batcher::spawn(worker.clone(), self.queue_capacity))

@@ -250,8 +250,7 @@ impl Backend for OpenVinoBackend {
         device: &DeviceRef,
         streams: usize,
     ) -> Result<Vec<Box<dyn LoadedModel>>, BackendError> {
-        let encoder = matches!(spec.stage, StageKind::Embed | StageKind::Classify);
-        if streams <= 1 || !encoder || device.device_type != DeviceType::Cpu {
+        if streams.min(self.max_streams(spec, device)) <= 1 {
             return Ok(vec![self.load(spec, device)?]);
         }
         self.compile_streams(
