@@ -170,6 +170,7 @@ impl Agent for AgentService {
             precision: res.precision.as_str().to_string(),
             load_ms: res.load_ms,
             retrieved: Vec::new(),
+            engine_device: String::new(),
         };
         let mut out = RunStageResponse {
             trace: Some(trace),
@@ -325,6 +326,7 @@ impl Agent for AgentService {
                             precision: outcome.precision.as_str().to_string(),
                             load_ms: outcome.load_ms,
                             retrieved: Vec::new(),
+                            engine_device: String::new(),
                         }),
                         tool_calls_json: String::new(),
                     }),

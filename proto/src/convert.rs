@@ -40,6 +40,7 @@ impl From<v1::DeviceKind> for DeviceType {
             v1::DeviceKind::IntelGpu => DeviceType::IntelGpu,
             v1::DeviceKind::IntelNpu => DeviceType::IntelNpu,
             v1::DeviceKind::Ncs2 => DeviceType::Ncs2,
+            v1::DeviceKind::VulkanGpu => DeviceType::VulkanGpu,
             v1::DeviceKind::Cpu | v1::DeviceKind::Unspecified => DeviceType::Cpu,
         }
     }
@@ -53,6 +54,7 @@ impl From<DeviceType> for v1::DeviceKind {
             DeviceType::IntelGpu => v1::DeviceKind::IntelGpu,
             DeviceType::IntelNpu => v1::DeviceKind::IntelNpu,
             DeviceType::Ncs2 => v1::DeviceKind::Ncs2,
+            DeviceType::VulkanGpu => v1::DeviceKind::VulkanGpu,
         }
     }
 }
@@ -78,6 +80,7 @@ mod tests {
             DeviceType::IntelGpu,
             DeviceType::IntelNpu,
             DeviceType::Ncs2,
+            DeviceType::VulkanGpu,
         ] {
             assert_eq!(DeviceType::from(v1::DeviceKind::from(t)), t);
         }

@@ -37,6 +37,7 @@ short_names!(DeviceKind {
     IntelGpu => "intel_gpu",
     IntelNpu => "intel_npu",
     Ncs2 => "ncs2",
+    VulkanGpu => "vulkan_gpu",
 });
 
 short_names!(TopsSource {

@@ -135,7 +135,9 @@ pub async fn start_agent(config: &Config, models: ModelRegistry) -> Result<Agent
     {
         anyhow::bail!("fixture {} is not a directory", f.display());
     }
-    let mut discovery = Discovery::new(discovery_config(a.fixture.as_deref()));
+    let mut dc = discovery_config(a.fixture.as_deref());
+    dc.software_gpu |= config.discovery.software_gpu;
+    let mut discovery = Discovery::new(dc);
     let first = discovery.scan();
     for note in &first.notes {
         info!(note = %note, "discovery");

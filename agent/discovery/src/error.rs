@@ -6,16 +6,16 @@ use std::path::PathBuf;
 /// A discovery failure.
 #[derive(Debug, thiserror::Error)]
 pub enum DiscoveryError {
-    /// A recorded NVML fixture could not be read.
-    #[error("cannot read NVML fixture {path}: {source}")]
+    /// A recorded fixture (NVML, Vulkan) could not be read.
+    #[error("cannot read fixture {path}: {source}")]
     FixtureIo {
         /// The fixture file.
         path: PathBuf,
         /// The I/O error.
         source: std::io::Error,
     },
-    /// A recorded NVML fixture is not valid JSON of the expected shape.
-    #[error("invalid NVML fixture {path}: {source}")]
+    /// A recorded fixture (NVML, Vulkan) is not valid JSON of the expected shape.
+    #[error("invalid fixture {path}: {source}")]
     FixtureFormat {
         /// The fixture file.
         path: PathBuf,

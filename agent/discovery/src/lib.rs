@@ -40,6 +40,7 @@ mod ncs2;
 pub mod nvidia;
 mod table;
 mod telemetry;
+pub mod vulkan;
 
 use std::collections::HashMap;
 #[cfg(test)]
@@ -86,6 +87,22 @@ pub struct DiscoveryConfig {
     pub identity: Identity,
     /// `SWITCHYARD_OPENVINO_2022_DIR`: where to look for the MYRIAD plugin first.
     pub openvino_2022_dir: Option<PathBuf>,
+    /// Vulkan source.
+    pub vulkan: VulkanMode,
+    /// `[discovery] software_gpu`: a software Vulkan device (Mesa lavapipe) becomes a
+    /// `vulkan_gpu` that placement may use (tests); never by default.
+    pub software_gpu: bool,
+}
+
+/// Where Vulkan answers come from.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum VulkanMode {
+    /// The real loader (`libvulkan.so.1`); none means no Vulkan devices.
+    Real,
+    /// A recorded JSON list ([`vulkan::VkPhysical`] shape).
+    Fixture(PathBuf),
+    /// Do not look for Vulkan devices.
+    Disabled,
 }
 
 impl DiscoveryConfig {
@@ -98,6 +115,9 @@ impl DiscoveryConfig {
             simulated: false,
             identity: Identity::current(),
             openvino_2022_dir: std::env::var_os("SWITCHYARD_OPENVINO_2022_DIR").map(PathBuf::from),
+            vulkan: VulkanMode::Real,
+            software_gpu: std::env::var("SWITCHYARD_SOFTWARE_GPU")
+                .is_ok_and(|v| matches!(v.as_str(), "1" | "true" | "yes")),
         }
     }
 
@@ -111,8 +131,16 @@ impl DiscoveryConfig {
         } else {
             NvmlMode::Disabled
         };
+        let vulkan_file = root.join("vulkan.json");
+        let vulkan = if vulkan_file.is_file() {
+            VulkanMode::Fixture(vulkan_file)
+        } else {
+            VulkanMode::Disabled
+        };
         Self {
             openvino_2022_dir: None,
+            vulkan,
+            software_gpu: false,
             nvml,
             level_zero: false,
             simulated: true,
@@ -179,6 +207,8 @@ pub struct Discovery {
     l0_note: Option<String>,
     intel: HashMap<String, IntelState>,
     samples: telemetry::Samples,
+    /// The Vulkan devices of the first scan.
+    vulkan: Option<Result<Vec<vulkan::VkPhysical>, String>>,
 }
 
 impl std::fmt::Debug for Discovery {
@@ -229,6 +259,7 @@ impl Discovery {
             l0_note,
             intel: HashMap::new(),
             samples: telemetry::Samples::default(),
+            vulkan: None,
         }
     }
 
@@ -274,6 +305,7 @@ impl Discovery {
 
         self.scan_nvidia(&mut inv);
         self.scan_intel(&mut inv, host_mem);
+        self.scan_vulkan(&mut inv);
         self.scan_ncs2(&mut inv);
         self.scan_orphan_nodes(&mut inv);
 
@@ -314,6 +346,26 @@ impl Discovery {
         match src.snapshot() {
             Ok(snap) => inv.devices.extend(nvidia::devices(&snap)),
             Err(e) => inv.notes.push(note("warn", format!("NVIDIA: {e}"))),
+        }
+    }
+
+    /// Vulkan identity for the GPUs found so far, and the Vulkan-only GPUs. The loader is
+    /// asked once per process (an instance per scan would cost time and, with some drivers,
+    /// memory); a GPU that appears later is seen after a restart.
+    fn scan_vulkan(&mut self, inv: &mut Inventory) {
+        let listed = match (&self.cfg.vulkan, &self.vulkan) {
+            (VulkanMode::Disabled, _) => return,
+            (_, Some(cached)) => cached.clone(),
+            (VulkanMode::Real, None) => vulkan::enumerate(),
+            (VulkanMode::Fixture(p), None) => vulkan::load_fixture(p).map_err(|e| e.to_string()),
+        };
+        self.vulkan = Some(listed.clone());
+        match listed {
+            Ok(vk) => {
+                let notes = vulkan::merge(&mut inv.devices, &vk, self.cfg.software_gpu);
+                inv.notes.extend(notes);
+            }
+            Err(e) => inv.notes.push(note("warn", format!("Vulkan: {e}"))),
         }
     }
 
@@ -489,7 +541,8 @@ impl Discovery {
                     );
                 }
             }
-            DeviceKind::Ncs2 | DeviceKind::Unspecified => {}
+            // No vendor counters through Vulkan alone: free memory as scanned.
+            DeviceKind::Ncs2 | DeviceKind::VulkanGpu | DeviceKind::Unspecified => {}
         }
         t
     }

@@ -363,7 +363,7 @@ mod tests {
         let p = dir.path().join("nvml.json");
         std::fs::write(&p, r#"{"driver_version": "1", "gpus": [{"index": 0}]}"#).unwrap();
         let err = FixtureNvml::load(&p).unwrap_err().to_string();
-        assert!(err.contains("invalid NVML fixture"), "{err}");
+        assert!(err.contains("invalid fixture"), "{err}");
         assert!(err.contains("missing field"), "{err}");
         let err = FixtureNvml::load(dir.path().join("absent.json")).unwrap_err();
         assert!(matches!(err, DiscoveryError::FixtureIo { .. }));

@@ -27,7 +27,7 @@ mod memory;
 mod pinning;
 mod process;
 use memory::{GpuProcesses, engine_memory, rss_bytes};
-pub use pinning::{BuildDevices, Pin, pin};
+pub use pinning::{BuildDevices, Pin};
 use process::{free_port, supervise};
 
 /// Time a stopped engine gets between SIGTERM and SIGKILL.
@@ -93,8 +93,10 @@ pub fn locate(settings: &LlamaCppSettings) -> Result<PathBuf, String> {
 }
 
 /// Adds the `llama_cpp` backend to this node's CPU and GPU devices when there are engine
-/// models: usable where a `llama-server` was found and its build has a backend for the device
-/// (CUDA for NVIDIA), otherwise with why not and how to fix it.
+/// models: usable where a `llama-server` was found, its build has a backend for the device
+/// and the engine itself shows that device under the pin (see [`pinning`]); otherwise with
+/// why not and how to fix it. A device is checked once per identity (the check runs the
+/// engine's `--list-devices`).
 pub fn advertise(runner: &crate::StageRunner, devices: &mut [Device]) {
     let Some(llama_cpp) = runner.llama_cpp() else {
         return;
@@ -102,35 +104,52 @@ pub fn advertise(runner: &crate::StageRunner, devices: &mut [Device]) {
     if !runner.registry().iter().any(|s| s.engine.is_some()) {
         return;
     }
-    let engine_kinds = [DeviceKind::Cpu, DeviceKind::NvidiaGpu, DeviceKind::IntelGpu];
+    let engine_kinds = [
+        DeviceKind::Cpu,
+        DeviceKind::NvidiaGpu,
+        DeviceKind::IntelGpu,
+        DeviceKind::VulkanGpu,
+    ];
     for d in devices
         .iter_mut()
         .filter(|d| d.engine.is_empty() && engine_kinds.contains(&d.kind()))
     {
-        llama_cpp
-            .kinds
-            .lock()
-            .expect("kinds")
-            .insert(d.id.clone(), d.kind());
-        let usable = llama_cpp
-            .server
-            .as_ref()
-            .map_err(Clone::clone)
-            .and_then(|_| llama_cpp.build.usable_on(d.kind()));
+        let usable = llama_cpp.pin_of(d);
         d.backends.retain(|b| b.backend != "llama_cpp");
         d.backends.push(BackendSupport {
             backend: "llama_cpp".into(),
             usable: usable.is_ok(),
-            engine_build: if usable.is_ok() {
-                llama_cpp.build.name()
-            } else {
-                String::new()
+            engine_build: match &usable {
+                Ok(pin) => format!("{} on {}", llama_cpp.build.name(), pin.describe()),
+                Err(_) => String::new(),
             },
             reason: usable.err().unwrap_or_default(),
             // llama.cpp computes at the precisions of the GGUF; nothing else is promised.
             precisions: Vec::new(),
         });
     }
+}
+
+/// A device's pin, checked against the engine, and the identity it was checked for.
+#[derive(Debug, Clone)]
+struct DevicePin {
+    kind: DeviceKind,
+    identity: String,
+    pin: Result<Pin, String>,
+}
+
+/// What a pin depends on: the kind and the identity attributes discovery wrote.
+fn identity_of(d: &Device) -> String {
+    use switchyard_proto::attributes::{PCI_BUS_ID, UUID, VULKAN_INDEX, VULKAN_NAME};
+    let a = |k: &str| d.attributes.get(k).cloned().unwrap_or_default();
+    format!(
+        "{:?}|{}|{}|{}|{}",
+        d.kind(),
+        a(UUID),
+        a(PCI_BUS_ID),
+        a(VULKAN_INDEX),
+        a(VULKAN_NAME)
+    )
 }
 
 /// What one engine process is doing.
@@ -153,6 +172,8 @@ pub(super) struct Server {
     spec: ModelSpec,
     device_id: String,
     endpoint: Endpoint,
+    /// The device it is pinned to.
+    pin: Pin,
     phase: watch::Sender<Phase>,
     stop: watch::Sender<bool>,
     last_used: Mutex<Instant>,
@@ -166,8 +187,8 @@ pub struct LlamaCpp {
     server: Result<PathBuf, String>,
     /// The GPU backends of that build.
     build: BuildDevices,
-    /// The kind of each device id of this node (from [`advertise`]).
-    kinds: Mutex<HashMap<String, DeviceKind>>,
+    /// Each device id's pin (from [`advertise`]).
+    pins: Mutex<HashMap<String, DevicePin>>,
     threads: usize,
     servers: Mutex<HashMap<(String, String), Arc<Server>>>,
     /// What NVML last said each GPU process holds.
@@ -183,7 +204,7 @@ impl LlamaCpp {
                 .as_deref()
                 .map(BuildDevices::probe)
                 .unwrap_or_default(),
-            kinds: Mutex::new(HashMap::new()),
+            pins: Mutex::new(HashMap::new()),
             server,
             threads: settings
                 .threads
@@ -196,6 +217,44 @@ impl LlamaCpp {
     /// The binary, or why there is none.
     pub fn binary(&self) -> Result<&Path, &str> {
         self.server.as_deref().map_err(String::as_str)
+    }
+
+    /// The pin of `d`, computed and checked against the engine once per identity.
+    fn pin_of(&self, d: &Device) -> Result<Pin, String> {
+        let binary = self.server.as_ref().map_err(Clone::clone)?;
+        let identity = identity_of(d);
+        if let Some(known) = self.pins.lock().expect("pins").get(&d.id)
+            && known.identity == identity
+        {
+            return known.pin.clone();
+        }
+        let pin = pinning::pin_device(binary, &self.build, d);
+        match &pin {
+            Ok(p) => {
+                tracing::info!(device = %d.id, pin = %p.describe(), "llama.cpp device identity checked")
+            }
+            Err(why) => {
+                tracing::warn!(device = %d.id, reason = %why, "llama.cpp cannot use this device")
+            }
+        }
+        self.pins.lock().expect("pins").insert(
+            d.id.clone(),
+            DevicePin {
+                kind: d.kind(),
+                identity,
+                pin: pin.clone(),
+            },
+        );
+        pin
+    }
+
+    /// The kind of a device of this node, as last advertised.
+    fn kind_of(&self, device_id: &str) -> Option<DeviceKind> {
+        self.pins
+            .lock()
+            .expect("pins")
+            .get(device_id)
+            .map(|p| p.kind)
     }
 
     fn get(&self, model: &str, device_id: &str) -> Option<Arc<Server>> {
@@ -230,14 +289,14 @@ impl LlamaCpp {
             reason,
         };
         let binary = self.server.clone().map_err(unusable)?;
-        let kind = self
-            .kinds
+        let pinning = self
+            .pins
             .lock()
-            .expect("kinds")
+            .expect("pins")
             .get(device_id)
-            .copied()
-            .unwrap_or(DeviceKind::Unspecified);
-        self.build.usable_on(kind).map_err(unusable)?;
+            .map(|p| p.pin.clone())
+            .unwrap_or_else(|| Err("not a device of this node's inventory".into()))
+            .map_err(unusable)?;
         let engine = spec.engine.as_ref().ok_or_else(|| {
             BackendError::InvalidInput(format!("model {} is not an engine model", spec.name))
         })?;
@@ -264,6 +323,7 @@ impl LlamaCpp {
             spec: spec.clone(),
             device_id: device_id.to_string(),
             endpoint: Endpoint::new(config).map_err(unusable)?,
+            pin: pinning.clone(),
             phase: watch::Sender::new(Phase::Starting),
             stop: watch::Sender::new(false),
             last_used: Mutex::new(Instant::now()),
@@ -273,7 +333,6 @@ impl LlamaCpp {
         servers.insert(key, server.clone());
         let span = info_span!("engine", model = %spec.name, device = device_id);
         let threads = self.threads;
-        let pinning = pin(kind, device_id);
         tokio::spawn(supervise(server.clone(), binary, threads, pinning).instrument(span));
         Ok(server)
     }
@@ -311,12 +370,7 @@ impl LlamaCpp {
     fn describe(&self, server: &Server) -> Option<ResidentModel> {
         let mut r = server.describe()?;
         let pid = server.pid()?;
-        let kind = self
-            .kinds
-            .lock()
-            .expect("kinds")
-            .get(&server.device_id)
-            .copied();
+        let kind = self.kind_of(&server.device_id);
         r.memory_bytes = engine_memory(
             kind,
             rss_bytes(pid),
@@ -353,6 +407,11 @@ impl LlamaCpp {
 impl Server {
     pub(super) fn endpoint(&self) -> &Endpoint {
         &self.endpoint
+    }
+
+    /// `vulkan:Vulkan0`, `cuda:CUDA0`, `cpu`: where the engine computes.
+    pub(super) fn engine_device(&self) -> String {
+        self.pin.describe()
     }
 
     pub(super) fn in_flight(&self) -> &std::sync::atomic::AtomicU32 {

@@ -157,6 +157,7 @@ impl LlamaCpp {
             t.load_ms = load_ms;
             // llama.cpp computes at the GGUF's quantisation.
             t.precision = gguf_precision(spec);
+            t.engine_device = server.engine_device();
         }
         Ok(last)
     }

@@ -39,6 +39,8 @@ pub enum DeviceType {
     IntelNpu,
     /// An Intel Neural Compute Stick 2 (Myriad X VPU).
     Ncs2,
+    /// A GPU reached through Vulkan only (AMD, other vendors, a software Vulkan device).
+    VulkanGpu,
 }
 
 /// Which device a backend should run on.

@@ -53,6 +53,12 @@ pub fn openvino_name(device: &DeviceRef, available: &[String]) -> Result<String,
                 .filter(|d| !d.is_empty());
             return Err(unsupported(device, ncs2_reason(dir.as_deref())));
         }
+        DeviceType::VulkanGpu => {
+            return Err(unsupported(
+                device,
+                "OpenVINO does not run on Vulkan-only GPUs (generation runs there through llama.cpp's Vulkan backend)".into(),
+            ));
+        }
         DeviceType::NvidiaGpu => {
             return Err(unsupported(
                 device,

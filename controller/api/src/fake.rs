@@ -78,6 +78,7 @@ fn trace(stage: StageKind, model: &str) -> StageTrace {
         simulated: false,
         precision: "f32".into(),
         load_ms: 0.0,
+        engine_device: String::new(),
         retrieved: Vec::new(),
     }
 }

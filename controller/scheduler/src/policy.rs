@@ -78,7 +78,7 @@ impl Default for StagePreferences {
         StagePreferences {
             classify: vec![Ncs2, IntelNpu, Cpu],
             embed: vec![IntelNpu, IntelGpu, NvidiaGpu, Cpu],
-            generate: vec![NvidiaGpu, IntelGpu, Cpu],
+            generate: vec![NvidiaGpu, IntelGpu, VulkanGpu, Cpu],
         }
     }
 }
@@ -109,6 +109,8 @@ pub struct BackendPreferences {
     pub intel_npu: Vec<String>,
     /// NCS2 sticks.
     pub ncs2: Vec<String>,
+    /// GPUs reached through Vulkan only.
+    pub vulkan_gpu: Vec<String>,
 }
 
 impl Default for BackendPreferences {
@@ -122,6 +124,7 @@ impl Default for BackendPreferences {
             intel_gpu: v(&["openvino", "ort-openvino"]),
             intel_npu: v(&["openvino", "ort-openvino"]),
             ncs2: v(&["openvino"]),
+            vulkan_gpu: v(&["llama_cpp"]),
         }
     }
 }
@@ -135,6 +138,7 @@ impl BackendPreferences {
             DeviceType::IntelGpu => &self.intel_gpu,
             DeviceType::IntelNpu => &self.intel_npu,
             DeviceType::Ncs2 => &self.ncs2,
+            DeviceType::VulkanGpu => &self.vulkan_gpu,
         }
     }
 }

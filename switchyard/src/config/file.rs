@@ -40,6 +40,16 @@ pub struct EnginesConfig {
     pub llama_cpp: switchyard_agent::engines::LlamaCppSettings,
 }
 
+/// Device discovery (`[discovery]`).
+#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields, default)]
+pub struct DiscoveryConfig {
+    /// Place on a software Vulkan device (Mesa lavapipe: it computes on the CPU, slowly) as
+    /// if it were a GPU. For tests of the GPU path on machines without one; never by default.
+    /// Also `SWITCHYARD_SOFTWARE_GPU=1`.
+    pub software_gpu: bool,
+}
+
 /// The whole configuration file.
 #[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]
 #[serde(deny_unknown_fields, default)]
@@ -63,6 +73,8 @@ pub struct Config {
     pub retrieval: RetrievalConfig,
     /// Supervised engines (`[engines.llama_cpp] server = "…"`).
     pub engines: EnginesConfig,
+    /// Device discovery.
+    pub discovery: DiscoveryConfig,
 }
 
 /// A configuration error, on one line.

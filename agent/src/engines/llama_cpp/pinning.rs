@@ -1,201 +1,357 @@
-//! Which devices a `llama-server` build can use (its `--list-devices`), and the arguments and
-//! environment that keep one engine process on the device it was placed on.
+//! Which backends a `llama-server` build has, and the arguments and environment that keep one
+//! engine process on the one device it was placed on, chosen by identity (PCI bus id / UUID
+//! → the backend's visible-devices variable → the engine's own device name), never by
+//! position: CUDA, NVML and Vulkan number devices differently.
+//!
+//! | device | backend | identity → engine device |
+//! |---|---|---|
+//! | CPU | ggml CPU | `--device none -ngl 0`, no GPU visible |
+//! | NVIDIA GPU | CUDA when built, else Vulkan | `CUDA_VISIBLE_DEVICES=<NVML UUID>` → `CUDA0`; or as Vulkan |
+//! | Intel GPU, Vulkan GPU | Vulkan | `GGML_VK_VISIBLE_DEVICES=<index of the PCI bus id in the loader's order>` → `Vulkan0` |
+//!
+//! [`verify`] runs `llama-server --list-devices` under the pin and checks that exactly the
+//! expected device shows, with the name discovery found.
 
 use std::path::Path;
 use std::time::Duration;
 
-use switchyard_proto::v1::DeviceKind;
+use switchyard_proto::attributes::{SOFTWARE, UUID, VULKAN_INDEX, VULKAN_NAME};
+use switchyard_proto::v1::{Device, DeviceKind};
 
-/// The GPU backends a `llama-server` build offers, counted from `--list-devices`.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+/// The ggml backend an engine computes with.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Family {
+    /// ggml's CPU backend.
+    Cpu,
+    /// ggml-cuda.
+    Cuda,
+    /// ggml-vulkan.
+    Vulkan,
+}
+
+impl Family {
+    /// The name in traces and `devices` (`cpu`, `cuda`, `vulkan`).
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Family::Cpu => "cpu",
+            Family::Cuda => "cuda",
+            Family::Vulkan => "vulkan",
+        }
+    }
+
+    /// The prefix of this backend's devices in `--list-devices` (`CUDA0`, `Vulkan0`).
+    fn prefix(self) -> &'static str {
+        match self {
+            Family::Cpu => "CPU",
+            Family::Cuda => "CUDA",
+            Family::Vulkan => "Vulkan",
+        }
+    }
+}
+
+/// The GPU backends a `llama-server` build offers: the backend libraries beside a
+/// `GGML_BACKEND_DL` build (`libggml-vulkan.so`, …), else what `--list-devices` shows.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct BuildDevices {
-    /// CUDA devices (`CUDA0: NVIDIA …`).
-    pub cuda: usize,
-    /// Vulkan devices.
-    pub vulkan: usize,
-    /// SYCL devices.
-    pub sycl: usize,
+    /// Has the CUDA backend.
+    pub cuda: bool,
+    /// Has the Vulkan backend.
+    pub vulkan: bool,
+    /// Has the SYCL backend.
+    pub sycl: bool,
+    /// Has the OpenVINO backend.
+    pub openvino: bool,
+    /// Build notes (`vulkan: shaderc v2023.2 …`) from the `BUILD` file the build script writes.
+    pub notes: Vec<String>,
+}
+
+/// One device line of `--list-devices`: `Vulkan0` and its description.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ListedDevice {
+    /// The engine's device name (`Vulkan0`).
+    pub name: String,
+    /// What it says of it (`llvmpipe (LLVM 15.0.6, 256 bits) (2048 MiB, 2048 MiB free)`).
+    pub description: String,
+}
+
+/// The device lines of `llama-server --list-devices` output ("Available devices:", then one
+/// `  NAME: description` line per device, or `  (none)`).
+pub fn listed_devices(out: &str) -> Vec<ListedDevice> {
+    let Some((_, list)) = out.split_once("Available devices:") else {
+        return Vec::new();
+    };
+    list.lines()
+        .map(str::trim)
+        .filter_map(|line| {
+            let (name, description) = line.split_once(':')?;
+            let family = name.trim_end_matches(|c: char| c.is_ascii_digit());
+            (family.len() < name.len() && family.chars().all(|c| c.is_ascii_alphabetic())).then(
+                || ListedDevice {
+                    name: name.to_string(),
+                    description: description.trim().to_string(),
+                },
+            )
+        })
+        .collect()
 }
 
 impl BuildDevices {
-    /// Counts the devices of `llama-server --list-devices` output ("Available devices:", then
-    /// one `  NAME: description` line per device, or `  (none)` for a CPU-only build).
+    /// The backends of `--list-devices` output (a build without loadable backends).
     pub fn parse(out: &str) -> Self {
         let mut b = BuildDevices::default();
-        for line in out.lines().map(str::trim) {
-            let Some((name, _)) = line.split_once(':') else {
-                continue;
-            };
-            let family = name.trim_end_matches(|c: char| c.is_ascii_digit());
-            if family.len() == name.len() {
-                continue;
-            }
-            match family {
-                "CUDA" => b.cuda += 1,
-                "Vulkan" => b.vulkan += 1,
-                "SYCL" => b.sycl += 1,
+        for d in listed_devices(out) {
+            match d.name.trim_end_matches(|c: char| c.is_ascii_digit()) {
+                "CUDA" => b.cuda = true,
+                "Vulkan" => b.vulkan = true,
+                "SYCL" => b.sycl = true,
+                "OPENVINO" => b.openvino = true,
                 _ => {}
             }
         }
         b
     }
 
-    /// Runs `binary --list-devices` (10 s at most); a build that does not answer offers no
-    /// GPU.
+    /// The backends of the build at `binary`: its loadable backend libraries when it has any
+    /// (every backend is there even when no device of it is), else its `--list-devices`.
     pub fn probe(binary: &Path) -> Self {
-        let mut child = match std::process::Command::new(binary)
-            .arg("--list-devices")
-            .stdin(std::process::Stdio::null())
-            .stdout(std::process::Stdio::piped())
-            .stderr(std::process::Stdio::piped())
-            .spawn()
-        {
-            Ok(c) => c,
-            Err(_) => return BuildDevices::default(),
-        };
-        let deadline = std::time::Instant::now() + Duration::from_secs(10);
-        while std::time::Instant::now() < deadline {
-            if let Ok(Some(_)) = child.try_wait() {
-                let out = child.wait_with_output().ok();
-                return out.map_or_else(BuildDevices::default, |o| {
-                    let mut text = String::from_utf8_lossy(&o.stdout).into_owned();
-                    text.push_str(&String::from_utf8_lossy(&o.stderr));
-                    BuildDevices::parse(&text)
-                });
-            }
-            std::thread::sleep(Duration::from_millis(20));
+        let dir = binary.parent().unwrap_or(Path::new("."));
+        let has = |lib: &str| dir.join(lib).is_file();
+        if has("libggml-cpu.so") {
+            return BuildDevices {
+                cuda: has("libggml-cuda.so"),
+                vulkan: has("libggml-vulkan.so"),
+                sycl: has("libggml-sycl.so"),
+                openvino: has("libggml-openvino.so"),
+                notes: std::fs::read_to_string(dir.join("BUILD"))
+                    .unwrap_or_default()
+                    .lines()
+                    .filter(|l| l.starts_with("vulkan:") || l.starts_with("cuda:"))
+                    .map(str::to_string)
+                    .collect(),
+            };
         }
-        let _ = child.kill();
-        BuildDevices::default()
+        list_devices(binary, &[])
+            .map(|out| BuildDevices::parse(&out))
+            .unwrap_or_default()
     }
 
-    /// What this build is, by the GPU backends it has: "cpu build", "CUDA build",
-    /// "CUDA+Vulkan build", ….
+    /// What this build is, by the GPU backends it has: "cpu build", "CUDA+Vulkan build", …,
+    /// with the Vulkan shader compiler or CUDA version when the build recorded them.
     pub fn name(&self) -> String {
         let gpus: Vec<&str> = [
             ("CUDA", self.cuda),
             ("Vulkan", self.vulkan),
             ("SYCL", self.sycl),
+            ("OpenVINO", self.openvino),
         ]
         .into_iter()
-        .filter(|(_, n)| *n > 0)
+        .filter(|(_, has)| *has)
         .map(|(family, _)| family)
         .collect();
-        if gpus.is_empty() {
-            "cpu build".into()
+        let mut name = if gpus.is_empty() {
+            "cpu build".to_string()
         } else {
             format!("{} build", gpus.join("+"))
+        };
+        if !self.notes.is_empty() {
+            name.push_str(&format!(" ({})", self.notes.join("; ")));
         }
-    }
-
-    /// Whether this build can serve a model on a device of `kind`, or why not.
-    pub fn usable_on(&self, kind: DeviceKind) -> Result<(), String> {
-        match kind {
-            DeviceKind::Cpu => Ok(()),
-            DeviceKind::NvidiaGpu if self.cuda > 0 => Ok(()),
-            DeviceKind::NvidiaGpu => Err(
-                "llama-server has no CUDA backend: build it with -DGGML_CUDA=ON (README: engines) and set [engines.llama_cpp] server".into(),
-            ),
-            DeviceKind::IntelGpu if self.vulkan + self.sycl > 0 => Err(
-                "placing llama-server on one Intel GPU is not supported yet (its Vulkan/SYCL device order is not matched to discovery's)".into(),
-            ),
-            DeviceKind::IntelGpu => Err(
-                "llama-server has no Vulkan or SYCL backend: build it with -DGGML_VULKAN=ON or -DGGML_SYCL=ON".into(),
-            ),
-            DeviceKind::IntelNpu => Err("llama.cpp does not run on an Intel NPU".into()),
-            DeviceKind::Ncs2 => Err("llama.cpp does not run on an NCS2 stick".into()),
-            other => Err(format!("llama.cpp does not run on a {other:?} device")),
-        }
+        name
     }
 }
 
 /// The arguments and environment that keep an engine on one device.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Pin {
+    /// The backend it computes with.
+    pub family: Family,
     /// Extra `llama-server` arguments.
     pub args: Vec<String>,
     /// Environment variables to set.
     pub env: Vec<(String, String)>,
 }
 
-/// How to pin an engine to `device_id` of `kind`: on the CPU no offload at all (a GPU build
-/// would otherwise offload by default) and no GPU visible; on an NVIDIA GPU only that GPU,
-/// named by UUID in the PCI bus order CUDA uses, every layer offloaded.
-pub fn pin(kind: DeviceKind, device_id: &str) -> Pin {
-    let s = |v: &[&str]| v.iter().map(|x| x.to_string()).collect::<Vec<_>>();
-    match kind {
-        DeviceKind::NvidiaGpu => Pin {
-            args: s(&["--n-gpu-layers", "999"]),
-            env: vec![
-                ("CUDA_DEVICE_ORDER".into(), "PCI_BUS_ID".into()),
-                ("CUDA_VISIBLE_DEVICES".into(), device_id.into()),
-            ],
-        },
-        _ => Pin {
-            args: s(&["--device", "none", "--n-gpu-layers", "0"]),
-            env: vec![("CUDA_VISIBLE_DEVICES".into(), String::new())],
-        },
+impl Pin {
+    /// The engine's name of the device (`Vulkan0`, `CUDA0`), none on the CPU.
+    pub fn engine_device(&self) -> Option<String> {
+        (self.family != Family::Cpu).then(|| format!("{}0", self.family.prefix()))
     }
+
+    /// `vulkan:Vulkan0`, `cuda:CUDA0`, `cpu`: what the trace says.
+    pub fn describe(&self) -> String {
+        match self.engine_device() {
+            Some(d) => format!("{}:{d}", self.family.as_str()),
+            None => self.family.as_str().into(),
+        }
+    }
+
+    fn gpu(family: Family, env: Vec<(String, String)>) -> Pin {
+        let device = format!("{}0", family.prefix());
+        Pin {
+            family,
+            args: ["--device", &device, "--n-gpu-layers", "999"]
+                .map(String::from)
+                .to_vec(),
+            env,
+        }
+    }
+}
+
+fn pair(k: &str, v: &str) -> (String, String) {
+    (k.to_string(), v.to_string())
+}
+
+/// How to pin an engine of `build` to `device`, or why it cannot run there.
+pub fn plan(build: &BuildDevices, device: &Device) -> Result<Pin, String> {
+    let attr = |k: &str| device.attributes.get(k).map(String::as_str);
+    let vulkan = |why_not: &str| -> Result<Pin, String> {
+        if !build.vulkan {
+            return Err(format!(
+                "llama-server has no Vulkan backend{why_not}: run scripts/build_llama_server.sh (installs glslc, libvulkan-dev, spirv-headers) or set [engines.llama_cpp] server to a Vulkan build"
+            ));
+        }
+        let Some(index) = attr(VULKAN_INDEX) else {
+            return Err(format!(
+                "no Vulkan device matches this GPU's PCI bus id {}: install its Vulkan driver (Intel/AMD: mesa-vulkan-drivers; NVIDIA: the driver's Vulkan ICD) and check `vulkaninfo --summary`",
+                attr("pci_bus_id").unwrap_or("(unknown)")
+            ));
+        };
+        let mut env = vec![
+            pair("GGML_VK_VISIBLE_DEVICES", index),
+            pair("CUDA_VISIBLE_DEVICES", ""),
+        ];
+        if attr(SOFTWARE) == Some("true") {
+            // What llama.cpp's own CI sets for lavapipe.
+            env.push(pair("GGML_VK_DISABLE_F16", "1"));
+            env.push(pair("GGML_VK_DISABLE_COOPMAT", "1"));
+        }
+        Ok(Pin::gpu(Family::Vulkan, env))
+    };
+    match device.kind() {
+        DeviceKind::Cpu => Ok(Pin {
+            family: Family::Cpu,
+            args: ["--device", "none", "--n-gpu-layers", "0"]
+                .map(String::from)
+                .to_vec(),
+            env: vec![pair("CUDA_VISIBLE_DEVICES", "")],
+        }),
+        DeviceKind::NvidiaGpu if build.cuda => {
+            let uuid = attr(UUID).unwrap_or(&device.id);
+            Ok(Pin::gpu(
+                Family::Cuda,
+                vec![
+                    pair("CUDA_DEVICE_ORDER", "PCI_BUS_ID"),
+                    pair("CUDA_VISIBLE_DEVICES", uuid),
+                    // Keep Vulkan from initialising the same GPU a second time.
+                    pair("GGML_VK_VISIBLE_DEVICES", ""),
+                ],
+            ))
+        }
+        DeviceKind::NvidiaGpu => vulkan(" and no CUDA backend (scripts/build_llama_server.sh --with cuda)"),
+        DeviceKind::IntelGpu | DeviceKind::VulkanGpu => vulkan(""),
+        DeviceKind::IntelNpu => Err(
+            "llama.cpp on an Intel NPU needs its OpenVINO backend, which this agent does not place yet".into(),
+        ),
+        DeviceKind::Ncs2 => Err("llama.cpp does not run on an NCS2 stick".into()),
+        DeviceKind::Unspecified => Err("unknown device kind".into()),
+    }
+}
+
+/// Runs `binary --list-devices` with `env` (10 s at most): its output, stdout and stderr.
+fn list_devices(binary: &Path, env: &[(String, String)]) -> Result<String, String> {
+    let mut child = std::process::Command::new(binary)
+        .arg("--list-devices")
+        .envs(env.iter().map(|(k, v)| (k, v)))
+        .stdin(std::process::Stdio::null())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .map_err(|e| format!("cannot run {} --list-devices: {e}", binary.display()))?;
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    while std::time::Instant::now() < deadline {
+        if let Ok(Some(_)) = child.try_wait() {
+            let o = child
+                .wait_with_output()
+                .map_err(|e| format!("{} --list-devices: {e}", binary.display()))?;
+            let mut text = String::from_utf8_lossy(&o.stdout).into_owned();
+            text.push_str(&String::from_utf8_lossy(&o.stderr));
+            return Ok(text);
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    let _ = child.kill();
+    Err(format!(
+        "{} --list-devices did not answer within 10 s (a hung GPU driver?)",
+        binary.display()
+    ))
+}
+
+/// Checks `pin` against the engine itself: under the pin's environment `--list-devices`
+/// shows exactly one device of the pin's backend, named as the pin expects, and its
+/// description carries the name discovery found (`expect`). The listed device on success.
+pub fn check(out: &str, pin: &Pin, expect: &str) -> Result<ListedDevice, String> {
+    let Some(want) = pin.engine_device() else {
+        return Ok(ListedDevice {
+            name: "CPU".into(),
+            description: String::new(),
+        });
+    };
+    let of_family: Vec<ListedDevice> = listed_devices(out)
+        .into_iter()
+        .filter(|d| d.name.trim_end_matches(|c: char| c.is_ascii_digit()) == pin.family.prefix())
+        .collect();
+    let [one] = of_family.as_slice() else {
+        let seen: Vec<&str> = of_family.iter().map(|d| d.name.as_str()).collect();
+        let last = out
+            .lines()
+            .rev()
+            .find(|l| !l.trim().is_empty())
+            .unwrap_or("");
+        return Err(format!(
+            "llama-server shows {} {} device(s) under {:?} (want exactly {want}){}",
+            of_family.len(),
+            pin.family.as_str(),
+            pin.env,
+            if seen.is_empty() {
+                format!(": the backend found no device ({})", last.trim())
+            } else {
+                format!(": {}", seen.join(", "))
+            }
+        ));
+    };
+    if one.name != want {
+        return Err(format!(
+            "llama-server names the device {} (want {want})",
+            one.name
+        ));
+    }
+    let norm = |s: &str| s.to_ascii_lowercase().replace(['(', ')'], "");
+    let key = norm(expect.trim_start_matches("NVIDIA ").trim());
+    if !key.is_empty() && !norm(&one.description).contains(&key) {
+        return Err(format!(
+            "llama-server's {want} is \"{}\", but discovery expected \"{expect}\": device identity mismatch, not placing on it",
+            one.description
+        ));
+    }
+    Ok(one.clone())
+}
+
+/// [`plan`] then [`check`] against the real binary: the pin of `device`, or why it is
+/// unusable for generation.
+pub fn pin_device(binary: &Path, build: &BuildDevices, device: &Device) -> Result<Pin, String> {
+    let pin = plan(build, device)?;
+    if pin.family == Family::Cpu {
+        return Ok(pin);
+    }
+    let expect = match pin.family {
+        Family::Vulkan => device.attributes.get(VULKAN_NAME).cloned(),
+        _ => Some(device.model.clone()),
+    }
+    .unwrap_or_default();
+    let out = list_devices(binary, &pin.env)?;
+    check(&out, &pin, &expect)?;
+    Ok(pin)
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn list_devices_output_counts_each_gpu_backend() {
-        assert_eq!(
-            BuildDevices::parse("Available devices:\n  (none)\n"),
-            BuildDevices::default()
-        );
-        // As a CUDA build prints it (two RTX cards), load messages around it ignored.
-        let cuda = "ggml_cuda_init: found 2 CUDA devices:\n  Device 0: NVIDIA GeForce RTX 3090, compute capability 8.6\nAvailable devices:\n  CUDA0: NVIDIA GeForce RTX 3090 (24135 MiB, 23811 MiB free)\n  CUDA1: NVIDIA GeForce RTX 3060 (12044 MiB, 11900 MiB free)\n";
-        let b = BuildDevices::parse(cuda);
-        assert_eq!((b.cuda, b.vulkan, b.sycl), (2, 0, 0));
-        let vk = "Available devices:\n  Vulkan0: Intel(R) Arc(tm) A770 Graphics (DG2) (16032 MiB, 16032 MiB free)\n";
-        assert_eq!(BuildDevices::parse(vk).vulkan, 1);
-        // The name explain shows.
-        assert_eq!(BuildDevices::default().name(), "cpu build");
-        assert_eq!(b.name(), "CUDA build");
-        let both = format!("{cuda}  Vulkan0: Intel(R) Arc(tm) A770 Graphics\n");
-        assert_eq!(BuildDevices::parse(&both).name(), "CUDA+Vulkan build");
-    }
-
-    #[test]
-    fn a_build_is_usable_only_on_devices_it_has_a_backend_for() {
-        let cpu_only = BuildDevices::default();
-        assert!(cpu_only.usable_on(DeviceKind::Cpu).is_ok());
-        let why = cpu_only.usable_on(DeviceKind::NvidiaGpu).unwrap_err();
-        assert!(why.starts_with("llama-server has no CUDA backend"), "{why}");
-        let cuda = BuildDevices {
-            cuda: 1,
-            ..Default::default()
-        };
-        assert!(cuda.usable_on(DeviceKind::NvidiaGpu).is_ok());
-        assert!(cuda.usable_on(DeviceKind::IntelNpu).is_err());
-        assert!(cuda.usable_on(DeviceKind::IntelGpu).is_err());
-    }
-
-    #[test]
-    fn an_engine_sees_only_the_gpu_it_was_placed_on_and_none_on_the_cpu() {
-        let gpu = pin(
-            DeviceKind::NvidiaGpu,
-            "GPU-8f6c1a2b-0000-1111-2222-333344445555",
-        );
-        assert!(gpu.env.contains(&(
-            "CUDA_VISIBLE_DEVICES".into(),
-            "GPU-8f6c1a2b-0000-1111-2222-333344445555".into()
-        )));
-        assert!(
-            gpu.env
-                .contains(&("CUDA_DEVICE_ORDER".into(), "PCI_BUS_ID".into()))
-        );
-        assert_eq!(gpu.args, ["--n-gpu-layers", "999"]);
-        let cpu = pin(DeviceKind::Cpu, "cpu0");
-        assert_eq!(cpu.args, ["--device", "none", "--n-gpu-layers", "0"]);
-        assert!(
-            cpu.env
-                .contains(&("CUDA_VISIBLE_DEVICES".into(), String::new()))
-        );
-    }
-}
+mod tests;

@@ -15,6 +15,8 @@ pub const BACKEND: &str = "x-switchyard-backend";
 pub const MODEL: &str = "x-switchyard-model";
 /// Precision the (last) stage computed at (`f32`, `f16`, `bf16`).
 pub const PRECISION: &str = "x-switchyard-precision";
+/// Where a supervised engine computed (`vulkan:Vulkan0`, `cuda:CUDA0`, `cpu`).
+pub const ENGINE_DEVICE: &str = "x-switchyard-engine-device";
 /// Milliseconds queued in the agent's batcher (summed over stages).
 pub const QUEUE_TIME: &str = "x-queue-time";
 /// Milliseconds of compute on the device (summed over stages).
@@ -53,6 +55,7 @@ pub fn headers<'a>(traces: impl IntoIterator<Item = &'a StageTrace>) -> HeaderMa
         put(&mut h, BACKEND, &t.backend);
         put(&mut h, MODEL, &t.model);
         put(&mut h, PRECISION, &t.precision);
+        put(&mut h, ENGINE_DEVICE, &t.engine_device);
         put(&mut h, QUEUE_TIME, &ms(queue));
         put(&mut h, INFERENCE_TIME, &ms(compute));
     }
@@ -80,6 +83,9 @@ pub fn json(t: &StageTrace) -> Value {
         "simulated": t.simulated,
         "precision": t.precision,
     });
+    if !t.engine_device.is_empty() {
+        v["engine_device"] = t.engine_device.clone().into();
+    }
     if !t.retrieved.is_empty() {
         v["retrieved"] = t
             .retrieved

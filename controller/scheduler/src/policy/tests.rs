@@ -10,7 +10,10 @@ fn defaults_follow_the_issue() {
         p.stage_preferences.embed,
         vec![IntelNpu, IntelGpu, NvidiaGpu, Cpu]
     );
-    assert_eq!(p.stage_preferences.generate, vec![NvidiaGpu, IntelGpu, Cpu]);
+    assert_eq!(
+        p.stage_preferences.generate,
+        vec![NvidiaGpu, IntelGpu, VulkanGpu, Cpu]
+    );
     let r = p.kind_ranks(StageKind::Classify);
     assert_eq!(r[kind_index(Ncs2)], Some(0));
     assert_eq!(r[kind_index(Cpu)], Some(2));

@@ -16,6 +16,7 @@ fn dev(id: &str, kind: DeviceType, total: u64, free: u64, backends: &[&str]) -> 
         DeviceType::IntelGpu => 233.0,
         DeviceType::IntelNpu => 11.0,
         DeviceType::Ncs2 => 1.0,
+        DeviceType::VulkanGpu => 0.0,
     };
     d
 }

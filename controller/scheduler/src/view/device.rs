@@ -4,12 +4,13 @@
 use switchyard_backend_core::{DeviceType, Precision};
 
 /// Every device kind, in a fixed order (the index used by per-kind tables).
-pub const DEVICE_KINDS: [DeviceType; 5] = [
+pub const DEVICE_KINDS: [DeviceType; 6] = [
     DeviceType::Cpu,
     DeviceType::NvidiaGpu,
     DeviceType::IntelGpu,
     DeviceType::IntelNpu,
     DeviceType::Ncs2,
+    DeviceType::VulkanGpu,
 ];
 
 /// Index of a precision in per-precision tables.
@@ -29,10 +30,11 @@ pub(crate) fn kind_index(kind: DeviceType) -> usize {
         DeviceType::IntelGpu => 2,
         DeviceType::IntelNpu => 3,
         DeviceType::Ncs2 => 4,
+        DeviceType::VulkanGpu => 5,
     }
 }
 
-/// Snake-case name of a device kind (`cpu`, `nvidia_gpu`, `intel_gpu`, `intel_npu`, `ncs2`).
+/// Snake-case name of a device kind (`cpu`, `nvidia_gpu`, `intel_gpu`, `intel_npu`, `ncs2`, `vulkan_gpu`).
 pub fn kind_name(kind: DeviceType) -> &'static str {
     match kind {
         DeviceType::Cpu => "cpu",
@@ -40,6 +42,7 @@ pub fn kind_name(kind: DeviceType) -> &'static str {
         DeviceType::IntelGpu => "intel_gpu",
         DeviceType::IntelNpu => "intel_npu",
         DeviceType::Ncs2 => "ncs2",
+        DeviceType::VulkanGpu => "vulkan_gpu",
     }
 }
 
@@ -147,7 +150,10 @@ impl DeviceView {
     pub fn default_max_concurrency(kind: DeviceType) -> u32 {
         match kind {
             DeviceType::IntelNpu | DeviceType::Ncs2 => 1,
-            DeviceType::Cpu | DeviceType::NvidiaGpu | DeviceType::IntelGpu => 0,
+            DeviceType::Cpu
+            | DeviceType::NvidiaGpu
+            | DeviceType::IntelGpu
+            | DeviceType::VulkanGpu => 0,
         }
     }
 
