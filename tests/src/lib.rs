@@ -331,3 +331,28 @@ pub fn wait_node_ready(p: &Proc, grpc: &str, name: &str) {
     })
     .unwrap_or_else(|| panic!("{name} not ready:\n{}", p.stderr()));
 }
+
+/// A test's precondition. `Ok`: go on (true). Missing: under `CI=true` — where CI is expected
+/// to provide it (root, network namespaces, a Vulkan driver) — the test fails with `why`;
+/// elsewhere it prints `SKIPPED <test>: <why>` and the caller returns (false), so a run
+/// that checked nothing says so instead of reading as a pass.
+pub fn precondition(test: &str, check: Result<(), String>) -> bool {
+    match check {
+        Ok(()) => true,
+        Err(why) if std::env::var("CI").is_ok_and(|v| v == "true") => {
+            panic!("{test}: precondition missing under CI=true: {why}")
+        }
+        Err(why) => {
+            eprintln!("SKIPPED {test}: {why}");
+            false
+        }
+    }
+}
+
+/// The Switchyard cache (`${XDG_CACHE_HOME:-~/.cache}/switchyard`).
+pub fn cache_dir() -> PathBuf {
+    std::env::var_os("XDG_CACHE_HOME")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| PathBuf::from(std::env::var_os("HOME").expect("HOME")).join(".cache"))
+        .join("switchyard")
+}

@@ -163,6 +163,9 @@ enum Phase {
     },
     /// Crashed or failed to start; restarting after a delay.
     Down(String),
+    /// Cannot run here (kept failing to start, or computed elsewhere than pinned): not
+    /// restarted; its memory is not reserved.
+    Failed(String),
     Stopped,
 }
 
@@ -345,7 +348,9 @@ impl LlamaCpp {
         };
         server.stop.send_replace(true);
         let mut phase = server.phase.subscribe();
-        let _ = phase.wait_for(|p| *p == Phase::Stopped).await;
+        let _ = phase
+            .wait_for(|p| matches!(p, Phase::Stopped | Phase::Failed(_)))
+            .await;
         self.servers
             .lock()
             .expect("servers")
@@ -385,6 +390,7 @@ impl LlamaCpp {
         let servers = self.servers.lock().expect("servers");
         servers
             .values()
+            .filter(|s| !matches!(*s.phase.borrow(), Phase::Failed(_)))
             .map(|s| (s.device_id.clone(), s.spec.memory_bytes))
             .collect()
     }
@@ -422,7 +428,8 @@ impl Server {
     /// restart until `timeout`.
     async fn ready(&self, timeout: Duration) -> Result<(), BackendError> {
         let mut phase = self.phase.subscribe();
-        let wait = phase.wait_for(|p| matches!(p, Phase::Healthy { .. } | Phase::Stopped));
+        let wait = phase
+            .wait_for(|p| matches!(p, Phase::Healthy { .. } | Phase::Stopped | Phase::Failed(_)));
         let unavailable = |why: String| {
             BackendError::RuntimeUnavailable(format!(
                 "llama-server for {} on {}: {why}",
@@ -430,8 +437,16 @@ impl Server {
             ))
         };
         match tokio::time::timeout(timeout, wait).await {
-            Ok(Ok(p)) if matches!(*p, Phase::Healthy { .. }) => Ok(()),
-            Ok(_) => Err(unavailable("stopped".into())),
+            Ok(Ok(p)) => match &*p {
+                Phase::Healthy { .. } => Ok(()),
+                Phase::Failed(why) => Err(BackendError::DeviceUnsupported {
+                    backend: "llama_cpp".into(),
+                    device: self.device_id.clone(),
+                    reason: format!("llama-server for {}: {why}", self.spec.name),
+                }),
+                _ => Err(unavailable("stopped".into())),
+            },
+            Ok(Err(_)) => Err(unavailable("stopped".into())),
             Err(_) => Err(unavailable(match &*self.phase.borrow() {
                 Phase::Down(why) => why.clone(),
                 _ => format!("not healthy after {} s", timeout.as_secs()),

@@ -330,9 +330,9 @@ impl PlacementPolicy {
 
     /// Preference rank of each kind (index by [`DEVICE_KINDS`] order) for a stage: 0 is best;
     /// unlisted kinds get the list length when allowed, `None` otherwise.
-    pub fn kind_ranks(&self, stage: StageKind) -> [Option<u8>; 5] {
+    pub fn kind_ranks(&self, stage: StageKind) -> [Option<u8>; DEVICE_KINDS.len()] {
         let list = self.stage_preferences.for_stage(stage);
-        let mut ranks = [None; 5];
+        let mut ranks = [None; DEVICE_KINDS.len()];
         for (rank, kind) in list.iter().enumerate() {
             let slot = &mut ranks[kind_index(*kind)];
             if slot.is_none() {

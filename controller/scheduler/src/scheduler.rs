@@ -94,7 +94,7 @@ pub fn place(
     let hot = view.hot();
     // Kinds best first: once the buffer is full, a whole kind whose best possible score
     // cannot enter it is skipped at once (and so are all kinds ranked after it).
-    let mut kinds = [(u8::MAX, DeviceType::Cpu); 5];
+    let mut kinds = [(u8::MAX, DeviceType::Cpu); DEVICE_KINDS.len()];
     let mut n_kinds = 0;
     for kind in DEVICE_KINDS {
         if let Some(rank) = p.ranks[kind_index(kind)] {

@@ -125,7 +125,7 @@ pub struct ClusterView {
     node_start: Vec<usize>,
     hot: Vec<HotDevice>,
     /// Hot indices of each kind (by [`DEVICE_KINDS`] order), ascending.
-    by_kind: [Vec<u32>; 5],
+    by_kind: [Vec<u32>; DEVICE_KINDS.len()],
     backends: Interner,
     models: Interner,
 }

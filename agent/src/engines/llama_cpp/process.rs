@@ -1,5 +1,8 @@
-//! One engine process's lifetime: start it, wait for `/health`, watch it, restart it after a
-//! crash (with [`RESTART`]'s backoff), stop it with SIGTERM then SIGKILL.
+//! One engine process's lifetime: start it, wait for `/health`, check that a GPU engine put
+//! its layers on the pinned device, watch it, restart it after a crash (with [`RESTART`]'s
+//! backoff), stop it with SIGTERM then SIGKILL. An engine that cannot start
+//! ([`FAILED_STARTS`] times in a row) or computes elsewhere than pinned is failed for good,
+//! not restarted in a loop.
 
 use std::collections::VecDeque;
 use std::path::{Path, PathBuf};
@@ -12,7 +15,19 @@ use tokio::process::{Child, Command};
 use tokio::sync::watch;
 use tracing::{info, warn};
 
+use super::pinning::Family;
 use super::{Endpoint, GRACE, Phase, Pin, RESTART, START_TIMEOUT, Server};
+
+/// Starts that fail in a row (never healthy) before the engine is failed for good.
+pub const FAILED_STARTS: u32 = 3;
+
+/// How one process lifetime ended badly.
+enum Ended {
+    /// It crashed or did not start: restart (after a backoff) unless it keeps failing.
+    Crashed { why: String, was_healthy: bool },
+    /// It runs, but not where it was pinned: fail for good.
+    Misplaced(String),
+}
 
 /// A free loopback port (bound and released; llama-server binds it next).
 pub(super) fn free_port() -> Result<u16, String> {
@@ -26,6 +41,7 @@ pub(super) fn free_port() -> Result<u16, String> {
 pub(super) async fn supervise(server: Arc<Server>, binary: PathBuf, threads: usize, pin: Pin) {
     let mut stop = server.stop.subscribe();
     let mut restarts = 0u32;
+    let mut failed_starts = 0u32;
     loop {
         if *stop.borrow() {
             break;
@@ -33,13 +49,27 @@ pub(super) async fn supervise(server: Arc<Server>, binary: PathBuf, threads: usi
         server.phase.send_replace(Phase::Starting);
         let why = match run_once(&server, &binary, threads, &pin, &mut stop).await {
             Ok(()) => break,
-            Err((why, was_healthy)) => {
+            Err(Ended::Misplaced(why)) => {
+                warn!(error = %why, "llama-server is not computing where it was placed; not restarting");
+                server.phase.send_replace(Phase::Failed(why));
+                return;
+            }
+            Err(Ended::Crashed { why, was_healthy }) => {
                 if was_healthy {
                     restarts = 0;
+                    failed_starts = 0;
+                } else {
+                    failed_starts += 1;
                 }
                 why
             }
         };
+        if failed_starts >= FAILED_STARTS {
+            let why = format!("failed to start {failed_starts} times in a row, last: {why}");
+            warn!(error = %why, "llama-server cannot start on this device; not restarting");
+            server.phase.send_replace(Phase::Failed(why));
+            return;
+        }
         restarts += 1;
         warn!(error = %why, restarts, "llama-server is down; restarting");
         server.phase.send_replace(Phase::Down(why));
@@ -53,15 +83,64 @@ pub(super) async fn supervise(server: Arc<Server>, binary: PathBuf, threads: usi
     info!("llama-server stopped");
 }
 
-/// One process lifetime. Ok: stopped on request; Err: why it ended, and whether it had been
-/// healthy.
+/// What a GPU engine's load log says about where its layers went (`-lv 4` prints it).
+#[derive(Debug, Default, Clone, PartialEq)]
+pub(super) struct Offload {
+    /// `load_tensors: offloaded N/M layers to GPU`.
+    pub layers: Option<(u32, u32)>,
+    /// The device names with a `model buffer size` line (`Vulkan0`, `CPU_Mapped`).
+    pub buffers: Vec<String>,
+}
+
+impl Offload {
+    /// Reads one log line.
+    pub(super) fn note(&mut self, line: &str) {
+        if let Some(rest) = line.split("offloaded ").nth(1)
+            && let Some((n, rest)) = rest.split_once('/')
+            && let Some(m) = rest.split_whitespace().next()
+            && rest.contains("layers to GPU")
+            && let (Ok(n), Ok(m)) = (n.trim().parse(), m.parse())
+        {
+            self.layers = Some((n, m));
+        }
+        if let Some((head, _)) = line.split_once(" model buffer size")
+            && let Some(dev) = head.split_whitespace().last()
+        {
+            self.buffers.push(dev.to_string());
+        }
+    }
+
+    /// Whether every layer sits on `device` (`Vulkan0`), or what the engine did instead.
+    pub(super) fn check(&self, device: &str) -> Result<(), String> {
+        let Some((n, m)) = self.layers else {
+            return Err(format!(
+                "llama-server's load log shows no offload to {device} (no \"offloaded N/M layers\" line)"
+            ));
+        };
+        if n < m || m == 0 {
+            return Err(format!(
+                "llama-server offloaded only {n}/{m} layers to {device} (too little free memory there?)"
+            ));
+        }
+        if !self.buffers.iter().any(|b| b == device) {
+            return Err(format!(
+                "llama-server put no model buffer on {device} (buffers on: {})",
+                self.buffers.join(", ")
+            ));
+        }
+        Ok(())
+    }
+}
+
+/// One process lifetime. Ok: stopped on request; Err: how it ended.
 async fn run_once(
     server: &Server,
     binary: &Path,
     threads: usize,
     pin: &Pin,
     stop: &mut watch::Receiver<bool>,
-) -> Result<(), (String, bool)> {
+) -> Result<(), Ended> {
+    let crashed = |why: String, was_healthy: bool| Ended::Crashed { why, was_healthy };
     let engine = server.spec.engine.as_ref().expect("engine model");
     let ctx = server.spec.context_tokens.unwrap_or(4096);
     let port = server
@@ -84,22 +163,31 @@ async fn run_once(
         .args(["--parallel", &engine.parallel.to_string()])
         .args(["--ctx-size", &(ctx * engine.parallel).to_string()])
         .args(["-t", &threads.to_string()])
-        // On the placed device only (see `pinning`).
+        // On the placed device only (see `pinning`); a GPU engine logs its load in detail
+        // (where the layers went), which is checked below.
         .args(&pin.args)
+        .args(if pin.family == Family::Cpu {
+            &[][..]
+        } else {
+            &["-lv", "4"][..]
+        })
         .envs(pin.env.iter().map(|(k, v)| (k, v)))
         .stdin(Stdio::null())
         .stdout(Stdio::null())
         .stderr(Stdio::piped())
         .kill_on_drop(true)
         .spawn()
-        .map_err(|e| (format!("cannot start {}: {e}", binary.display()), false))?;
+        .map_err(|e| crashed(format!("cannot start {}: {e}", binary.display()), false))?;
     let pid = child.id().unwrap_or(0);
     let tail = Arc::new(Mutex::new(VecDeque::<String>::new()));
+    let offload = Arc::new(Mutex::new(Offload::default()));
     if let Some(stderr) = child.stderr.take() {
         let tail = tail.clone();
+        let offload = offload.clone();
         tokio::spawn(async move {
             let mut lines = BufReader::new(stderr).lines();
             while let Ok(Some(line)) = lines.next_line().await {
+                offload.lock().expect("offload").note(&line);
                 let mut t = tail.lock().expect("stderr tail");
                 if t.len() == 8 {
                     t.pop_front();
@@ -128,7 +216,7 @@ async fn run_once(
     let started = Instant::now();
     loop {
         let stopping = tokio::select! {
-            status = child.wait() => return Err((exited(status), false)),
+            status = child.wait() => return Err(crashed(exited(status), false)),
             _ = stop.wait_for(|s| *s) => true,
             _ = tokio::time::sleep(Duration::from_millis(100)) => false,
         };
@@ -140,17 +228,26 @@ async fn run_once(
         }
         if started.elapsed() > START_TIMEOUT {
             let _ = terminate(&mut child, pid).await;
-            return Err((
+            return Err(crashed(
                 format!("no /health after {} s", START_TIMEOUT.as_secs()),
                 false,
             ));
         }
     }
+    if let Some(device) = pin.engine_device() {
+        let seen = offload.lock().expect("offload").clone();
+        if let Err(why) = seen.check(&device) {
+            let _ = terminate(&mut child, pid).await;
+            return Err(Ended::Misplaced(why));
+        }
+        let (n, m) = seen.layers.unwrap_or_default();
+        info!(pid, device = %device, layers = %format!("{n}/{m}"), "llama-server computes on its pinned device");
+    }
     info!(pid, port = %port, ms = started.elapsed().as_millis() as u64, "llama-server healthy");
     let load_ms = started.elapsed().as_secs_f64() * 1e3;
     server.phase.send_replace(Phase::Healthy { pid, load_ms });
     tokio::select! {
-        status = child.wait() => return Err((exited(status), true)),
+        status = child.wait() => return Err(crashed(exited(status), true)),
         _ = stop.wait_for(|s| *s) => {}
     }
     terminate(&mut child, pid).await
@@ -167,7 +264,7 @@ async fn healthy(ep: &Endpoint) -> bool {
 
 /// SIGTERM (through `kill`, no unsafe code here), SIGKILL after [`GRACE`]; returns once the
 /// process is gone.
-async fn terminate(child: &mut Child, pid: u32) -> Result<(), (String, bool)> {
+async fn terminate(child: &mut Child, pid: u32) -> Result<(), Ended> {
     let termed = std::process::Command::new("kill")
         .args(["-TERM", &pid.to_string()])
         .status()

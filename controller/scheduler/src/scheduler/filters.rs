@@ -6,9 +6,9 @@ use super::*;
 /// Per-request tables computed once before the scan.
 pub(super) struct Prepared<'a> {
     pub(super) stage: StageKind,
-    pub(super) ranks: [Option<u8>; 5],
+    pub(super) ranks: [Option<u8>; DEVICE_KINDS.len()],
     /// Preferred backend bit indices per kind, best first, already filtered by the model.
-    pub(super) order: [([u8; 16], u8); 5],
+    pub(super) order: [([u8; 16], u8); DEVICE_KINDS.len()],
     pub(super) model_mask: u64,
     pub(super) precision: usize,
     pub(super) model_id: Option<u32>,
@@ -36,7 +36,7 @@ impl<'a> Prepared<'a> {
                 .filter_map(|b| view.backend_bit(b))
                 .fold(0, |m, b| m | b),
         };
-        let mut order = [([0u8; 16], 0u8); 5];
+        let mut order = [([0u8; 16], 0u8); DEVICE_KINDS.len()];
         for (k, kind) in DEVICE_KINDS.iter().enumerate() {
             let (slots, len) = &mut order[k];
             for name in policy.backend_preferences.for_kind(*kind) {

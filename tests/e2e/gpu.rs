@@ -1,0 +1,195 @@
+//! Issue 30: a GPU computes what is placed on it, on a real Vulkan driver. Mesa's lavapipe is
+//! a real Vulkan 1.3 device (type CPU) on every machine of ours; with `[discovery]
+//! software_gpu = true` it stands in for a GPU: discovery finds it through the Vulkan loader,
+//! the agent pins llama-server to it by identity (`GGML_VK_VISIBLE_DEVICES`, checked against
+//! the engine's own `--list-devices`), the controller places the generation on it before the
+//! CPU, and the engine's load log shows every layer on `Vulkan0`. Generation on lavapipe is
+//! slow (shaders run on the CPU): a few tokens only.
+//!
+//! Needs the engine tree with the Vulkan backend (scripts/build_llama_server.sh) and a Vulkan
+//! driver (Debian mesa-vulkan-drivers): skipped without them, failed under `CI=true`.
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+use serde_json::Value;
+use switchyard_e2e::{
+    Proc, UP_ON_LOOPBACK, cache_dir, post, precondition, run_command, wait_for, wait_node_ready,
+};
+
+const MODEL: &str = "smollm2-135m-gguf";
+
+/// The engine tree's directory when it has the Vulkan backend.
+fn vulkan_engine() -> Result<PathBuf, String> {
+    let engines = cache_dir().join("engines");
+    std::fs::read_dir(&engines)
+        .into_iter()
+        .flatten()
+        .flatten()
+        .map(|e| e.path())
+        .find(|p| p.join("libggml-vulkan.so").is_file() && p.join("llama-server").is_file())
+        .ok_or_else(|| {
+            format!(
+                "no llama.cpp engine tree with libggml-vulkan.so under {}: run scripts/build_llama_server.sh",
+                engines.display()
+            )
+        })
+}
+
+/// `switchyard devices -o json` with the software GPU admitted: the lavapipe device.
+fn software_gpu() -> Result<Value, String> {
+    let mut cmd = std::process::Command::new(switchyard_e2e::binary());
+    cmd.env("SWITCHYARD_SOFTWARE_GPU", "1");
+    let (status, out, err) =
+        run_command(cmd, &["devices", "-o", "json"]).map_err(|e| e.to_string())?;
+    if !status.success() {
+        return Err(format!("switchyard devices failed: {err}"));
+    }
+    let v: Value = serde_json::from_str(&out).map_err(|e| format!("{e}: {out}"))?;
+    let devices = v.as_array().cloned().unwrap_or_default();
+    devices
+        .into_iter()
+        .find(|d| d["kind"] == "vulkan_gpu" && d["attributes"]["software"] == "true")
+        .ok_or_else(|| {
+            format!("discovery found no software Vulkan device (apt-get install mesa-vulkan-drivers; `vulkaninfo --summary` should list llvmpipe): {out}")
+        })
+}
+
+fn config(dir: &tempfile::TempDir) -> String {
+    // The shipped registry (its routes name its models) plus the GGUF, with one slot and a
+    // short context: lavapipe is slow, and one stream is all this test needs.
+    let shipped = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../models/registry.toml");
+    let registry = dir.path().join("registry.toml");
+    std::fs::write(
+        &registry,
+        format!(
+            "{}\n[[model]]\nname = \"{MODEL}\"\nstage = \"generate\"\nmax_input_tokens = 256\ncontext_tokens = 512\n\
+             engine = {{ kind = \"llama_cpp\", gguf = \"smollm2-135m-gguf/SmolLM2-135M-Instruct.Q4_1.gguf\", parallel = 1 }}\n",
+            std::fs::read_to_string(shipped).unwrap()
+        ),
+    )
+    .unwrap();
+    let cfg = dir.path().join("sy.toml");
+    std::fs::write(
+        &cfg,
+        format!("[models]\nregistry = {registry:?}\n\n[discovery]\nsoftware_gpu = true\n"),
+    )
+    .unwrap();
+    cfg.to_string_lossy().into_owned()
+}
+
+#[test]
+fn a_generation_placed_on_the_lavapipe_vulkan_device_runs_there_through_llama_server_vulkan() {
+    let test = "gpu::lavapipe_generation";
+    if !precondition(test, vulkan_engine().map(|_| ())) {
+        return;
+    }
+    let lavapipe = match software_gpu() {
+        Ok(d) => d,
+        Err(why) => {
+            precondition(test, Err(why));
+            return;
+        }
+    };
+    let device_id = lavapipe["id"].as_str().unwrap().to_string();
+    assert!(
+        lavapipe["attributes"]["vulkan_index"].is_string(),
+        "discovery gives the Vulkan index: {lavapipe}"
+    );
+
+    let dir = tempfile::tempdir().unwrap();
+    let cfg = config(&dir);
+    let mut args = vec!["--config", cfg.as_str()];
+    args.extend(UP_ON_LOOPBACK);
+    args.extend(["--node-name", "gpu"]);
+    let up = Proc::start("gpu", &args).unwrap_or_else(|e| panic!("up: {e}"));
+    let grpc = up.field("grpc").unwrap();
+    let http = up.field("http").unwrap();
+    wait_node_ready(&up, &grpc, "gpu");
+
+    // The agent checked the pin against the engine: llama_cpp usable on the Vulkan device.
+    let (status, out, err) = switchyard_e2e::run_cli(&[
+        "devices",
+        "--controller",
+        &format!("http://{grpc}"),
+        "-o",
+        "json",
+    ])
+    .unwrap();
+    assert!(status.success(), "{err}");
+    let v: Value = serde_json::from_str(&out).unwrap();
+    let dev = v
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|d| d["id"] == device_id.as_str())
+        .unwrap_or_else(|| panic!("{device_id} not in the node's devices: {out}"))
+        .clone();
+    let llama = dev["backends"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|b| b["backend"] == "llama_cpp")
+        .unwrap_or_else(|| panic!("no llama_cpp backend on {device_id}: {dev}"));
+    assert_eq!(llama["usable"], true, "{llama}\n{}", up.stderr());
+    let build = llama["engine_build"].as_str().unwrap();
+    assert!(
+        build.contains("Vulkan build") && build.contains("vulkan:Vulkan0"),
+        "{build}"
+    );
+    assert!(
+        build.contains("shaderc") || build.contains("VULKAN_SDK"),
+        "glslc named: {build}"
+    );
+
+    // A real generation, placed on the Vulkan device before the CPU, a few tokens.
+    let body = serde_json::json!({
+        "model": MODEL, "max_tokens": 3, "temperature": 0,
+        "messages": [{"role": "user", "content": "Capital of France?"}],
+    });
+    let (code, raw) = post(&http, "/v1/chat/completions", &body).unwrap();
+    assert_eq!(code, 200, "{raw}\n{}", up.stderr());
+    let v: Value = serde_json::from_str(&raw).unwrap();
+    let text = v["choices"][0]["message"]["content"].as_str().unwrap_or("");
+    assert!(!text.trim().is_empty(), "no text: {raw}");
+    assert_eq!(v["usage"]["completion_tokens"], 3, "{raw}");
+    let trace = &v["switchyard"]["trace"][0];
+    assert_eq!(trace["device"], device_id.as_str(), "{raw}");
+    assert_eq!(trace["backend"], "llama_cpp", "{raw}");
+    assert_eq!(trace["engine_device"], "vulkan:Vulkan0", "{raw}");
+
+    // llama-server's own load log put every layer on Vulkan0 (the agent read and checked it).
+    let (line, _) = wait_for(Duration::from_secs(5), || {
+        strip_ansi(&up.stderr())
+            .lines()
+            .find(|l| l.contains("llama-server computes on its pinned device"))
+            .map(str::to_string)
+    })
+    .unwrap_or_else(|| panic!("no offload check in the log:\n{}", up.stderr()));
+    assert!(line.contains("device=Vulkan0"), "{line}");
+    let layers = line
+        .split("layers=")
+        .nth(1)
+        .and_then(|l| l.split_whitespace().next())
+        .unwrap_or_default();
+    let (n, m) = layers.split_once('/').unwrap_or_default();
+    assert!(!n.is_empty() && n == m, "every layer on Vulkan0: {line}");
+}
+
+/// The log without its colour escapes.
+fn strip_ansi(s: &str) -> String {
+    let mut out = String::with_capacity(s.len());
+    let mut chars = s.chars();
+    while let Some(c) = chars.next() {
+        if c == '\u{1b}' {
+            for c in chars.by_ref() {
+                if c.is_ascii_alphabetic() {
+                    break;
+                }
+            }
+        } else {
+            out.push(c);
+        }
+    }
+    out
+}
