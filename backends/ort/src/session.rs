@@ -66,7 +66,10 @@ impl OrtSession {
                     .error_on_failure();
                 builder = builder
                     .with_execution_providers([ep])
-                    .map_err(|e| unsupported(format!("CUDA execution provider unavailable: {e} (install onnxruntime-gpu and the CUDA runtime)")))?;
+                    .map_err(|e| unsupported(format!("CUDA execution provider unavailable: {e} (install onnxruntime-gpu and the CUDA runtime)")))?
+                    // A node CUDA cannot run is an error, never a silent CPU computation.
+                    .with_disable_cpu_fallback()
+                    .map_err(|e| unsupported(format!("cannot disable the CPU fallback: {e}")))?;
             }
             #[cfg(feature = "tensorrt")]
             Provider::TensorRt => {
@@ -76,7 +79,9 @@ impl OrtSession {
                     .error_on_failure();
                 builder = builder
                     .with_execution_providers([ep])
-                    .map_err(|e| unsupported(format!("TensorRT execution provider unavailable: {e} (install onnxruntime-gpu and TensorRT)")))?;
+                    .map_err(|e| unsupported(format!("TensorRT execution provider unavailable: {e} (install onnxruntime-gpu and TensorRT)")))?
+                    .with_disable_cpu_fallback()
+                    .map_err(|e| unsupported(format!("cannot disable the CPU fallback: {e}")))?;
             }
             #[allow(unreachable_patterns)]
             other => {
