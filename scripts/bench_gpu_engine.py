@@ -60,9 +60,10 @@ def replicate(pid: int, port: int) -> tuple[list[str], dict[str, str]]:
     env = dict(kv.split("=", 1) for kv in Path(f"/proc/{pid}/environ").read_bytes().decode().split("\0") if "=" in kv)
     i = argv.index("--port")
     argv[i + 1] = str(port)
-    if "--api-key" in argv:  # a locked engine: the direct one is reached without a key
-        j = argv.index("--api-key")
-        del argv[j:j + 2]
+    for flag in ("--api-key", "--api-key-file"):  # a locked engine: the direct one is open
+        if flag in argv:
+            j = argv.index(flag)
+            del argv[j:j + 2]
     return argv, env
 
 

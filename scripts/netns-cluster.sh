@@ -15,7 +15,8 @@
 # 2), SY_NETNS_STATE (default /tmp/switchyard-netns-NAME), SWITCHYARD_BIN (default
 # target/release/switchyard, else target/debug/switchyard), SY_AGENT_ARGS_N (extra flags for
 # agent-N), SY_CONTROLLER_ARGS (extra flags for the controller), SY_NETNS_OWNER (a pid: when
-# it is gone, `reap` takes the cluster down). The bridge holds NET.254 in this namespace, so
+# it is gone, `reap` takes the cluster down), SY_API_TOKEN (the controller's client-API token,
+# required since it listens beyond loopback; default: random, in STATE/ctl/api.toml). The bridge holds NET.254 in this namespace, so
 # this machine's tools reach every host.
 #
 # The processes run with a clean environment (HOME, PATH, XDG_CACHE_HOME only): nothing is
@@ -72,9 +73,12 @@ start() {
   [ -n "${SWITCHYARD_THREADS:-}" ] && envs+=("SWITCHYARD_THREADS=$SWITCHYARD_THREADS")
   cd "$dir"
   if [ "$host" = ctl ]; then
+    # Its client APIs listen beyond loopback: they require a token (secure as shipped).
+    printf '[api]\ntokens = ["%s"]\n' "${SY_API_TOKEN:=$(od -An -tx1 -N16 /dev/urandom | tr -d ' \n')}" >"$dir/api.toml"
+    chmod 600 "$dir/api.toml"
     # shellcheck disable=SC2086
     ip netns exec "$(ns_of ctl)" "${envs[@]}" \
-      switchyard controller --insecure --cluster --listen 0.0.0.0:50051 --http-listen 0.0.0.0:8080 ${SY_CONTROLLER_ARGS:-} \
+      switchyard --config "$dir/api.toml" controller --insecure --cluster --listen 0.0.0.0:50051 --http-listen 0.0.0.0:8080 ${SY_CONTROLLER_ARGS:-} \
       >>"$dir/log" 2>&1 </dev/null &
   else
     args="SY_AGENT_ARGS_${host#agent-}"

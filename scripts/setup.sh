@@ -68,6 +68,19 @@ if ! command -v prometheus >/dev/null 2>&1 || ! command -v promtool >/dev/null 2
   fi
 fi
 
+# 0b2. Mesa's Vulkan drivers (lavapipe: a real Vulkan device on the CPU, which the GPU-engine
+#      tests place generation on) and vulkaninfo. Installed only when we are root and missing.
+if ! command -v vulkaninfo >/dev/null 2>&1 || ! ls /usr/share/vulkan/icd.d/lvp_icd*.json >/dev/null 2>&1; then
+  if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then
+    say "installing mesa-vulkan-drivers and vulkan-tools (Vulkan drivers incl. lavapipe; apt-get)"
+    apt-get install -y -q --no-install-recommends mesa-vulkan-drivers vulkan-tools >/dev/null 2>&1 \
+      || { apt-get update -q >/dev/null 2>&1 && apt-get install -y -q --no-install-recommends mesa-vulkan-drivers vulkan-tools >/dev/null 2>&1; } \
+      || say "mesa-vulkan-drivers not installed: the Vulkan engine test needs it (apt-get install mesa-vulkan-drivers)"
+  else
+    say "no Vulkan driver found: the Vulkan engine test needs one (as root: apt-get install mesa-vulkan-drivers vulkan-tools)"
+  fi
+fi
+
 # 0c. wrk (Debian): the HTTP load generator of scripts/soak.py's 200 clients and of
 #     scripts/bench_api.py's concurrency-32 figure (benchmarks, not tests; bench_api falls back
 #     to its Python load generator without it). Installed only when we are root and it is missing.

@@ -1,6 +1,7 @@
 //! `switchyard`: one binary for every node — controller, agent, both at once (`up`), and the
 //! operator commands (`status`, `devices`, ...).
 
+mod api_token;
 mod args;
 mod commands;
 mod config;

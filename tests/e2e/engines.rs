@@ -323,7 +323,12 @@ fn unloading_an_engine_model_ends_its_process_and_frees_the_memory_and_explain_f
             .map(str::to_string)
     };
     wait_for(Duration::from_secs(10), || {
-        start().filter(|d| d.starts_with("llama.cpp (cpu build), warm (process running); "))
+        // The engine tree's build (CPU + Vulkan, or CPU only) and where this engine computes.
+        start().filter(|d| {
+            d.starts_with("llama.cpp (")
+                && d.contains(" build")
+                && d.contains(", on cpu), warm (process running); ")
+        })
     })
     .unwrap_or_else(|| panic!("explain while running: {:?}", start()));
 
@@ -348,7 +353,8 @@ fn unloading_an_engine_model_ends_its_process_and_frees_the_memory_and_explain_f
     // Cold again, with the load the chat measured.
     let cold = start().unwrap_or_default();
     assert!(
-        cold.starts_with("llama.cpp (cpu build), cold start ≈ ")
+        cold.starts_with("llama.cpp (")
+            && cold.contains(", on cpu), cold start ≈ ")
             && cold.contains(" s (last load); "),
         "{cold}"
     );
@@ -394,7 +400,7 @@ fn without_a_usable_llama_server_the_agent_serves_on_and_says_how_to_get_one() {
 }
 
 #[test]
-fn a_cpu_only_llama_server_is_offered_on_the_cpu_and_refused_on_nvidia_gpus_saying_why_recorded_fixture()
+fn a_llama_server_without_cuda_is_offered_on_the_cpu_and_refused_on_nvidia_gpus_without_vulkan_identity_saying_why_recorded_fixture()
  {
     let dir = tempfile::tempdir().unwrap();
     let cfg = config(&dir);
@@ -430,6 +436,14 @@ fn a_cpu_only_llama_server_is_offered_on_the_cpu_and_refused_on_nvidia_gpus_sayi
                 .as_str()
                 .unwrap()
                 .starts_with("llama-server has no CUDA backend"),
+            "{b}"
+        );
+        // The engine tree has Vulkan, but the fixture GPUs have no Vulkan identity.
+        assert!(
+            b["reason"]
+                .as_str()
+                .unwrap()
+                .contains("no Vulkan device matches this GPU's PCI bus id"),
             "{b}"
         );
     }

@@ -134,7 +134,7 @@ fn a_generation_placed_on_the_lavapipe_vulkan_device_runs_there_through_llama_se
     assert_eq!(llama["usable"], true, "{llama}\n{}", up.stderr());
     let build = llama["engine_build"].as_str().unwrap();
     assert!(
-        build.contains("Vulkan build") && build.contains("vulkan:Vulkan0"),
+        build.contains("Vulkan build") && build.ends_with(", on vulkan:Vulkan0"),
         "{build}"
     );
     assert!(

@@ -158,6 +158,8 @@ fn agents_on_other_hosts_advertise_their_route_address_and_loopback_is_refused()
         &format!("http://{grpc}"),
         "--max-tokens",
         "4",
+        "--token",
+        switchyard_e2e::NETNS_API_TOKEN,
         "-o",
         "json",
     ])
@@ -408,16 +410,19 @@ async fn stream(
         .await
         .unwrap();
     let mut chunks = client
-        .generate(GenerateRequest {
-            model: "smollm2-135m".into(),
-            messages: vec![ChatMessage {
-                role: "user".into(),
-                content: "Tell me a long story about a lighthouse keeper.".into(),
+        .generate(switchyard_e2e::with_token(
+            GenerateRequest {
+                model: "smollm2-135m".into(),
+                messages: vec![ChatMessage {
+                    role: "user".into(),
+                    content: "Tell me a long story about a lighthouse keeper.".into(),
+                    ..Default::default()
+                }],
+                sampling: Some(sampling),
                 ..Default::default()
-            }],
-            sampling: Some(sampling),
-            ..Default::default()
-        })
+            },
+            switchyard_e2e::NETNS_API_TOKEN,
+        ))
         .await
         .expect("stream opens")
         .into_inner();

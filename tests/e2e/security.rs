@@ -435,3 +435,94 @@ async fn forged_register_and_direct_run_stage() {
     drop(a);
     drop(ctl);
 }
+
+/// One HTTP/1.0 GET to 127.0.0.1:`port` with optional bearer token: (status, body).
+fn get(port: &str, path: &str, token: Option<&str>) -> (u16, String) {
+    use std::io::{Read, Write};
+    let mut s = std::net::TcpStream::connect(format!("127.0.0.1:{port}")).unwrap();
+    let auth = token
+        .map(|t| format!("Authorization: Bearer {t}\r\n"))
+        .unwrap_or_default();
+    write!(s, "GET {path} HTTP/1.0\r\nHost: localhost\r\n{auth}\r\n").unwrap();
+    let mut raw = String::new();
+    s.read_to_string(&mut raw).unwrap();
+    let code = raw
+        .split_whitespace()
+        .nth(1)
+        .and_then(|c| c.parse().ok())
+        .unwrap_or(0);
+    let body = raw.split_once("\r\n\r\n").map(|(_, b)| b).unwrap_or("");
+    (code, body.to_string())
+}
+
+#[test]
+fn an_api_beyond_loopback_with_no_configured_token_requires_the_one_the_first_start_made() {
+    use std::os::unix::fs::PermissionsExt;
+    let _serial = serial();
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data");
+    let data_s = data.to_string_lossy().to_string();
+    let args = [
+        "up",
+        "--listen",
+        "127.0.0.1:0",
+        "--http-listen",
+        "0.0.0.0:0",
+        "--agent-listen",
+        "127.0.0.1:0",
+        "--node-name",
+        "open",
+    ];
+    let up = Proc::start_with_env("up", &args, &[("SWITCHYARD_DATA_DIR", &data_s)]).unwrap();
+    let port = up
+        .field("http")
+        .unwrap()
+        .rsplit(':')
+        .next()
+        .unwrap()
+        .to_string();
+    let file = data.join("api-token");
+    let mode = std::fs::metadata(&file).unwrap().permissions().mode() & 0o777;
+    assert_eq!(mode, 0o600, "token file mode");
+    let token = std::fs::read_to_string(&file).unwrap().trim().to_string();
+    // Printed once, with how clients send it.
+    let log = up.stderr();
+    assert!(
+        log.contains(&file.display().to_string()) && log.contains("OPENAI_API_KEY="),
+        "{log}"
+    );
+
+    let (code, body) = get(&port, "/v1/models", None);
+    assert_eq!(code, 401, "{body}");
+    let v: Value = serde_json::from_str(&body).unwrap();
+    assert!(
+        v["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("missing API token"),
+        "{body}"
+    );
+    let (code, body) = get(&port, "/v1/models", Some("sy-wrong"));
+    assert_eq!(code, 401, "{body}");
+    assert!(!body.contains(&token), "no token leaks: {body}");
+    let (code, body) = get(&port, "/api/tags", None);
+    assert_eq!(code, 401, "{body}");
+    let (code, body) = get(&port, "/v1/models", Some(&token));
+    assert_eq!(code, 200, "{body}");
+    let (code, _) = get(&port, "/health", None);
+    assert_eq!(code, 200, "/health stays open");
+    drop(up);
+
+    // The next start reuses the token and prints it no more.
+    let again = Proc::start_with_env("up", &args, &[("SWITCHYARD_DATA_DIR", &data_s)]).unwrap();
+    let port = again
+        .field("http")
+        .unwrap()
+        .rsplit(':')
+        .next()
+        .unwrap()
+        .to_string();
+    assert!(!again.stderr().contains("OPENAI_API_KEY="), "shown once");
+    assert_eq!(get(&port, "/v1/models", Some(&token)).0, 200);
+    assert_eq!(get(&port, "/v1/models", None).0, 401);
+}

@@ -349,6 +349,20 @@ pub fn precondition(test: &str, check: Result<(), String>) -> bool {
     }
 }
 
+/// The client-API token of the namespace cluster's controller (it listens beyond loopback, so
+/// it requires one: scripts/netns-cluster.sh configures this one).
+pub const NETNS_API_TOKEN: &str = "sy-netns-test-0123456789abcdef0123456789abcdef";
+
+/// `req` with `authorization: Bearer <token>` metadata.
+pub fn with_token<T>(req: T, token: &str) -> tonic::Request<T> {
+    let mut r = tonic::Request::new(req);
+    r.metadata_mut().insert(
+        "authorization",
+        format!("Bearer {token}").parse().expect("ASCII token"),
+    );
+    r
+}
+
 /// The Switchyard cache (`${XDG_CACHE_HOME:-~/.cache}/switchyard`).
 pub fn cache_dir() -> PathBuf {
     std::env::var_os("XDG_CACHE_HOME")

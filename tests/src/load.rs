@@ -87,10 +87,13 @@ async fn run(url: String, clients: usize, stop: Arc<AtomicBool>, out: Arc<Mutex<
                 let mut i = 0u64;
                 while !stop.load(Ordering::Relaxed) {
                     i += 1;
-                    let mut request = tonic::Request::new(EmbedRequest {
-                        model: "minilm-l6-v2".into(),
-                        inputs: vec![format!("load client {c} request {i}: a short sentence")],
-                    });
+                    let mut request = crate::with_token(
+                        EmbedRequest {
+                            model: "minilm-l6-v2".into(),
+                            inputs: vec![format!("load client {c} request {i}: a short sentence")],
+                        },
+                        crate::NETNS_API_TOKEN,
+                    );
                     request.set_timeout(Duration::from_secs(30));
                     let start = Instant::now();
                     let result = match client.embed(request).await {

@@ -54,6 +54,10 @@ impl NetnsCluster {
             ("SY_NETNS_NET".to_string(), net.clone()),
             ("SY_NETNS_AGENTS".to_string(), agent_args.len().to_string()),
             ("SWITCHYARD_BIN".to_string(), binary().display().to_string()),
+            (
+                "SY_API_TOKEN".to_string(),
+                crate::NETNS_API_TOKEN.to_string(),
+            ),
         ];
         for (i, args) in agent_args.iter().enumerate() {
             env.push((format!("SY_AGENT_ARGS_{}", i + 1), args.join(" ")));

@@ -442,3 +442,84 @@ fn fixture_h100_recorded_from_real_nvml() {
     assert_eq!(t[0].temperature_celsius, Some(39.0));
     assert_eq!(t[0].power_watts, Some(121.873));
 }
+
+/// A recorded Vulkan listing of the arc-npu-ncs2 host with an AMD card added: the loader
+/// lists lavapipe, the AMD card, then the Arc (vulkaninfo order on such a host).
+const VULKAN_ARC_AMD_LAVAPIPE: &str = r#"[
+  {"index": 0, "name": "llvmpipe (LLVM 15.0.6, 256 bits)", "vendor_id": 65541, "device_id": 0,
+   "device_type": "cpu", "pci_bus_id": null, "device_local_bytes": 2147483648, "driver": "llvmpipe Mesa 22.3.6"},
+  {"index": 1, "name": "AMD Radeon RX 7800 XT (RADV NAVI32)", "vendor_id": 4098, "device_id": 29822,
+   "device_type": "discrete", "pci_bus_id": "0000:0a:00.0", "device_local_bytes": 17163091968, "driver": "radv Mesa 22.3.6"},
+  {"index": 2, "name": "Intel(R) Arc(tm) A770 Graphics (DG2)", "vendor_id": 32902, "device_id": 22176,
+   "device_type": "discrete", "pci_bus_id": "0000:03:00.0", "device_local_bytes": 16225243136, "driver": "Intel open-source Mesa driver Mesa 22.3.6"}
+]"#;
+
+#[test]
+fn fixture_vulkan_identity_of_the_arc_by_pci_bus_id_and_an_amd_card_as_vulkan_gpu_recorded() {
+    let dir = fixture_copy("arc-npu-ncs2");
+    std::fs::write(dir.path().join("vulkan.json"), VULKAN_ARC_AMD_LAVAPIPE).unwrap();
+    let inv = Discovery::new(DiscoveryConfig::fixture(dir.path())).scan();
+    let arc = inv.device("pci-0000:03:00.0").unwrap();
+    // Third in the loader's order: GGML_VK_VISIBLE_DEVICES=2 selects it.
+    assert_eq!(arc.attributes["vulkan_index"], "2");
+    assert_eq!(
+        arc.attributes["vulkan_name"],
+        "Intel(R) Arc(tm) A770 Graphics (DG2)"
+    );
+    let amd = inv
+        .device("vk-0000:0a:00.0")
+        .unwrap_or_else(|| panic!("{}", render_table(&inv)));
+    assert_eq!(amd.kind(), switchyard_proto::v1::DeviceKind::VulkanGpu);
+    assert_eq!(
+        (amd.vendor.as_str(), amd.attributes["vulkan_index"].as_str()),
+        ("AMD", "1")
+    );
+    assert_eq!(amd.memory_total_bytes, 17_163_091_968);
+    // lavapipe is not a device without [discovery] software_gpu, and says how to admit it.
+    assert!(
+        !inv.devices
+            .iter()
+            .any(|d| d.attributes.get("software").is_some())
+    );
+    assert!(
+        inv.notes
+            .iter()
+            .any(|n| n.contains("llvmpipe") && n.contains("software_gpu"))
+    );
+    // The NPU and the NCS2 get no Vulkan identity.
+    assert!(
+        inv.devices
+            .iter()
+            .filter(|d| d.attributes.contains_key("vulkan_index"))
+            .count()
+            == 2
+    );
+}
+
+#[test]
+fn fixture_vulkan_order_differs_from_nvml_and_each_gpu_gets_its_own_index_recorded() {
+    let dir = fixture_copy("two-nvidia");
+    // The NVIDIA Vulkan ICD lists the 5090 (02:00.0) before the 4070 (01:00.0).
+    std::fs::write(
+        dir.path().join("vulkan.json"),
+        r#"[{"index": 0, "name": "NVIDIA GeForce RTX 5090", "vendor_id": 4318, "device_id": 11141, "device_type": "discrete",
+             "pci_bus_id": "0000:02:00.0", "device_local_bytes": 34190917632, "driver": "NVIDIA 570.124.04"},
+            {"index": 1, "name": "NVIDIA GeForce RTX 4070 SUPER", "vendor_id": 4318, "device_id": 10115, "device_type": "discrete",
+             "pci_bus_id": "0000:01:00.0", "device_local_bytes": 12878610432, "driver": "NVIDIA 570.124.04"}]"#,
+    )
+    .unwrap();
+    let inv = Discovery::new(DiscoveryConfig::fixture(dir.path())).scan();
+    let by_model = |m: &str| inv.devices.iter().find(|d| d.model.contains(m)).unwrap();
+    let rtx4070 = by_model("4070");
+    let rtx5090 = by_model("5090");
+    assert_eq!(rtx4070.attributes["cuda_ordinal"], "0");
+    assert_eq!(rtx4070.attributes["vulkan_index"], "1");
+    assert_eq!(rtx5090.attributes["cuda_ordinal"], "1");
+    assert_eq!(rtx5090.attributes["vulkan_index"], "0");
+    assert_eq!(
+        inv.devices.len(),
+        3,
+        "no duplicate Vulkan devices: {}",
+        render_table(&inv)
+    );
+}

@@ -120,7 +120,7 @@ pub fn advertise(runner: &crate::StageRunner, devices: &mut [Device]) {
             backend: "llama_cpp".into(),
             usable: usable.is_ok(),
             engine_build: match &usable {
-                Ok(pin) => format!("{} on {}", llama_cpp.build.name(), pin.describe()),
+                Ok(pin) => format!("{}, on {}", llama_cpp.build.name(), pin.describe()),
                 Err(_) => String::new(),
             },
             reason: usable.err().unwrap_or_default(),
@@ -315,12 +315,15 @@ impl LlamaCpp {
         if let Some(s) = servers.get(&key) {
             return Ok(s.clone());
         }
+        // Locked: a random key only the agent knows (given to the engine through a 0600 file,
+        // not its command line), so nothing else on the host uses it around placement.
+        let api_key = format!("{:032x}", rand::random::<u128>());
         let config = EndpointConfig {
             name: format!("llama_cpp:{}@{device_id}", spec.name),
             kind: EngineKind::Openai,
             url: format!("http://127.0.0.1:{}", free_port().map_err(unusable)?),
             device: None,
-            token: None,
+            token: Some(api_key),
         };
         let server = Arc::new(Server {
             spec: spec.clone(),

@@ -46,6 +46,7 @@ fn device(rng: &mut Rng, id: &str, kind: DeviceType) -> DeviceView {
         DeviceType::IntelGpu => (16 * GB, 262.0, &["openvino", "ort-openvino"]),
         DeviceType::IntelNpu => (8 * GB, 11.0, &["openvino"]),
         DeviceType::Ncs2 => (GB / 2, 1.0, &["openvino"]),
+        DeviceType::VulkanGpu => (16 * GB, 0.0, &["llama_cpp"]),
     };
     d.memory_total_bytes = total;
     // 1 device in 8 is (nearly) full.

@@ -8,7 +8,8 @@ use super::wait_for_signal;
 use crate::config::load_models;
 
 /// Serves until Ctrl-C / SIGTERM, then stops the servers.
-pub async fn run(config: Config) -> Result<()> {
+pub async fn run(mut config: Config) -> Result<()> {
+    crate::api_token::ensure(&mut config)?;
     info!(config = %config.redacted(), "effective configuration");
     let models = load_models(&config)?;
     let handle = switchyard_controller::server::start(&config.server(), models).await?;

@@ -11,6 +11,7 @@ use crate::wiring;
 
 /// Starts the controller, points the agent at it, and runs until either ends or a signal.
 pub async fn run(mut config: Config) -> Result<()> {
+    crate::api_token::ensure(&mut config)?;
     info!(config = %config.redacted(), "effective configuration");
     let models = load_models(&config)?;
     let controller = switchyard_controller::server::start(&config.server(), models.clone()).await?;

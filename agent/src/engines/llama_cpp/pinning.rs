@@ -154,7 +154,7 @@ impl BuildDevices {
             format!("{} build", gpus.join("+"))
         };
         if !self.notes.is_empty() {
-            name.push_str(&format!(" ({})", self.notes.join("; ")));
+            name.push_str(&format!(" [{}]", self.notes.join("; ")));
         }
         name
     }
@@ -204,11 +204,11 @@ fn pair(k: &str, v: &str) -> (String, String) {
 /// How to pin an engine of `build` to `device`, or why it cannot run there.
 pub fn plan(build: &BuildDevices, device: &Device) -> Result<Pin, String> {
     let attr = |k: &str| device.attributes.get(k).map(String::as_str);
-    let vulkan = |why_not: &str| -> Result<Pin, String> {
+    let vulkan = || -> Result<Pin, String> {
         if !build.vulkan {
-            return Err(format!(
-                "llama-server has no Vulkan backend{why_not}: run scripts/build_llama_server.sh (installs glslc, libvulkan-dev, spirv-headers) or set [engines.llama_cpp] server to a Vulkan build"
-            ));
+            return Err(
+                "llama-server has no Vulkan backend: run scripts/build_llama_server.sh (installs glslc, libvulkan-dev, spirv-headers) or set [engines.llama_cpp] server to a Vulkan build".into(),
+            );
         }
         let Some(index) = attr(VULKAN_INDEX) else {
             return Err(format!(
@@ -247,8 +247,10 @@ pub fn plan(build: &BuildDevices, device: &Device) -> Result<Pin, String> {
                 ],
             ))
         }
-        DeviceKind::NvidiaGpu => vulkan(" and no CUDA backend (scripts/build_llama_server.sh --with cuda)"),
-        DeviceKind::IntelGpu | DeviceKind::VulkanGpu => vulkan(""),
+        DeviceKind::NvidiaGpu => vulkan().map_err(|why| {
+            format!("llama-server has no CUDA backend (scripts/build_llama_server.sh --with cuda), and through Vulkan: {why}")
+        }),
+        DeviceKind::IntelGpu | DeviceKind::VulkanGpu => vulkan(),
         DeviceKind::IntelNpu => Err(
             "llama.cpp on an Intel NPU needs its OpenVINO backend, which this agent does not place yet".into(),
         ),

@@ -151,8 +151,10 @@ async fn run_once(
         .next()
         .unwrap_or("0")
         .to_string();
+    let key_file = write_key(server).map_err(|e| crashed(e, false))?;
     let mut cmd = Command::new(binary);
     super::super::pdeathsig::die_with_parent(&mut cmd);
+    cmd.arg("--api-key-file").arg(key_file.path());
     if let Some(template) = &engine.chat_template {
         cmd.arg("--chat-template-file").arg(template);
     }
@@ -251,6 +253,22 @@ async fn run_once(
         _ = stop.wait_for(|s| *s) => {}
     }
     terminate(&mut child, pid).await
+}
+
+/// The engine's API key in a file only this user can read (removed when dropped: llama-server
+/// reads it at start).
+fn write_key(server: &Server) -> Result<tempfile::NamedTempFile, String> {
+    use std::io::Write;
+    let key = server.endpoint.config().token.clone().unwrap_or_default();
+    let mut f = tempfile::Builder::new()
+        .prefix("switchyard-engine-")
+        .suffix(".key")
+        .tempfile()
+        .map_err(|e| format!("cannot write the engine's API key file: {e}"))?;
+    f.write_all(key.as_bytes())
+        .and_then(|()| f.flush())
+        .map_err(|e| format!("cannot write the engine's API key file: {e}"))?;
+    Ok(f)
 }
 
 /// True when `/health` answers 200.
