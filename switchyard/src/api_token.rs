@@ -26,6 +26,22 @@ pub fn required(addr: SocketAddr) -> bool {
 /// Adds the generated token to `config.api.tokens` when the HTTP API listens beyond loopback
 /// and no token is configured; makes it at the first such start.
 pub fn ensure(config: &mut Config) -> Result<()> {
+    if let Some(file) = config.api.tokens_file.clone() {
+        let text = std::fs::read_to_string(&file)
+            .with_context(|| format!("reading api.tokens_file {}", file.display()))?;
+        let before = config.api.tokens.len();
+        config.api.tokens.extend(
+            text.lines()
+                .map(str::trim)
+                .filter(|l| !l.is_empty() && !l.starts_with('#'))
+                .map(str::to_string),
+        );
+        anyhow::ensure!(
+            config.api.tokens.len() > before,
+            "api.tokens_file {} holds no token (one per line)",
+            file.display()
+        );
+    }
     let listen = config.controller.http_listen;
     if !required(listen) || !config.api.tokens.is_empty() {
         return Ok(());
@@ -123,5 +139,17 @@ mod tests {
         ensure(&mut own).unwrap();
         assert_eq!(own.api.tokens, ["mine"]);
         assert!(!path(&own.controller.data_dir).exists());
+        // A tokens file (a Kubernetes Secret) adds its lines; an empty one is an error.
+        let secret = dir.path().join("tokens");
+        std::fs::write(&secret, "# rotated 2026-12\nsecret-a\n\nsecret-b\n").unwrap();
+        let mut from_file = Config::default();
+        from_file.controller.http_listen = "0.0.0.0:0".parse().unwrap();
+        from_file.controller.data_dir = dir.path().join("third");
+        from_file.api.tokens_file = Some(secret.clone());
+        ensure(&mut from_file).unwrap();
+        assert_eq!(from_file.api.tokens, ["secret-a", "secret-b"]);
+        std::fs::write(&secret, "\n").unwrap();
+        let err = ensure(&mut from_file).unwrap_err().to_string();
+        assert!(err.contains("holds no token"), "{err}");
     }
 }

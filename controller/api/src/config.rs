@@ -12,6 +12,9 @@ pub struct ApiConfig {
     /// Bearer tokens accepted on every `/v1` route and on the gRPC `Inference` service;
     /// empty = no authentication. Never logged (see the `Debug` impl).
     pub tokens: Vec<String>,
+    /// A file of more tokens, one per line (a Kubernetes Secret, a root-only file); read at
+    /// start. Never logged.
+    pub tokens_file: Option<std::path::PathBuf>,
     /// Largest HTTP request body, bytes (413 above it).
     pub max_body_bytes: usize,
     /// Most inputs (texts, documents) in one request.
@@ -81,6 +84,7 @@ impl Default for ApiConfig {
     fn default() -> Self {
         ApiConfig {
             tokens: Vec::new(),
+            tokens_file: None,
             max_body_bytes: 2 * 1024 * 1024,
             max_inputs: 256,
             max_tokens: 512,
@@ -96,6 +100,7 @@ impl std::fmt::Debug for ApiConfig {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("ApiConfig")
             .field("tokens", &format_args!("<{} redacted>", self.tokens.len()))
+            .field("tokens_file", &self.tokens_file)
             .field("max_body_bytes", &self.max_body_bytes)
             .field("max_inputs", &self.max_inputs)
             .field("max_tokens", &self.max_tokens)
