@@ -281,8 +281,12 @@ fn the_deb_carries_binary_units_and_config_and_installs_with_dpkg() {
         "the example config is deploy/switchyard.toml"
     );
 
-    if !nix_root() {
-        eprintln!("SKIPPED dpkg -i: not root");
+    let root = if nix_root() {
+        Ok(())
+    } else {
+        Err("dpkg -i needs root".to_string())
+    };
+    if !switchyard_e2e::precondition("deploy::dpkg_install", root) {
         return;
     }
     // Install into this machine, check, purge. One at a time (dpkg has one lock).

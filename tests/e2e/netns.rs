@@ -23,11 +23,13 @@ fn serial() -> std::sync::MutexGuard<'static, ()> {
     SERIAL.lock().unwrap_or_else(|e| e.into_inner())
 }
 
-/// A cluster with one agent per entry (its extra flags), or `None` (and why) where
-/// namespaces cannot be made.
+/// A cluster with one agent per entry (its extra flags), or `None` where namespaces cannot
+/// be made: reported as skipped with why, and a failure under `CI=true` (CI runs as root
+/// with `ip netns`).
 fn cluster(agent_args: &[&[&str]]) -> Option<NetnsCluster> {
-    if let Some(why) = NetnsCluster::unavailable() {
-        eprintln!("SKIPPED: no network-namespace cluster here: {why}");
+    let why =
+        NetnsCluster::unavailable().map(|w| format!("no network-namespace cluster here: {w}"));
+    if !switchyard_e2e::precondition("netns", why.map_or(Ok(()), Err)) {
         return None;
     }
     Some(NetnsCluster::up(agent_args).expect("netns cluster up"))

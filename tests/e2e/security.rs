@@ -436,32 +436,14 @@ async fn forged_register_and_direct_run_stage() {
     drop(ctl);
 }
 
-/// One HTTP/1.0 GET to 127.0.0.1:`port` with optional bearer token: (status, body).
+/// One GET to 127.0.0.1:`port` with an optional bearer token: (status, body).
 fn get(port: &str, path: &str, token: Option<&str>) -> (u16, String) {
-    use std::io::{Read, Write};
-    let mut s = std::net::TcpStream::connect(format!("127.0.0.1:{port}")).unwrap();
-    let auth = token
-        .map(|t| format!("Authorization: Bearer {t}\r\n"))
-        .unwrap_or_default();
-    write!(s, "GET {path} HTTP/1.0\r\nHost: localhost\r\n{auth}\r\n").unwrap();
-    let mut raw = String::new();
-    s.read_to_string(&mut raw).unwrap();
-    let code = raw
-        .split_whitespace()
-        .nth(1)
-        .and_then(|c| c.parse().ok())
-        .unwrap_or(0);
-    let body = raw.split_once("\r\n\r\n").map(|(_, b)| b).unwrap_or("");
-    (code, body.to_string())
+    switchyard_e2e::get(&format!("127.0.0.1:{port}"), path, token).unwrap()
 }
 
-#[test]
-fn an_api_beyond_loopback_with_no_configured_token_requires_the_one_the_first_start_made() {
-    use std::os::unix::fs::PermissionsExt;
-    let _serial = serial();
-    let dir = tempfile::tempdir().unwrap();
-    let data = dir.path().join("data");
-    let data_s = data.to_string_lossy().to_string();
+/// `up` with its HTTP API on every interface and its data in `data`: the process and its
+/// HTTP port.
+fn up_beyond_loopback(data: &str) -> (Proc, String) {
     let args = [
         "up",
         "--listen",
@@ -473,7 +455,7 @@ fn an_api_beyond_loopback_with_no_configured_token_requires_the_one_the_first_st
         "--node-name",
         "open",
     ];
-    let up = Proc::start_with_env("up", &args, &[("SWITCHYARD_DATA_DIR", &data_s)]).unwrap();
+    let up = Proc::start_with_env("up", &args, &[("SWITCHYARD_DATA_DIR", data)]).unwrap();
     let port = up
         .field("http")
         .unwrap()
@@ -481,6 +463,17 @@ fn an_api_beyond_loopback_with_no_configured_token_requires_the_one_the_first_st
         .next()
         .unwrap()
         .to_string();
+    (up, port)
+}
+
+#[test]
+fn an_api_beyond_loopback_with_no_configured_token_requires_the_one_the_first_start_made() {
+    use std::os::unix::fs::PermissionsExt;
+    let _serial = serial();
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data");
+    let data_s = data.to_string_lossy().to_string();
+    let (up, port) = up_beyond_loopback(&data_s);
     let file = data.join("api-token");
     let mode = std::fs::metadata(&file).unwrap().permissions().mode() & 0o777;
     assert_eq!(mode, 0o600, "token file mode");
@@ -514,14 +507,7 @@ fn an_api_beyond_loopback_with_no_configured_token_requires_the_one_the_first_st
     drop(up);
 
     // The next start reuses the token and prints it no more.
-    let again = Proc::start_with_env("up", &args, &[("SWITCHYARD_DATA_DIR", &data_s)]).unwrap();
-    let port = again
-        .field("http")
-        .unwrap()
-        .rsplit(':')
-        .next()
-        .unwrap()
-        .to_string();
+    let (again, port) = up_beyond_loopback(&data_s);
     assert!(!again.stderr().contains("OPENAI_API_KEY="), "shown once");
     assert_eq!(get(&port, "/v1/models", Some(&token)).0, 200);
     assert_eq!(get(&port, "/v1/models", None).0, 401);

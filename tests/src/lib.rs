@@ -296,6 +296,22 @@ pub fn post(http: &str, path: &str, body: &Value) -> Result<(u16, String), Strin
         body.len()
     )
     .map_err(|e| e.to_string())?;
+    response(s)
+}
+
+/// One HTTP/1.0 GET with an optional bearer token: (status code, body).
+pub fn get(http: &str, path: &str, token: Option<&str>) -> Result<(u16, String), String> {
+    let mut s = std::net::TcpStream::connect(http).map_err(|e| e.to_string())?;
+    s.set_read_timeout(Some(Duration::from_secs(120))).unwrap();
+    let auth = token
+        .map(|t| format!("Authorization: Bearer {t}\r\n"))
+        .unwrap_or_default();
+    write!(s, "GET {path} HTTP/1.0\r\nHost: {http}\r\n{auth}\r\n").map_err(|e| e.to_string())?;
+    response(s)
+}
+
+/// The status code and body of the HTTP/1.0 response on `s`.
+fn response(mut s: std::net::TcpStream) -> Result<(u16, String), String> {
     let mut raw = String::new();
     s.read_to_string(&mut raw).map_err(|e| e.to_string())?;
     let code = raw
