@@ -77,8 +77,8 @@ start() {
     printf '[api]\ntokens = ["%s"]\n' "${SY_API_TOKEN:=$(od -An -tx1 -N16 /dev/urandom | tr -d ' \n')}" >"$dir/api.toml"
     chmod 600 "$dir/api.toml"
     # shellcheck disable=SC2086
-    ip netns exec "$(ns_of ctl)" "${envs[@]}" \
-      switchyard --config "$dir/api.toml" controller --insecure --cluster --listen 0.0.0.0:50051 --http-listen 0.0.0.0:8080 ${SY_CONTROLLER_ARGS:-} \
+    ip netns exec "$(ns_of ctl)" "${envs[@]}" "SWITCHYARD_CONFIG=$dir/api.toml" \
+      switchyard controller --insecure --cluster --listen 0.0.0.0:50051 --http-listen 0.0.0.0:8080 ${SY_CONTROLLER_ARGS:-} \
       >>"$dir/log" 2>&1 </dev/null &
   else
     args="SY_AGENT_ARGS_${host#agent-}"

@@ -479,7 +479,7 @@ fn fixture_vulkan_identity_of_the_arc_by_pci_bus_id_and_an_amd_card_as_vulkan_gp
     assert!(
         !inv.devices
             .iter()
-            .any(|d| d.attributes.get("software").is_some())
+            .any(|d| d.attributes.contains_key("software"))
     );
     assert!(
         inv.notes
