@@ -100,6 +100,12 @@ pub struct TokenRecord {
     pub created_unix: u64,
     /// Expiry, Unix seconds; `None` never expires.
     pub expires_unix: Option<u64>,
+    /// Joins it still allows; `None`: any number (records made before tokens were counted).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub uses_left: Option<u32>,
+    /// Joins it allowed so far.
+    #[serde(default)]
+    pub used: u32,
 }
 
 impl TokenRecord {
@@ -107,7 +113,15 @@ impl TokenRecord {
     pub fn expired(&self, now: u64) -> bool {
         self.expires_unix.is_some_and(|e| now >= e)
     }
+
+    /// True once every allowed join happened.
+    pub fn used_up(&self) -> bool {
+        self.uses_left == Some(0)
+    }
 }
+
+/// Serialises the read-modify-write of [`TokenStore::redeem`] within the controller.
+static REDEEM: std::sync::Mutex<()> = std::sync::Mutex::new(());
 
 /// The token store of a controller's PKI directory.
 #[derive(Debug, Clone)]
@@ -145,8 +159,17 @@ impl TokenStore {
     }
 
     /// Creates a token for the CA with fingerprint `ca_hash`, valid for `ttl` (`None`:
-    /// forever). The returned token is the only place its secret exists.
-    pub fn create(&self, ca_hash: &str, ttl: Option<Duration>) -> Result<JoinToken, PkiError> {
+    /// forever) and `uses` joins (at least 1). The returned token is the only place its
+    /// secret exists.
+    pub fn create(
+        &self,
+        ca_hash: &str,
+        ttl: Option<Duration>,
+        uses: u32,
+    ) -> Result<JoinToken, PkiError> {
+        if uses == 0 {
+            return Err(PkiError::Token("a join token allows at least 1 use".into()));
+        }
         let mut records = self.list()?;
         let token = JoinToken {
             ca_hash: ca_hash.to_string(),
@@ -164,6 +187,8 @@ impl TokenStore {
             secret_sha256: sha256_hex(token.secret.as_bytes()),
             created_unix: now,
             expires_unix: ttl.map(|t| now.saturating_add(t.as_secs())),
+            uses_left: Some(uses),
+            used: 0,
         });
         self.save(&records)?;
         Ok(token)
@@ -205,7 +230,25 @@ impl TokenStore {
                 token.id
             )));
         }
+        if record.used_up() {
+            return Err(PkiError::Token(format!(
+                "join token {} is used up ({} join(s) allowed; make another with `switchyard token create [--uses N]`)",
+                token.id, record.used
+            )));
+        }
         Ok(())
+    }
+
+    /// [`Self::verify`], then counts the join: a single-use token is used up after it.
+    pub fn redeem(&self, token: &JoinToken, ca_hash: &str, now: u64) -> Result<(), PkiError> {
+        let _one = REDEEM.lock().unwrap_or_else(|e| e.into_inner());
+        self.verify(token, ca_hash, now)?;
+        let mut records = self.list()?;
+        if let Some(r) = records.iter_mut().find(|r| r.id == token.id) {
+            r.used += 1;
+            r.uses_left = r.uses_left.map(|n| n.saturating_sub(1));
+        }
+        self.save(&records)
     }
 }
 
@@ -242,7 +285,7 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let store = TokenStore::new(dir.path());
         let ca = "a".repeat(64);
-        let t = store.create(&ca, None).unwrap();
+        let t = store.create(&ca, None, 2).unwrap();
         assert_eq!(JoinToken::parse(&t.render()).unwrap(), t);
         store.verify(&t, &ca, now_unix()).unwrap();
         // The secret is not stored in clear.
@@ -256,7 +299,7 @@ mod tests {
         assert!(e.to_string().contains("wrong secret"), "{e}");
         let e = store.verify(&t, &"b".repeat(64), now_unix()).unwrap_err();
         assert!(e.to_string().contains("another cluster CA"), "{e}");
-        let short = store.create(&ca, Some(Duration::from_secs(60))).unwrap();
+        let short = store.create(&ca, Some(Duration::from_secs(60)), 1).unwrap();
         let later = now_unix() + 61;
         let e = store.verify(&short, &ca, later).unwrap_err();
         assert!(e.to_string().contains("expired"), "{e}");
@@ -264,6 +307,29 @@ mod tests {
         let e = store.verify(&t, &ca, now_unix()).unwrap_err();
         assert!(e.to_string().contains("unknown or revoked"), "{e}");
         assert!(!store.revoke(&t.id).unwrap());
+    }
+
+    #[test]
+    fn a_token_allows_as_many_joins_as_it_was_made_for() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = TokenStore::new(dir.path());
+        let ca = "a".repeat(64);
+        let once = store.create(&ca, None, 1).unwrap();
+        store.redeem(&once, &ca, now_unix()).unwrap();
+        let e = store.redeem(&once, &ca, now_unix()).unwrap_err();
+        assert!(e.to_string().contains("used up"), "{e}");
+        let twice = store.create(&ca, None, 2).unwrap();
+        store.redeem(&twice, &ca, now_unix()).unwrap();
+        store.redeem(&twice, &ca, now_unix()).unwrap();
+        assert!(store.redeem(&twice, &ca, now_unix()).is_err());
+        let listed = store.list().unwrap();
+        assert_eq!((listed[1].used, listed[1].uses_left), (2, Some(0)));
+        assert!(store.create(&ca, None, 0).is_err());
+        // A record from before counting allows any number of joins.
+        let mut old = store.list().unwrap();
+        old[0].uses_left = None;
+        store.save(&old).unwrap();
+        store.redeem(&once, &ca, now_unix()).unwrap();
     }
 
     #[test]

@@ -23,8 +23,9 @@ pub fn required(addr: SocketAddr) -> bool {
     !addr.ip().is_loopback()
 }
 
-/// Adds the generated token to `config.api.tokens` when the HTTP API listens beyond loopback
-/// and no token is configured; makes it at the first such start.
+/// Adds the generated token to `config.api.tokens` when a client API (HTTP, or gRPC
+/// `Inference` on the control port) listens beyond loopback and no token is configured;
+/// makes it at the first such start.
 pub fn ensure(config: &mut Config) -> Result<()> {
     if let Some(file) = config.api.tokens_file.clone() {
         let text = std::fs::read_to_string(&file)
@@ -42,8 +43,11 @@ pub fn ensure(config: &mut Config) -> Result<()> {
             file.display()
         );
     }
-    let listen = config.controller.http_listen;
-    if !required(listen) || !config.api.tokens.is_empty() {
+    let c = &config.controller;
+    let Some(listen) = [c.http_listen, c.listen].into_iter().find(|a| required(*a)) else {
+        return Ok(());
+    };
+    if !config.api.tokens.is_empty() {
         return Ok(());
     }
     let file = path(&config.controller.data_dir);

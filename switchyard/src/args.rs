@@ -131,6 +131,9 @@ pub enum TokenAction {
         /// How long it is valid: 30m, 24h, 7d, or never.
         #[arg(long, default_value = "24h", value_name = "TTL")]
         ttl: String,
+        /// How many agents may join with it (single-use by default).
+        #[arg(long, default_value_t = 1, value_name = "N", value_parser = clap::value_parser!(u32).range(1..))]
+        uses: u32,
     },
     /// List the tokens: id, created, expires (never their secrets).
     List {
@@ -329,7 +332,8 @@ pub struct ControllerArgs {
     pub allow_simulated: bool,
     /// Serve the control path without TLS and without certificates (anyone who reaches the
     /// gRPC port can register a node and receive prompts) and call agents in plaintext. A
-    /// warning is logged at every start. `up` always runs so (its agent is in-process).
+    /// warning is logged at every start. `up` on a loopback `--listen` always runs so (nobody
+    /// else can reach it); beyond loopback it is mTLS unless this flag is given.
     #[arg(long, env = "SWITCHYARD_INSECURE")]
     pub insecure: bool,
 }

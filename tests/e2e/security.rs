@@ -254,6 +254,20 @@ fn wrong_expired_revoked_and_foreign_tokens_and_a_missing_certificate_are_refuse
     let fresh = token(&data, "1h");
     let a = agent(&data, &grpc, "w3", Some(&fresh), &dir("w3"));
     wait_ready(&data, &grpc, "w3");
+    // Single-use by default: the same token joins no second node, and `token list` says so.
+    let line = agent_refused(&data, &grpc, "w6", Some(&fresh), &dir("w6"));
+    assert!(line.contains("is used up"), "{line}");
+    let (ok, listed, err) = cli(&data, &["token", "list"]);
+    assert!(ok, "{err}");
+    assert!(
+        listed.contains("1/1") && listed.contains("used up"),
+        "{listed}"
+    );
+    // The first token (printed at the first start) expires, like every token.
+    let (ok, listed, _) = cli(&data, &["token", "list", "-o", "json"]);
+    assert!(ok);
+    let first: Value = serde_json::from_str::<Value>(&listed).unwrap()[0].clone();
+    assert!(first["expires_unix"].as_u64().is_some(), "{first}");
     drop(a);
     drop(ctl);
 }
@@ -511,4 +525,63 @@ fn an_api_beyond_loopback_with_no_configured_token_requires_the_one_the_first_st
     assert!(!again.stderr().contains("OPENAI_API_KEY="), "shown once");
     assert_eq!(get(&port, "/v1/models", Some(&token)).0, 200);
     assert_eq!(get(&port, "/v1/models", None).0, 401);
+}
+
+#[test]
+fn up_beyond_loopback_is_a_cluster_with_mtls_its_own_agent_joins_and_plaintext_is_refused() {
+    let _serial = serial();
+    let tmp = tempfile::tempdir().unwrap();
+    let data = tmp.path().join("data");
+    let mut env = switchyard_e2e::mtls::secure(&data);
+    env.push((
+        "SWITCHYARD_AGENT_DATA_DIR",
+        tmp.path().join("agent").display().to_string(),
+    ));
+    let args = [
+        "up",
+        "--listen",
+        "0.0.0.0:0",
+        "--http-listen",
+        "127.0.0.1:0",
+        "--agent-listen",
+        "127.0.0.1:0",
+        "--node-name",
+        "one",
+    ];
+    let up = Proc::start_with_env("up", &args, &env_refs(&env)).expect("up starts");
+    assert!(up.ready_line.contains("control=mtls"), "{}", up.ready_line);
+    let port = up
+        .field("grpc")
+        .unwrap()
+        .rsplit(':')
+        .next()
+        .unwrap()
+        .to_string();
+    let grpc = format!("127.0.0.1:{port}");
+    // The local agent joined over mTLS with a token minted for it, revoked once it was up;
+    // the first token (for other hosts) is left, printed once.
+    wait_ready(&data, &grpc, "one");
+    assert!(
+        up.stderr().contains("join token for another host"),
+        "{}",
+        up.stderr()
+    );
+    let (ok, listed, err) = cli(&data, &["token", "list", "-o", "json"]);
+    assert!(ok, "{err}");
+    let tokens: Vec<Value> = serde_json::from_str(&listed).unwrap();
+    assert_eq!(tokens.len(), 1, "only the first token is left: {listed}");
+    assert_eq!(tokens[0]["used"], 0, "{listed}");
+    // Nobody registers in plaintext on it.
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    let plaintext = rt.block_on(async {
+        match RegistryClient::connect(format!("http://{grpc}")).await {
+            Ok(mut c) => c.register(register_request("intruder")).await.err(),
+            Err(e) => Some(tonic::Status::unavailable(e.to_string())),
+        }
+    });
+    assert!(plaintext.is_some(), "a plaintext Register must fail");
+    assert!(
+        !nodes(&data, &grpc).iter().any(|n| n["name"] == "intruder"),
+        "the intruder is no node"
+    );
 }

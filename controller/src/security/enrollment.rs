@@ -37,11 +37,12 @@ impl EnrollmentService {
         let unauthenticated =
             |e: switchyard_pki::PkiError| ErrorClass::Unauthenticated.status(e.to_string());
         let token = JoinToken::parse(&req.token).map_err(unauthenticated)?;
-        m.tokens
-            .verify(&token, &m.ca.fingerprint(), now_unix())
-            .map_err(unauthenticated)?;
         check_node_name(&req.node_name)
             .map_err(|e| ErrorClass::InvalidArgument.status(e.to_string()))?;
+        // Counted only for a join that can succeed: a bad name does not use the token up.
+        m.tokens
+            .redeem(&token, &m.ca.fingerprint(), now_unix())
+            .map_err(unauthenticated)?;
         Ok((issue(m, &req.csr_pem, &req.node_name)?, token.id))
     }
 

@@ -20,6 +20,9 @@ use switchyard_proto::errors::ErrorClass;
 use tonic::transport::{Certificate, ClientTlsConfig, Identity, ServerTlsConfig};
 use tonic::{Request, Status};
 
+/// How long the join token the first start prints stays valid.
+pub const FIRST_TOKEN_TTL: std::time::Duration = std::time::Duration::from_secs(24 * 3600);
+
 pub use revoked::Revoked;
 
 /// The PKI directory inside a controller's data directory.
@@ -96,7 +99,12 @@ impl Security {
         let client = ca.controller_client()?;
         let tokens = TokenStore::new(&dir);
         let first_token = if created {
-            Some(tokens.create(&ca.fingerprint(), None)?.render())
+            // Like every token: single-use, and it expires (24 h).
+            Some(
+                tokens
+                    .create(&ca.fingerprint(), Some(FIRST_TOKEN_TTL), 1)?
+                    .render(),
+            )
         } else {
             None
         };

@@ -39,12 +39,12 @@ fn when(unix: u64) -> String {
 pub fn run(args: &TokenArgs) -> Result<()> {
     let (ca, store) = pki(&args.data_dir)?;
     match &args.action {
-        TokenAction::Create { ttl } => {
+        TokenAction::Create { ttl, uses } => {
             let ttl = parse_ttl(ttl).map_err(anyhow::Error::msg)?;
-            let token = store.create(&ca.fingerprint(), ttl)?;
+            let token = store.create(&ca.fingerprint(), ttl, *uses)?;
             println!("{}", token.render());
             eprintln!(
-                "token {} {} (shown once; only its hash is stored)",
+                "token {} for {uses} join(s), {} (shown once; only its hash is stored)",
                 token.id,
                 match ttl {
                     Some(t) => format!("expires in {}s", t.as_secs()),
@@ -64,18 +64,34 @@ pub fn run(args: &TokenArgs) -> Result<()> {
                             "created_unix": r.created_unix,
                             "expires_unix": r.expires_unix,
                             "expired": r.expired(now),
+                            "used": r.used,
+                            "uses_left": r.uses_left,
                         }))
                         .collect::<Vec<_>>()
                 ))?,
                 Output::Table => {
-                    println!("{:<8} {:<22} {:<22} STATE", "ID", "CREATED", "EXPIRES");
+                    println!(
+                        "{:<8} {:<22} {:<22} {:<10} STATE",
+                        "ID", "CREATED", "EXPIRES", "USES"
+                    );
                     for r in &records {
+                        let uses = match r.uses_left {
+                            Some(left) => format!("{}/{}", r.used, r.used + left),
+                            None => format!("{}/any", r.used),
+                        };
+                        let state = if r.expired(now) {
+                            "expired"
+                        } else if r.used_up() {
+                            "used up"
+                        } else {
+                            "valid"
+                        };
                         println!(
-                            "{:<8} {:<22} {:<22} {}",
+                            "{:<8} {:<22} {:<22} {:<10} {state}",
                             r.id,
                             when(r.created_unix),
                             r.expires_unix.map_or_else(|| "never".into(), when),
-                            if r.expired(now) { "expired" } else { "valid" }
+                            uses
                         );
                     }
                     println!("{} token(s)", records.len());

@@ -41,10 +41,13 @@ pub fn for_up(
 ) -> Result<Config> {
     apply_controller(&mut config, controller);
     apply_agent(&mut config, agent);
-    // One process: the agent's hop to its controller stays in-process and plaintext (on
-    // the loopback); both sides log the --insecure warning.
-    config.controller.insecure = true;
-    config.agent.insecure = true;
+    // On loopback only, nobody else can reach the control path: plaintext, as before. Beyond
+    // loopback it is a real cluster (mTLS, join tokens; the local agent joins with a one-time
+    // token, see commands/up.rs) unless --insecure asks otherwise.
+    if config.controller.listen.ip().is_loopback() {
+        config.controller.insecure = true;
+    }
+    config.agent.insecure = config.controller.insecure;
     // A cluster started on fixtures has nothing but simulated devices to place on.
     if config.agent.fixture.is_some() {
         config.scheduler.policy.allow_simulated = true;
