@@ -16,7 +16,11 @@
 # target/release/switchyard, else target/debug/switchyard), SY_AGENT_ARGS_N (extra flags for
 # agent-N), SY_CONTROLLER_ARGS (extra flags for the controller), SY_NETNS_OWNER (a pid: when
 # it is gone, `reap` takes the cluster down), SY_API_TOKEN (the controller's client-API token,
-# required since it listens beyond loopback; default: random, in STATE/ctl/api.toml). The bridge holds NET.254 in this namespace, so
+# required since it listens beyond loopback; default: random, in STATE/ctl/api.toml),
+# SY_NETNS_SECURE=1 (the control path under mTLS: the controller keeps its CA in
+# STATE/ctl/data, each agent joins with its own single-use token; without it `--insecure`),
+# SY_NETNS_INTRUDER=1 (one more namespace, `intruder` at NET.200, running nothing: a host
+# with neither certificate nor token, for the tests to act from). The bridge holds NET.254 in this namespace, so
 # this machine's tools reach every host.
 #
 # The processes run with a clean environment (HOME, PATH, XDG_CACHE_HOME only): nothing is
@@ -51,8 +55,20 @@ binary() {
 hosts() { echo ctl; for i in $(seq 1 "$AGENTS"); do echo "agent-$i"; done; }
 ns_of() { echo "$NAME-$1"; }
 # Host-side end of a host's cable (in this namespace, a port of the bridge).
-link_of() { case "$1" in ctl) echo "$NAME-c";; agent-*) echo "$NAME-a${1#agent-}";; *) die "unknown host $1";; esac; }
-ip_of() { case "$1" in ctl) echo "$NET.1";; agent-*) echo "$NET.$(( ${1#agent-} + 1 ))";; *) die "unknown host $1";; esac; }
+link_of() { case "$1" in ctl) echo "$NAME-c";; agent-*) echo "$NAME-a${1#agent-}";; intruder) echo "$NAME-x";; *) die "unknown host $1";; esac; }
+ip_of() { case "$1" in ctl) echo "$NET.1";; agent-*) echo "$NET.$(( ${1#agent-} + 1 ))";; intruder) echo "$NET.200";; *) die "unknown host $1";; esac; }
+secure() { [ "${SY_NETNS_SECURE:-0}" = 1 ]; }
+# --insecure, unless the cluster runs under mTLS.
+insecure_flag() { secure || echo "--insecure"; }
+# What `switchyard status` needs from this namespace: the controller's URL (and, under mTLS,
+# its data directory, whose client certificate the CLI uses).
+status_cmd() {
+  if secure; then
+    SWITCHYARD_DATA_DIR="$STATE/ctl/data" switchyard status --controller https://$CONTROLLER:50051 -o json
+  else
+    switchyard status --controller http://$CONTROLLER:50051 -o json
+  fi
+}
 
 check() {
   [ "$(id -u)" = 0 ] || { say "needs root (network namespaces)"; return 3; }
@@ -77,14 +93,17 @@ start() {
     printf '[api]\ntokens = ["%s"]\n' "${SY_API_TOKEN:=$(od -An -tx1 -N16 /dev/urandom | tr -d ' \n')}" >"$dir/api.toml"
     chmod 600 "$dir/api.toml"
     # shellcheck disable=SC2086
-    ip netns exec "$(ns_of ctl)" "${envs[@]}" "SWITCHYARD_CONFIG=$dir/api.toml" \
-      switchyard controller --insecure --cluster --listen 0.0.0.0:50051 --http-listen 0.0.0.0:8080 ${SY_CONTROLLER_ARGS:-} \
+    ip netns exec "$(ns_of ctl)" "${envs[@]}" "SWITCHYARD_CONFIG=$dir/api.toml" "SWITCHYARD_DATA_DIR=$dir/data" \
+      switchyard controller $(insecure_flag) --cluster --listen 0.0.0.0:50051 --http-listen 0.0.0.0:8080 ${SY_CONTROLLER_ARGS:-} \
       >>"$dir/log" 2>&1 </dev/null &
   else
     args="SY_AGENT_ARGS_${host#agent-}"
+    local join=()
+    # Under mTLS: its own single-use token (a restart reuses the certificate it got).
+    secure && join=(--join-token "$(cat "$dir/join-token")")
     # shellcheck disable=SC2086
     ip netns exec "$(ns_of "$host")" "${envs[@]}" \
-      switchyard agent --insecure --controller http://$CONTROLLER:50051 --agent-listen 0.0.0.0:50061 --node-name "$host" ${!args:-} \
+      switchyard agent $(insecure_flag) "${join[@]}" --controller http://$CONTROLLER:50051 --agent-listen 0.0.0.0:50061 --node-name "$host" ${!args:-} \
       >>"$dir/log" 2>&1 </dev/null &
   fi
   echo $! >"$dir/pid"
@@ -103,7 +122,7 @@ kill9() {
 wait_ready() {
   local want="$1" n=0 json
   for _ in $(seq 1 450); do
-    json="$(switchyard status --controller http://$CONTROLLER:50051 -o json 2>/dev/null || true)"
+    json="$(status_cmd 2>/dev/null || true)"
     n="$(grep -o '"state": *"ready"' <<<"$json" | wc -l || true)"
     [ "$n" -ge "$want" ] && return 0
     sleep 0.2
@@ -117,7 +136,7 @@ net_up() {
   ip addr add "$NET.254/24" dev "$BRIDGE"
   ip link set "$BRIDGE" up
   local host ns link
-  for host in $(hosts); do
+  for host in $(hosts) $([ "${SY_NETNS_INTRUDER:-0}" = 1 ] && echo intruder); do
     ns="$(ns_of "$host")"; link="$(link_of "$host")"
     ip netns add "$ns"
     ip link add "$link" type veth peer name "${link}p"
@@ -179,6 +198,15 @@ up() {
   net_up
   start ctl
   local host
+  if secure; then
+    # The controller makes its CA at start; one single-use join token per agent host.
+    for _ in $(seq 1 150); do [ -f "$STATE/ctl/data/pki/ca.pem" ] && break; sleep 0.2; done
+    [ -f "$STATE/ctl/data/pki/ca.pem" ] || die "the controller made no CA in $STATE/ctl/data/pki"
+    for host in $(hosts | grep -v '^ctl$'); do
+      mkdir -p "$STATE/$host"
+      switchyard token create --data-dir "$STATE/ctl/data" --ttl 1h >"$STATE/$host/join-token"
+    done
+  fi
   for host in $(hosts | grep -v '^ctl$'); do start "$host"; done
   wait_ready "$AGENTS"
   trap - EXIT INT TERM

@@ -98,7 +98,8 @@ fn readme_cluster_steps_are_the_ones_the_netns_script_runs() {
     // http:// status); joining and mTLS are tested on loopback by tests/e2e/security.rs.
     let script = std::fs::read_to_string(switchyard_e2e::netns::script())
         .unwrap()
-        .replace(" --insecure", "");
+        .replace(" $(insecure_flag)", "")
+        .replace(" \"${join[@]}\"", "");
     let mut checked = 0;
     for line in block.lines() {
         let command = line.split(" #").next().unwrap_or_default().trim();
@@ -511,4 +512,156 @@ fn fault_a_stream_whose_agent_dies_mid_answer_completes_elsewhere_with_the_same_
         c.wait_ready(2, Duration::from_secs(60))
             .expect("agent-1 back for the next case");
     }
+}
+
+/// The venv's Python (grpcio, urllib): what the intruder host has to act with.
+fn venv_python() -> String {
+    switchyard_e2e::cache_dir()
+        .join("venv/bin/python")
+        .display()
+        .to_string()
+}
+
+#[test]
+fn an_intruder_host_without_certificate_or_token_is_refused_everywhere() {
+    let _serial = serial();
+    let why =
+        NetnsCluster::unavailable().map(|w| format!("no network-namespace cluster here: {w}"));
+    if !switchyard_e2e::precondition("netns::intruder", why.map_or(Ok(()), Err)) {
+        return;
+    }
+    let c = NetnsCluster::up_secure(&[&[]]).expect("secure netns cluster up");
+    let ctl = c.grpc().split(':').next().unwrap().to_string();
+    let agent = c.agent_ip(1);
+    let data = c.controller_data();
+    let mut refused = Vec::new();
+
+    // 1. Join without a token: the agent stops, saying why; no node appears.
+    let nowhere = tempfile::tempdir().unwrap();
+    let agent_dir = nowhere.path().display().to_string();
+    let bin = switchyard_e2e::binary().display().to_string();
+    let ctl_url = format!("http://{ctl}:50051");
+    let (status, _, err) = c
+        .exec_program(
+            "intruder",
+            &[
+                ("SWITCHYARD_AGENT_DATA_DIR", &agent_dir),
+                ("SWITCHYARD_INSECURE", "false"),
+            ],
+            &bin,
+            &[
+                "agent",
+                "--controller",
+                &ctl_url,
+                "--node-name",
+                "intruder",
+                "--agent-listen",
+                "0.0.0.0:50061",
+            ],
+        )
+        .unwrap();
+    assert!(
+        !status.success() && err.contains("no node certificate"),
+        "{err}"
+    );
+    refused.push("join without a token");
+
+    // 2. Register in plaintext (an --insecure agent), for 8 s: never a node.
+    let ctl_url = format!("http://{ctl}:50051");
+    let (_, _, err) = c
+        .exec_program(
+            "intruder",
+            &[],
+            "timeout",
+            &[
+                "8",
+                &switchyard_e2e::binary().display().to_string(),
+                "agent",
+                "--insecure",
+                "--controller",
+                &ctl_url,
+                "--node-name",
+                "intruder",
+                "--agent-listen",
+                "0.0.0.0:50061",
+            ],
+        )
+        .unwrap();
+    let (ok, out, status_err) = switchyard_e2e::mtls::cli(
+        &data,
+        &[
+            "status",
+            "--controller",
+            &format!("https://{ctl}:50051"),
+            "-o",
+            "json",
+        ],
+    );
+    assert!(ok, "{status_err}");
+    assert!(
+        !out.contains("\"intruder\""),
+        "the intruder registered: {out}\n{err}"
+    );
+    refused.push("plaintext Register");
+
+    // 3. The HTTP client API without a token: 401.
+    let py = venv_python();
+    let probe = format!(
+        "import urllib.request, urllib.error\ntry:\n    urllib.request.urlopen('http://{ctl}:8080/v1/models', timeout=5)\n    print('open')\nexcept urllib.error.HTTPError as e:\n    print(e.code)"
+    );
+    let (_, out, err) = c
+        .exec_program("intruder", &[], &py, &["-c", &probe])
+        .unwrap();
+    assert_eq!(out.trim(), "401", "{out}{err}");
+    refused.push("HTTP /v1/models without a token");
+
+    // 4. gRPC Inference with the (public) CA but no token: Unauthenticated.
+    let ca = data.join("pki/ca.pem").display().to_string();
+    let (status, _, err) = c
+        .exec_program(
+            "intruder",
+            &[
+                ("SWITCHYARD_CA_FILE", &ca),
+                ("SWITCHYARD_INSECURE", "false"),
+            ],
+            &bin,
+            &[
+                "run",
+                "hi",
+                "--controller",
+                &format!("https://{ctl}:50051"),
+                "--max-tokens",
+                "2",
+            ],
+        )
+        .unwrap();
+    assert!(!status.success(), "a prompt ran without a token: {err}");
+    assert!(
+        err.to_lowercase().contains("token") || err.contains("certificate"),
+        "{err}"
+    );
+    refused.push("gRPC Inference without a token");
+
+    // 5. The agent's data path (RunStage) without the controller's certificate: refused, in
+    //    plaintext and over TLS alike.
+    let call = format!(
+        "import grpc\nrefused = 0\nfor ch in (grpc.insecure_channel('{agent}:50061'), grpc.secure_channel('{agent}:50061', grpc.ssl_channel_credentials(open('{ca}','rb').read()), options=[('grpc.ssl_target_name_override','switchyard-agent')])):\n    try:\n        ch.unary_unary('/switchyard.v1.Agent/RunStage')(b'', timeout=5)\n    except grpc.RpcError as e:\n        refused += 1\nprint(refused)"
+    );
+    let (_, out, err) = c
+        .exec_program("intruder", &[], &py, &["-c", &call])
+        .unwrap();
+    assert_eq!(
+        out.trim(),
+        "2",
+        "RunStage must be refused twice: {out}{err}"
+    );
+    refused.push("RunStage on the agent (plaintext and TLS)");
+
+    eprintln!(
+        "intruder: {} of {} attempts refused: {}",
+        refused.len(),
+        5,
+        refused.join("; ")
+    );
+    assert_eq!(refused.len(), 5);
 }

@@ -46,6 +46,19 @@ impl NetnsCluster {
     /// Brings up a controller and one agent per entry of `agent_args` (each entry: extra
     /// flags of that agent), and waits until every agent is ready.
     pub fn up(agent_args: &[&[&str]]) -> Result<NetnsCluster> {
+        Self::bring_up(agent_args, &[])
+    }
+
+    /// Like [`NetnsCluster::up`] under mTLS (each agent joins with its own single-use token),
+    /// plus an `intruder` host (NET.200) that runs nothing and holds no credential.
+    pub fn up_secure(agent_args: &[&[&str]]) -> Result<NetnsCluster> {
+        Self::bring_up(
+            agent_args,
+            &[("SY_NETNS_SECURE", "1"), ("SY_NETNS_INTRUDER", "1")],
+        )
+    }
+
+    fn bring_up(agent_args: &[&[&str]], extra: &[(&str, &str)]) -> Result<NetnsCluster> {
         let n = (std::process::id() % 150 + 20 + MADE.fetch_add(1, Ordering::Relaxed) * 7) % 250;
         let name = format!("sy{n}");
         let net = format!("10.77.{n}");
@@ -62,6 +75,7 @@ impl NetnsCluster {
         for (i, args) in agent_args.iter().enumerate() {
             env.push((format!("SY_AGENT_ARGS_{}", i + 1), args.join(" ")));
         }
+        env.extend(extra.iter().map(|(k, v)| (k.to_string(), v.to_string())));
         // Simulated (fixture) devices are placed only when the controller allows them.
         if agent_args.iter().any(|a| a.contains(&"--fixture")) {
             env.push(("SY_CONTROLLER_ARGS".into(), "--allow-simulated".into()));
@@ -122,6 +136,37 @@ impl NetnsCluster {
             .expect("link");
     }
 
+    /// Runs `program ARGS` to completion inside a host's namespace (the `intruder` too), in
+    /// a clean environment plus `env`: (status, stdout, stderr).
+    pub fn exec_program(
+        &self,
+        host: &str,
+        env: &[(&str, &str)],
+        program: &str,
+        args: &[&str],
+    ) -> Result<(ExitStatus, String, String)> {
+        let mut cmd = Command::new("ip");
+        crate::clean_env(&mut cmd);
+        cmd.args(["netns", "exec", &format!("{}-{host}", self.name), "env"]);
+        cmd.args(env.iter().map(|(k, v)| format!("{k}={v}")));
+        cmd.arg(program);
+        run_command(cmd, args)
+    }
+
+    /// The script's state directory (each host's data, logs, tokens).
+    fn state_dir(&self) -> PathBuf {
+        self.env
+            .iter()
+            .find(|(k, _)| k == "SY_NETNS_STATE")
+            .map(|(_, v)| PathBuf::from(v))
+            .unwrap_or_else(|| PathBuf::from(format!("/tmp/switchyard-netns-{}", self.name)))
+    }
+
+    /// The controller's data directory (its CA and client certificate, under mTLS).
+    pub fn controller_data(&self) -> PathBuf {
+        self.state_dir().join("ctl/data")
+    }
+
     /// Runs `switchyard ARGS` to completion inside a host's namespace, in a clean
     /// environment: (status, stdout, stderr).
     pub fn exec(&self, host: &str, args: &[&str]) -> Result<(ExitStatus, String, String)> {
@@ -159,13 +204,7 @@ impl NetnsCluster {
 
     /// A host's log (stdout and stderr of every process it ran).
     pub fn log(&self, host: &str) -> String {
-        let state = self
-            .env
-            .iter()
-            .find(|(k, _)| k == "SY_NETNS_STATE")
-            .map(|(_, v)| PathBuf::from(v))
-            .unwrap_or_else(|| PathBuf::from(format!("/tmp/switchyard-netns-{}", self.name)));
-        std::fs::read_to_string(state.join(host).join("log")).unwrap_or_default()
+        std::fs::read_to_string(self.state_dir().join(host).join("log")).unwrap_or_default()
     }
 
     /// Waits (up to `limit`) until `n` nodes are ready.
