@@ -29,6 +29,8 @@ pub enum ErrorClass {
     DeadlineExceeded,
     /// Missing or wrong credentials.
     Unauthenticated,
+    /// The caller is known but its credential does not cover the call (a token's scope).
+    PermissionDenied,
     /// A bug or an unexpected runtime failure.
     Internal,
 }
@@ -91,6 +93,12 @@ const TABLE: &[Row] = &[
         openai_type: "authentication_error",
     },
     Row {
+        class: ErrorClass::PermissionDenied,
+        grpc: Code::PermissionDenied,
+        http: 403,
+        openai_type: "permission_error",
+    },
+    Row {
         class: ErrorClass::Internal,
         grpc: Code::Internal,
         http: 500,
@@ -146,7 +154,6 @@ impl ErrorClass {
             .unwrap_or(match code {
                 Code::Cancelled | Code::Aborted => ErrorClass::Unavailable,
                 Code::OutOfRange => ErrorClass::InvalidArgument,
-                Code::PermissionDenied => ErrorClass::Unauthenticated,
                 _ => ErrorClass::Internal,
             })
     }

@@ -43,11 +43,15 @@ pub fn ensure(config: &mut Config) -> Result<()> {
             file.display()
         );
     }
+    let store =
+        switchyard_api::credentials::ApiTokenStore::in_data_dir(&config.controller.data_dir);
+    config.api.token_store = Some(store.path().to_path_buf());
     let c = &config.controller;
     let Some(listen) = [c.http_listen, c.listen].into_iter().find(|a| required(*a)) else {
         return Ok(());
     };
-    if !config.api.tokens.is_empty() {
+    // Tokens configured, or made with `token create --api`: nothing to generate.
+    if !config.api.tokens.is_empty() || !store.list()?.is_empty() {
         return Ok(());
     }
     let file = path(&config.controller.data_dir);

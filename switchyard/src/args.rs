@@ -123,28 +123,42 @@ pub struct TokenArgs {
     pub data_dir: Option<PathBuf>,
 }
 
-/// What to do with join tokens.
+/// What to do with join tokens (or, with `--api`, client-API tokens).
 #[derive(Debug, Subcommand)]
 pub enum TokenAction {
-    /// Make a join token and print it (the only time its secret is shown).
+    /// Make a token and print it (the only time its secret is shown).
     Create {
-        /// How long it is valid: 30m, 24h, 7d, or never.
-        #[arg(long, default_value = "24h", value_name = "TTL")]
-        ttl: String,
-        /// How many agents may join with it (single-use by default).
-        #[arg(long, default_value_t = 1, value_name = "N", value_parser = clap::value_parser!(u32).range(1..))]
+        /// A client-API token (HTTP `/v1`, `/api`, gRPC `Inference`) instead of a join token.
+        #[arg(long)]
+        api: bool,
+        /// What an API token may do: `infer` (chat, completions, embeddings, pipeline,
+        /// search) or `admin` (also documents add/delete and model load/unload).
+        #[arg(long, value_name = "SCOPE", requires = "api")]
+        scope: Option<String>,
+        /// How long it is valid: 30m, 24h, 7d, or never (join tokens: 24h by default; API
+        /// tokens: never).
+        #[arg(long, value_name = "TTL")]
+        ttl: Option<String>,
+        /// How many agents may join with a join token (single-use by default).
+        #[arg(long, default_value_t = 1, value_name = "N", value_parser = clap::value_parser!(u32).range(1..), conflicts_with = "api")]
         uses: u32,
     },
-    /// List the tokens: id, created, expires (never their secrets).
+    /// List the tokens: id, created, expires, uses or scope (never their secrets).
     List {
+        /// The client-API tokens instead of the join tokens.
+        #[arg(long)]
+        api: bool,
         /// Output format.
         #[arg(long, short, value_enum, default_value_t = Output::Table)]
         output: Output,
     },
     /// Revoke a token by id: agents can no longer join with it (joined nodes keep their
-    /// certificates).
+    /// certificates); an API token is refused from the next request on.
     Revoke {
-        /// The token id (the part before the dot of its credential; see `token list`).
+        /// A client-API token.
+        #[arg(long)]
+        api: bool,
+        /// The token id (see `token list`).
         id: String,
     },
 }

@@ -585,3 +585,112 @@ fn up_beyond_loopback_is_a_cluster_with_mtls_its_own_agent_joins_and_plaintext_i
         "the intruder is no node"
     );
 }
+
+#[test]
+fn scoped_api_tokens_take_effect_without_a_restart_and_each_refusal_is_precise() {
+    let _serial = serial();
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data");
+    let data_s = data.to_string_lossy().to_string();
+    let (up, port) = up_beyond_loopback(&data_s);
+    let http = format!("127.0.0.1:{port}");
+    let admin = std::fs::read_to_string(data.join("api-token"))
+        .unwrap()
+        .trim()
+        .to_string();
+    let make = |scope: &str, ttl: &str| -> String {
+        let (ok, out, err) = cli(
+            &data,
+            &[
+                "token",
+                "create",
+                "--api",
+                "--scope",
+                scope,
+                "--ttl",
+                ttl,
+                "--data-dir",
+                &data_s,
+            ],
+        );
+        assert!(ok, "token create --api: {err}");
+        out.trim().to_string()
+    };
+    let infer = make("infer", "never");
+    let call = |method: &str, path: &str, token: Option<&str>, body: Option<&Value>| {
+        switchyard_e2e::request(&http, method, path, token, body).unwrap()
+    };
+    // An infer token: inference yes; a document change or a model unload, 403 with why.
+    assert_eq!(call("GET", "/v1/models", Some(&infer), None).0, 200);
+    let (code, body) = call(
+        "POST",
+        "/v1/documents",
+        Some(&infer),
+        Some(&serde_json::json!({"documents": [{"text": "x"}]})),
+    );
+    assert_eq!(code, 403, "{body}");
+    let v: Value = serde_json::from_str(&body).unwrap();
+    assert_eq!(v["error"]["type"], "permission_error", "{body}");
+    assert!(
+        v["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("needs 'admin'"),
+        "{body}"
+    );
+    let unload = serde_json::json!({"model": "smollm2-135m", "keep_alive": 0});
+    let (code, body) = call("POST", "/api/generate", Some(&infer), Some(&unload));
+    assert_eq!(code, 403, "{body}");
+    assert!(
+        serde_json::from_str::<Value>(&body).unwrap()["error"].is_string(),
+        "Ollama shape: {body}"
+    );
+    // The admin token passes the same checks (a missing document is the store's 404).
+    let (code, body) = call("DELETE", "/v1/documents/424242", Some(&admin), None);
+    assert_eq!(code, 404, "{body}");
+    // Expired, revoked, in the wrong header, oversized: 401 (or a 4xx for the size), and
+    // the server keeps serving.
+    let short = make("infer", "1s");
+    std::thread::sleep(Duration::from_millis(1100));
+    let (code, body) = call("GET", "/v1/models", Some(&short), None);
+    assert_eq!(code, 401, "{body}");
+    assert!(body.contains("has expired"), "{body}");
+    let id = infer.trim_start_matches("sy-").split('.').next().unwrap();
+    let (ok, _, err) = cli(
+        &data,
+        &["token", "revoke", "--api", id, "--data-dir", &data_s],
+    );
+    assert!(ok, "{err}");
+    let (code, body) = call("GET", "/v1/models", Some(&infer), None);
+    assert_eq!(code, 401, "revoked: {body}");
+    assert!(!body.contains(id), "nothing said about the token: {body}");
+    let wrong_header = {
+        use std::io::{Read, Write};
+        let mut s = std::net::TcpStream::connect(&http).unwrap();
+        write!(s, "GET /v1/models HTTP/1.0\r\nX-Api-Key: {admin}\r\n\r\n").unwrap();
+        let mut raw = String::new();
+        s.read_to_string(&mut raw).unwrap();
+        raw
+    };
+    assert!(
+        wrong_header.starts_with("HTTP/1.0 401") || wrong_header.starts_with("HTTP/1.1 401"),
+        "{wrong_header}"
+    );
+    let huge = "a".repeat(200_000);
+    let code = switchyard_e2e::request(&http, "GET", "/v1/models", Some(&huge), None)
+        .map(|(c, _)| c)
+        .unwrap_or(431);
+    assert!((400..500).contains(&code), "oversized header: {code}");
+    assert_eq!(
+        call("GET", "/v1/models", Some(&admin), None).0,
+        200,
+        "still serving"
+    );
+    let (ok, listed, err) = cli(&data, &["token", "list", "--api", "--data-dir", &data_s]);
+    assert!(ok, "{err}");
+    assert!(
+        listed.contains("infer") && listed.contains("expired"),
+        "{listed}"
+    );
+    drop(up);
+}

@@ -287,26 +287,34 @@ pub fn engines_of(parent: u32) -> Vec<(u32, u64)> {
 
 /// One HTTP/1.0 POST: (status code, body).
 pub fn post(http: &str, path: &str, body: &Value) -> Result<(u16, String), String> {
-    let body = body.to_string();
-    let mut s = std::net::TcpStream::connect(http).map_err(|e| e.to_string())?;
-    s.set_read_timeout(Some(Duration::from_secs(120))).unwrap();
-    write!(
-        s,
-        "POST {path} HTTP/1.0\r\nHost: {http}\r\nContent-Type: application/json\r\nContent-Length: {}\r\n\r\n{body}",
-        body.len()
-    )
-    .map_err(|e| e.to_string())?;
-    response(s)
+    request(http, "POST", path, None, Some(body))
 }
 
 /// One HTTP/1.0 GET with an optional bearer token: (status code, body).
 pub fn get(http: &str, path: &str, token: Option<&str>) -> Result<(u16, String), String> {
+    request(http, "GET", path, token, None)
+}
+
+/// One HTTP/1.0 request with an optional bearer token and JSON body: (status code, body).
+pub fn request(
+    http: &str,
+    method: &str,
+    path: &str,
+    token: Option<&str>,
+    body: Option<&Value>,
+) -> Result<(u16, String), String> {
+    let body = body.map(Value::to_string).unwrap_or_default();
     let mut s = std::net::TcpStream::connect(http).map_err(|e| e.to_string())?;
     s.set_read_timeout(Some(Duration::from_secs(120))).unwrap();
     let auth = token
         .map(|t| format!("Authorization: Bearer {t}\r\n"))
         .unwrap_or_default();
-    write!(s, "GET {path} HTTP/1.0\r\nHost: {http}\r\n{auth}\r\n").map_err(|e| e.to_string())?;
+    write!(
+        s,
+        "{method} {path} HTTP/1.0\r\nHost: {http}\r\n{auth}Content-Type: application/json\r\nContent-Length: {}\r\n\r\n{body}",
+        body.len()
+    )
+    .map_err(|e| e.to_string())?;
     response(s)
 }
 

@@ -15,6 +15,10 @@ pub struct ApiConfig {
     /// A file of more tokens, one per line (a Kubernetes Secret, a root-only file); read at
     /// start. Never logged.
     pub tokens_file: Option<std::path::PathBuf>,
+    /// The store of scoped tokens (`switchyard token create --api`): the controller's
+    /// `<data_dir>/api-tokens.json`, set by the binary, not by the file.
+    #[serde(skip)]
+    pub token_store: Option<std::path::PathBuf>,
     /// Largest HTTP request body, bytes (413 above it).
     pub max_body_bytes: usize,
     /// Most inputs (texts, documents) in one request.
@@ -85,6 +89,7 @@ impl Default for ApiConfig {
         ApiConfig {
             tokens: Vec::new(),
             tokens_file: None,
+            token_store: None,
             max_body_bytes: 2 * 1024 * 1024,
             max_inputs: 256,
             max_tokens: 512,
@@ -152,13 +157,14 @@ impl ApiConfig {
         Ok(())
     }
 
-    /// True when `presented` equals one of the configured tokens (constant time per token).
-    pub(crate) fn token_ok(&self, presented: &str) -> bool {
-        let mut ok = false;
-        for t in &self.tokens {
-            ok |= ct_eq(t.as_bytes(), presented.as_bytes());
-        }
-        ok
+    /// The credentials these settings name: the configured tokens and the scoped store.
+    pub fn credentials(&self) -> crate::credentials::Credentials {
+        crate::credentials::Credentials::new(
+            self.tokens.clone(),
+            self.token_store
+                .as_deref()
+                .map(crate::credentials::ApiTokenStore::at),
+        )
     }
 
     /// True when `/metrics` may be read with the `Authorization` value `presented`.
@@ -169,11 +175,6 @@ impl ApiConfig {
                 .and_then(crate::http::bearer)
                 .is_some_and(|p| ct_eq(t.as_bytes(), p.as_bytes())),
         }
-    }
-
-    /// True when tokens are configured.
-    pub(crate) fn auth_required(&self) -> bool {
-        !self.tokens.is_empty()
     }
 }
 
@@ -204,11 +205,13 @@ mod tests {
             tokens: vec!["abc".into(), "xyz".into()],
             ..ApiConfig::default()
         };
-        assert!(cfg.token_ok("abc"));
-        assert!(cfg.token_ok("xyz"));
-        assert!(!cfg.token_ok("abd"));
-        assert!(!cfg.token_ok("ab"));
-        assert!(!cfg.token_ok(""));
+        let creds = cfg.credentials();
+        let ok = |t: &str| creds.scope_of(Some(t)).is_ok();
+        assert!(ok("abc"));
+        assert!(ok("xyz"));
+        assert!(!ok("abd"));
+        assert!(!ok("ab"));
+        assert!(!ok(""));
     }
 
     #[test]

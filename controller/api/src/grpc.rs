@@ -19,6 +19,7 @@ use switchyard_proto::v1::{
 use tonic::{Request, Response, Status};
 
 use crate::config::ApiConfig;
+use crate::credentials::Scope;
 use crate::inference::{ApiError, Inference};
 use crate::validate;
 
@@ -27,6 +28,7 @@ use crate::validate;
 pub struct GrpcInference {
     inf: Arc<dyn Inference>,
     cfg: Arc<ApiConfig>,
+    creds: Arc<crate::credentials::Credentials>,
 }
 
 /// The gRPC `Inference` service over `inf`, with the limits (and bearer tokens, checked in
@@ -36,6 +38,7 @@ pub fn grpc_service(inf: Arc<dyn Inference>, cfg: &ApiConfig) -> InferenceServer
     InferenceServer::new(GrpcInference {
         inf,
         cfg: Arc::new(cfg.clone()),
+        creds: Arc::new(cfg.credentials()),
     })
 }
 
@@ -111,26 +114,22 @@ fn deadline_status() -> Status {
 type ChunkStream = Pin<Box<dyn Stream<Item = Result<GenerateChunk, Status>> + Send>>;
 
 impl GrpcInference {
-    /// Checks the bearer token and computes the deadline: min(`grpc-timeout`, configured).
+    /// [`Self::admit_as`] for a call any token may make.
     fn admit<T>(&self, req: &Request<T>) -> Result<Instant, Status> {
-        if self.cfg.auth_required() {
-            let presented = req
-                .metadata()
-                .get("authorization")
-                .and_then(|v| v.to_str().ok())
-                .and_then(crate::http::bearer);
-            match presented {
-                Some(t) if self.cfg.token_ok(t) => {}
-                Some(_) => {
-                    return Err(ErrorClass::Unauthenticated
-                        .status("invalid API token in the authorization metadata"));
-                }
-                None => {
-                    return Err(ErrorClass::Unauthenticated.status(
-                        "missing API token: send metadata 'authorization: Bearer <token>'",
-                    ));
-                }
-            }
+        self.admit_as(req, Scope::Infer)
+    }
+
+    /// Checks the bearer token (its scope covering `needs`) and computes the deadline:
+    /// min(`grpc-timeout`, configured).
+    fn admit_as<T>(&self, req: &Request<T>, needs: Scope) -> Result<Instant, Status> {
+        let presented = req
+            .metadata()
+            .get("authorization")
+            .and_then(|v| v.to_str().ok())
+            .and_then(crate::http::bearer);
+        if let Err(refusal) = self.creds.authorize(presented, needs) {
+            tracing::info!(reason = %refusal, "gRPC Inference call refused");
+            return Err(crate::http::auth::refused(&refusal).to_status());
         }
         let mut timeout = self.cfg.request_timeout();
         if let Some(v) = req.metadata().get("grpc-timeout") {
@@ -228,7 +227,7 @@ impl inference_server::Inference for GrpcInference {
         &self,
         request: Request<AddDocumentsRequest>,
     ) -> Result<Response<AddDocumentsResponse>, Status> {
-        let deadline = self.admit(&request)?;
+        let deadline = self.admit_as(&request, Scope::Admin)?;
         let req = request.into_inner();
         let texts: Vec<&str> = req
             .documents
@@ -269,7 +268,7 @@ impl inference_server::Inference for GrpcInference {
         &self,
         request: Request<DeleteDocumentRequest>,
     ) -> Result<Response<DeleteDocumentResponse>, Status> {
-        self.admit(&request)?;
+        self.admit_as(&request, Scope::Admin)?;
         let req = request.into_inner();
         validate::collection(&req.collection).map_err(status)?;
         if (req.id == 0) == req.collection.is_empty() {

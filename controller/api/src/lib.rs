@@ -13,6 +13,7 @@
 //! ```
 
 pub mod config;
+pub mod credentials;
 pub mod grpc;
 pub mod http;
 pub mod inference;

@@ -44,7 +44,8 @@ impl Failure {
             ErrorClass::InvalidArgument
             | ErrorClass::NotFound
             | ErrorClass::AlreadyExists
-            | ErrorClass::Unauthenticated => (Scope::Request, false),
+            | ErrorClass::Unauthenticated
+            | ErrorClass::PermissionDenied => (Scope::Request, false),
             // Unmarked Unavailable is what the transport reports when the agent cannot be
             // reached: try another node.
             ErrorClass::Unavailable => (Scope::Node, true),

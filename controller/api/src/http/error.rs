@@ -63,6 +63,7 @@ fn code_of(class: ErrorClass, param: Option<&str>) -> Option<&'static str> {
         ErrorClass::FailedPrecondition => "failed_precondition",
         ErrorClass::DeadlineExceeded => "timeout",
         ErrorClass::Unauthenticated => "invalid_api_key",
+        ErrorClass::PermissionDenied => "insufficient_scope",
         ErrorClass::Internal => "internal_error",
     })
 }

@@ -1,6 +1,6 @@
 //! The HTTP API (axum): OpenAI-compatible under `/v1`, Ollama-compatible under `/api`.
 
-mod auth;
+pub(crate) mod auth;
 pub(crate) use auth::bearer;
 mod chat;
 mod documents;
@@ -34,6 +34,8 @@ use error::HttpError;
 pub(crate) struct AppState {
     pub inf: Arc<dyn Inference>,
     pub cfg: Arc<ApiConfig>,
+    /// Who may call, for what.
+    pub creds: Arc<crate::credentials::Credentials>,
     /// Unix seconds when the router was built (`created` of `/v1/models`).
     pub started: u64,
 }
@@ -84,6 +86,7 @@ pub fn http_router(inf: Arc<dyn Inference>, cfg: ApiConfig) -> Router {
     let max_body = cfg.max_body_bytes;
     let state = AppState {
         inf,
+        creds: Arc::new(cfg.credentials()),
         cfg: Arc::new(cfg),
         started: unix_now(),
     };

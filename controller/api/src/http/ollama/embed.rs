@@ -3,6 +3,7 @@
 
 use std::time::Instant;
 
+use axum::Extension;
 use axum::extract::State;
 use axum::response::{IntoResponse, Response};
 use serde_json::{Map, Value, json};
@@ -10,8 +11,9 @@ use switchyard_proto::v1::{EmbedRequest, EmbedResponse};
 
 use super::request::{self, only};
 use super::{OllamaBody, OllamaError, model_name};
+use crate::credentials::Scope;
 use crate::http::{AppState, fields, trace};
-use crate::inference::ApiError;
+use crate::inference::{ApiError, KeepAlive};
 use crate::validate;
 use crate::validate::invalid;
 
@@ -40,9 +42,13 @@ async fn run(
     body: &Map<String, Value>,
     requested: &str,
     inputs: Vec<String>,
+    scope: Option<Scope>,
 ) -> Result<EmbedResponse, ApiError> {
     let model = model_name(requested).to_string();
     let keep = request::keep_alive(body)?;
+    if keep == KeepAlive::Unload {
+        crate::http::auth::may_change_residency(scope)?;
+    }
     st.inf.check_keep_alive(&model, keep)?;
     let deadline = st.deadline();
     let resp = st
@@ -63,6 +69,7 @@ async fn run(
 
 pub(crate) async fn embed(
     State(st): State<AppState>,
+    scope: Option<Extension<Scope>>,
     OllamaBody(body): OllamaBody,
 ) -> Result<Response, OllamaError> {
     let started = Instant::now();
@@ -91,7 +98,7 @@ pub(crate) async fn embed(
     let dimensions = fields::opt_positive_u32(&body, "dimensions")?;
     let inputs = fields::text_inputs(&body, "input")?;
     validate::inputs(&inputs, "input", &st.cfg)?;
-    let resp = run(&st, &body, &requested, inputs).await?;
+    let resp = run(&st, &body, &requested, inputs, scope.map(|e| e.0)).await?;
     if let (Some(d), Some(first)) = (dimensions, resp.embeddings.first())
         && d as usize != first.values.len()
     {
@@ -135,6 +142,7 @@ struct EmbedBody<'a> {
 
 pub(crate) async fn embeddings(
     State(st): State<AppState>,
+    scope: Option<Extension<Scope>>,
     OllamaBody(body): OllamaBody,
 ) -> Result<Response, OllamaError> {
     let started = Instant::now();
@@ -145,7 +153,7 @@ pub(crate) async fn embeddings(
     let prompt = fields::req_string(&body, "prompt")?;
     let inputs = vec![prompt];
     validate::inputs(&inputs, "prompt", &st.cfg)?;
-    let resp = run(&st, &body, &requested, inputs).await?;
+    let resp = run(&st, &body, &requested, inputs, scope.map(|e| e.0)).await?;
     let embedding = resp
         .embeddings
         .into_iter()

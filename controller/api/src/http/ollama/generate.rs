@@ -6,6 +6,7 @@
 use std::convert::Infallible;
 use std::time::Instant;
 
+use axum::Extension;
 use axum::body::Body;
 use axum::extract::State;
 use axum::http::{HeaderValue, header};
@@ -18,6 +19,8 @@ use tokio_stream::wrappers::ReceiverStream;
 
 use super::request::{self, only};
 use super::{OllamaBody, OllamaError, model_name, now_rfc3339, ollama_name};
+use crate::credentials::Scope;
+use crate::http::auth::may_change_residency;
 use crate::http::chat::{Outcome, next_chunk};
 use crate::http::{AppState, fields, trace};
 use crate::inference::{ApiError, GenerateStream, KeepAlive};
@@ -39,6 +42,8 @@ struct Job {
     keep: KeepAlive,
     stream: bool,
     started: Instant,
+    /// The caller's token scope (loading and unloading need `admin`).
+    scope: Option<Scope>,
 }
 
 impl Job {
@@ -99,12 +104,21 @@ impl Job {
     }
 }
 
-/// Common fields, the model and keep-alive of a request.
-fn job(st: &AppState, body: &Map<String, Value>, shape: Shape) -> Result<Job, ApiError> {
+/// Common fields, the model and keep-alive of a request (`keep_alive: 0`, an unload, needs
+/// the `admin` scope).
+fn job(
+    st: &AppState,
+    body: &Map<String, Value>,
+    shape: Shape,
+    scope: Option<Scope>,
+) -> Result<Job, ApiError> {
     let requested = fields::req_string(body, "model")?;
     validate::model(&requested)?;
     let model = model_name(&requested).to_string();
     let keep = request::keep_alive(body)?;
+    if keep == KeepAlive::Unload {
+        may_change_residency(scope)?;
+    }
     st.inf.check_keep_alive(&model, keep)?;
     Ok(Job {
         shape,
@@ -113,11 +127,13 @@ fn job(st: &AppState, body: &Map<String, Value>, shape: Shape) -> Result<Job, Ap
         keep,
         stream: fields::opt_bool(body, "stream")?.unwrap_or(true),
         started: Instant::now(),
+        scope,
     })
 }
 
 pub(crate) async fn chat(
     State(st): State<AppState>,
+    scope: Option<Extension<Scope>>,
     OllamaBody(body): OllamaBody,
 ) -> Result<Response, OllamaError> {
     only(
@@ -133,7 +149,7 @@ pub(crate) async fn chat(
             "format",
         ],
     )?;
-    let job = job(&st, &body, Shape::Chat)?;
+    let job = job(&st, &body, Shape::Chat, scope.map(|e| e.0))?;
     let messages = request::messages(&body)?;
     let sampling = request::sampling(&body, &st.cfg)?;
     let engine_options = super::tools::engine_options(&body)?;
@@ -146,6 +162,7 @@ pub(crate) async fn chat(
 
 pub(crate) async fn generate(
     State(st): State<AppState>,
+    scope: Option<Extension<Scope>>,
     OllamaBody(body): OllamaBody,
 ) -> Result<Response, OllamaError> {
     only(
@@ -160,7 +177,7 @@ pub(crate) async fn generate(
             "keep_alive",
         ],
     )?;
-    let job = job(&st, &body, Shape::Generate)?;
+    let job = job(&st, &body, Shape::Generate, scope.map(|e| e.0))?;
     let prompt = fields::opt_string(&body, "prompt")?.unwrap_or_default();
     let system = fields::opt_string(&body, "system")?.filter(|s| !s.is_empty());
     let sampling = request::sampling(&body, &st.cfg)?;
@@ -185,8 +202,10 @@ pub(crate) async fn generate(
     run(st, job, messages, sampling, None).await
 }
 
-/// An empty prompt: unload with `keep_alive: 0`, else load the model and keep it.
+/// An empty prompt: unload with `keep_alive: 0`, else load the model and keep it (both need
+/// the `admin` scope).
 async fn residency(st: AppState, job: Job) -> Result<Response, OllamaError> {
+    may_change_residency(job.scope)?;
     if job.keep == KeepAlive::Unload {
         st.inf.set_keep_alive(&job.model, KeepAlive::Unload)?;
         return Ok(axum::Json(job.residency_answer("unload")).into_response());

@@ -142,9 +142,12 @@ pub(crate) fn router(state: AppState) -> Router<AppState> {
         .method_not_allowed_fallback(method_not_allowed)
 }
 
-async fn require_token(State(st): State<AppState>, req: Request, next: Next) -> Response {
+async fn require_token(State(st): State<AppState>, mut req: Request, next: Next) -> Response {
     match super::auth::check(&st, &req) {
-        Ok(()) => next.run(req).await,
+        Ok(scope) => {
+            req.extensions_mut().insert(scope);
+            next.run(req).await
+        }
         Err(e) => OllamaError::from(e).into_response(),
     }
 }
