@@ -7,7 +7,8 @@
 # Targets (fuzz/fuzz_targets/): grpc_messages (every gRPC request message through the strict
 # codec and the real services), http_bodies (OpenAI and Ollama JSON bodies through the real
 # router), config_toml (controller config sections and the model registry), tokenizer (the
-# real prepared tokenizers), gguf_header (the GGUF reader and memory estimate).
+# real prepared tokenizers), gguf_header (the GGUF reader and memory estimate), auth_headers
+# (the Authorization header through the real router with configured and scoped tokens).
 # Needs the nightly toolchain (rustup) and installs cargo-fuzz into the cache once. The
 # corpus grows across runs in ${XDG_CACHE_HOME:-~/.cache}/switchyard/fuzz/corpus; seeds are
 # in fuzz/seeds. A crash leaves its input in .../fuzz/artifacts/TARGET/ and the script exits
@@ -18,7 +19,7 @@ cd "$ROOT"
 CACHE="${XDG_CACHE_HOME:-$HOME/.cache}/switchyard"
 SECS="${1:-60}"
 shift || true
-ALL=(grpc_messages http_bodies config_toml tokenizer gguf_header)
+ALL=(grpc_messages http_bodies config_toml tokenizer gguf_header auth_headers)
 TARGETS=("${@:-${ALL[@]}}")
 [ "${#TARGETS[@]}" -gt 0 ] || TARGETS=("${ALL[@]}")
 if ! [[ "$SECS" =~ ^[0-9]+$ ]] || [ "$SECS" -lt 1 ]; then

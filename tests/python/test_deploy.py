@@ -133,13 +133,27 @@ def test_the_configmap_is_a_valid_cluster_controller_configuration(objects):
     config = tomllib.loads(text)
     assert config["controller"]["cluster"] is True
     assert config["controller"]["listen"] == "0.0.0.0:50051"
+    # The client API needs a token, from the Secret mounted at api.tokens_file.
+    secret_path = config["api"]["tokens_file"]
+    assert secret_path.startswith("/run/secrets/"), secret_path
     with tempfile.TemporaryDirectory() as d:
         path = Path(d) / "switchyard.toml"
         path.write_text(text)
+        # Without the Secret the controller refuses to start, saying which file is missing.
+        missing = subprocess.run(
+            [str(binary_path()), "controller", "--config", str(path), "--listen", "0.0.0.0:0",
+             "--http-listen", "127.0.0.1:0", "--data-dir", str(Path(d) / "data0")],
+            capture_output=True, text=True, timeout=60,
+        )
+        assert missing.returncode != 0 and secret_path in missing.stderr, missing.stderr
+        # With it (here a file standing in for the mounted Secret) it starts.
+        secret = Path(d) / "tokens"
+        secret.write_text("k8s-secret-token\n")
+        path.write_text(text.replace(secret_path, str(secret)))
         # The real binary accepts the file (unknown keys would be refused) and starts with it.
         proc = subprocess.Popen(
             [str(binary_path()), "controller", "--config", str(path), "--listen", "0.0.0.0:0",
-             "--http-listen", "127.0.0.1:0"],
+             "--http-listen", "127.0.0.1:0", "--data-dir", str(Path(d) / "data")],
             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
         )
         try:
