@@ -35,8 +35,19 @@ fn cluster(agent_args: &[&[&str]]) -> Option<NetnsCluster> {
     Some(NetnsCluster::up(agent_args).expect("netns cluster up"))
 }
 
-fn node_state(grpc: &str, node: &str) -> Option<String> {
-    let nodes = status_json(grpc).ok()?;
+/// The same, under mTLS (each agent joined with its own token): what the fault cases run on,
+/// so faults are survived with the security on.
+fn secure_cluster(agent_args: &[&[&str]]) -> Option<NetnsCluster> {
+    let why =
+        NetnsCluster::unavailable().map(|w| format!("no network-namespace cluster here: {w}"));
+    if !switchyard_e2e::precondition("netns", why.map_or(Ok(()), Err)) {
+        return None;
+    }
+    Some(NetnsCluster::up_secure(agent_args).expect("secure netns cluster up"))
+}
+
+fn node_state(c: &NetnsCluster, node: &str) -> Option<String> {
+    let nodes = c.status().ok()?;
     states(&nodes)
         .into_iter()
         .find(|(n, _)| n == node)
@@ -217,17 +228,16 @@ fn agents_on_other_hosts_advertise_their_route_address_and_loopback_is_refused()
         refused.message().contains("--advertise http://"),
         "{refused:?}"
     );
-    assert!(node_state(&grpc, "loopback").is_none(), "not registered");
+    assert!(node_state(&c, "loopback").is_none(), "not registered");
 }
 
 #[test]
 fn fault_kill9_of_an_agent_under_load_fails_no_request() {
     let _serial = serial();
-    let Some(c) = cluster(&[&[], &[]]) else {
+    let Some(c) = secure_cluster(&[&[], &[]]) else {
         return;
     };
-    let grpc = c.grpc();
-    let load = Load::embed(&grpc, CLIENTS);
+    let load = c.load(CLIENTS);
     let (warm, victim) = warmed(&load);
     let at = Instant::now();
     c.kill(&victim);
@@ -235,7 +245,7 @@ fn fault_kill9_of_an_agent_under_load_fails_no_request() {
     // script's own start-up) may still have been answered by the victim.
     let dead = Instant::now();
     let lost = wait_for(Duration::from_secs(10), || {
-        (node_state(&grpc, &victim).as_deref() == Some("lost")).then_some(())
+        (node_state(&c, &victim).as_deref() == Some("lost")).then_some(())
     })
     .map(|(_, t)| t);
     std::thread::sleep(Duration::from_secs(3).saturating_sub(at.elapsed()));
@@ -278,16 +288,15 @@ fn first_errors(samples: &[Sample]) -> Vec<String> {
 #[test]
 fn fault_partition_loses_the_node_moves_traffic_and_the_node_returns() {
     let _serial = serial();
-    let Some(c) = cluster(&[&[], &[]]) else {
+    let Some(c) = secure_cluster(&[&[], &[]]) else {
         return;
     };
-    let grpc = c.grpc();
-    let load = Load::embed(&grpc, CLIENTS);
+    let load = c.load(CLIENTS);
     let (warm, victim) = warmed(&load);
     let cut = Instant::now();
     c.link(&victim, false);
     let lost = wait_for(Duration::from_secs(15), || {
-        (node_state(&grpc, &victim).as_deref() == Some("lost")).then_some(())
+        (node_state(&c, &victim).as_deref() == Some("lost")).then_some(())
     })
     .map(|(_, t)| t);
     let lost_at = Instant::now();
@@ -295,7 +304,7 @@ fn fault_partition_loses_the_node_moves_traffic_and_the_node_returns() {
     let plugged = Instant::now();
     c.link(&victim, true);
     let back = wait_for(Duration::from_secs(30), || {
-        (node_state(&grpc, &victim).as_deref() == Some("ready")).then_some(())
+        (node_state(&c, &victim).as_deref() == Some("ready")).then_some(())
     })
     .map(|(_, t)| t);
     let ready_at = Instant::now();
@@ -356,17 +365,16 @@ fn fault_partition_loses_the_node_moves_traffic_and_the_node_returns() {
 #[test]
 fn fault_controller_restart_under_load_agents_return_without_restarting() {
     let _serial = serial();
-    let Some(c) = cluster(&[&[], &[]]) else {
+    let Some(c) = secure_cluster(&[&[], &[]]) else {
         return;
     };
-    let grpc = c.grpc();
     let pids = [c.pid("agent-1"), c.pid("agent-2")];
-    let load = Load::embed(&grpc, CLIENTS);
+    let load = c.load(CLIENTS);
     let (warm, _) = warmed(&load);
     let killed = Instant::now();
     c.kill("ctl");
     c.start("ctl");
-    let answering = wait_for(Duration::from_secs(30), || status_json(&grpc).ok())
+    let answering = wait_for(Duration::from_secs(30), || c.status().ok())
         .map(|(_, t)| t)
         .expect("the restarted controller answers");
     let ready = c
@@ -405,13 +413,11 @@ fn fault_controller_restart_under_load_agents_return_without_restarting() {
 /// A streamed chat answer through the controller's gRPC Generate: the chunks' text, the final
 /// chunk's node and retries, and a callback after `kill_after` text chunks.
 async fn stream(
-    grpc: &str,
+    c: &NetnsCluster,
     sampling: SamplingParams,
     kill_after: Option<(usize, &(dyn Fn() + Sync))>,
 ) -> (String, usize, String, u32) {
-    let mut client = InferenceClient::connect(format!("http://{grpc}"))
-        .await
-        .unwrap();
+    let mut client = InferenceClient::connect(c.endpoint()).await.unwrap();
     let mut chunks = client
         .generate(switchyard_e2e::with_token(
             GenerateRequest {
@@ -457,10 +463,9 @@ fn fault_a_stream_whose_agent_dies_mid_answer_completes_elsewhere_with_the_same_
     // agent-1 serves recorded NVIDIA GPUs (simulated, executing on its CPU): generation is
     // placed there first, so we know whose death interrupts the stream.
     let fixture = concat!(env!("CARGO_MANIFEST_DIR"), "/fixtures/discovery/two-nvidia");
-    let Some(c) = cluster(&[&["--fixture", fixture], &[]]) else {
+    let Some(c) = secure_cluster(&[&["--fixture", fixture], &[]]) else {
         return;
     };
-    let grpc = c.grpc();
     let rt = tokio::runtime::Runtime::new().unwrap();
     let greedy = SamplingParams {
         max_tokens: 64,
@@ -476,7 +481,7 @@ fn fault_a_stream_whose_agent_dies_mid_answer_completes_elsewhere_with_the_same_
     };
     for (label, sampling) in [("greedy", greedy), ("seeded", seeded)] {
         let (_, _, warm_node, _) = rt.block_on(stream(
-            &grpc,
+            &c,
             SamplingParams {
                 max_tokens: 2,
                 ..sampling.clone()
@@ -490,10 +495,10 @@ fn fault_a_stream_whose_agent_dies_mid_answer_completes_elsewhere_with_the_same_
         let kill = || c.kill("agent-1");
         let started = Instant::now();
         let (text, before, node, retries) =
-            rt.block_on(stream(&grpc, sampling.clone(), Some((8, &kill))));
+            rt.block_on(stream(&c, sampling.clone(), Some((8, &kill))));
         let took = started.elapsed();
         // The same request, uninterrupted, on the survivor.
-        let (reference, _, ref_node, _) = rt.block_on(stream(&grpc, sampling.clone(), None));
+        let (reference, _, ref_node, _) = rt.block_on(stream(&c, sampling.clone(), None));
         println!(
             "fault stream ({label}) whose agent dies mid-answer: {before} chunks from agent-1 before kill -9, completed on {node} after {retries} retry(ies) in {:.3} s; text identical to an uninterrupted answer: {} ({} chars)",
             took.as_secs_f64(),

@@ -31,11 +31,20 @@ pub struct Load {
 }
 
 impl Load {
-    /// Starts `clients` clients against the controller at `grpc` (`ip:port`).
+    /// Starts `clients` clients against the controller at `grpc` (`ip:port`, plaintext).
     pub fn embed(grpc: &str, clients: usize) -> Load {
+        Self::embed_on(
+            Endpoint::from_shared(format!("http://{grpc}")).expect("controller URL"),
+            clients,
+        )
+    }
+
+    /// Starts `clients` clients against the controller `endpoint` (TLS configured on it
+    /// when the cluster runs under mTLS).
+    pub fn embed_on(endpoint: Endpoint, clients: usize) -> Load {
         let stop = Arc::new(AtomicBool::new(false));
         let samples = Arc::new(Mutex::new(Vec::new()));
-        let url = format!("http://{grpc}");
+        let url = endpoint;
         let (flag, out) = (stop.clone(), samples.clone());
         let thread = std::thread::spawn(move || {
             let rt = tokio::runtime::Builder::new_multi_thread()
@@ -73,11 +82,8 @@ impl Load {
     }
 }
 
-async fn run(url: String, clients: usize, stop: Arc<AtomicBool>, out: Arc<Mutex<Vec<Sample>>>) {
-    let channel = Endpoint::from_shared(url)
-        .expect("controller URL")
-        .connect_timeout(Duration::from_secs(1))
-        .connect_lazy();
+async fn run(url: Endpoint, clients: usize, stop: Arc<AtomicBool>, out: Arc<Mutex<Vec<Sample>>>) {
+    let channel = url.connect_timeout(Duration::from_secs(1)).connect_lazy();
     let tasks: Vec<_> = (0..clients)
         .map(|c| {
             let mut client = InferenceClient::new(channel.clone());

@@ -26,6 +26,8 @@ pub struct NetnsCluster {
     pub net: String,
     /// Number of agents (`agent-1` …).
     pub agents: usize,
+    /// The control path runs under mTLS (agents joined with tokens).
+    pub secure: bool,
     env: Vec<(String, String)>,
 }
 
@@ -84,6 +86,9 @@ impl NetnsCluster {
             name,
             net,
             agents: agent_args.len(),
+            secure: extra
+                .iter()
+                .any(|(k, v)| *k == "SY_NETNS_SECURE" && *v == "1"),
             env,
         };
         cluster.run(&["reap"]).context("netns-cluster.sh reap")?;
@@ -207,10 +212,52 @@ impl NetnsCluster {
         std::fs::read_to_string(self.state_dir().join(host).join("log")).unwrap_or_default()
     }
 
+    /// `switchyard status -o json` against the controller: over mTLS with the controller's
+    /// own client certificate (from its data directory, as on its host) when secure.
+    pub fn status(&self) -> Result<Vec<serde_json::Value>> {
+        if !self.secure {
+            return crate::status_json(&self.grpc());
+        }
+        let mut cmd = Command::new(binary());
+        cmd.env("SWITCHYARD_INSECURE", "false")
+            .env("SWITCHYARD_DATA_DIR", self.controller_data());
+        let url = format!("https://{}", self.grpc());
+        let (status, out, err) = run_command(cmd, &["status", "--controller", &url, "-o", "json"])?;
+        if !status.success() {
+            bail!("status failed: {err}");
+        }
+        let v: serde_json::Value =
+            serde_json::from_str(&out).with_context(|| format!("status JSON: {out}"))?;
+        Ok(v.as_array().cloned().unwrap_or_default())
+    }
+
+    /// The controller's gRPC endpoint for clients: TLS verified against the cluster CA when
+    /// secure (client APIs need no certificate, only the API token).
+    pub fn endpoint(&self) -> tonic::transport::Endpoint {
+        use tonic::transport::{Certificate, ClientTlsConfig, Endpoint};
+        if !self.secure {
+            return Endpoint::from_shared(format!("http://{}", self.grpc())).expect("URL");
+        }
+        let ca = std::fs::read(self.controller_data().join("pki/ca.pem")).expect("the cluster CA");
+        Endpoint::from_shared(format!("https://{}", self.grpc()))
+            .expect("URL")
+            .tls_config(
+                ClientTlsConfig::new()
+                    .ca_certificate(Certificate::from_pem(ca))
+                    .domain_name("switchyard-controller"),
+            )
+            .expect("TLS settings")
+    }
+
+    /// `clients` embedding clients against the controller ([`crate::load::Load`]).
+    pub fn load(&self, clients: usize) -> crate::load::Load {
+        crate::load::Load::embed_on(self.endpoint(), clients)
+    }
+
     /// Waits (up to `limit`) until `n` nodes are ready.
     pub fn wait_ready(&self, n: usize, limit: Duration) -> Option<Duration> {
         crate::wait_for(limit, || {
-            let nodes = crate::status_json(&self.grpc()).ok()?;
+            let nodes = self.status().ok()?;
             (crate::states(&nodes)
                 .iter()
                 .filter(|(_, s)| s == "ready")
