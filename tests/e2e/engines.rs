@@ -118,6 +118,34 @@ async fn a_supervised_llama_server_serves_concurrent_streams_and_survives_kill_9
         1,
         "one llama-server for (model, cpu0): {engines:?}"
     );
+    // Locked: the engine's port answers nobody without the key only the agent holds (given
+    // through a file, not on its command line).
+    let argv = std::fs::read(format!("/proc/{}/cmdline", engines[0].0)).unwrap();
+    let argv: Vec<String> = argv
+        .split(|b| *b == 0)
+        .map(|a| String::from_utf8_lossy(a).into_owned())
+        .collect();
+    assert!(argv.iter().any(|a| a == "--api-key-file"), "{argv:?}");
+    assert!(
+        !argv.iter().any(|a| a == "--api-key"),
+        "no key on the command line: {argv:?}"
+    );
+    let port = &argv[argv.iter().position(|a| a == "--port").unwrap() + 1];
+    let engine = format!("127.0.0.1:{port}");
+    let (code, body) = post(
+        &engine,
+        "/v1/chat/completions",
+        &serde_json::json!({"messages": [{"role": "user", "content": "hi"}], "max_tokens": 1}),
+    )
+    .unwrap();
+    assert_eq!(
+        code, 401,
+        "the engine must refuse a caller without its key: {body}"
+    );
+    assert_eq!(
+        switchyard_e2e::get(&engine, "/health", None).unwrap().0,
+        200
+    );
     let resident = wait_for(Duration::from_secs(10), || resident_on(&grpc, "a"))
         .unwrap_or_else(|| panic!("{MODEL} never resident on a: {:?}", status_json(&grpc)))
         .0;
