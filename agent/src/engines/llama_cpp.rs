@@ -109,6 +109,7 @@ pub fn advertise(runner: &crate::StageRunner, devices: &mut [Device]) {
         DeviceKind::NvidiaGpu,
         DeviceKind::IntelGpu,
         DeviceKind::VulkanGpu,
+        DeviceKind::IntelNpu,
     ];
     for d in devices
         .iter_mut()
@@ -303,6 +304,9 @@ impl LlamaCpp {
         let engine = spec.engine.as_ref().ok_or_else(|| {
             BackendError::InvalidInput(format!("model {} is not an engine model", spec.name))
         })?;
+        pinning
+            .runs(&super::proxy::gguf_precision(spec))
+            .map_err(|why| unusable(format!("{}: {why}", spec.name)))?;
         if !engine.gguf.is_file() {
             return Err(unusable(format!(
                 "{}: GGUF file {} is not on this node",

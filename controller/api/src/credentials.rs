@@ -196,13 +196,16 @@ impl ApiTokenStore {
     }
 }
 
+/// (mtime, length) of a file, `None` when it is absent.
+type FileStamp = Option<(SystemTime, u64)>;
+
 /// The credentials a controller checks, with the store's records as last read.
 #[derive(Debug)]
 pub struct Credentials {
     configured: Vec<String>,
     store: Option<ApiTokenStore>,
-    /// (mtime, length) of the file as last read, and its records.
-    cache: Mutex<(Option<(SystemTime, u64)>, Vec<ApiTokenRecord>)>,
+    /// The file as last read, and its records.
+    cache: Mutex<(FileStamp, Vec<ApiTokenRecord>)>,
 }
 
 impl Credentials {

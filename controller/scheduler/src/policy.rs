@@ -76,9 +76,13 @@ impl Default for StagePreferences {
     fn default() -> Self {
         use DeviceType::*;
         StagePreferences {
-            classify: vec![Ncs2, IntelNpu, Cpu],
+            // Ranked by what each kind can run today: an NCS2 needs the legacy OpenVINO
+            // 2022.3 runtime (no current release carries its plugin), so it comes after the
+            // devices that run now; an NPU generates (llama.cpp's OpenVINO backend, 2-30
+            // tok/s for 1B models) only when nothing else is free.
+            classify: vec![IntelNpu, Cpu, Ncs2],
             embed: vec![IntelNpu, IntelGpu, NvidiaGpu, Cpu],
-            generate: vec![NvidiaGpu, IntelGpu, VulkanGpu, Cpu],
+            generate: vec![NvidiaGpu, IntelGpu, VulkanGpu, Cpu, IntelNpu],
         }
     }
 }

@@ -8,6 +8,7 @@
 //! | CPU | ggml CPU | `--device none -ngl 0`, no GPU visible |
 //! | NVIDIA GPU | CUDA when built, else Vulkan | `CUDA_VISIBLE_DEVICES=<NVML UUID>` → `CUDA0`; or as Vulkan |
 //! | Intel GPU, Vulkan GPU | Vulkan | `GGML_VK_VISIBLE_DEVICES=<index of the PCI bus id in the loader's order>` → `Vulkan0` |
+//! | Intel NPU | OpenVINO (when built) | `GGML_OPENVINO_DEVICE=NPU` → `OPENVINO0`, one slot, Q4_0 weights |
 //!
 //! [`verify`] runs `llama-server --list-devices` under the pin and checks that exactly the
 //! expected device shows, with the name discovery found.
@@ -27,6 +28,8 @@ pub enum Family {
     Cuda,
     /// ggml-vulkan.
     Vulkan,
+    /// ggml-openvino (an OpenVINO device: the NPU, or the CPU standing in for it in tests).
+    OpenVino,
 }
 
 impl Family {
@@ -36,6 +39,7 @@ impl Family {
             Family::Cpu => "cpu",
             Family::Cuda => "cuda",
             Family::Vulkan => "vulkan",
+            Family::OpenVino => "openvino",
         }
     }
 
@@ -45,9 +49,14 @@ impl Family {
             Family::Cpu => "CPU",
             Family::Cuda => "CUDA",
             Family::Vulkan => "Vulkan",
+            Family::OpenVino => "OPENVINO",
         }
     }
 }
+
+/// The environment variable that makes the NPU's engine run on another OpenVINO device
+/// (`CPU`): the same code path where no NPU exists (tests), said so in the trace's device.
+pub const OPENVINO_DEVICE_OVERRIDE: &str = "SWITCHYARD_OPENVINO_ENGINE_DEVICE";
 
 /// The GPU backends a `llama-server` build offers: the backend libraries beside a
 /// `GGML_BACKEND_DL` build (`libggml-vulkan.so`, …), else what `--list-devices` shows.
@@ -169,6 +178,10 @@ pub struct Pin {
     pub args: Vec<String>,
     /// Environment variables to set.
     pub env: Vec<(String, String)>,
+    /// Most parallel slots the device serves (an NPU: one).
+    pub max_parallel: Option<u32>,
+    /// GGUF quantisations the device runs (an NPU: Q4_0); empty: any.
+    pub quantizations: Vec<String>,
 }
 
 impl Pin {
@@ -179,10 +192,21 @@ impl Pin {
 
     /// `vulkan:Vulkan0`, `cuda:CUDA0`, `cpu`: what the trace says.
     pub fn describe(&self) -> String {
+        let on = self
+            .env
+            .iter()
+            .find(|(k, _)| k == "GGML_OPENVINO_DEVICE")
+            .map(|(_, d)| format!("@{d}"))
+            .unwrap_or_default();
         match self.engine_device() {
-            Some(d) => format!("{}:{d}", self.family.as_str()),
+            Some(d) => format!("{}:{d}{on}", self.family.as_str()),
             None => self.family.as_str().into(),
         }
+    }
+
+    /// The slots to run: the model's, at most the device's.
+    pub fn parallel(&self, wanted: u32) -> u32 {
+        self.max_parallel.map_or(wanted, |m| wanted.min(m)).max(1)
     }
 
     fn gpu(family: Family, env: Vec<(String, String)>) -> Pin {
@@ -193,7 +217,30 @@ impl Pin {
                 .map(String::from)
                 .to_vec(),
             env,
+            max_parallel: None,
+            quantizations: Vec::new(),
         }
+    }
+
+    /// Whether this device runs a GGUF of `quantization` (`Q4_0`), or why not.
+    pub fn runs(&self, quantization: &str) -> Result<(), String> {
+        if self.quantizations.is_empty()
+            || self
+                .quantizations
+                .iter()
+                .any(|q| q.eq_ignore_ascii_case(quantization))
+        {
+            return Ok(());
+        }
+        Err(format!(
+            "this device runs {} GGUFs only, the model is {}: requantize it (llama-quantize MODEL OUT Q4_0)",
+            self.quantizations.join("/"),
+            if quantization.is_empty() {
+                "of unknown quantisation"
+            } else {
+                quantization
+            }
+        ))
     }
 }
 
@@ -234,6 +281,8 @@ pub fn plan(build: &BuildDevices, device: &Device) -> Result<Pin, String> {
                 .map(String::from)
                 .to_vec(),
             env: vec![pair("CUDA_VISIBLE_DEVICES", "")],
+            max_parallel: None,
+            quantizations: Vec::new(),
         }),
         DeviceKind::NvidiaGpu if build.cuda => {
             let uuid = attr(UUID).unwrap_or(&device.id);
@@ -251,12 +300,35 @@ pub fn plan(build: &BuildDevices, device: &Device) -> Result<Pin, String> {
             format!("llama-server has no CUDA backend (scripts/build_llama_server.sh --with cuda), and through Vulkan: {why}")
         }),
         DeviceKind::IntelGpu | DeviceKind::VulkanGpu => vulkan(),
+        DeviceKind::IntelNpu if build.openvino => Ok(npu_pin(
+            std::env::var(OPENVINO_DEVICE_OVERRIDE).ok().filter(|d| !d.is_empty()),
+        )),
         DeviceKind::IntelNpu => Err(
-            "llama.cpp on an Intel NPU needs its OpenVINO backend, which this agent does not place yet".into(),
+            "llama-server has no OpenVINO backend: run scripts/build_llama_server.sh --with openvino".into(),
         ),
         DeviceKind::Ncs2 => Err("llama.cpp does not run on an NCS2 stick".into()),
         DeviceKind::Unspecified => Err("unknown device kind".into()),
     }
+}
+
+/// The NPU's pin: llama.cpp's OpenVINO backend on `NPU` (or on `stand_in`, an OpenVINO device
+/// such as `CPU` that runs the same code where no NPU exists), one slot, Q4_0 weights on the
+/// real NPU (its compiler's requirement).
+fn npu_pin(stand_in: Option<String>) -> Pin {
+    let device = stand_in.clone().unwrap_or_else(|| "NPU".into());
+    let mut pin = Pin::gpu(
+        Family::OpenVino,
+        vec![
+            pair("GGML_OPENVINO_DEVICE", &device),
+            pair("CUDA_VISIBLE_DEVICES", ""),
+            pair("GGML_VK_VISIBLE_DEVICES", ""),
+        ],
+    );
+    pin.max_parallel = Some(1);
+    if stand_in.is_none() {
+        pin.quantizations = vec!["Q4_0".into()];
+    }
+    pin
 }
 
 /// Runs `binary --list-devices` with `env` (10 s at most): its output, stdout and stderr.
@@ -347,6 +419,8 @@ pub fn pin_device(binary: &Path, build: &BuildDevices, device: &Device) -> Resul
     }
     let expect = match pin.family {
         Family::Vulkan => device.attributes.get(VULKAN_NAME).cloned(),
+        // OPENVINO0 is the runtime ("OpenVINO Runtime"); GGML_OPENVINO_DEVICE picks the device.
+        Family::OpenVino => None,
         _ => Some(device.model.clone()),
     }
     .unwrap_or_default();

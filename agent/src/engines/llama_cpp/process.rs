@@ -162,8 +162,11 @@ async fn run_once(
         .arg("-m")
         .arg(&engine.gguf)
         .args(["--host", "127.0.0.1", "--port", &port, "--jinja"])
-        .args(["--parallel", &engine.parallel.to_string()])
-        .args(["--ctx-size", &(ctx * engine.parallel).to_string()])
+        .args(["--parallel", &pin.parallel(engine.parallel).to_string()])
+        .args([
+            "--ctx-size",
+            &(ctx * pin.parallel(engine.parallel)).to_string(),
+        ])
         .args(["-t", &threads.to_string()])
         // On the placed device only (see `pinning`); a GPU engine logs its load in detail
         // (where the layers went), which is checked below.

@@ -5,18 +5,23 @@ fn defaults_follow_the_issue() {
     let p = PlacementPolicy::default();
     p.validate().unwrap();
     use DeviceType::*;
-    assert_eq!(p.stage_preferences.classify, vec![Ncs2, IntelNpu, Cpu]);
+    assert_eq!(p.stage_preferences.classify, vec![IntelNpu, Cpu, Ncs2]);
     assert_eq!(
         p.stage_preferences.embed,
         vec![IntelNpu, IntelGpu, NvidiaGpu, Cpu]
     );
     assert_eq!(
         p.stage_preferences.generate,
-        vec![NvidiaGpu, IntelGpu, VulkanGpu, Cpu]
+        vec![NvidiaGpu, IntelGpu, VulkanGpu, Cpu, IntelNpu]
     );
     let r = p.kind_ranks(StageKind::Classify);
-    assert_eq!(r[kind_index(Ncs2)], Some(0));
-    assert_eq!(r[kind_index(Cpu)], Some(2));
+    assert_eq!(r[kind_index(IntelNpu)], Some(0));
+    assert_eq!(r[kind_index(Cpu)], Some(1));
+    assert_eq!(
+        r[kind_index(Ncs2)],
+        Some(2),
+        "the NCS2 after the devices that run now"
+    );
     assert_eq!(r[kind_index(NvidiaGpu)], Some(3), "unlisted ranks last");
     assert!(!p.allow_simulated, "fixture devices only when asked for");
     assert!(

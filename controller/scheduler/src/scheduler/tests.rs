@@ -98,8 +98,20 @@ fn classification_goes_to_the_preferred_kind() {
     let v = cluster();
     let p = ctx.place(&v, &ctx.req(StageKind::Classify, "router", 60_000_000));
     let best = p.best().unwrap();
-    assert_eq!((best.node.as_str(), best.kind), ("edge", DeviceType::Ncs2));
+    // By default the NPU: the NCS2 comes after the devices that run now (it needs the
+    // legacy OpenVINO 2022.3 runtime).
+    assert_eq!(best.kind, DeviceType::IntelNpu);
     assert_eq!(best.backend, "openvino");
+    // A policy that ranks the NCS2 first gets it.
+    let mut ncs2_first = Ctx::new();
+    ncs2_first.policy.stage_preferences.classify =
+        vec![DeviceType::Ncs2, DeviceType::IntelNpu, DeviceType::Cpu];
+    let p = ncs2_first.place(
+        &v,
+        &ncs2_first.req(StageKind::Classify, "router", 60_000_000),
+    );
+    let best = p.best().unwrap();
+    assert_eq!((best.node.as_str(), best.kind), ("edge", DeviceType::Ncs2));
     assert_eq!(p.candidates[1].kind, DeviceType::IntelNpu);
     // Generation prefers the NVIDIA GPU and uses its CUDA backend.
     let p = ctx.place(&v, &ctx.req(StageKind::Generate, "smollm2", 750_000_000));
@@ -281,6 +293,9 @@ fn busy_concurrency_one_device_is_rejected_with_reason() {
 #[test]
 fn open_circuit_excluded_devices_and_lost_nodes_are_skipped() {
     let mut ctx = Ctx::new();
+    // The NCS2 first, so its breaker decides.
+    ctx.policy.stage_preferences.classify =
+        vec![DeviceType::Ncs2, DeviceType::IntelNpu, DeviceType::Cpu];
     let mut v = cluster();
     let r = ctx.req(StageKind::Classify, "router", 60_000_000);
     for _ in 0..5 {

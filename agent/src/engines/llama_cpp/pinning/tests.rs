@@ -150,3 +150,38 @@ fn the_cpu_gets_no_gpu_and_a_software_device_gets_lavapipe_settings() {
     let out = "Available devices:\n  Vulkan0: llvmpipe (LLVM 15.0.6, 256 bits) (2048 MiB, 2048 MiB free)\n";
     check(out, &pin, "llvmpipe (LLVM 15.0.6, 256 bits)").unwrap();
 }
+
+#[test]
+fn an_npu_runs_llama_cpp_through_openvino_one_slot_q4_0_recorded_fixture() {
+    let npu = device(
+        DeviceKind::IntelNpu,
+        "Intel AI Boost NPU (Meteor Lake)",
+        &[],
+    );
+    let why = plan(&BuildDevices::default(), &npu).unwrap_err();
+    assert!(why.contains("--with openvino"), "{why}");
+    let build = BuildDevices {
+        openvino: true,
+        ..Default::default()
+    };
+    let pin = npu_pin(None);
+    assert_eq!(pin.family, Family::OpenVino);
+    assert!(pin.env.contains(&pair("GGML_OPENVINO_DEVICE", "NPU")));
+    assert_eq!(pin.args, ["--device", "OPENVINO0", "--n-gpu-layers", "999"]);
+    assert_eq!(pin.parallel(4), 1, "an NPU serves one slot");
+    assert_eq!(pin.describe(), "openvino:OPENVINO0@NPU");
+    pin.runs("Q4_0").unwrap();
+    let why = pin.runs("Q4_1").unwrap_err();
+    assert!(
+        why.contains("Q4_0") && why.contains("llama-quantize"),
+        "{why}"
+    );
+    // The CPU standing in for the NPU runs the same backend, any quantisation.
+    let stand_in = npu_pin(Some("CPU".into()));
+    assert_eq!(stand_in.describe(), "openvino:OPENVINO0@CPU");
+    stand_in.runs("Q4_1").unwrap();
+    // `--list-devices` of a build with the OpenVINO backend (recorded here).
+    let out = "Available devices:\n  OPENVINO0: OpenVINO Runtime (0 MiB, 0 MiB free)\n";
+    check(out, &pin, "").unwrap();
+    assert!(plan(&build, &npu).is_ok());
+}
