@@ -15,8 +15,9 @@ CACHE="${XDG_CACHE_HOME:-$HOME/.cache}/switchyard"
 
 step() { printf '\n==> %s\n' "$*"; }
 
-step "set-up (venv, models; cached)"
-bash scripts/setup.sh
+step "set-up (venv, models, engine tree with CPU + Vulkan + OpenVINO backends; cached)"
+# OpenVINO: the NPU engine path's test runs llama.cpp's OpenVINO backend on OpenVINO's CPU.
+bash scripts/setup.sh --with openvino
 # shellcheck disable=SC1091
 source "$CACHE/env.sh"
 export SWITCHYARD_THREADS="${SWITCHYARD_THREADS:-2}"

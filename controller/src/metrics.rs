@@ -278,6 +278,7 @@ pub fn render_cluster(nodes: &[NodeStatus]) -> String {
     let mut power = Family::new("switchyard_device_power_watts");
     let mut tops = Family::new("switchyard_device_int8_tops");
     let mut healthy = Family::new("switchyard_device_healthy");
+    let mut backend_usable = Family::new("switchyard_device_backend_usable");
     let mut resident = Family::new("switchyard_model_resident_bytes");
 
     for state in [NodeState::Ready, NodeState::Lost, NodeState::Draining] {
@@ -326,6 +327,11 @@ pub fn render_cluster(nodes: &[NodeStatus]) -> String {
                 DeviceHealth::Healthy | DeviceHealth::Unspecified
             );
             healthy.push(l, if ok { 1.0 } else { 0.0 });
+            for b in &d.backends {
+                let mut with_backend = base.clone();
+                with_backend.push(("backend", b.backend.as_str()));
+                backend_usable.push(labels(&with_backend), if b.usable { 1.0 } else { 0.0 });
+            }
         }
         for r in &node_info.resident_models {
             let kind = node_info
@@ -388,6 +394,11 @@ pub fn render_cluster(nodes: &[NodeStatus]) -> String {
         &mut out,
         "gauge",
         "1 when the device is usable for placement.",
+    );
+    backend_usable.write(
+        &mut out,
+        "gauge",
+        "1 when the backend (or engine build) runs on the device; why not is in `switchyard devices`.",
     );
     resident.write(
         &mut out,

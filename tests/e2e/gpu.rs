@@ -134,7 +134,9 @@ fn a_generation_placed_on_the_lavapipe_vulkan_device_runs_there_through_llama_se
     assert_eq!(llama["usable"], true, "{llama}\n{}", up.stderr());
     let build = llama["engine_build"].as_str().unwrap();
     assert!(
-        build.contains("Vulkan build") && build.ends_with(", on vulkan:Vulkan0"),
+        build.contains("Vulkan")
+            && build.contains(" build")
+            && build.ends_with(", on vulkan:Vulkan0"),
         "{build}"
     );
     assert!(
@@ -192,4 +194,95 @@ fn strip_ansi(s: &str) -> String {
         }
     }
     out
+}
+
+/// The engine tree's directory when it has llama.cpp's OpenVINO backend.
+fn openvino_engine() -> Result<PathBuf, String> {
+    let dir = vulkan_engine().or_else(|_| {
+        Err::<PathBuf, String>(format!(
+            "no llama.cpp engine tree under {}",
+            cache_dir().join("engines").display()
+        ))
+    })?;
+    dir.join("libggml-openvino.so")
+        .is_file()
+        .then_some(dir.clone())
+        .ok_or_else(|| {
+            format!(
+                "no libggml-openvino.so in {}: run scripts/build_llama_server.sh --with openvino",
+                dir.display()
+            )
+        })
+}
+
+#[test]
+fn a_generation_placed_on_an_npu_runs_llama_cpp_openvino_on_its_cpu_stand_in_recorded_fixture() {
+    let test = "gpu::npu_generation_openvino_cpu_stand_in";
+    if !precondition(test, openvino_engine().map(|_| ())) {
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let cfg = config(&dir);
+    // Generation on the NPU only, so the placement has to pick it.
+    let mut text = std::fs::read_to_string(&cfg).unwrap();
+    text = text.replace("[discovery]\nsoftware_gpu = true\n", "");
+    text.push_str("\n[scheduler.policy.stage_preferences]\ngenerate = [\"intel_npu\"]\n");
+    std::fs::write(&cfg, text).unwrap();
+    let fixture = concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/fixtures/discovery/arc-npu-ncs2"
+    );
+    let mut args = vec!["--config", cfg.as_str()];
+    args.extend(UP_ON_LOOPBACK);
+    args.extend(["--node-name", "npu", "--fixture", fixture]);
+    // The recorded Meteor Lake host: its NPU is a fixture device; llama.cpp's OpenVINO
+    // backend runs what is placed on it on OpenVINO's CPU device (the same code path).
+    let up = Proc::start_with_env(
+        "npu",
+        &args,
+        &[("SWITCHYARD_OPENVINO_ENGINE_DEVICE", "CPU")],
+    )
+    .unwrap_or_else(|e| panic!("up: {e}"));
+    let grpc = up.field("grpc").unwrap();
+    let http = up.field("http").unwrap();
+    wait_node_ready(&up, &grpc, "npu");
+    let body = serde_json::json!({
+        "model": MODEL, "max_tokens": 4, "temperature": 0,
+        "messages": [{"role": "user", "content": "What is the capital of France?"}],
+    });
+    let (code, raw) = post(&http, "/v1/chat/completions", &body).unwrap();
+    assert_eq!(code, 200, "{raw}\n{}", up.stderr());
+    let v: Value = serde_json::from_str(&raw).unwrap();
+    let answer = v["choices"][0]["message"]["content"].as_str().unwrap_or("");
+    assert!(!answer.trim().is_empty(), "{raw}");
+    let trace = &v["switchyard"]["trace"][0];
+    assert_eq!(
+        trace["device"], "pci-0000:00:0b.0",
+        "placed on the NPU: {raw}"
+    );
+    assert_eq!(trace["backend"], "llama_cpp", "{raw}");
+    assert_eq!(trace["engine_device"], "openvino:OPENVINO0@CPU", "{raw}");
+    // One slot on an NPU, whatever the registry asks (it asks for 1 here too, so check the
+    // argument itself is what the pin set).
+    let engines = switchyard_e2e::engines_of(up.child.id());
+    assert_eq!(engines.len(), 1, "{engines:?}");
+    let argv = std::fs::read(format!("/proc/{}/cmdline", engines[0].0)).unwrap();
+    let argv: Vec<String> = argv
+        .split(|b| *b == 0)
+        .map(|a| String::from_utf8_lossy(a).into_owned())
+        .collect();
+    let at = argv.iter().position(|a| a == "--parallel").unwrap();
+    assert_eq!(argv[at + 1], "1", "{argv:?}");
+    assert!(
+        argv.windows(2)
+            .any(|w| w[0] == "--device" && w[1] == "OPENVINO0"),
+        "{argv:?}"
+    );
+    let log = strip_ansi(&up.stderr());
+    assert!(
+        log.lines()
+            .any(|l| l.contains("llama-server computes on its pinned device")
+                && l.contains("device=OPENVINO0")),
+        "{log}"
+    );
 }

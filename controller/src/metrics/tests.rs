@@ -29,6 +29,19 @@ fn snapshot() -> Vec<NodeStatus> {
         model: "Xeon \"Sapphire\" Rapids".into(),
         memory_total_bytes: 1000,
         health: DeviceHealth::Degraded as i32,
+        backends: vec![
+            switchyard_proto::v1::BackendSupport {
+                backend: "openvino".into(),
+                usable: true,
+                ..Default::default()
+            },
+            switchyard_proto::v1::BackendSupport {
+                backend: "llama_cpp".into(),
+                usable: false,
+                reason: "no llama-server".into(),
+                ..Default::default()
+            },
+        ],
         ..Default::default()
     };
     vec![
@@ -79,6 +92,8 @@ fn cluster_state_is_rendered_with_units_labels_and_the_dcgm_uuid() {
             "switchyard_device_int8_tops{{node=\"gpu-box\",device=\"{uuid}\",kind=\"nvidia_gpu\",UUID=\"{uuid}\",source=\"catalog\"}} 1979"
         ),
         "switchyard_device_healthy{node=\"gpu-box\",device=\"cpu\",kind=\"cpu\"} 0".to_string(),
+        "switchyard_device_backend_usable{node=\"gpu-box\",device=\"cpu\",kind=\"cpu\",backend=\"openvino\"} 1".to_string(),
+        "switchyard_device_backend_usable{node=\"gpu-box\",device=\"cpu\",kind=\"cpu\",backend=\"llama_cpp\"} 0".to_string(),
         "switchyard_model_resident_bytes{node=\"gpu-box\",device=\"cpu\",kind=\"cpu\",model=\"router\",backend=\"openvino\",precision=\"f32\",pinned=\"true\"} 60000000".to_string(),
     ] {
         assert!(text.lines().any(|l| l == line), "missing {line}\n{text}");

@@ -180,8 +180,8 @@ fn an_npu_runs_llama_cpp_through_openvino_one_slot_q4_0_recorded_fixture() {
     let stand_in = npu_pin(Some("CPU".into()));
     assert_eq!(stand_in.describe(), "openvino:OPENVINO0@CPU");
     stand_in.runs("Q4_1").unwrap();
-    // `--list-devices` of a build with the OpenVINO backend (recorded here).
-    let out = "Available devices:\n  OPENVINO0: OpenVINO Runtime (0 MiB, 0 MiB free)\n";
+    // `--list-devices` of this tree with the OpenVINO backend, as built here.
+    let out = "Available devices:\n  Vulkan0: llvmpipe (LLVM 15.0.6, 256 bits) (2048 MiB, 2048 MiB free)\n  OPENVINO0: OpenVINO Runtime (24105 MiB, 24105 MiB free)\n";
     check(out, &pin, "").unwrap();
     assert!(plan(&build, &npu).is_ok());
 }
