@@ -198,11 +198,11 @@ fn strip_ansi(s: &str) -> String {
 
 /// The engine tree's directory when it has llama.cpp's OpenVINO backend.
 fn openvino_engine() -> Result<PathBuf, String> {
-    let dir = vulkan_engine().or_else(|_| {
-        Err::<PathBuf, String>(format!(
+    let dir = vulkan_engine().map_err(|_| {
+        format!(
             "no llama.cpp engine tree under {}",
             cache_dir().join("engines").display()
-        ))
+        )
     })?;
     dir.join("libggml-openvino.so")
         .is_file()

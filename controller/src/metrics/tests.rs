@@ -114,7 +114,7 @@ fn cluster_state_is_rendered_with_units_labels_and_the_dcgm_uuid() {
     let types = text.lines().filter(|l| l.starts_with("# TYPE ")).count();
     let helps = text.lines().filter(|l| l.starts_with("# HELP ")).count();
     assert_eq!(types, helps);
-    assert_eq!(types, 13);
+    assert_eq!(types, 14);
 }
 
 #[test]
