@@ -329,6 +329,8 @@ impl Agent for AgentService {
                             engine_device: String::new(),
                         }),
                         tool_calls_json: String::new(),
+                        sources: Vec::new(),
+                        retrieval: false,
                     }),
                     Err(e) => Err(to_status(&e)),
                 };

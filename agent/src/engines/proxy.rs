@@ -224,6 +224,8 @@ fn last_chunk(
                 ..Default::default()
             }),
             tool_calls_json: String::new(),
+            sources: Vec::new(),
+            retrieval: false,
         }
     }
 }
@@ -270,6 +272,8 @@ impl Sink {
         self.tx
             .send(Ok(GenerateChunk {
                 tool_calls_json: deltas,
+                sources: Vec::new(),
+                retrieval: false,
                 ..Default::default()
             }))
             .await

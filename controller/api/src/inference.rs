@@ -160,6 +160,7 @@ pub trait Inference: Send + Sync + 'static {
                 }],
                 sampling: Some(sampling),
                 engine_options: None,
+                retrieval: None,
             },
             deadline,
         )

@@ -12,7 +12,7 @@ use sha2::{Digest, Sha256};
 use switchyard_api::ApiError;
 use switchyard_backend_core::StageKind;
 use switchyard_proto::errors::ErrorClass;
-use switchyard_proto::v1::{RetrievedChunk, StageTrace};
+use switchyard_proto::v1::{ChatMessage, Retrieval, RetrievedChunk, StageTrace};
 
 use super::Pipeline;
 use crate::config::RetrievalConfig;
@@ -320,5 +320,111 @@ impl Pipeline {
             .collect();
         tracing::debug!(collection, hits = ?trace.retrieved.iter().map(|c| (c.document_id, c.chunk, c.score)).collect::<Vec<_>>(), "retrieval");
         Ok(Some((chunks, trace)))
+    }
+}
+
+/// The suffix of a model name that asks for retrieval (`code+docs`, `auto+docs`).
+pub const DOCS_SUFFIX: &str = "+docs";
+
+/// The model a chat names and the retrieval it asks for: the request's own, else the
+/// defaults when the name ends in [`DOCS_SUFFIX`].
+pub fn chat_retrieval(model: &str, asked: Option<Retrieval>) -> (String, Option<Retrieval>) {
+    match model.strip_suffix(DOCS_SUFFIX) {
+        Some(base) => (
+            base.to_string(),
+            asked.or_else(|| Some(Retrieval::default())),
+        ),
+        None => (model.to_string(), asked),
+    }
+}
+
+/// `messages` with `chunks` as context in the system message (the conversation's own first
+/// system message is kept and extended; otherwise one is put first).
+pub fn with_context(mut messages: Vec<ChatMessage>, chunks: &[RetrievedChunk]) -> Vec<ChatMessage> {
+    let context: Vec<String> = chunks.iter().map(|c| c.text.clone()).collect();
+    if context.is_empty() {
+        return messages;
+    }
+    match messages.first_mut().filter(|m| m.role == "system") {
+        Some(first) => {
+            if let Some(m) = super::prompt::system_message(Some(&first.content), &context) {
+                first.content = m.content;
+            }
+        }
+        None => {
+            messages.splice(0..0, super::prompt::system_message(None, &context));
+        }
+    }
+    messages
+}
+
+impl Pipeline {
+    /// The chunks closest to `query` for a chat's retrieval (text included); none when the
+    /// default collection does not exist yet.
+    pub(super) async fn chat_context(
+        &self,
+        r: &Retrieval,
+        query: &str,
+        deadline: Instant,
+    ) -> Result<Vec<RetrievedChunk>, ApiError> {
+        let cfg = self.documents().config();
+        let top_k = if r.top_k == 0 { cfg.top_k } else { r.top_k } as usize;
+        let min_score = r.min_score.unwrap_or(cfg.min_score);
+        let collection = collection_name(&r.collection);
+        let found = self
+            .search(
+                &collection,
+                query,
+                top_k,
+                min_score,
+                r.collection.is_empty(),
+                deadline,
+            )
+            .await?;
+        Ok(found.map(|(chunks, _)| chunks).unwrap_or_default())
+    }
+}
+
+#[cfg(test)]
+mod chat_tests {
+    use super::*;
+
+    fn msg(role: &str, content: &str) -> ChatMessage {
+        ChatMessage {
+            role: role.into(),
+            content: content.into(),
+            ..Default::default()
+        }
+    }
+
+    fn chunk(text: &str) -> RetrievedChunk {
+        RetrievedChunk {
+            text: text.into(),
+            ..Default::default()
+        }
+    }
+
+    #[test]
+    fn a_docs_suffix_asks_for_retrieval_and_context_joins_the_system_message() {
+        assert_eq!(chat_retrieval("code+docs", None).0, "code");
+        assert!(chat_retrieval("code+docs", None).1.is_some());
+        assert!(chat_retrieval("code", None).1.is_none());
+        let asked = Retrieval {
+            top_k: 2,
+            ..Default::default()
+        };
+        assert_eq!(chat_retrieval("code", Some(asked.clone())).1, Some(asked));
+
+        let m = with_context(vec![msg("user", "q")], &[chunk("fact")]);
+        assert_eq!((m[0].role.as_str(), m.len()), ("system", 2));
+        assert!(m[0].content.contains("- fact"));
+        let m = with_context(
+            vec![msg("system", "Be brief."), msg("user", "q")],
+            &[chunk("fact")],
+        );
+        assert_eq!(m.len(), 2);
+        assert!(m[0].content.starts_with("Be brief.") && m[0].content.contains("- fact"));
+        let m = with_context(vec![msg("user", "q")], &[]);
+        assert_eq!(m.len(), 1, "no context, no system message");
     }
 }

@@ -19,6 +19,7 @@ use tokio_stream::StreamExt;
 
 use super::Pipeline;
 use super::prompt::{last_user_message, system_message};
+use super::retrieval::{chat_retrieval, with_context};
 
 /// Handle implementing [`Inference`] (the pipeline is shared behind an `Arc`).
 #[derive(Debug, Clone)]
@@ -87,17 +88,45 @@ impl Inference for PipelineService {
         }
         let mut traces = Vec::new();
         let prompt = last_user_message(&req.messages);
+        let (requested, retrieval) = chat_retrieval(&req.model, req.retrieval);
         let (model, _tier) = self
             .0
-            .choose_generator(&req.model, &prompt, deadline, &mut traces)
+            .choose_generator(&requested, &prompt, deadline, &mut traces)
             .await?;
-        self.0.generate_stream(
+        let Some(r) = retrieval else {
+            return self.0.generate_stream(
+                model,
+                req.messages,
+                req.sampling.unwrap_or_default(),
+                req.engine_options,
+                deadline,
+            );
+        };
+        let chunks = self.0.chat_context(&r, &prompt, deadline).await?;
+        let stream = self.0.generate_stream(
             model,
-            req.messages,
+            with_context(req.messages, &chunks),
             req.sampling.unwrap_or_default(),
             req.engine_options,
             deadline,
-        )
+        )?;
+        // The sources (not their text) come back on the last chunk.
+        let sources: Vec<_> = chunks
+            .into_iter()
+            .map(|c| switchyard_proto::v1::RetrievedChunk {
+                text: String::new(),
+                ..c
+            })
+            .collect();
+        Ok(Box::pin(stream.map(move |c| {
+            c.map(|mut c| {
+                if c.finish_reason.is_some() {
+                    c.sources = sources.clone();
+                    c.retrieval = true;
+                }
+                c
+            })
+        })))
     }
 
     async fn run_pipeline(

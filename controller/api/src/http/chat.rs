@@ -105,6 +105,9 @@ pub(super) struct Outcome {
     pub(super) prompt_tokens: u32,
     pub(super) completion_tokens: u32,
     pub(super) trace: Option<StageTrace>,
+    /// Retrieval was asked for, and the chunks given as context (from the last chunk).
+    pub(super) retrieval: bool,
+    pub(super) sources: Vec<switchyard_proto::v1::RetrievedChunk>,
     /// Whole tool calls (merged from the streamed deltas).
     pub(super) tool_calls: Vec<Value>,
     /// The tool call deltas of the last chunk absorbed, for streaming them on.
@@ -121,6 +124,10 @@ impl Outcome {
         self.completion_tokens = self.completion_tokens.max(c.completion_tokens);
         if c.trace.is_some() {
             self.trace = c.trace;
+        }
+        if c.retrieval {
+            self.retrieval = true;
+            self.sources = c.sources;
         }
         self.tool_deltas = None;
         if !c.tool_calls_json.is_empty()
@@ -141,8 +148,26 @@ impl Outcome {
             .unwrap_or_else(|| requested.to_string())
     }
 
-    fn switchyard(&self) -> Value {
-        json!({"trace": self.trace.iter().map(trace::json).collect::<Vec<_>>()})
+    /// The `switchyard` extension object: the trace, and with retrieval the sources
+    /// (document, chunk, score, source, collection) or why there are none.
+    pub(super) fn switchyard(&self) -> Value {
+        let mut v = json!({"trace": self.trace.iter().map(trace::json).collect::<Vec<_>>()});
+        if self.retrieval {
+            v["sources"] = self
+                .sources
+                .iter()
+                .map(|c| {
+                    json!({"document_id": c.document_id, "chunk": c.chunk, "score": c.score,
+                           "source": c.source, "collection": c.collection})
+                })
+                .collect();
+            if self.sources.is_empty() {
+                v["retrieval"] = json!(
+                    "no document matched (or the collection is empty): answered without context"
+                );
+            }
+        }
+        v
     }
 }
 
@@ -179,6 +204,7 @@ pub(crate) async fn chat_completions(
         messages: msgs,
         sampling: Some(sampling),
         engine_options,
+        retrieval: fields::retrieval(&body, "retrieval", "")?,
     };
     let stream = st
         .until(deadline, st.inf.generate(req, deadline))

@@ -224,10 +224,98 @@ pub fn only(
     Ok(())
 }
 
+/// The retrieval asked for by field `name` of `obj` (`prefix` names it in errors, e.g.
+/// `options.`): absent or `false` none, `true` the defaults, or an object of `top_k`
+/// (1..=64), `collection`, `min_score` (-1..1).
+pub fn retrieval(
+    obj: &Map<String, Value>,
+    name: &str,
+    prefix: &str,
+) -> Result<Option<switchyard_proto::v1::Retrieval>, ApiError> {
+    use switchyard_proto::v1::Retrieval;
+    let at = format!("{prefix}{name}");
+    let o = match get(obj, name) {
+        None | Some(Value::Bool(false)) => return Ok(None),
+        Some(Value::Bool(true)) => return Ok(Some(Retrieval::default())),
+        Some(Value::Object(o)) => o,
+        Some(v) => {
+            return Err(invalid(
+                &at,
+                format!(
+                    "{at} must be true, false or an object, got {}",
+                    type_name(v)
+                ),
+            ));
+        }
+    };
+    only(
+        o,
+        &format!("{at}."),
+        &["top_k", "collection", "min_score"],
+        &[],
+    )?;
+    let in_it = |e: ApiError| invalid(&at, format!("{at}: {}", e.message));
+    let top_k = opt_u64(o, "top_k").map_err(in_it)?.unwrap_or(0);
+    if top_k > 64 {
+        return Err(invalid(
+            &at,
+            format!("{at}.top_k must be at most 64, got {top_k}"),
+        ));
+    }
+    let min_score = opt_f64(o, "min_score").map_err(in_it)?;
+    if min_score.is_some_and(|s| !(-1.0..=1.0).contains(&s)) {
+        return Err(invalid(
+            &at,
+            format!("{at}.min_score must be between -1 and 1"),
+        ));
+    }
+    Ok(Some(Retrieval {
+        top_k: top_k as u32,
+        collection: opt_string(o, "collection")
+            .map_err(in_it)?
+            .unwrap_or_default(),
+        min_score: min_score.map(|s| s as f32),
+    }))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
     use serde_json::json;
+
+    #[test]
+    fn retrieval_is_true_false_or_an_object_with_known_keys() {
+        let body = |v: Value| json!({ "retrieval": v }).as_object().unwrap().clone();
+        assert_eq!(retrieval(&Map::new(), "retrieval", "").unwrap(), None);
+        assert_eq!(
+            retrieval(&body(json!(false)), "retrieval", "").unwrap(),
+            None
+        );
+        assert_eq!(
+            retrieval(&body(json!(true)), "retrieval", "")
+                .unwrap()
+                .unwrap()
+                .top_k,
+            0
+        );
+        let r = retrieval(
+            &body(json!({"top_k": 3, "collection": "docs"})),
+            "retrieval",
+            "",
+        )
+        .unwrap()
+        .unwrap();
+        assert_eq!((r.top_k, r.collection.as_str()), (3, "docs"));
+        for (v, why) in [
+            (json!("yes"), "must be true, false or an object"),
+            (json!({"k": 3}), "unknown field 'options.retrieval.k'"),
+            (json!({"top_k": 1000}), "at most 64"),
+            (json!({"min_score": 2}), "between -1 and 1"),
+        ] {
+            let e = retrieval(&body(v), "retrieval", "options.").unwrap_err();
+            assert!(e.message.contains(why), "{}", e.message);
+        }
+    }
 
     fn obj(v: Value) -> Map<String, Value> {
         v.as_object().cloned().expect("object")

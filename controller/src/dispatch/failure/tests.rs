@@ -24,7 +24,7 @@ const TABLE: &[(Code, ErrorClass, Scope, bool)] = &[
     ),
     (
         Code::PermissionDenied,
-        ErrorClass::Unauthenticated,
+        ErrorClass::PermissionDenied,
         Scope::Request,
         false,
     ),
@@ -81,6 +81,7 @@ fn from_status_gives_every_class_its_scope_and_retry() {
         ErrorClass::FailedPrecondition,
         ErrorClass::DeadlineExceeded,
         ErrorClass::Unauthenticated,
+        ErrorClass::PermissionDenied,
         ErrorClass::Internal,
     ] {
         assert!(TABLE.iter().any(|r| r.1 == class), "{class:?} not covered");

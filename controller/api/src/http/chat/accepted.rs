@@ -35,6 +35,9 @@ pub(super) const CHAT: &[&str] = &[
     "tool_choice",
     "parallel_tool_calls",
     "response_format",
+    // Switchyard's extension (`extra_body` in the OpenAI clients): the user's documents as
+    // context (`true` or `{"top_k", "collection", "min_score"}`).
+    "retrieval",
 ];
 
 /// Fields of `/v1/completions` that are honoured.

@@ -44,6 +44,8 @@ struct Job {
     started: Instant,
     /// The caller's token scope (loading and unloading need `admin`).
     scope: Option<Scope>,
+    /// `options.retrieval`: the user's documents as context.
+    retrieval: Option<switchyard_proto::v1::Retrieval>,
 }
 
 impl Job {
@@ -91,7 +93,7 @@ impl Job {
         v["prompt_eval_duration"] = json!(ns(prompt_eval));
         v["eval_count"] = json!(out.completion_tokens);
         v["eval_duration"] = json!(ns(eval));
-        v["switchyard"] = json!({"trace": out.trace.iter().map(trace::json).collect::<Vec<_>>()});
+        v["switchyard"] = out.switchyard();
         v
     }
 
@@ -128,6 +130,10 @@ fn job(
         stream: fields::opt_bool(body, "stream")?.unwrap_or(true),
         started: Instant::now(),
         scope,
+        retrieval: match fields::get(body, "options") {
+            Some(Value::Object(o)) => fields::retrieval(o, "retrieval", "options.")?,
+            _ => None,
+        },
     })
 }
 
@@ -231,6 +237,7 @@ async fn run(
         messages,
         sampling: Some(sampling),
         engine_options,
+        retrieval: job.retrieval.clone(),
     };
     let mut stream = st.until(deadline, st.inf.generate(req, deadline)).await?;
     // The first chunk is awaited before answering, so early failures keep their status.

@@ -65,6 +65,8 @@ pub(super) const OPTIONS: &[&str] = &[
     "frequency_penalty",
     "repeat_penalty",
     "repeat_last_n",
+    // Switchyard's extension: the user's documents as context (`true` or an object).
+    "retrieval",
 ];
 
 /// Refuses every field of `obj` that is not in `allowed`, naming it as `{at}{field}`.
