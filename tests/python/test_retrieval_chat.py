@@ -86,7 +86,7 @@ def test_a_docs_model_name_asks_for_retrieval_and_no_match_says_so(system, chat_
               "retrieval": {"collection": "pytest-rag-empty-never-made"}},
     )
     # A named collection that does not exist is the client's mistake.
-    assert status == 404 or status == 400, body
+    assert status == 404 and "pytest-rag-empty-never-made" in body["error"]["message"], body
     status, body, _ = http_json(
         f"{system.http_url}/v1/chat/completions", token=system.token,
         body={"model": f"{chat_model}+docs", "max_tokens": 4, "temperature": 0,
