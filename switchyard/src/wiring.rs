@@ -94,6 +94,9 @@ pub fn scan_local(fixture: Option<&Path>, calibrate_devices: bool) -> LocalScan 
     let mut devices = inv.devices;
     let set = BackendSet::from_env();
     probe_backends(&set, &mut devices, None);
+    // Which devices the llama.cpp engine tree can generate on (the same check the agent
+    // makes): GPUs that match no engine device are shown unusable, with the reason.
+    switchyard_agent::engines::LlamaCpp::new(&Default::default()).advertise_on(&mut devices);
     let calibration = calibrate_devices.then(|| calibrate(&set, &mut devices));
     let mut notes = inv.notes;
     notes.extend(no_backend(&set));

@@ -104,30 +104,38 @@ pub fn advertise(runner: &crate::StageRunner, devices: &mut [Device]) {
     if !runner.registry().iter().any(|s| s.engine.is_some()) {
         return;
     }
-    let engine_kinds = [
-        DeviceKind::Cpu,
-        DeviceKind::NvidiaGpu,
-        DeviceKind::IntelGpu,
-        DeviceKind::VulkanGpu,
-        DeviceKind::IntelNpu,
-    ];
-    for d in devices
-        .iter_mut()
-        .filter(|d| d.engine.is_empty() && engine_kinds.contains(&d.kind()))
-    {
-        let usable = llama_cpp.pin_of(d);
-        d.backends.retain(|b| b.backend != "llama_cpp");
-        d.backends.push(BackendSupport {
-            backend: "llama_cpp".into(),
-            usable: usable.is_ok(),
-            engine_build: match &usable {
-                Ok(pin) => format!("{}, on {}", llama_cpp.build.name(), pin.describe()),
-                Err(_) => String::new(),
-            },
-            reason: usable.err().unwrap_or_default(),
-            // llama.cpp computes at the precisions of the GGUF; nothing else is promised.
-            precisions: Vec::new(),
-        });
+    llama_cpp.advertise_on(devices);
+}
+
+impl LlamaCpp {
+    /// Adds (or renews) the `llama_cpp` backend of every device an engine may run on: usable
+    /// with the build and the pin, or why not (`switchyard devices` shows both).
+    pub fn advertise_on(&self, devices: &mut [Device]) {
+        let engine_kinds = [
+            DeviceKind::Cpu,
+            DeviceKind::NvidiaGpu,
+            DeviceKind::IntelGpu,
+            DeviceKind::VulkanGpu,
+            DeviceKind::IntelNpu,
+        ];
+        for d in devices
+            .iter_mut()
+            .filter(|d| d.engine.is_empty() && engine_kinds.contains(&d.kind()))
+        {
+            let usable = self.pin_of(d);
+            d.backends.retain(|b| b.backend != "llama_cpp");
+            d.backends.push(BackendSupport {
+                backend: "llama_cpp".into(),
+                usable: usable.is_ok(),
+                engine_build: match &usable {
+                    Ok(pin) => format!("{}, on {}", self.build.name(), pin.describe()),
+                    Err(_) => String::new(),
+                },
+                reason: usable.err().unwrap_or_default(),
+                // llama.cpp computes at the precisions of the GGUF; nothing else is promised.
+                precisions: Vec::new(),
+            });
+        }
     }
 }
 
