@@ -27,7 +27,7 @@ REPO = Path(__file__).resolve().parent.parent
 KNOWN_KEYS = {
     "name", "stage", "onnx", "tokenizer", "sha256", "memory_bytes", "max_input_tokens",
     "overflow", "labels", "embedding_dim", "tier", "context_tokens", "chat_template",
-    "system_prompt", "stop_tokens", "max_batch", "streams", "info",
+    "system_prompt", "stop_tokens", "max_batch", "streams", "info", "precision", "also_at",
 }
 
 

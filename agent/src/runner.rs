@@ -37,6 +37,8 @@ struct DeviceSlot {
     target: DeviceRef,
     simulated: bool,
     memory_total_bytes: u64,
+    /// What each backend computes at on this device (its probe).
+    precisions: HashMap<String, Vec<switchyard_backend_core::Precision>>,
 }
 
 /// Runs stages on this node's devices.
@@ -117,6 +119,14 @@ impl StageRunner {
                         target,
                         simulated: d.simulated,
                         memory_total_bytes: d.memory_total_bytes,
+                        precisions: d
+                            .backends
+                            .iter()
+                            .map(|b| {
+                                let at = b.precisions.iter().filter_map(|p| p.parse().ok());
+                                (b.backend.clone(), at.collect())
+                            })
+                            .collect(),
                     },
                 )
             })
@@ -263,8 +273,16 @@ impl StageRunner {
         {
             return Ok((r, waited.elapsed().as_secs_f64() * 1e3));
         }
-        let spec = self.spec(model)?;
+        let mut spec = self.spec(model)?;
         let slot = self.slot(device_id)?;
+        // The precision this device's backend computes the model at (an NPU: f16 when the
+        // entry allows it, `also_at`).
+        spec.precision = spec.precision_on(
+            slot.precisions
+                .get(backend_id)
+                .map(Vec::as_slice)
+                .unwrap_or_default(),
+        );
         if backend_id.is_empty() {
             return Err(BackendError::InvalidInput(format!(
                 "model {model} is not loaded on {device_id} and no backend was named"

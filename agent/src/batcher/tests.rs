@@ -44,6 +44,7 @@ fn spec(max_batch: u32) -> ModelSpec {
         max_batch,
         streams: None,
         precision: Default::default(),
+        also_at: Vec::new(),
         backends: vec![],
         engine: None,
         info: Default::default(),

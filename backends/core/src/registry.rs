@@ -94,6 +94,12 @@ pub struct ModelSpec {
     /// and refuse a device where they cannot honour it; traces report what ran.
     #[serde(default)]
     pub precision: Precision,
+    /// Other precisions the model may compute at where a device cannot do `precision`
+    /// (an Intel NPU computes at f16 only: `also_at = ["f16"]`). Placement admits a device
+    /// whose backend computes at any of them; the agent loads at the first its backend has
+    /// on that device (`precision` first); the trace says which.
+    #[serde(default)]
+    pub also_at: Vec<Precision>,
     /// Backend ids allowed to run the model (`["openvino"]`); empty (the default): any.
     #[serde(default)]
     pub backends: Vec<String>,
@@ -104,6 +110,32 @@ pub struct ModelSpec {
     /// `engine = { kind = "llama_cpp", gguf = "dir/model.gguf", parallel = 4 }`.
     #[serde(default)]
     pub engine: Option<EngineSpec>,
+}
+
+impl ModelSpec {
+    /// Every precision the model may compute at, `precision` first.
+    pub fn precisions(&self) -> Vec<Precision> {
+        let mut all = vec![self.precision];
+        for p in &self.also_at {
+            if !all.contains(p) {
+                all.push(*p);
+            }
+        }
+        all
+    }
+
+    /// The precision to load at on a device whose backend computes at `supported` (what its
+    /// probe found; empty: unknown, then `precision`): the first of [`Self::precisions`] it
+    /// has.
+    pub fn precision_on(&self, supported: &[Precision]) -> Precision {
+        if supported.is_empty() {
+            return self.precision;
+        }
+        self.precisions()
+            .into_iter()
+            .find(|p| supported.contains(p))
+            .unwrap_or(self.precision)
+    }
 }
 
 /// The engine kinds the agent can supervise.

@@ -68,6 +68,26 @@ fn infer_err(e: impl std::fmt::Display) -> BackendError {
 }
 
 impl OpenVinoSession {
+    /// Each input's shape as the compiled model has it, read back from OpenVINO (static
+    /// dimensions; -1 where dynamic).
+    pub fn compiled_input_shapes(&self) -> Result<Vec<(String, Vec<i64>)>, String> {
+        let compiled = self.compiled.lock().map_err(|e| e.to_string())?;
+        let n = compiled.get_input_size().map_err(|e| e.to_string())?;
+        (0..n)
+            .map(|i| {
+                let node = compiled.get_input_by_index(i).map_err(|e| e.to_string())?;
+                let name = node.get_name().map_err(|e| e.to_string())?;
+                let dims = match node.get_shape() {
+                    Ok(shape) => shape.get_dimensions().to_vec(),
+                    Err(_) => vec![-1],
+                };
+                Ok((name, dims))
+            })
+            .collect()
+    }
+}
+
+impl OpenVinoSession {
     /// `streams` sessions over one compiled model (for OpenVINO device `device`, computing at
     /// `precision`; at least one), each with its own infer request: they may run at the same
     /// time on different threads.

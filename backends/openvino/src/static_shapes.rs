@@ -137,6 +137,14 @@ impl BucketedSession {
     pub fn buckets(&self) -> Vec<Bucket> {
         self.sessions.iter().map(|(b, _)| *b).collect()
     }
+
+    /// Each bucket's compiled input shapes, read back from OpenVINO.
+    pub fn compiled_input_shapes(&self) -> Result<Vec<(Bucket, Vec<(String, Vec<i64>)>)>, String> {
+        self.sessions
+            .iter()
+            .map(|(b, s)| Ok((*b, s.compiled_input_shapes()?)))
+            .collect()
+    }
 }
 
 impl Session for BucketedSession {
@@ -231,6 +239,7 @@ mod tests {
             max_batch,
             streams: None,
             precision: Precision::F16,
+            also_at: Vec::new(),
             backends: vec![],
             engine: None,
             info: Default::default(),

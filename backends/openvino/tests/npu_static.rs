@@ -32,14 +32,51 @@ fn strings(v: &[&str]) -> Vec<String> {
 }
 
 #[test]
-fn recorded_npu_properties_ask_for_static_shapes_f16_and_one_request_at_a_time() {
+fn the_npu_static_plan_compiles_to_exactly_those_shapes_read_back_from_openvino_on_the_cpu() {
+    // The NPU's recorded properties (a fixture: no NPU here) ask for static shapes and f16.
     let t = recorded_npu();
-    assert!(t.static_shapes);
-    assert!(t.one_request_at_a_time);
+    assert!(t.static_shapes && t.one_request_at_a_time);
     assert_eq!(t.precisions, vec![Precision::F16]);
-    assert_eq!(t.default_precision, Some(Precision::F16));
-    // So an f32 registry entry is not an NPU model: the precision filter keeps it away.
-    assert!(!t.precisions.contains(&Precision::F32));
+    // What placement does with that: the registry's embedder and router may run at f16
+    // (`also_at`), so on such a device they load at f16; an entry without it is refused.
+    let reg = registry();
+    for name in ["minilm-l6-v2", "router"] {
+        let spec = reg.get(name).unwrap();
+        assert_eq!(spec.precision_on(&t.precisions), Precision::F16, "{name}");
+    }
+    // The same static plan compiled by OpenVINO's CPU plugin (the NPU's settings, at the
+    // precision the CPU computes): every bucket's inputs, read back from the compiled model,
+    // are exactly [batch, seq], and the precision read back is the one asked for.
+    let spec = reg.get("minilm-l6-v2").unwrap();
+    let buckets = static_shapes::plan(spec).expect("an encoder has a static plan");
+    let ov = OpenVinoBackend::new().expect("OpenVINO library (run scripts/setup.sh)");
+    let session = ov
+        .open_static(
+            &spec.name,
+            &spec.onnx,
+            &DeviceRef::cpu(),
+            Precision::F32,
+            &buckets,
+        )
+        .unwrap();
+    let compiled = session.compiled_input_shapes().unwrap();
+    assert_eq!(compiled.len(), buckets.len());
+    for (bucket, inputs) in compiled {
+        assert_eq!(inputs.len(), 3, "{inputs:?}");
+        for (name, dims) in inputs {
+            assert_eq!(
+                dims,
+                vec![bucket.batch as i64, bucket.seq as i64],
+                "{name} in bucket {bucket:?}"
+            );
+        }
+    }
+    let fixed = decoder::model_for(spec, Box::new(session)).unwrap();
+    assert_eq!(
+        fixed.precision(),
+        Precision::F32,
+        "read back from the compiled model"
+    );
 }
 
 #[test]

@@ -49,6 +49,7 @@ pub fn attached_spec(model: &str) -> ModelSpec {
         max_batch: 1,
         streams: None,
         precision: Default::default(),
+        also_at: Vec::new(),
         // Any backend: the pseudo-device's backend is the engine's kind.
         backends: Vec::new(),
         engine: None,
@@ -197,7 +198,7 @@ impl Placer {
             spec.memory_bytes,
             Instant::now(),
         )
-        .with_precision(spec.precision);
+        .with_precisions(&spec.precisions());
         if spec.backends.is_empty() {
             req
         } else {

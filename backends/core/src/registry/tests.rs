@@ -106,3 +106,33 @@ fn rejects_classifier_without_labels_and_duplicates() {
     let err = ModelRegistry::parse(&dup, Path::new("r.toml"), Path::new("/m")).unwrap_err();
     assert!(err.to_string().contains("registered twice"), "{err}");
 }
+
+#[test]
+fn a_model_loads_at_its_precision_else_at_the_first_other_the_device_has() {
+    let mut spec = ModelRegistry::parse(
+        "[[model]]\nname = \"e\"\nstage = \"embed\"\nonnx = \"e.onnx\"\ntokenizer = \"t.json\"\nmemory_bytes = 1\nmax_input_tokens = 8\nalso_at = [\"f16\"]\n",
+        std::path::Path::new("reg.toml"),
+        std::path::Path::new("/models"),
+    )
+    .unwrap()
+    .get("e")
+    .unwrap()
+    .clone();
+    assert_eq!(spec.precisions(), [Precision::F32, Precision::F16]);
+    assert_eq!(
+        spec.precision_on(&[Precision::F32, Precision::Bf16]),
+        Precision::F32
+    );
+    assert_eq!(
+        spec.precision_on(&[Precision::F16]),
+        Precision::F16,
+        "an NPU"
+    );
+    assert_eq!(spec.precision_on(&[]), Precision::F32, "unknown: its own");
+    spec.also_at.clear();
+    assert_eq!(
+        spec.precision_on(&[Precision::F16]),
+        Precision::F32,
+        "no f16 allowed: refused later"
+    );
+}

@@ -60,6 +60,7 @@ fn encoder_pads_per_batch_truncates_and_refuses() {
         max_batch: 32,
         streams: None,
         precision: Default::default(),
+        also_at: Vec::new(),
         backends: vec![],
         engine: None,
         info: Default::default(),

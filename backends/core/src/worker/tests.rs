@@ -42,6 +42,7 @@ fn spec() -> ModelSpec {
         max_batch: 4,
         streams: None,
         precision: Default::default(),
+        also_at: Vec::new(),
         backends: vec![],
         engine: None,
         info: Default::default(),

@@ -10,7 +10,8 @@ pub(super) struct Prepared<'a> {
     /// Preferred backend bit indices per kind, best first, already filtered by the model.
     pub(super) order: [([u8; 16], u8); DEVICE_KINDS.len()],
     pub(super) model_mask: u64,
-    pub(super) precision: usize,
+    /// Bits (by `precision_index`) of the precisions the model may compute at.
+    pub(super) precisions: u8,
     pub(super) model_id: Option<u32>,
     pub(super) need: u64,
     pub(super) headroom_ratio: f64,
@@ -55,7 +56,9 @@ impl<'a> Prepared<'a> {
             ranks: policy.kind_ranks(req.stage),
             order,
             model_mask,
-            precision: precision_index(req.precision),
+            precisions: std::iter::once(req.precision)
+                .chain(req.also_at.iter().copied())
+                .fold(0u8, |m, p| m | (1 << precision_index(p))),
             model_id: view.model_id(&req.model),
             need: req.memory_bytes,
             headroom_ratio: policy.memory_headroom_ratio,
@@ -115,7 +118,10 @@ pub(super) fn early(
             max_concurrency: h.max_concurrency,
         });
     }
-    let usable = h.backend_mask & p.model_mask & h.precision_masks[p.precision];
+    let at_a_precision = (0..h.precision_masks.len())
+        .filter(|i| p.precisions & (1 << i) != 0)
+        .fold(0u64, |m, i| m | h.precision_masks[i]);
+    let usable = h.backend_mask & p.model_mask & at_a_precision;
     if usable == 0 {
         return Err(RejectReason::NoUsableBackend);
     }

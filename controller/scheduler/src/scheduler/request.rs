@@ -15,9 +15,11 @@ pub struct PlacementRequest {
     pub inputs: usize,
     /// Backend ids the model can run on; `None`: any.
     pub backends_supported_by_model: Option<Vec<String>>,
-    /// The precision the model must compute at: only backends that compute at it on a
-    /// device are usable there.
+    /// The precision the model computes at: only backends that compute at it (or at one
+    /// of `also_at`) on a device are usable there.
     pub precision: Precision,
+    /// Other precisions the model may compute at (an NPU's f16).
+    pub also_at: Vec<Precision>,
     /// The request uses what only engines act on (function calling, structured output):
     /// only attached or supervised engines are candidates, never the native decoder.
     pub engine_only: bool,
@@ -45,6 +47,7 @@ impl PlacementRequest {
             inputs: 1,
             backends_supported_by_model: None,
             precision: Precision::F32,
+            also_at: Vec::new(),
             engine_only: false,
             exclude: Vec::new(),
             top_k: 3,
@@ -61,6 +64,15 @@ impl PlacementRequest {
     /// Sets the precision the model must compute at.
     pub fn with_precision(mut self, precision: Precision) -> Self {
         self.precision = precision;
+        self
+    }
+
+    /// Sets the precisions the model may compute at, the first preferred.
+    pub fn with_precisions(mut self, precisions: &[Precision]) -> Self {
+        if let Some((first, rest)) = precisions.split_first() {
+            self.precision = *first;
+            self.also_at = rest.to_vec();
+        }
         self
     }
 

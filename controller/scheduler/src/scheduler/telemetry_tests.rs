@@ -285,3 +285,32 @@ fn a_warm_device_keeps_the_work_until_its_queue_fills_then_an_idle_cold_one_wins
         }
     }
 }
+
+#[test]
+fn a_model_that_may_run_at_f16_is_placed_on_an_npu_and_one_that_may_not_is_not() {
+    let mut npu = DeviceView::new("npu0", DeviceType::IntelNpu);
+    npu.memory_total_bytes = 8 * GB;
+    npu.memory_free_bytes = 8 * GB;
+    npu.backends = vec!["openvino".into()];
+    npu.precisions = vec![("openvino".into(), vec![Precision::F16])];
+    let mut cpu = DeviceView::new("cpu", DeviceType::Cpu);
+    cpu.memory_total_bytes = 64 * GB;
+    cpu.memory_free_bytes = 60 * GB;
+    cpu.backends = vec!["openvino".into()];
+    cpu.precisions = vec![("openvino".into(), vec![Precision::F32])];
+    let view = ClusterView::new(vec![NodeView::new("meteor", vec![npu, cpu])]).unwrap();
+    let policy = PlacementPolicy::default();
+    let embed = || PlacementRequest::new(StageKind::Embed, "minilm", GB, Instant::now());
+    // f32 only: the NPU cannot run it.
+    let p = place_all(&view, &embed().with_precision(Precision::F32), &policy);
+    assert_eq!(p.best().unwrap().device, "cpu");
+    assert!(p.candidates.iter().all(|c| c.device != "npu0"));
+    // f32, also f16: the NPU, first by the embed preference.
+    let p = place_all(
+        &view,
+        &embed().with_precisions(&[Precision::F32, Precision::F16]),
+        &policy,
+    );
+    assert_eq!(p.best().unwrap().device, "npu0");
+    assert_eq!(p.candidates.len(), 2);
+}
