@@ -67,10 +67,13 @@ fn infer_err(e: impl std::fmt::Display) -> BackendError {
     BackendError::Inference(e.to_string())
 }
 
+/// Each input's name and dimensions.
+pub type InputShapes = Vec<(String, Vec<i64>)>;
+
 impl OpenVinoSession {
     /// Each input's shape as the compiled model has it, read back from OpenVINO (static
     /// dimensions; -1 where dynamic).
-    pub fn compiled_input_shapes(&self) -> Result<Vec<(String, Vec<i64>)>, String> {
+    pub fn compiled_input_shapes(&self) -> Result<InputShapes, String> {
         let compiled = self.compiled.lock().map_err(|e| e.to_string())?;
         let n = compiled.get_input_size().map_err(|e| e.to_string())?;
         (0..n)

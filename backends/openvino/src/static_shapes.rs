@@ -139,7 +139,9 @@ impl BucketedSession {
     }
 
     /// Each bucket's compiled input shapes, read back from OpenVINO.
-    pub fn compiled_input_shapes(&self) -> Result<Vec<(Bucket, Vec<(String, Vec<i64>)>)>, String> {
+    pub fn compiled_input_shapes(
+        &self,
+    ) -> Result<Vec<(Bucket, crate::session::InputShapes)>, String> {
         self.sessions
             .iter()
             .map(|(b, s)| Ok((*b, s.compiled_input_shapes()?)))
