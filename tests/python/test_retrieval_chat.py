@@ -78,7 +78,7 @@ def test_ollama_chat_with_retrieval_in_options_streamed_and_not(system, rag_doc,
     assert parts[-1].done and "".join(p.message.content for p in parts)
 
 
-def test_a_docs_model_name_asks_for_retrieval_and_no_match_says_so(system, chat_model):
+def test_a_docs_model_name_asks_for_retrieval_and_no_match_says_so(system, chat_model, rag_doc):
     status, body, _ = http_json(
         f"{system.http_url}/v1/chat/completions", token=system.token,
         body={"model": f"{chat_model}+docs", "max_tokens": 4, "temperature": 0,
@@ -87,10 +87,21 @@ def test_a_docs_model_name_asks_for_retrieval_and_no_match_says_so(system, chat_
     )
     # A named collection that does not exist is the client's mistake.
     assert status == 404 and "pytest-rag-empty-never-made" in body["error"]["message"], body
+    # The +docs name alone asks for retrieval (the default collection; other tests of this
+    # session may have filled it): the answer lists its sources, possibly none.
     status, body, _ = http_json(
         f"{system.http_url}/v1/chat/completions", token=system.token,
         body={"model": f"{chat_model}+docs", "max_tokens": 4, "temperature": 0,
               "messages": [{"role": "user", "content": "Hello"}]},
+    )
+    assert status == 200, body
+    assert isinstance(body["switchyard"]["sources"], list), body
+    # Nothing close enough: answered without context, and said so.
+    status, body, _ = http_json(
+        f"{system.http_url}/v1/chat/completions", token=system.token,
+        body={"model": f"{chat_model}+docs", "max_tokens": 4, "temperature": 0,
+              "messages": [{"role": "user", "content": "Hello"}],
+              "retrieval": {"collection": COLLECTION, "min_score": 0.99}},
     )
     assert status == 200, body
     sy = body["switchyard"]
