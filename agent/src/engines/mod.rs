@@ -1,6 +1,8 @@
-//! Engines that already run, attached by URL (`[[agent.endpoints]]`): Ollama, or any
-//! OpenAI-compatible server (vLLM, LM Studio, llama-server, another Switchyard). Switchyard
-//! does not start or stop them. Each one is a pseudo-device of this node (id
+//! Generation engines: the `llama-server` processes this agent supervises itself (one per
+//! model and device, pinned to that device: [`llama_cpp`]), and engines that already run,
+//! attached by URL (`[[agent.endpoints]]`): Ollama, or any OpenAI-compatible server (vLLM,
+//! LM Studio, llama-server, another Switchyard), which Switchyard does not start or stop.
+//! Each attached one is a pseudo-device of this node (id
 //! `endpoint:<name>`, backend = its kind) that serves exactly the generation models it lists;
 //! the agent polls it every second (its model list is its health check), reports it in
 //! heartbeats, and proxies generation streams to it. Placement, breakers, retries, fallback
