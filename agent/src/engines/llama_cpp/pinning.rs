@@ -300,8 +300,13 @@ pub fn plan(build: &BuildDevices, device: &Device) -> Result<Pin, String> {
             format!("llama-server has no CUDA backend (scripts/build_llama_server.sh --with cuda), and through Vulkan: {why}")
         }),
         DeviceKind::IntelGpu | DeviceKind::VulkanGpu => vulkan(),
+        // A simulated NPU (a fixture inventory) executes on the CPU, like every simulated
+        // device: OpenVINO's CPU device stands in.
         DeviceKind::IntelNpu if build.openvino => Ok(npu_pin(
-            std::env::var(OPENVINO_DEVICE_OVERRIDE).ok().filter(|d| !d.is_empty()),
+            std::env::var(OPENVINO_DEVICE_OVERRIDE)
+                .ok()
+                .filter(|d| !d.is_empty())
+                .or_else(|| device.simulated.then(|| "CPU".to_string())),
         )),
         DeviceKind::IntelNpu => Err(
             "llama-server has no OpenVINO backend: run scripts/build_llama_server.sh --with openvino".into(),

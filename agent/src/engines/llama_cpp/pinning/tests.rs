@@ -183,5 +183,17 @@ fn an_npu_runs_llama_cpp_through_openvino_one_slot_q4_0_recorded_fixture() {
     // `--list-devices` of this tree with the OpenVINO backend, as built here.
     let out = "Available devices:\n  Vulkan0: llvmpipe (LLVM 15.0.6, 256 bits) (2048 MiB, 2048 MiB free)\n  OPENVINO0: OpenVINO Runtime (24105 MiB, 24105 MiB free)\n";
     check(out, &pin, "").unwrap();
-    assert!(plan(&build, &npu).is_ok());
+    assert_eq!(
+        plan(&build, &npu).unwrap().describe(),
+        "openvino:OPENVINO0@NPU"
+    );
+    // A simulated NPU (fixture inventory) executes on the CPU, like every simulated device.
+    let simulated = Device {
+        simulated: true,
+        ..npu
+    };
+    assert_eq!(
+        plan(&build, &simulated).unwrap().describe(),
+        "openvino:OPENVINO0@CPU"
+    );
 }
