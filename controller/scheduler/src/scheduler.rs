@@ -205,7 +205,11 @@ pub fn explain(
                                 .backends_supported_by_model
                                 .as_ref()
                                 .map_or_else(|| "any".to_owned(), |b| b.join(", ")),
-                            request.precision
+                            std::iter::once(request.precision)
+                                .chain(request.also_at.iter().copied())
+                                .map(|p| p.as_str())
+                                .collect::<Vec<_>>()
+                                .join(" or ")
                         ) + &unusable_for(dev, request)
                     }
                     _ => String::new(),

@@ -305,6 +305,21 @@ fn a_model_that_may_run_at_f16_is_placed_on_an_npu_and_one_that_may_not_is_not()
     let p = place_all(&view, &embed().with_precision(Precision::F32), &policy);
     assert_eq!(p.best().unwrap().device, "cpu");
     assert!(p.candidates.iter().all(|c| c.device != "npu0"));
+    let breakers = CircuitBreakers::new(BreakerConfig::default());
+    let latency = LatencyStats::new(LatencyConfig::default());
+    let e = explain(
+        &view,
+        &embed().with_precisions(&[Precision::F32, Precision::Bf16]),
+        &policy,
+        &breakers,
+        &latency,
+    );
+    let npu = e.rejected.iter().find(|r| r.device == "npu0").unwrap();
+    assert!(
+        npu.detail.contains("openvino(f16)") && npu.detail.contains("at f32 or bf16"),
+        "{}",
+        npu.detail
+    );
     // f32, also f16: the NPU, first by the embed preference.
     let p = place_all(
         &view,
