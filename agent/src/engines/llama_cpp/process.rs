@@ -132,44 +132,24 @@ impl Offload {
     }
 }
 
-/// One process lifetime. Ok: stopped on request; Err: how it ended.
-async fn run_once(
-    server: &Server,
-    binary: &Path,
-    threads: usize,
-    pin: &Pin,
-    stop: &mut watch::Receiver<bool>,
-) -> Result<(), Ended> {
-    let crashed = |why: String, was_healthy: bool| Ended::Crashed { why, was_healthy };
+/// The command line of one engine process: the model, loopback port, slots, threads, the
+/// pin (a GPU engine logs its load in detail: where the layers went) and the key file.
+fn command(server: &Server, binary: &Path, threads: usize, pin: &Pin, key_file: &Path) -> Command {
     let engine = server.spec.engine.as_ref().expect("engine model");
     let ctx = server.spec.context_tokens.unwrap_or(4096);
-    let port = server
-        .endpoint
-        .config()
-        .base_url()
-        .rsplit(':')
-        .next()
-        .unwrap_or("0")
-        .to_string();
-    let key_file = write_key(server).map_err(|e| crashed(e, false))?;
+    let parallel = pin.parallel(engine.parallel);
     let mut cmd = Command::new(binary);
     super::super::pdeathsig::die_with_parent(&mut cmd);
-    cmd.arg("--api-key-file").arg(key_file.path());
+    cmd.arg("--api-key-file").arg(key_file);
     if let Some(template) = &engine.chat_template {
         cmd.arg("--chat-template-file").arg(template);
     }
-    let mut child = cmd
-        .arg("-m")
+    cmd.arg("-m")
         .arg(&engine.gguf)
-        .args(["--host", "127.0.0.1", "--port", &port, "--jinja"])
-        .args(["--parallel", &pin.parallel(engine.parallel).to_string()])
-        .args([
-            "--ctx-size",
-            &(ctx * pin.parallel(engine.parallel)).to_string(),
-        ])
+        .args(["--host", "127.0.0.1", "--port", &port_of(server), "--jinja"])
+        .args(["--parallel", &parallel.to_string()])
+        .args(["--ctx-size", &(ctx * parallel).to_string()])
         .args(["-t", &threads.to_string()])
-        // On the placed device only (see `pinning`); a GPU engine logs its load in detail
-        // (where the layers went), which is checked below.
         .args(&pin.args)
         .args(if pin.family == Family::Cpu {
             &[][..]
@@ -180,29 +160,54 @@ async fn run_once(
         .stdin(Stdio::null())
         .stdout(Stdio::null())
         .stderr(Stdio::piped())
-        .kill_on_drop(true)
-        .spawn()
-        .map_err(|e| crashed(format!("cannot start {}: {e}", binary.display()), false))?;
-    let pid = child.id().unwrap_or(0);
-    let tail = Arc::new(Mutex::new(VecDeque::<String>::new()));
-    let offload = Arc::new(Mutex::new(Offload::default()));
-    if let Some(stderr) = child.stderr.take() {
-        let tail = tail.clone();
-        let offload = offload.clone();
-        tokio::spawn(async move {
-            let mut lines = BufReader::new(stderr).lines();
-            while let Ok(Some(line)) = lines.next_line().await {
-                offload.lock().expect("offload").note(&line);
-                let mut t = tail.lock().expect("stderr tail");
-                if t.len() == 8 {
-                    t.pop_front();
+        .kill_on_drop(true);
+    cmd
+}
+
+/// The loopback port the engine of `server` listens on.
+fn port_of(server: &Server) -> String {
+    server
+        .endpoint
+        .config()
+        .base_url()
+        .rsplit(':')
+        .next()
+        .unwrap_or("0")
+        .to_string()
+}
+
+/// What an engine's stderr told so far: its last lines and where its layers went.
+#[derive(Clone, Default)]
+struct EngineLog {
+    tail: Arc<Mutex<VecDeque<String>>>,
+    offload: Arc<Mutex<Offload>>,
+}
+
+impl EngineLog {
+    /// Reads `child`'s stderr in the background.
+    fn watch(child: &mut Child) -> EngineLog {
+        let log = EngineLog::default();
+        if let Some(stderr) = child.stderr.take() {
+            let log = log.clone();
+            tokio::spawn(async move {
+                let mut lines = BufReader::new(stderr).lines();
+                while let Ok(Some(line)) = lines.next_line().await {
+                    log.offload.lock().expect("offload").note(&line);
+                    let mut t = log.tail.lock().expect("stderr tail");
+                    if t.len() == 8 {
+                        t.pop_front();
+                    }
+                    t.push_back(line);
                 }
-                t.push_back(line);
-            }
-        });
+            });
+        }
+        log
     }
-    let exited = |status: std::io::Result<std::process::ExitStatus>| {
-        let last = tail
+
+    /// Why the process `pid` ended: its status and last non-empty line.
+    fn exited(&self, pid: u32, status: std::io::Result<std::process::ExitStatus>) -> String {
+        let last = self
+            .tail
             .lock()
             .expect("stderr tail")
             .iter()
@@ -216,12 +221,29 @@ async fn run_once(
                 .unwrap_or_else(|e| e.to_string()),
             last.map(|l| format!(": {l}")).unwrap_or_default()
         )
-    };
+    }
+}
+
+/// One process lifetime. Ok: stopped on request; Err: how it ended.
+async fn run_once(
+    server: &Server,
+    binary: &Path,
+    threads: usize,
+    pin: &Pin,
+    stop: &mut watch::Receiver<bool>,
+) -> Result<(), Ended> {
+    let crashed = |why: String, was_healthy: bool| Ended::Crashed { why, was_healthy };
+    let key_file = write_key(server).map_err(|e| crashed(e, false))?;
+    let mut child = command(server, binary, threads, pin, key_file.path())
+        .spawn()
+        .map_err(|e| crashed(format!("cannot start {}: {e}", binary.display()), false))?;
+    let pid = child.id().unwrap_or(0);
+    let log = EngineLog::watch(&mut child);
     // Wait for /health, the process, or a stop.
     let started = Instant::now();
     loop {
         let stopping = tokio::select! {
-            status = child.wait() => return Err(crashed(exited(status), false)),
+            status = child.wait() => return Err(crashed(log.exited(pid, status), false)),
             _ = stop.wait_for(|s| *s) => true,
             _ = tokio::time::sleep(Duration::from_millis(100)) => false,
         };
@@ -240,7 +262,7 @@ async fn run_once(
         }
     }
     if let Some(device) = pin.engine_device() {
-        let seen = offload.lock().expect("offload").clone();
+        let seen = log.offload.lock().expect("offload").clone();
         if let Err(why) = seen.check(&device) {
             let _ = terminate(&mut child, pid).await;
             return Err(Ended::Misplaced(why));
@@ -248,11 +270,11 @@ async fn run_once(
         let (n, m) = seen.layers.unwrap_or_default();
         info!(pid, device = %device, layers = %format!("{n}/{m}"), "llama-server computes on its pinned device");
     }
-    info!(pid, port = %port, ms = started.elapsed().as_millis() as u64, "llama-server healthy");
+    info!(pid, port = %port_of(server), ms = started.elapsed().as_millis() as u64, "llama-server healthy");
     let load_ms = started.elapsed().as_secs_f64() * 1e3;
     server.phase.send_replace(Phase::Healthy { pid, load_ms });
     tokio::select! {
-        status = child.wait() => return Err(crashed(exited(status), true)),
+        status = child.wait() => return Err(crashed(log.exited(pid, status), true)),
         _ = stop.wait_for(|s| *s) => {}
     }
     terminate(&mut child, pid).await
