@@ -11,6 +11,8 @@ use std::time::SystemTime;
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 
+use switchyard_pki::files::{read_optional, write_private};
+
 use crate::config::ct_eq;
 
 /// What a token may do.
@@ -127,32 +129,17 @@ impl ApiTokenStore {
 
     /// Every token, oldest first (none when the file does not exist).
     pub fn list(&self) -> Result<Vec<ApiTokenRecord>, StoreError> {
-        match std::fs::read_to_string(&self.path) {
-            Ok(text) => serde_json::from_str(&text)
+        match read_optional(&self.path).map_err(|e| StoreError(e.to_string()))? {
+            None => Ok(Vec::new()),
+            Some(text) => serde_json::from_str(&text)
                 .map_err(|e| StoreError(format!("{} is corrupt: {e}", self.path.display()))),
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(Vec::new()),
-            Err(e) => Err(StoreError(format!("{}: {e}", self.path.display()))),
         }
     }
 
+    /// Replaces the file (atomically, mode 0600: the key-material writer of the PKI).
     fn save(&self, records: &[ApiTokenRecord]) -> Result<(), StoreError> {
-        use std::io::Write;
-        use std::os::unix::fs::OpenOptionsExt;
-        let err = |e: std::io::Error| StoreError(format!("{}: {e}", self.path.display()));
-        if let Some(dir) = self.path.parent() {
-            std::fs::create_dir_all(dir).map_err(err)?;
-        }
-        let tmp = self.path.with_extension("json.tmp");
-        let mut f = std::fs::OpenOptions::new()
-            .write(true)
-            .create(true)
-            .truncate(true)
-            .mode(0o600)
-            .open(&tmp)
-            .map_err(err)?;
         let text = serde_json::to_string_pretty(records).expect("records serialise");
-        f.write_all(text.as_bytes()).map_err(err)?;
-        std::fs::rename(&tmp, &self.path).map_err(err)
+        write_private(&self.path, text.as_bytes()).map_err(|e| StoreError(e.to_string()))
     }
 
     /// A new token of `scope`, valid for `ttl_secs` (`None`: forever); the returned text is
