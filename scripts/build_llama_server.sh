@@ -5,7 +5,8 @@
 # GPUs and OpenVINO devices. Called by setup.sh.
 #
 #   bash scripts/build_llama_server.sh                     # CPU + Vulkan (+ CUDA when an NVIDIA GPU is seen)
-#   bash scripts/build_llama_server.sh --with cuda         # CUDA too, from the PyPI CUDA wheels
+#   bash scripts/build_llama_server.sh --with cuda         # CUDA too: an installed toolkit (CUDA_HOME,
+#                                                          # nvcc on PATH, /usr/local/cuda), else PyPI wheels
 #   bash scripts/build_llama_server.sh --with openvino     # llama.cpp's OpenVINO backend (Intel NPU/GPU)
 #   SWITCHYARD_ENGINE_BACKENDS="cpu vulkan" bash ...       # exactly these backends
 #
@@ -32,6 +33,9 @@ set -euo pipefail
 CACHE="${XDG_CACHE_HOME:-$HOME/.cache}/switchyard"
 VENV="$CACHE/venv"
 VPY="$VENV/bin/python"
+# Without the venv (an offline GPU host given only the sdist), the system python runs the
+# small helper steps; pip is needed only to fetch what is not cached.
+[ -x "$VPY" ] || VPY="$(command -v python3 || echo "$VPY")"
 LLAMA_CPP_PY_VERSION="${LLAMA_CPP_PY_VERSION:-0.3.36}"
 OUT="$CACHE/engines/llama.cpp-$LLAMA_CPP_PY_VERSION"
 BIN="$OUT/llama-server"
@@ -94,7 +98,7 @@ if [ -x "$BIN" ] && [ -f "$STAMP" ] && grep -qxF "flags $FLAGS" "$STAMP" \
   exit 0
 fi
 
-[ -x "$VPY" ] || die "no venv at $VENV: run scripts/setup.sh first"
+[ -x "$VPY" ] || die "no venv at $VENV and no python3: run scripts/setup.sh first"
 command -v cmake >/dev/null 2>&1 || as_root_apt "building llama.cpp" cmake || die "cmake is missing: apt-get install cmake"
 command -v c++ >/dev/null 2>&1 || die "no C++ compiler: apt-get install g++ (needed to build llama.cpp)"
 
@@ -119,9 +123,16 @@ if want vulkan; then
     BACKENDS="${BACKENDS/vulkan/}"
   fi
 fi
-# --- CUDA, from PyPI wheels (no system toolkit needed) ---------------------------------------
+# --- CUDA: an installed toolkit if there is one, else the PyPI CUDA wheels ------------------
+system_cuda() { # the root of an installed CUDA toolkit (CUDA_HOME, /usr/local/cuda, nvcc on PATH)
+  local nvcc
+  for nvcc in "${CUDA_HOME:+$CUDA_HOME/bin/nvcc}" /usr/local/cuda/bin/nvcc "$(command -v nvcc 2>/dev/null || true)"; do
+    [ -n "$nvcc" ] && [ -x "$nvcc" ] && { dirname "$(dirname "$(readlink -f "$nvcc")")"; return 0; }
+  done
+  return 1
+}
 if want cuda; then
-  CUDA_ROOT="$CACHE/cuda"
+  CUDA_ROOT="$(system_cuda || echo "$CACHE/cuda")"
   if ! [ -x "$CUDA_ROOT/bin/nvcc" ]; then
     say "installing the CUDA 12 compiler and libraries from PyPI into $CUDA_ROOT (nvidia-cuda-nvcc-cu12, -runtime, -cublas)"
     "$VPY" -m pip install --disable-pip-version-check -q --target "$CUDA_ROOT/wheels" \
@@ -146,7 +157,7 @@ if want cuda; then
   fi
   ARCHS="${ARCHS:-native}"
   BACKEND_FLAGS="$BACKEND_FLAGS -DGGML_CUDA=ON -DCUDAToolkit_ROOT=$CUDA_ROOT -DCMAKE_CUDA_COMPILER=$CUDA_ROOT/bin/nvcc -DCMAKE_CUDA_ARCHITECTURES=$ARCHS"
-  NOTES+=("cuda: nvcc $("$CUDA_ROOT/bin/nvcc" --version 2>/dev/null | sed -n 's/.*release \([0-9.]*\).*/\1/p'), architectures $ARCHS")
+  NOTES+=("cuda: $CUDA_ROOT, nvcc $("$CUDA_ROOT/bin/nvcc" --version 2>/dev/null | sed -n 's/.*release \([0-9.]*\).*/\1/p'), architectures $ARCHS")
 fi
 # --- OpenVINO, against the venv's openvino wheel (its cmake/ and include/) ---------------------
 if want openvino; then

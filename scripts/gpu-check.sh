@@ -1,126 +1,134 @@
 #!/usr/bin/env bash
-# The GPU check of issue 30, for a machine with an NVIDIA GPU (never CI). One table out.
+# The GPU check, for a machine with an NVIDIA GPU (never CI). One table out.
 #
-#   bash scripts/gpu-check.sh [OUT_DIR]
+#   bash scripts/gpu-check.sh [--phase all|engine|serve] [OUT_DIR]
 #
-# 1. builds the CUDA engine backend from the PyPI CUDA wheels (setup.sh --with cuda; one
-#    architecture, from nvidia-smi's compute capability) and puts onnxruntime-gpu in the venv;
-# 2. live NVML discovery through `switchyard devices`;
-# 3. generation placed on the GPU through Switchyard against a direct llama-server with the same
-#    argv and pin (scripts/bench_gpu_engine.py --device gpu: tok/s at 1 and 4 streams, TTFT);
-# 4. ORT CUDA embeddings through Switchyard (placement on the GPU, backend ort-cuda) against
-#    direct ORT CUDA, batch 32;
-# while nvidia-smi samples utilisation, VRAM and temperature every second. Needs the switchyard
-# binary (SWITCHYARD_BIN, else target/release, else it builds one with cargo).
+# engine: the CUDA engine backend (set-up host: setup.sh --with cuda, which also puts
+#         onnxruntime-gpu in the venv; a host without the venv: build_llama_server.sh alone,
+#         with an installed toolkit), `llama-server --list-devices` under CUDA, and live NVML
+#         discovery through `switchyard devices`;
+# serve:  generation placed on the GPU through Switchyard against a direct llama-server with the
+#         same argv and pin (scripts/bench_gpu_engine.py --device gpu: tok/s at 1 and 4 streams,
+#         TTFT), ORT CUDA embeddings through Switchyard against direct ORT CUDA (batch 32) where
+#         the Python side has ORT's CUDA provider, and the table;
+# while nvidia-smi samples utilisation, VRAM, temperature and power every second.
+# Needs the switchyard binary (SWITCHYARD_BIN, else target/release, else it builds one with cargo).
+#
+# A GPU host without network gets what it needs from a folder made on a set-up host:
+#   bash scripts/gpu-check.sh --pack DIR      # here: DIR/1 and DIR/2 (each < 64 MiB: the model
+#                                             # is split), the llama.cpp sources without the other
+#                                             # backends, the stripped binary, the GGUF
+#   bash scripts/gpu-check.sh --unpack DIR/N  # there: into ${XDG_CACHE_HOME}/switchyard
 set -euo pipefail
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 cd "$ROOT"
+CACHE="${XDG_CACHE_HOME:-$HOME/.cache}/switchyard"
+GGUF_REL="models/smollm2-135m-gguf/SmolLM2-135M-Instruct.Q4_1.gguf"
+SDIST_NAME="llama_cpp_python-0.3.36"
+say() { printf '\n==> gpu-check: %s\n' "$*"; }
+die() { printf 'gpu-check: error: %s\n' "$*" >&2; exit 2; }
+
+pack() { # pack DIR: two carry folders for an offline GPU host
+  local dir="$1" src
+  mkdir -p "$dir/1" "$dir/2"
+  src="$(ls -d "$CACHE"/build/llama.cpp-*/src 2>/dev/null | head -1)"
+  [ -d "$src/$SDIST_NAME" ] || die "no extracted $SDIST_NAME under $CACHE/build: run scripts/setup.sh first"
+  local v="$SDIST_NAME/vendor/llama.cpp" ex=()
+  for b in cann et hexagon hip metal musa opencl openvino sycl virtgpu vulkan webgpu zdnn zendnn blas; do
+    ex+=("--exclude=$v/ggml/src/ggml-$b")
+  done
+  tar -czf "$dir/1/$SDIST_NAME.tar.gz" -C "$src" --exclude="$v/docs" --exclude="$v/models" \
+    --exclude="$v/media" --exclude="$v/tests" --exclude="$v/benches" --exclude="$v/examples" \
+    --exclude="$v/gguf-py" --exclude="$v/conversion" "${ex[@]}" "$v"
+  local bin="${SWITCHYARD_BIN:-$ROOT/target/release/switchyard}"
+  [ -x "$bin" ] || die "no $bin: cargo build --release -p switchyard"
+  strip -o "$dir/1/switchyard" "$bin" && xz -f -T0 "$dir/1/switchyard"
+  split -b 36M -d "$CACHE/$GGUF_REL" "$dir/model.part"
+  mv "$dir/model.part00" "$dir/1/" && mv "$dir/model.part"* "$dir/2/"
+  sha256sum "$CACHE/$GGUF_REL" | cut -d' ' -f1 >"$dir/2/model.sha256"
+  du -sh "$dir"/1 "$dir"/2
+}
+
+unpack() { # unpack DIR/N: into the cache
+  local dir="$1"
+  mkdir -p "$CACHE/src" "$CACHE/$(dirname "$GGUF_REL")" "$CACHE/bin" "$CACHE/parts"
+  [ -f "$dir/$SDIST_NAME.tar.gz" ] && cp "$dir/$SDIST_NAME.tar.gz" "$CACHE/src/"
+  [ -f "$dir/switchyard.xz" ] && xz -dc "$dir/switchyard.xz" >"$CACHE/bin/switchyard" && chmod +x "$CACHE/bin/switchyard"
+  cp "$dir"/model.part* "$CACHE/parts/" 2>/dev/null || true
+  if [ -f "$dir/model.sha256" ]; then
+    cat "$CACHE"/parts/model.part* >"$CACHE/$GGUF_REL"
+    [ "$(sha256sum "$CACHE/$GGUF_REL" | cut -d' ' -f1)" = "$(cat "$dir/model.sha256")" ] || die "the reassembled GGUF's sha256 differs"
+  fi
+  ls -la "$CACHE/src" "$CACHE/bin" "$CACHE/$(dirname "$GGUF_REL")"
+}
+
+PHASE=all
+while [ $# -gt 0 ]; do
+  case "$1" in
+    --pack) pack "$2"; exit 0 ;;
+    --unpack) unpack "$2"; exit 0 ;;
+    --phase) PHASE="$2"; shift 2 ;;
+    *) break ;;
+  esac
+done
+case "$PHASE" in all|engine|serve) ;; *) die "--phase is all, engine or serve" ;; esac
 OUT="${1:-${OUT:-$ROOT/target/gpu-check}}"
 mkdir -p "$OUT"
-CACHE="${XDG_CACHE_HOME:-$HOME/.cache}/switchyard"
-say() { printf '\n==> gpu-check: %s\n' "$*"; }
 
-command -v nvidia-smi >/dev/null 2>&1 || { echo "gpu-check: no nvidia-smi: this needs an NVIDIA GPU and its driver" >&2; exit 2; }
-nvidia-smi --query-gpu=index,name,uuid,pci.bus_id,compute_cap,memory.total,driver_version --format=csv | tee "$OUT/gpus.csv"
-
-say "set-up with CUDA (engine backend from PyPI wheels, onnxruntime-gpu)"
-bash scripts/setup.sh --with cuda 2>&1 | tee "$OUT/setup.log"
-# shellcheck disable=SC1091
-source "$CACHE/env.sh"
-VPY="$SWITCHYARD_PYTHON"
-# The CUDA runtime libraries the ORT CUDA provider and libggml-cuda.so load.
-SITE="$("$VPY" -c 'import sysconfig; print(sysconfig.get_paths()["purelib"])')"
-for d in "$SITE"/nvidia/*/lib "$CACHE"/cuda/lib64; do [ -d "$d" ] && LD_LIBRARY_PATH="$d:${LD_LIBRARY_PATH:-}"; done
-export LD_LIBRARY_PATH
-
+command -v nvidia-smi >/dev/null 2>&1 || die "no nvidia-smi: this needs an NVIDIA GPU and its driver"
+if [ -x "$CACHE/venv/bin/python" ]; then VPY="$CACHE/venv/bin/python"; else VPY="$(command -v python3)"; fi
 BIN="${SWITCHYARD_BIN:-$ROOT/target/release/switchyard}"
+[ -x "$BIN" ] || [ ! -x "$CACHE/bin/switchyard" ] || BIN="$CACHE/bin/switchyard"
 if [ ! -x "$BIN" ]; then
   say "building switchyard (release)"
   cargo build --release -p switchyard
 fi
 export SWITCHYARD_BIN="$BIN"
 
-say "NVML sampler (1 s)"
 nvidia-smi --query-gpu=timestamp,utilization.gpu,memory.used,memory.total,temperature.gpu,power.draw \
-  --format=csv,noheader,nounits -l 1 >"$OUT/nvml.csv" 2>/dev/null &
+  --format=csv,noheader,nounits -l 1 >>"$OUT/nvml.csv" 2>/dev/null &
 SAMPLER=$!
 trap 'kill $SAMPLER 2>/dev/null || true' EXIT
 
-say "live discovery"
-"$BIN" devices -o json >"$OUT/devices.json"
-"$BIN" devices | tee "$OUT/devices.txt"
+if [ "$PHASE" != serve ]; then
+  nvidia-smi --query-gpu=index,name,uuid,pci.bus_id,compute_cap,memory.total,driver_version --format=csv | tee "$OUT/gpus.csv"
+  if [ -x "$CACHE/venv/bin/python" ]; then
+    say "set-up with CUDA (engine backend, onnxruntime-gpu)"
+    bash scripts/setup.sh --with cuda 2>&1 | tee -a "$OUT/setup.log"
+  else
+    say "engine build with CUDA (no venv here: build_llama_server.sh alone, installed toolkit)"
+    backends="cpu cuda"
+    command -v glslc >/dev/null 2>&1 && backends="$backends vulkan"
+    start=$(date +%s)
+    SWITCHYARD_ENGINE_BACKENDS="$backends" LLAMA_BUILD_JOBS="${LLAMA_BUILD_JOBS:-$(nproc)}" \
+      bash scripts/build_llama_server.sh --with cuda 2>&1 | tee -a "$OUT/setup.log"
+    echo "engine build: $(( $(date +%s) - start )) s with $(nproc) cores" | tee -a "$OUT/setup.log"
+  fi
+  ENGINE="$(ls -d "$CACHE"/engines/llama.cpp-*/ | head -1)"
+  { cat "$ENGINE/BUILD"; echo; echo "--list-devices, no pin:"; "$ENGINE/llama-server" --list-devices 2>&1 | sed -n '/Available/,$p'
+    uuid="$(nvidia-smi --query-gpu=uuid --format=csv,noheader | head -1)"
+    echo "--list-devices, CUDA_VISIBLE_DEVICES=$uuid:"; CUDA_VISIBLE_DEVICES="$uuid" "$ENGINE/llama-server" --list-devices 2>&1 | sed -n '/Available/,$p'
+  } | tee "$OUT/engine.txt"
+  say "live discovery (NVML)"
+  "$BIN" devices -o json >"$OUT/devices.json"
+  "$BIN" devices | tee "$OUT/devices.txt"
+fi
+[ "$PHASE" = engine ] && exit 0
 
 say "generation: Switchyard on the GPU vs direct llama-server (same argv, same pin)"
-"$VPY" scripts/bench_gpu_engine.py --device gpu --requests 4 --max-tokens 96 --rounds 2 \
+"$VPY" scripts/bench_gpu_engine.py --device gpu --requests 4 --max-tokens 128 --rounds 3 \
   --bin "$BIN" --json "$OUT/generation.json" 2>&1 | tee "$OUT/generation.txt"
 
 say "embeddings: Switchyard ort-cuda vs direct ORT CUDA (batch 32)"
-"$VPY" - "$BIN" "$OUT" <<'PY' 2>&1 | tee "$OUT/embeddings.txt"
-import json, subprocess, sys, tempfile, time, urllib.request
-from pathlib import Path
-sys.path.insert(0, "scripts")
-from bench_api import Child, child_env, wait_http, post_json, cache_dir
-from baseline_ort import short_sentences, tokenizer
-import numpy as np, onnxruntime as ort
-binary, out = sys.argv[1], Path(sys.argv[2])
-sentences = short_sentences(256)
-model = cache_dir() / "models/minilm-l6-v2"
-sess = ort.InferenceSession(str(model / "model.onnx"), providers=["CUDAExecutionProvider"])
-assert sess.get_providers()[0] == "CUDAExecutionProvider", sess.get_providers()
-tok = tokenizer(model / "tokenizer.json")
-def direct():
-    for i in range(0, len(sentences), 32):
-        enc = tok.encode_batch(sentences[i:i + 32])
-        ids = np.array([e.ids for e in enc], dtype=np.int64)
-        mask = np.array([e.attention_mask for e in enc], dtype=np.int64)
-        sess.run(None, {"input_ids": ids, "attention_mask": mask, "token_type_ids": np.zeros_like(ids)})
-direct()
-t = time.perf_counter(); [direct() for _ in range(3)]; d = 3 * len(sentences) / (time.perf_counter() - t)
-with tempfile.TemporaryDirectory() as tmp:
-    up = Child([binary, "up", "--listen", "127.0.0.1:0", "--http-listen", "127.0.0.1:0",
-                "--agent-listen", "127.0.0.1:0", "--data-dir", f"{tmp}/data"], child_env(), Path(tmp) / "up.log")
-    try:
-        fields = dict(w.split("=", 1) for w in up.first_line(120).split() if "=" in w)
-        url = "http://" + fields["http"]
-        wait_http(url + "/ready", 120)
-        status, body, headers = post_json(url + "/v1/embeddings", {"model": "minilm-l6-v2", "input": sentences[:32]})
-        for _ in range(20):
-            if status == 200: break
-            time.sleep(1); status, body, headers = post_json(url + "/v1/embeddings", {"model": "minilm-l6-v2", "input": sentences[:32]})
-        placed = (headers.get("x-switchyard-device"), headers.get("x-switchyard-backend"))
-        t = time.perf_counter()
-        for _ in range(3):
-            for i in range(0, len(sentences), 32):
-                post_json(url + "/v1/embeddings", {"model": "minilm-l6-v2", "input": sentences[i:i + 32]})
-        s = 3 * len(sentences) / (time.perf_counter() - t)
-    finally:
-        up.close()
-print(f"embeddings_direct_ort_cuda {d:.0f}/s")
-print(f"embeddings_switchyard {s:.0f}/s placed on {placed}")
-print(f"embeddings_ratio {s / d:.2f}x")
-(out / "embeddings.json").write_text(json.dumps({"direct": d, "switchyard": s, "placed": placed}))
-PY
+if "$VPY" -c 'import onnxruntime as o, sys; sys.exit(0 if "CUDAExecutionProvider" in o.get_available_providers() and tuple(map(int, o.__version__.split(".")[:2])) >= (1, 31) else 1)' 2>/dev/null \
+   && [ -f "$CACHE/models/minilm-l6-v2/model.onnx" ]; then
+  "$VPY" scripts/gpu_check_embeddings.py "$BIN" "$OUT" 2>&1 | tee "$OUT/embeddings.txt"
+else
+  reason="$("$VPY" -c 'import onnxruntime as o; print(f"onnxruntime {o.__version__}, providers {o.get_available_providers()}")' 2>&1 | tail -1)"
+  echo "{\"skipped\": \"ORT CUDA needs onnxruntime-gpu >= 1.31 (api-31) and the minilm model; here: ${reason//\"/\'}\"}" >"$OUT/embeddings.json"
+  echo "embeddings skipped: $reason" | tee "$OUT/embeddings.txt"
+fi
 kill $SAMPLER 2>/dev/null || true
 
 say "table"
-"$VPY" - "$OUT" <<'PY' | tee "$OUT/table.txt"
-import csv, json, statistics, sys
-from pathlib import Path
-out = Path(sys.argv[1])
-rows = [r for r in csv.reader(open(out / "nvml.csv")) if len(r) >= 6]
-util = [float(r[1]) for r in rows]; used = [float(r[2]) for r in rows]; total = float(rows[0][3]) if rows else 1
-temp = [float(r[4]) for r in rows]
-g = json.loads((out / "generation.json").read_text())["median"]
-e = json.loads((out / "embeddings.json").read_text())
-print("| check | figure | target |")
-print("|---|---|---|")
-print(f"| generation 1 stream, Switchyard / direct | {g['switchyard@1']['tok_s']:.1f} / {g['direct@1']['tok_s']:.1f} tok/s = {g['switchyard@1']['tok_s']/g['direct@1']['tok_s']:.3f}x | >= 0.97x |")
-print(f"| generation 4 streams, Switchyard / direct | {g['switchyard@4']['tok_s']:.1f} / {g['direct@4']['tok_s']:.1f} tok/s = {g['switchyard@4']['tok_s']/g['direct@4']['tok_s']:.3f}x | >= 0.97x |")
-print(f"| TTFT p50 @1, Switchyard / direct | {g['switchyard@1']['ttft_p50_ms']:.1f} / {g['direct@1']['ttft_p50_ms']:.1f} ms | +< 5 ms |")
-print(f"| embeddings batch 32, Switchyard (on {e['placed']}) / direct ORT CUDA | {e['switchyard']:.0f} / {e['direct']:.0f} /s | |")
-if util:
-    busy = [u for u in util if u > 0]
-    print(f"| GPU utilisation while busy (p50 / max) | {statistics.median(busy or [0]):.0f} / {max(util):.0f} % | > 50 % |")
-    print(f"| VRAM used (max) | {max(used):.0f} / {total:.0f} MiB = {100*max(used)/total:.0f} % | < 90 % |")
-    print(f"| temperature (max) | {max(temp):.0f} °C | < 80 °C |")
-PY
+"$VPY" scripts/gpu_check_table.py "$OUT" | tee "$OUT/table.txt"
