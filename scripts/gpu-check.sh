@@ -19,6 +19,9 @@
 #                                             # is split), the llama.cpp sources without the other
 #                                             # backends, the stripped binary, the GGUF
 #   bash scripts/gpu-check.sh --unpack DIR/N  # there: into ${XDG_CACHE_HOME}/switchyard
+# There, point XDG_CACHE_HOME at a folder that outlives a copy of the tree (under target/): the
+# engine build (about 280 s on 16 cores for cpu+cuda, one architecture) is kept between calls.
+# Measured on an H200 on 2026-12-04: see the README's "GPU check" section.
 set -euo pipefail
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 cd "$ROOT"

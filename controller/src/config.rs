@@ -3,6 +3,7 @@
 //! unknown keys. The `switchyard` binary composes them (with the agent's section) into the
 //! file it reads; [`ServerConfig`] is what [`crate::server::start`] runs with.
 
+use std::collections::BTreeMap;
 use std::net::SocketAddr;
 use std::path::PathBuf;
 
@@ -118,6 +119,12 @@ pub struct Routes {
     pub code: Vec<String>,
     /// Generate models of the `heavy` tier (long or hard questions), in fallback order.
     pub heavy: Vec<String>,
+    /// Tiers the user named (`[routes.tiers] sql = ["sqlcoder-7b"]`), for a router fitted on
+    /// them (`switchyard router fit`): generate models per tier, in fallback order.
+    pub tiers: BTreeMap<String, Vec<String>>,
+    /// Where a tier goes when none of its models can be placed (`[routes.fallback] sql =
+    /// ["code", "fast"]`); without an entry: the built-in order, then the other user tiers.
+    pub fallback: BTreeMap<String, Vec<String>>,
 }
 
 impl Routes {
@@ -128,6 +135,7 @@ impl Routes {
             .chain(&self.fast)
             .chain(&self.code)
             .chain(&self.heavy)
+            .chain(self.tiers.values().flatten())
     }
 }
 
@@ -139,6 +147,8 @@ impl Default for Routes {
             fast: vec!["smollm2-135m".into()],
             code: vec!["smollm2-135m-code".into()],
             heavy: vec!["smollm2-135m-heavy".into()],
+            tiers: BTreeMap::new(),
+            fallback: BTreeMap::new(),
         }
     }
 }

@@ -11,7 +11,7 @@
 //! * [`circuit`]: [`CircuitBreakers`] per (node, device).
 //! * [`latency`]: [`LatencyStats`] (EWMA, p95) and adaptive timeouts.
 //! * [`retry`]: [`RetryPolicy`], exponential backoff with jitter.
-//! * [`tiers`]: [`Tier`] fallback order and [`choose_model`].
+//! * [`tiers`]: [`Tier`], [`TierRoutes`] and their fallback order, and [`choose_model`].
 //!
 //! Placing one stage:
 //!
@@ -75,6 +75,6 @@ pub use scheduler::{
 };
 pub use tiers::{
     ModelDemand, NoTierAvailable, SkippedModel, Tier, TierChoice, TierParseError, TierRoutes,
-    choose_model, fallback_order,
+    choose_model,
 };
 pub use view::{ClusterView, DEVICE_KINDS, DeviceView, NodeView, ViewError, kind_name};

@@ -1,17 +1,22 @@
-//! Tier fallback: which generator answers when the requested tier has nowhere to run.
+//! Tiers and their fallback: which generator answers when the requested tier has nowhere to run.
 //!
-//! The router classifies a prompt into a [`Tier`]; [`TierRoutes`] lists the models of each tier
+//! The router classifies a prompt into a [`Tier`]: one of the built-in three, or a tier the user
+//! named (a fitted router's `sql`, `german`, …). [`TierRoutes`] lists the models of each tier
 //! (best first). When no model of a tier has a healthy placement, the next tier in
-//! [`fallback_order`] is tried:
+//! [`TierRoutes::fallback_order`] is tried; for the built-ins:
 //!
 //! | requested | order | why |
 //! |---|---|---|
 //! | `heavy` | heavy → code → fast | degrade gradually: the next most capable model first |
 //! | `code`  | code → heavy → fast | a general heavy model codes better than the fast one |
 //! | `fast`  | fast → code → heavy | stay cheap: the mid tier before the largest |
+//!
+//! A user tier falls back to the tiers its route lists (`[routes.fallback]`), else to the
+//! built-ins in the `fast` order, then to the other user tiers by name.
 
 use std::fmt;
 use std::str::FromStr;
+use std::sync::Arc;
 use std::time::Instant;
 
 use serde::{Deserialize, Serialize};
@@ -19,93 +24,149 @@ use switchyard_backend_core::{Precision, StageKind};
 
 use crate::scheduler::{Placement, PlacementContext, PlacementRequest};
 
-/// Answer tiers chosen by the router.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum Tier {
-    /// Short, cheap answers.
-    Fast,
-    /// Programming questions.
-    Code,
-    /// Long or hard questions.
-    Heavy,
-}
+/// An answer tier chosen by the router: a lower-case name of 1–32 characters (`a-z`, `0-9`,
+/// `_`, `-`, starting with a letter or digit).
+#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(try_from = "String", into = "String")]
+pub struct Tier(Arc<str>);
 
 impl Tier {
-    /// All tiers.
-    pub const ALL: [Tier; 3] = [Tier::Fast, Tier::Code, Tier::Heavy];
+    /// The built-in tiers, in their default fallback order from `fast`.
+    pub const BUILT_IN: [&'static str; 3] = ["fast", "code", "heavy"];
 
-    /// `fast`, `code` or `heavy`.
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Tier::Fast => "fast",
-            Tier::Code => "code",
-            Tier::Heavy => "heavy",
-        }
+    /// Short, cheap answers.
+    pub fn fast() -> Tier {
+        Tier(Arc::from("fast"))
+    }
+
+    /// Programming questions.
+    pub fn code() -> Tier {
+        Tier(Arc::from("code"))
+    }
+
+    /// Long or hard questions.
+    pub fn heavy() -> Tier {
+        Tier(Arc::from("heavy"))
+    }
+
+    /// The tier's name.
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+
+    /// Whether it is one of `fast`, `code`, `heavy`.
+    pub fn is_built_in(&self) -> bool {
+        Self::BUILT_IN.contains(&self.as_str())
     }
 }
 
 impl fmt::Display for Tier {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(self.as_str())
+        f.write_str(&self.0)
     }
 }
 
-/// A string that is not a tier name.
+/// A string that cannot name a tier.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-#[error("unknown tier {0:?} (expected fast, code or heavy)")]
+#[error(
+    "invalid tier name {0:?}: use 1-32 characters a-z, 0-9, '_' or '-', starting with a letter or digit"
+)]
 pub struct TierParseError(pub String);
 
 impl FromStr for Tier {
     type Err = TierParseError;
     fn from_str(s: &str) -> Result<Self, Self::Err> {
-        match s {
-            "fast" => Ok(Tier::Fast),
-            "code" => Ok(Tier::Code),
-            "heavy" => Ok(Tier::Heavy),
-            other => Err(TierParseError(other.to_owned())),
+        let ok = !s.is_empty()
+            && s.len() <= 32
+            && s.bytes()
+                .next()
+                .is_some_and(|b| b.is_ascii_lowercase() || b.is_ascii_digit())
+            && s.bytes()
+                .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'_' || b == b'-');
+        if ok {
+            Ok(Tier(Arc::from(s)))
+        } else {
+            Err(TierParseError(s.to_owned()))
         }
     }
 }
 
-/// Tiers to try, in order, for a requested tier (see the module table).
-pub fn fallback_order(tier: Tier) -> [Tier; 3] {
-    match tier {
-        Tier::Heavy => [Tier::Heavy, Tier::Code, Tier::Fast],
-        Tier::Code => [Tier::Code, Tier::Heavy, Tier::Fast],
-        Tier::Fast => [Tier::Fast, Tier::Code, Tier::Heavy],
+impl TryFrom<String> for Tier {
+    type Error = TierParseError;
+    fn try_from(s: String) -> Result<Self, Self::Error> {
+        s.parse()
     }
 }
 
-/// Generator models per tier, best first.
-#[derive(Debug, Clone, Default, PartialEq, Eq, Deserialize)]
-#[serde(deny_unknown_fields, default)]
+impl From<Tier> for String {
+    fn from(t: Tier) -> String {
+        t.0.to_string()
+    }
+}
+
+/// Generator models per tier, best first, in the order the tiers were added, and each tier's
+/// explicit fallback list, if any.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct TierRoutes {
-    /// Fast tier models.
-    pub fast: Vec<String>,
-    /// Code tier models.
-    pub code: Vec<String>,
-    /// Heavy tier models.
-    pub heavy: Vec<String>,
+    tiers: Vec<(Tier, Vec<String>)>,
+    fallback: Vec<(Tier, Vec<Tier>)>,
 }
 
 impl TierRoutes {
-    /// Models of one tier.
-    pub fn models(&self, tier: Tier) -> &[String] {
-        match tier {
-            Tier::Fast => &self.fast,
-            Tier::Code => &self.code,
-            Tier::Heavy => &self.heavy,
-        }
+    /// Models of one tier (empty for a tier without a route).
+    pub fn models(&self, tier: &Tier) -> &[String] {
+        self.tiers
+            .iter()
+            .find(|(t, _)| t == tier)
+            .map_or(&[], |(_, m)| m.as_slice())
     }
 
     /// Adds a model to a tier (e.g. from registry entries' `tier` field).
     pub fn push(&mut self, tier: Tier, model: impl Into<String>) {
-        match tier {
-            Tier::Fast => self.fast.push(model.into()),
-            Tier::Code => self.code.push(model.into()),
-            Tier::Heavy => self.heavy.push(model.into()),
+        match self.tiers.iter_mut().find(|(t, _)| *t == tier) {
+            Some((_, models)) => models.push(model.into()),
+            None => self.tiers.push((tier, vec![model.into()])),
         }
+    }
+
+    /// Sets the tiers `tier` falls back to, in order.
+    pub fn set_fallback(&mut self, tier: Tier, then: Vec<Tier>) {
+        self.fallback.retain(|(t, _)| *t != tier);
+        self.fallback.push((tier, then));
+    }
+
+    /// Every tier with at least one model, in the order added.
+    pub fn tiers(&self) -> impl Iterator<Item = &Tier> {
+        self.tiers
+            .iter()
+            .filter(|(_, m)| !m.is_empty())
+            .map(|(t, _)| t)
+    }
+
+    /// Tiers to try, in order, for a requested tier (see the module doc); each once.
+    pub fn fallback_order(&self, tier: &Tier) -> Vec<Tier> {
+        let mut order = vec![tier.clone()];
+        let mut add = |t: Tier| {
+            if !order.contains(&t) {
+                order.push(t);
+            }
+        };
+        if let Some((_, then)) = self.fallback.iter().find(|(t, _)| t == tier) {
+            then.iter().cloned().for_each(&mut add);
+        }
+        let built_in: &[&str] = match tier.as_str() {
+            "heavy" => &["heavy", "code", "fast"],
+            "code" => &["code", "heavy", "fast"],
+            _ => &Tier::BUILT_IN,
+        };
+        built_in
+            .iter()
+            .map(|n| Tier(Arc::from(*n)))
+            .for_each(&mut add);
+        let mut users: Vec<Tier> = self.tiers().filter(|t| !t.is_built_in()).cloned().collect();
+        users.sort();
+        users.into_iter().for_each(add);
+        order
     }
 }
 
@@ -175,11 +236,11 @@ pub fn choose_model(
     now: Instant,
 ) -> Result<TierChoice, NoTierAvailable> {
     let mut tried = Vec::new();
-    for t in fallback_order(tier) {
-        for model in routes.models(t) {
+    for t in routes.fallback_order(&tier) {
+        for model in routes.models(&t) {
             let Some(d) = demand(model) else {
                 tried.push(SkippedModel {
-                    tier: t,
+                    tier: t.clone(),
                     model: model.clone(),
                     why: "no registry entry",
                 });
@@ -198,7 +259,7 @@ pub fn choose_model(
                 });
             }
             tried.push(SkippedModel {
-                tier: t,
+                tier: t.clone(),
                 model: model.clone(),
                 why: "no eligible device",
             });

@@ -180,7 +180,7 @@ impl Pipeline {
                 .tier
                 .as_deref()
                 .and_then(|t| t.parse().ok())
-                .unwrap_or(Tier::Fast);
+                .unwrap_or_else(Tier::fast);
             return Ok((requested.to_string(), tier));
         }
         let router = self.routes.router.clone();
@@ -198,12 +198,12 @@ impl Pipeline {
                 resp.classifications
                     .first()
                     .and_then(|c| c.label.parse::<Tier>().ok())
-                    .unwrap_or(Tier::Fast)
+                    .unwrap_or_else(Tier::fast)
             }
             Err(e) if e.class == ErrorClass::DeadlineExceeded => return Err(e),
             Err(e) => {
                 warn!(error = %e.message, "router unavailable; using the fast tier");
-                Tier::Fast
+                Tier::fast()
             }
         };
         let choice = self.placer.choose_model(tier, &self.tiers)?;
@@ -273,7 +273,7 @@ impl Pipeline {
     /// Every generation model of every tier, once, in tier order.
     fn tier_models(&self) -> Vec<String> {
         let mut all: Vec<String> = Vec::new();
-        for t in Tier::ALL {
+        for t in self.tiers.tiers() {
             for m in self.tiers.models(t) {
                 if !all.contains(m) {
                     all.push(m.clone());
