@@ -14,3 +14,4 @@ pub mod placement;
 pub mod residency;
 pub mod security;
 pub mod server;
+pub mod tier_router;

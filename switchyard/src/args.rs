@@ -7,7 +7,9 @@ use std::path::PathBuf;
 use clap::{Args, Parser, Subcommand, ValueEnum};
 
 mod models;
+mod router;
 pub use models::{ModelsAction, ModelsArgs};
+pub use router::{RouterAction, RouterArgs, RouterEvalArgs, RouterFitArgs};
 
 /// Switchyard: accelerator-aware inference across a homelab cluster.
 ///
@@ -73,6 +75,9 @@ pub enum Command {
     /// The cluster's model set, held by the controller and sent to every agent:
     /// `models add NAME --gguf FILE | --ollama MODEL[:TAG]`, `models list`, `models rm NAME`.
     Models(ModelsArgs),
+    /// Routers fitted on your own tiers: `router fit FILE.jsonl` (embed, hold out, fit, report,
+    /// write), `router eval FILE.jsonl --router router.json`.
+    Router(RouterArgs),
 }
 
 /// Flags of `nodes`.

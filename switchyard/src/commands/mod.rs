@@ -8,6 +8,7 @@ mod docs;
 mod explain;
 mod models;
 mod nodes;
+mod router;
 mod run;
 mod status;
 mod token;
@@ -44,6 +45,7 @@ pub async fn run(cli: Cli) -> Result<()> {
         Command::Token(args) => token::run(&args),
         Command::Nodes(args) => nodes::run(&args).await,
         Command::Models(args) => models::run(&args).await,
+        Command::Router(args) => router::run(&args).await,
     }
 }
 
