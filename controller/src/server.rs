@@ -20,7 +20,7 @@ use crate::cluster::registry_service::RegistryService;
 use crate::config::ServerConfig;
 use crate::documents::{DocumentStore, SqliteStore, StoreError};
 use crate::models::ModelSet;
-use crate::pipeline::{Documents, Pipeline, PipelineService, RouteError};
+use crate::pipeline::{Documents, FittedRouter, Pipeline, PipelineService, RouteError};
 use crate::placement::{PlacementSettings, Placer};
 use crate::residency::KeepAlives;
 use crate::security::Security;
@@ -64,6 +64,9 @@ pub enum StartError {
     /// The HTTP API's `[api.tls]` certificate or key cannot be used.
     #[error("api.tls: {0}")]
     HttpTls(String),
+    /// The installed fitted router in the data directory is damaged.
+    #[error("installed router: {0}")]
+    Router(#[from] crate::tier_router::RouterError),
 }
 
 /// A running controller.
@@ -166,6 +169,9 @@ pub async fn start(
         config.api.max_inputs,
     );
     let (security, first_token) = open_security(config)?;
+    let fitted = Arc::new(FittedRouter::open(
+        config.controller.data_dir.join("router"),
+    )?);
     let pipeline = Arc::new(
         Pipeline::new(
             placer.clone(),
@@ -174,7 +180,8 @@ pub async fn start(
             keep_alives.clone(),
             documents,
         )?
-        .with_agent_tls(security.agent_tls()),
+        .with_agent_tls(security.agent_tls())
+        .with_fitted_router(fitted),
     );
     let (listener, grpc_addr) = bind(config.controller.listen).await?;
     let (http_listener, http_addr) = bind(config.controller.http_listen).await?;
@@ -219,7 +226,8 @@ pub async fn start(
         ))
         .add_service(ClusterServer::with_interceptor(
             ClusterService::new(cluster.clone(), model_set.clone(), keep_alives.clone())
-                .with_security(security.clone()),
+                .with_security(security.clone())
+                .with_router(pipeline.clone()),
             move |req: tonic::Request<()>| cluster_auth.authorize(&req).map(|_| req),
         ))
         .add_service(

@@ -9,7 +9,7 @@ use clap::{Args, Parser, Subcommand, ValueEnum};
 mod models;
 mod router;
 pub use models::{ModelsAction, ModelsArgs};
-pub use router::{RouterAction, RouterArgs, RouterEvalArgs, RouterFitArgs};
+pub use router::{RouterAction, RouterArgs, RouterControllerArgs, RouterEvalArgs, RouterFitArgs};
 
 /// Switchyard: accelerator-aware inference across a homelab cluster.
 ///

@@ -1,17 +1,21 @@
 """`switchyard router fit|eval` (issue 36): a router fitted on the user's own tiers, with the
 cluster's real embedder (MiniLM through the controller's Embed RPC). Four made-up tiers route
 their held-out prompts far above chance; a file with one tier, a malformed line and a tier
-the router does not know are clear errors naming the line; an edited router file is refused."""
+the router does not know are clear errors naming the line; an edited router file is refused.
+`router install` hot-swaps the router into a running cluster whose [routes.tiers] serve those
+tiers, under load, without losing a request; a router with an unrouted tier is refused and
+the installed one stays; `router rollback` puts the registry's router back."""
 
 from __future__ import annotations
 
 import json
 import subprocess
+import threading
 from pathlib import Path
 
 import pytest
 
-from conftest import binary_path, setup_env
+from conftest import binary_path, http_json, setup_env, start_binary, wait_ready
 
 TIERS = {
     "sql": [
@@ -120,3 +124,84 @@ def test_bad_files_are_clear_errors_with_line_numbers(system, fitted):
     assert r.returncode != 0 and "sha256 does not match" in r.stderr, r.stderr
     r = sy(system, "router", "fit", str(held), "--holdout", "0.95")
     assert r.returncode != 0 and "--holdout must be between 0 and 0.9" in r.stderr, r.stderr
+
+
+ROUTES = """
+[routes.tiers]
+sql = ["smollm2-135m-code"]
+german = ["smollm2-135m"]
+math = ["smollm2-135m-heavy"]
+poetry = ["smollm2-135m"]
+"""
+
+
+@pytest.fixture(scope="module")
+def routed(tmp_path_factory):
+    """A second `switchyard up` whose routes serve the four made-up tiers."""
+    tmp = tmp_path_factory.mktemp("routed")
+    system = start_binary(tmp, ROUTES)
+    try:
+        wait_ready(system)
+        yield system
+    finally:
+        system.proc.kill()
+        system.proc.wait()
+
+
+def tier_of(system, prompt: str) -> str:
+    status, body, _ = http_json(f"{system.http_url}/v1/pipeline", token=system.token,
+                                body={"prompt": prompt, "max_tokens": 1})
+    assert status == 200, body
+    return body["tier"]
+
+
+def test_install_hot_swaps_under_load_refuses_unrouted_tiers_and_rolls_back(routed, fitted):
+    tmp, report, out, _ = fitted
+    show = json.loads(sy(routed, "router", "show", "-o", "json").stdout)
+    assert show["fitted"] is False and show["model"] == "router" and show["previous_sha256"] is None
+    assert tier_of(routed, "write a SQL join of two tables") in ("fast", "code", "heavy")
+
+    statuses: list[int] = []
+    stop = threading.Event()
+
+    def load() -> None:
+        i = 0
+        while not stop.is_set():
+            i += 1
+            status, _, _ = http_json(f"{routed.http_url}/v1/pipeline", token=routed.token,
+                                     body={"prompt": f"Wie spät ist es? ({i})", "max_tokens": 1})
+            statuses.append(status)
+
+    workers = [threading.Thread(target=load) for _ in range(3)]
+    for w in workers:
+        w.start()
+    try:
+        r = sy(routed, "router", "install", str(out), "-o", "json")
+        assert r.returncode == 0, r.stderr
+        installed = json.loads(r.stdout)
+        assert installed["fitted"] and installed["tiers"] == ["sql", "german", "math", "poetry"]
+        assert installed["sha256"] == report["sha256"] and installed["previous_sha256"] == ""
+        assert tier_of(routed, "SELECT the customers who ordered twice in March") == "sql"
+        assert tier_of(routed, "Wo ist bitte der Bahnhof?") == "german"
+    finally:
+        stop.set()
+        for w in workers:
+            w.join(timeout=60)
+    assert statuses and all(s == 200 for s in statuses), statuses
+
+    spanish_prompts = ("hola amigo", "buenos días", "¿dónde está la playa?", "me gusta la paella",
+                       "gracias por todo", "hasta mañana")
+    spanish = write_jsonl(tmp / "spanish.jsonl", [(p, "sql") for p in TIERS["sql"][:6]]
+                          + [(p, "spanish") for p in spanish_prompts])
+    r = sy(routed, "router", "fit", str(spanish), "--out", str(tmp / "spanish.json"))
+    assert r.returncode == 0, r.stderr
+    r = sy(routed, "router", "install", str(tmp / "spanish.json"))
+    assert r.returncode != 0 and "tier(s) spanish have no models in [routes]" in r.stderr, r.stderr
+    show = json.loads(sy(routed, "router", "show", "-o", "json").stdout)
+    assert show["sha256"] == report["sha256"], "a refused install leaves the installed router"
+
+    r = sy(routed, "router", "rollback", "-o", "json")
+    assert r.returncode == 0, r.stderr
+    back = json.loads(r.stdout)
+    assert back["fitted"] is False and back["previous_sha256"] == report["sha256"]
+    assert tier_of(routed, "SELECT the customers who ordered twice in March") in ("fast", "code", "heavy")

@@ -6,16 +6,19 @@ use std::sync::Arc;
 use switchyard_proto::errors::ErrorClass;
 use switchyard_proto::v1::cluster_server::Cluster;
 use switchyard_proto::v1::{
-    AddModelRequest, AddModelResponse, ListModelsRequest, ListModelsResponse, ListNodesRequest,
-    ListNodesResponse, ModelPlacement, ModelStatus, NodeState, RemoveModelRequest,
-    RemoveModelResponse, RemoveNodeRequest, RemoveNodeResponse,
+    AddModelRequest, AddModelResponse, GetRouterRequest, InstallRouterRequest, ListModelsRequest,
+    ListModelsResponse, ListNodesRequest, ListNodesResponse, ModelPlacement, ModelStatus,
+    NodeState, RemoveModelRequest, RemoveModelResponse, RemoveNodeRequest, RemoveNodeResponse,
+    RollbackRouterRequest, RouterStatus,
 };
 use tonic::{Request, Response, Status};
 
 use crate::cluster::ClusterState;
 use crate::models::ModelSet;
+use crate::pipeline::{Pipeline, Slots};
 use crate::residency::KeepAlives;
 use crate::security::Security;
+use crate::tier_router::RouterHead;
 
 /// The cluster service.
 #[derive(Debug, Clone)]
@@ -24,6 +27,7 @@ pub struct ClusterService {
     models: Arc<ModelSet>,
     keep_alives: Arc<KeepAlives>,
     security: Arc<Security>,
+    pipeline: Option<Arc<Pipeline>>,
 }
 
 impl ClusterService {
@@ -38,13 +42,44 @@ impl ClusterService {
             models,
             keep_alives,
             security: Security::insecure(),
+            pipeline: None,
         }
+    }
+
+    /// Installs and rolls back fitted routers on `pipeline`.
+    pub fn with_router(mut self, pipeline: Arc<Pipeline>) -> Self {
+        self.pipeline = Some(pipeline);
+        self
+    }
+
+    fn pipeline(&self) -> Result<&Arc<Pipeline>, Status> {
+        self.pipeline
+            .as_ref()
+            .ok_or_else(|| ErrorClass::Unavailable.status("this controller has no pipeline"))
     }
 
     /// Revokes removed nodes' certificates under `security` (mTLS).
     pub fn with_security(mut self, security: Arc<Security>) -> Self {
         self.security = security;
         self
+    }
+}
+
+/// The wire view of the router slots.
+fn router_status(model: &str, slots: &Slots) -> RouterStatus {
+    let active = slots.active.as_deref();
+    RouterStatus {
+        fitted: active.is_some(),
+        model: model.to_owned(),
+        tiers: active
+            .map(|h| h.tiers.iter().map(ToString::to_string).collect())
+            .unwrap_or_default(),
+        embedder: active.map(|h| h.embedder.clone()).unwrap_or_default(),
+        sha256: active.map(|h| h.sha256.clone()).unwrap_or_default(),
+        previous_sha256: slots
+            .previous
+            .as_ref()
+            .map(|p| p.as_ref().map(|h| h.sha256.clone()).unwrap_or_default()),
     }
 }
 
@@ -186,6 +221,48 @@ impl Cluster for ClusterService {
             .into_iter()
             .find(|m| m.name == name);
         Ok(Response::new(AddModelResponse { model: status }))
+    }
+
+    async fn install_router(
+        &self,
+        request: Request<InstallRouterRequest>,
+    ) -> Result<Response<RouterStatus>, Status> {
+        let pipeline = self.pipeline()?;
+        let head = RouterHead::from_json(&request.into_inner().router_json)
+            .map_err(|e| ErrorClass::InvalidArgument.status(e.to_string()))?;
+        let slots = pipeline
+            .install_router(head)
+            .await
+            .map_err(|e| e.to_status())?;
+        let status = router_status(pipeline.router_model(), &slots);
+        tracing::info!(sha256 = %status.sha256, tiers = ?status.tiers, "fitted router installed");
+        Ok(Response::new(status))
+    }
+
+    async fn rollback_router(
+        &self,
+        _request: Request<RollbackRouterRequest>,
+    ) -> Result<Response<RouterStatus>, Status> {
+        let pipeline = self.pipeline()?;
+        let slots = pipeline
+            .fitted_router()
+            .rollback()
+            .map_err(|e| ErrorClass::FailedPrecondition.status(e.to_string()))?;
+        let status = router_status(pipeline.router_model(), &slots);
+        tracing::info!(sha256 = %status.sha256, fitted = status.fitted, "router rolled back");
+        Ok(Response::new(status))
+    }
+
+    async fn get_router(
+        &self,
+        _request: Request<GetRouterRequest>,
+    ) -> Result<Response<RouterStatus>, Status> {
+        let pipeline = self.pipeline()?;
+        let slots = pipeline.fitted_router().slots();
+        Ok(Response::new(router_status(
+            pipeline.router_model(),
+            &slots,
+        )))
     }
 
     async fn remove_model(

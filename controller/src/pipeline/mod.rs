@@ -5,6 +5,7 @@
 
 mod batch;
 mod documents;
+mod fitted;
 mod generate;
 mod prompt;
 mod retrieval;
@@ -27,6 +28,7 @@ use tokio::sync::mpsc;
 use tokio_stream::wrappers::ReceiverStream;
 use tracing::warn;
 
+pub use fitted::{FittedRouter, Slots, check_install};
 pub use retrieval::Documents;
 pub use routes::{RouteError, validate_routes};
 pub use service::PipelineService;
@@ -38,6 +40,7 @@ use crate::config::Routes;
 use crate::dispatch::{self, AgentPool};
 use crate::placement::Placer;
 use crate::residency::KeepAlives;
+use crate::tier_router::{RouterError, RouterHead};
 
 /// The controller's pipeline; [`PipelineService`] exposes it as the client-facing
 /// [`switchyard_api::Inference`].
@@ -49,6 +52,7 @@ pub struct Pipeline {
     tiers: TierRoutes,
     documents: Documents,
     keep_alives: Arc<KeepAlives>,
+    fitted: Arc<FittedRouter>,
 }
 
 impl std::fmt::Debug for Pipeline {
@@ -79,7 +83,92 @@ impl Pipeline {
             tiers,
             documents,
             keep_alives,
+            fitted: Arc::new(FittedRouter::in_memory()),
         })
+    }
+
+    /// Classifies with the fitted router kept in `fitted` when one is installed there.
+    pub fn with_fitted_router(mut self, fitted: Arc<FittedRouter>) -> Self {
+        self.fitted = fitted;
+        self
+    }
+
+    /// The fitted router slot.
+    pub fn fitted_router(&self) -> &Arc<FittedRouter> {
+        &self.fitted
+    }
+
+    /// The registry's router model (`[routes] router`), used while no router is fitted.
+    pub fn router_model(&self) -> &str {
+        &self.routes.router
+    }
+
+    /// Installs a fitted router after [`check_install`] (its dimension probed with one real
+    /// embedding by its embedder); on any error the installed router is unchanged.
+    pub async fn install_router(&self, head: RouterHead) -> Result<Slots, ApiError> {
+        let refuse = |e: RouterError| ApiError::new(ErrorClass::InvalidArgument, e.to_string());
+        let models = self.models();
+        check_install(&head, &self.tiers, &models, None).map_err(refuse)?;
+        let deadline = Instant::now() + std::time::Duration::from_secs(60);
+        let probe = self
+            .run_batch(
+                StageKind::Embed,
+                &head.embedder,
+                vec!["router dimension probe".into()],
+                deadline,
+            )
+            .await
+            .map_err(|e| {
+                ApiError::new(
+                    e.class,
+                    format!(
+                        "embedding with the router's embedder '{}': {}",
+                        head.embedder, e.message
+                    ),
+                )
+            })?;
+        let dim = probe.embeddings.first().map(|e| e.values.len());
+        check_install(&head, &self.tiers, &models, dim).map_err(refuse)?;
+        self.fitted
+            .install(head)
+            .map_err(|e| ApiError::new(ErrorClass::Internal, e.to_string()))
+    }
+
+    /// The tier of `prompt` by the fitted router `head`: its embedder's vector through the
+    /// head. The trace shows one classify stage (where the embedding ran).
+    async fn classify_fitted(
+        &self,
+        head: &RouterHead,
+        prompt: &str,
+        deadline: Instant,
+        traces: &mut Vec<StageTrace>,
+    ) -> Result<Tier, ApiError> {
+        let resp = self
+            .run_batch(
+                StageKind::Embed,
+                &head.embedder,
+                vec![prompt.to_string()],
+                deadline,
+            )
+            .await?;
+        let vector = resp
+            .embeddings
+            .first()
+            .map(|e| e.values.as_slice())
+            .unwrap_or_default();
+        let (tier, _) = head
+            .classify(vector)
+            .map_err(|e| ApiError::new(ErrorClass::Internal, e.to_string()))?;
+        traces.extend(resp.trace.map(|mut t| {
+            t.stage = switchyard_proto::convert::stage_to_wire(StageKind::Classify);
+            t.model = format!(
+                "{}+router:{}",
+                head.embedder,
+                &head.sha256[..12.min(head.sha256.len())]
+            );
+            t
+        }));
+        Ok(tier)
     }
 
     /// Calls agents over `tls` (mTLS: the CA and the controller's client certificate)
@@ -182,6 +271,18 @@ impl Pipeline {
                 .and_then(|t| t.parse().ok())
                 .unwrap_or_else(Tier::fast);
             return Ok((requested.to_string(), tier));
+        }
+        if let Some(head) = self.fitted.active() {
+            let tier = match self.classify_fitted(&head, prompt, deadline, traces).await {
+                Ok(t) => t,
+                Err(e) if e.class == ErrorClass::DeadlineExceeded => return Err(e),
+                Err(e) => {
+                    warn!(error = %e.message, "fitted router unavailable; using the fast tier");
+                    Tier::fast()
+                }
+            };
+            let choice = self.placer.choose_model(tier, &self.tiers)?;
+            return Ok((choice.model, choice.tier_used));
         }
         let router = self.routes.router.clone();
         let classified = self

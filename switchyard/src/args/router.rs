@@ -24,6 +24,40 @@ pub enum RouterAction {
     Fit(RouterFitArgs),
     /// Score a router file on a labelled JSONL file (same shape as for `fit`).
     Eval(RouterEvalArgs),
+    /// Install a router file into the running cluster without a restart (hot swap: the next
+    /// request classifies with it). Every tier it has needs models in [routes]; the one it
+    /// replaces is kept for `router rollback`. Needs the controller-role certificate or
+    /// SWITCHYARD_ADMIN_TOKEN, like `models add`.
+    Install(RouterInstallArgs),
+    /// Put back the router the last install replaced.
+    Rollback(RouterControllerArgs),
+    /// Show which router classifies now.
+    Show(RouterControllerArgs),
+}
+
+/// Flags of `router install`.
+#[derive(Debug, Args)]
+pub struct RouterInstallArgs {
+    /// The router file (`router fit --out`).
+    pub file: PathBuf,
+    #[command(flatten)]
+    pub at: RouterControllerArgs,
+}
+
+/// The controller a router command talks to.
+#[derive(Debug, Args)]
+pub struct RouterControllerArgs {
+    /// Controller gRPC URL.
+    #[arg(
+        long,
+        env = "SWITCHYARD_CONTROLLER",
+        default_value = "http://127.0.0.1:50051",
+        value_name = "URL"
+    )]
+    pub controller: String,
+    /// Output format.
+    #[arg(long, short, value_enum, default_value_t)]
+    pub output: Output,
 }
 
 /// Flags of `router fit`.

@@ -8,11 +8,16 @@ use switchyard_controller::tier_router::{
     Evaluation, FitOptions, LabelledSet, RouterHead, Tier, evaluate, fit_head, parse_jsonl,
     split_stratified,
 };
-use switchyard_proto::v1::EmbedRequest;
 use switchyard_proto::v1::inference_client::InferenceClient;
+use switchyard_proto::v1::{
+    EmbedRequest, GetRouterRequest, InstallRouterRequest, RollbackRouterRequest, RouterStatus,
+};
 
-use super::{authorized, controller_channel};
-use crate::args::{ClientArgs, Output, RouterAction, RouterArgs, RouterEvalArgs, RouterFitArgs};
+use super::{authorized, cluster_client, controller_channel};
+use crate::args::{
+    ClientArgs, Output, RouterAction, RouterArgs, RouterControllerArgs, RouterEvalArgs,
+    RouterFitArgs,
+};
 use crate::output::{self, table};
 
 /// Prompts per Embed call.
@@ -23,6 +28,76 @@ pub async fn run(args: &RouterArgs) -> Result<()> {
     match &args.action {
         RouterAction::Fit(a) => fit(a).await,
         RouterAction::Eval(a) => eval(a).await,
+        RouterAction::Install(a) => {
+            let text = std::fs::read_to_string(&a.file)
+                .with_context(|| format!("reading {}", a.file.display()))?;
+            // Checked here too, so a damaged file is refused before the controller is asked.
+            RouterHead::from_json(&text).with_context(|| a.file.display().to_string())?;
+            let mut c = cluster_client(&a.at.controller).await?;
+            let status = c
+                .install_router(InstallRouterRequest { router_json: text })
+                .await
+                .map_err(|s| {
+                    anyhow::anyhow!("router install refused ({:?}): {}", s.code(), s.message())
+                })?
+                .into_inner();
+            print_status("installed", &status, &a.at)
+        }
+        RouterAction::Rollback(a) => {
+            let mut c = cluster_client(&a.controller).await?;
+            let status = c
+                .rollback_router(RollbackRouterRequest {})
+                .await
+                .map_err(|s| {
+                    anyhow::anyhow!("router rollback refused ({:?}): {}", s.code(), s.message())
+                })?
+                .into_inner();
+            print_status("rolled back", &status, a)
+        }
+        RouterAction::Show(a) => {
+            let mut c = cluster_client(&a.controller).await?;
+            let status = c
+                .get_router(GetRouterRequest {})
+                .await
+                .map_err(|s| {
+                    anyhow::anyhow!("router show failed ({:?}): {}", s.code(), s.message())
+                })?
+                .into_inner();
+            print_status("router", &status, a)
+        }
+    }
+}
+
+fn print_status(what: &str, s: &RouterStatus, a: &RouterControllerArgs) -> Result<()> {
+    match a.output {
+        Output::Json => output::print_json(&json!({
+            "fitted": s.fitted, "model": s.model, "tiers": s.tiers, "embedder": s.embedder,
+            "sha256": s.sha256, "previous_sha256": s.previous_sha256,
+        })),
+        Output::Table => {
+            if s.fitted {
+                println!(
+                    "{what}: fitted router {} (embedder {}; tiers {})",
+                    s.sha256,
+                    s.embedder,
+                    s.tiers.join(", ")
+                );
+            } else {
+                println!(
+                    "{what}: the registry's router model '{}' (no fitted router)",
+                    s.model
+                );
+            }
+            match s.previous_sha256.as_deref() {
+                Some("") => println!(
+                    "rollback puts back: the registry's router model '{}'",
+                    s.model
+                ),
+                Some(p) => println!("rollback puts back: fitted router {p}"),
+                None => println!("nothing to roll back to"),
+            }
+            Ok(())
+        }
     }
 }
 
