@@ -125,6 +125,9 @@ pub struct Routes {
     /// Where a tier goes when none of its models can be placed (`[routes.fallback] sql =
     /// ["code", "fast"]`); without an entry: the built-in order, then the other user tiers.
     pub fallback: BTreeMap<String, Vec<String>>,
+    /// Tiers whose chat answers get context from the document store unless the request says
+    /// otherwise (`retrieval = ["code"]`); empty by default (see the README's "Documents").
+    pub retrieval: Vec<String>,
 }
 
 impl Routes {
@@ -149,6 +152,7 @@ impl Default for Routes {
             heavy: vec!["smollm2-135m-heavy".into()],
             tiers: BTreeMap::new(),
             fallback: BTreeMap::new(),
+            retrieval: Vec::new(),
         }
     }
 }

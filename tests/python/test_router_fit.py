@@ -4,7 +4,8 @@ their held-out prompts far above chance; a file with one tier, a malformed line 
 the router does not know are clear errors naming the line; an edited router file is refused.
 `router install` hot-swaps the router into a running cluster whose [routes.tiers] serve those
 tiers, under load, without losing a request; a router with an unrouted tier is refused and
-the installed one stays; `router rollback` puts the registry's router back."""
+the installed one stays; `router rollback` puts the registry's router back. A tier listed in [routes] retrieval answers
+chats with the user's documents unless the request says `"retrieval": false`."""
 
 from __future__ import annotations
 
@@ -127,6 +128,9 @@ def test_bad_files_are_clear_errors_with_line_numbers(system, fitted):
 
 
 ROUTES = """
+[routes]
+retrieval = ["sql"]
+
 [routes.tiers]
 sql = ["smollm2-135m-code"]
 german = ["smollm2-135m"]
@@ -183,6 +187,17 @@ def test_install_hot_swaps_under_load_refuses_unrouted_tiers_and_rolls_back(rout
         assert installed["sha256"] == report["sha256"] and installed["previous_sha256"] == ""
         assert tier_of(routed, "SELECT the customers who ordered twice in March") == "sql"
         assert tier_of(routed, "Wo ist bitte der Bahnhof?") == "german"
+        chat = {"model": "auto", "max_tokens": 1,
+                "messages": [{"role": "user", "content": "SELECT the customers who ordered twice in March"}]}
+        status, body, _ = http_json(f"{routed.http_url}/v1/chat/completions", token=routed.token, body=chat)
+        assert status == 200, body
+        assert body["switchyard"]["sources"] == [] and "without context" in body["switchyard"]["retrieval"], body
+        status, body, _ = http_json(f"{routed.http_url}/v1/chat/completions", token=routed.token,
+                                    body={**chat, "retrieval": False})
+        assert status == 200 and "sources" not in body["switchyard"], body
+        chat["messages"][0]["content"] = "Wo ist bitte der Bahnhof?"
+        status, body, _ = http_json(f"{routed.http_url}/v1/chat/completions", token=routed.token, body=chat)
+        assert status == 200 and "sources" not in body["switchyard"], "german does not retrieve by default"
     finally:
         stop.set()
         for w in workers:

@@ -98,6 +98,11 @@ impl Pipeline {
         &self.fitted
     }
 
+    /// Whether chats answered by `tier` retrieve context by default (`[routes] retrieval`).
+    pub fn tier_retrieves(&self, tier: &Tier) -> bool {
+        self.routes.retrieval.iter().any(|t| t == tier.as_str())
+    }
+
     /// The registry's router model (`[routes] router`), used while no router is fitted.
     pub fn router_model(&self) -> &str {
         &self.routes.router

@@ -14,6 +14,20 @@ pub struct RouteError(String);
 /// Checks every model a route names exists in the registry with the right stage: a route to
 /// an unregistered model is a start-up error naming it.
 pub fn validate_routes(routes: &Routes, models: &ModelRegistry) -> Result<TierRoutes, RouteError> {
+    let tiers = tier_routes(routes, models)?;
+    for name in &routes.retrieval {
+        let t = parse_tier(name, "routes.retrieval")?;
+        if tiers.models(&t).is_empty() {
+            return Err(RouteError(format!(
+                "routes.retrieval names tier '{name}', which has no models in [routes]"
+            )));
+        }
+    }
+    Ok(tiers)
+}
+
+/// The tier routes: built-ins, user tiers and their fallbacks, each model checked.
+fn tier_routes(routes: &Routes, models: &ModelRegistry) -> Result<TierRoutes, RouteError> {
     let check = |name: &str, stage: StageKind, what: &str| -> Result<(), RouteError> {
         match models.get(name) {
             None => Err(RouteError(format!(

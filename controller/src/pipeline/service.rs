@@ -89,10 +89,13 @@ impl Inference for PipelineService {
         let mut traces = Vec::new();
         let prompt = last_user_message(&req.messages);
         let (requested, retrieval) = chat_retrieval(&req.model, req.retrieval);
-        let (model, _tier) = self
+        let (model, tier) = self
             .0
             .choose_generator(&requested, &prompt, deadline, &mut traces)
             .await?;
+        let retrieval = retrieval
+            .or_else(|| self.0.tier_retrieves(&tier).then(Default::default))
+            .filter(|r| !r.off);
         let Some(r) = retrieval else {
             return self.0.generate_stream(
                 model,

@@ -225,8 +225,9 @@ pub fn only(
 }
 
 /// The retrieval asked for by field `name` of `obj` (`prefix` names it in errors, e.g.
-/// `options.`): absent or `false` none, `true` the defaults, or an object of `top_k`
-/// (1..=64), `collection`, `min_score` (-1..1).
+/// `options.`): absent none, `false` refused outright (`off`: not even by a `+docs` name or
+/// the tier's default), `true` the defaults, or an object of `top_k` (1..=64),
+/// `collection`, `min_score` (-1..1).
 pub fn retrieval(
     obj: &Map<String, Value>,
     name: &str,
@@ -235,7 +236,13 @@ pub fn retrieval(
     use switchyard_proto::v1::Retrieval;
     let at = format!("{prefix}{name}");
     let o = match get(obj, name) {
-        None | Some(Value::Bool(false)) => return Ok(None),
+        None => return Ok(None),
+        Some(Value::Bool(false)) => {
+            return Ok(Some(Retrieval {
+                off: true,
+                ..Retrieval::default()
+            }));
+        }
         Some(Value::Bool(true)) => return Ok(Some(Retrieval::default())),
         Some(Value::Object(o)) => o,
         Some(v) => {
@@ -275,6 +282,7 @@ pub fn retrieval(
             .map_err(in_it)?
             .unwrap_or_default(),
         min_score: min_score.map(|s| s as f32),
+        off: false,
     }))
 }
 
@@ -287,9 +295,10 @@ mod tests {
     fn retrieval_is_true_false_or_an_object_with_known_keys() {
         let body = |v: Value| json!({ "retrieval": v }).as_object().unwrap().clone();
         assert_eq!(retrieval(&Map::new(), "retrieval", "").unwrap(), None);
-        assert_eq!(
-            retrieval(&body(json!(false)), "retrieval", "").unwrap(),
-            None
+        assert!(
+            retrieval(&body(json!(false)), "retrieval", "")
+                .unwrap()
+                .is_some_and(|r| r.off)
         );
         assert_eq!(
             retrieval(&body(json!(true)), "retrieval", "")
