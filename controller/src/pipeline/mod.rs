@@ -11,6 +11,7 @@ mod prompt;
 mod retrieval;
 mod routes;
 mod service;
+mod tier_cache;
 
 use std::sync::Arc;
 use std::time::Instant;
@@ -53,6 +54,7 @@ pub struct Pipeline {
     documents: Documents,
     keep_alives: Arc<KeepAlives>,
     fitted: Arc<FittedRouter>,
+    tier_cache: tier_cache::TierCache,
 }
 
 impl std::fmt::Debug for Pipeline {
@@ -84,6 +86,7 @@ impl Pipeline {
             documents,
             keep_alives,
             fitted: Arc::new(FittedRouter::in_memory()),
+            tier_cache: tier_cache::TierCache::default(),
         })
     }
 
@@ -277,43 +280,76 @@ impl Pipeline {
                 .unwrap_or_else(Tier::fast);
             return Ok((requested.to_string(), tier));
         }
-        if let Some(head) = self.fitted.active() {
-            let tier = match self.classify_fitted(&head, prompt, deadline, traces).await {
-                Ok(t) => t,
-                Err(e) if e.class == ErrorClass::DeadlineExceeded => return Err(e),
-                Err(e) => {
-                    warn!(error = %e.message, "fitted router unavailable; using the fast tier");
-                    Tier::fast()
-                }
-            };
-            let choice = self.placer.choose_model(tier, &self.tiers)?;
-            return Ok((choice.model, choice.tier_used));
+        let tier = self.classify_prompt(prompt, deadline, traces).await?;
+        let choice = self.placer.choose_model(tier, &self.tiers)?;
+        Ok((choice.model, choice.tier_used))
+    }
+
+    /// The tier of `prompt`: remembered from an earlier identical prompt (same router), else
+    /// by the fitted router or the registry's router model; `fast` when the router cannot
+    /// run (a deadline that passed is an error).
+    async fn classify_prompt(
+        &self,
+        prompt: &str,
+        deadline: Instant,
+        traces: &mut Vec<StageTrace>,
+    ) -> Result<Tier, ApiError> {
+        let fitted = self.fitted.active();
+        let router = match &fitted {
+            Some(head) => format!("{}+router:{}", head.embedder, head.sha256),
+            None => self.routes.router.clone(),
+        };
+        if let Some(tier) = self.tier_cache.get(&router, prompt) {
+            traces.push(StageTrace {
+                stage: switchyard_proto::convert::stage_to_wire(StageKind::Classify),
+                model: router,
+                backend: "cache".into(),
+                ..Default::default()
+            });
+            return Ok(tier);
         }
-        let router = self.routes.router.clone();
-        let classified = self
+        let classified = match &fitted {
+            Some(head) => self.classify_fitted(head, prompt, deadline, traces).await,
+            None => {
+                self.classify_by_model(&router, prompt, deadline, traces)
+                    .await
+            }
+        };
+        match classified {
+            Ok(tier) => {
+                self.tier_cache.put(&router, prompt, tier.clone());
+                Ok(tier)
+            }
+            Err(e) if e.class == ErrorClass::DeadlineExceeded => Err(e),
+            Err(e) => {
+                warn!(error = %e.message, router, "router unavailable; using the fast tier");
+                Ok(Tier::fast())
+            }
+        }
+    }
+
+    /// The tier by the registry's router model (a classify stage).
+    async fn classify_by_model(
+        &self,
+        router: &str,
+        prompt: &str,
+        deadline: Instant,
+        traces: &mut Vec<StageTrace>,
+    ) -> Result<Tier, ApiError> {
+        let resp = self
             .run_batch(
                 StageKind::Classify,
-                &router,
+                router,
                 vec![prompt.to_string()],
                 deadline,
             )
-            .await;
-        let tier = match classified {
-            Ok(resp) => {
-                traces.extend(resp.trace);
-                resp.classifications
-                    .first()
-                    .and_then(|c| c.label.parse::<Tier>().ok())
-                    .unwrap_or_else(Tier::fast)
-            }
-            Err(e) if e.class == ErrorClass::DeadlineExceeded => return Err(e),
-            Err(e) => {
-                warn!(error = %e.message, "router unavailable; using the fast tier");
-                Tier::fast()
-            }
-        };
-        let choice = self.placer.choose_model(tier, &self.tiers)?;
-        Ok((choice.model, choice.tier_used))
+            .await?;
+        traces.extend(resp.trace);
+        Ok(resp
+            .classifications
+            .first()
+            .and_then(|c| c.label.parse::<Tier>().ok())
+            .unwrap_or_else(Tier::fast))
     }
 
     /// Streams a generation through the retry loop on its own task.
