@@ -81,6 +81,19 @@ if ! command -v vulkaninfo >/dev/null 2>&1 || ! ls /usr/share/vulkan/icd.d/lvp_i
   fi
 fi
 
+# 0b3. Chromium and its WebDriver (Debian): the web console's tests drive a real headless
+#      browser (tests/python/test_console.py). Installed only when we are root and missing.
+if ! command -v chromedriver >/dev/null 2>&1 || ! command -v chromium >/dev/null 2>&1; then
+  if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then
+    say "installing chromium and chromium-driver (headless browser for the console tests; apt-get)"
+    apt-get install -y -q --no-install-recommends chromium chromium-driver >/dev/null 2>&1 \
+      || { apt-get update -q >/dev/null 2>&1 && apt-get install -y -q --no-install-recommends chromium chromium-driver >/dev/null 2>&1; } \
+      || say "chromium not installed: the console tests will fail (apt-get install chromium chromium-driver)"
+  else
+    say "chromium/chromedriver missing: the console tests need them (as root: apt-get install chromium chromium-driver)"
+  fi
+fi
+
 # 0c. wrk (Debian): the HTTP load generator of scripts/soak.py's 200 clients and of
 #     scripts/bench_api.py's concurrency-32 figure (benchmarks, not tests; bench_api falls back
 #     to its Python load generator without it). Installed only when we are root and it is missing.

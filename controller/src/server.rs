@@ -239,20 +239,23 @@ pub async fn start(
     crate::metrics::install();
     let metrics_cluster = cluster.clone();
     let metrics_api = api.clone();
-    let http_router = switchyard_api::http_router(inference.clone(), api.clone())
-        .route(
-            "/metrics",
-            axum::routing::get(move |headers: axum::http::HeaderMap| {
-                let cluster = metrics_cluster.clone();
-                let allowed = metrics_api.metrics_allowed(
-                    headers
-                        .get(axum::http::header::AUTHORIZATION)
-                        .and_then(|v| v.to_str().ok()),
-                );
-                async move { crate::metrics::respond(allowed, &cluster) }
-            }),
-        )
-        .route_layer(axum::middleware::from_fn(track_http));
+    let console: Arc<dyn switchyard_api::console::ConsoleSource> =
+        Arc::new(PipelineService(pipeline.clone()));
+    let http_router =
+        switchyard_api::http_router_with_console(inference.clone(), api.clone(), Some(console))
+            .route(
+                "/metrics",
+                axum::routing::get(move |headers: axum::http::HeaderMap| {
+                    let cluster = metrics_cluster.clone();
+                    let allowed = metrics_api.metrics_allowed(
+                        headers
+                            .get(axum::http::header::AUTHORIZATION)
+                            .and_then(|v| v.to_str().ok()),
+                    );
+                    async move { crate::metrics::respond(allowed, &cluster) }
+                }),
+            )
+            .route_layer(axum::middleware::from_fn(track_http));
     let http_tls = match &api.tls {
         Some(tls) => Some(crate::http_tls::acceptor(tls, &security)?),
         None => None,

@@ -13,6 +13,7 @@
 //! ```
 
 pub mod config;
+pub mod console;
 pub mod credentials;
 pub mod grpc;
 pub mod http;
@@ -28,5 +29,5 @@ pub mod fake;
 
 pub use config::ApiConfig;
 pub use grpc::{GrpcInference, grpc_service, report_readiness, set_serving};
-pub use http::http_router;
+pub use http::{http_router, http_router_with_console};
 pub use inference::{ApiError, GenerateStream, Inference, KeepAlive};

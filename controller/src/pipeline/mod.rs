@@ -55,6 +55,7 @@ pub struct Pipeline {
     keep_alives: Arc<KeepAlives>,
     fitted: Arc<FittedRouter>,
     tier_cache: tier_cache::TierCache,
+    recent: Arc<switchyard_api::console::RecentRequests>,
 }
 
 impl std::fmt::Debug for Pipeline {
@@ -87,6 +88,7 @@ impl Pipeline {
             keep_alives,
             fitted: Arc::new(FittedRouter::in_memory()),
             tier_cache: tier_cache::TierCache::default(),
+            recent: Arc::default(),
         })
     }
 

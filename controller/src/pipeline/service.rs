@@ -5,6 +5,7 @@ use std::borrow::Cow;
 use std::sync::Arc;
 use std::time::Instant;
 
+use switchyard_api::console::{RecentRequests, Recording, Route};
 use switchyard_api::{ApiError, GenerateStream, Inference, KeepAlive};
 use switchyard_backend_core::{ModelSpec, StageKind};
 use switchyard_proto::errors::ErrorClass;
@@ -36,49 +37,13 @@ impl PipelineService {
             .map_or(StageKind::Generate, |s| s.stage);
         self.0.placer.spec(model, stage)
     }
-}
 
-#[tonic::async_trait]
-impl Inference for PipelineService {
-    async fn list_models(&self) -> Vec<ModelStatus> {
-        crate::cluster::cluster_service::model_statuses(
-            self.0.cluster(),
-            self.0.placer.model_set(),
-            &self.0.keep_alives,
-        )
-    }
-
-    async fn embed(&self, req: EmbedRequest, deadline: Instant) -> Result<EmbedResponse, ApiError> {
-        let resp = self
-            .0
-            .run_batch(StageKind::Embed, &req.model, req.inputs, deadline)
-            .await?;
-        Ok(EmbedResponse {
-            prompt_tokens: resp.input_tokens.iter().sum(),
-            embeddings: resp.embeddings,
-            trace: resp.trace,
-        })
-    }
-
-    async fn classify(
-        &self,
-        req: ClassifyRequest,
-        deadline: Instant,
-    ) -> Result<ClassifyResponse, ApiError> {
-        let resp = self
-            .0
-            .run_batch(StageKind::Classify, &req.model, req.inputs, deadline)
-            .await?;
-        Ok(ClassifyResponse {
-            classifications: resp.classifications,
-            trace: resp.trace,
-        })
-    }
-
-    async fn generate(
+    /// A chat: route, retrieve if asked, generate; notes the route in `rec`.
+    async fn chat(
         &self,
         req: GenerateRequest,
         deadline: Instant,
+        rec: &mut Recording,
     ) -> Result<GenerateStream, ApiError> {
         if req.messages.is_empty() {
             return Err(
@@ -93,6 +58,8 @@ impl Inference for PipelineService {
             .0
             .choose_generator(&requested, &prompt, deadline, &mut traces)
             .await?;
+        let r = rec.record();
+        (r.model, r.tier, r.trace) = (model.clone(), tier.to_string(), traces);
         let retrieval = retrieval
             .or_else(|| self.0.tier_retrieves(&tier).then(Default::default))
             .filter(|r| !r.off);
@@ -132,7 +99,8 @@ impl Inference for PipelineService {
         })))
     }
 
-    async fn run_pipeline(
+    /// A pipeline request: classify, retrieve if asked, generate, collect.
+    async fn pipeline(
         &self,
         req: PipelineRequest,
         deadline: Instant,
@@ -215,6 +183,138 @@ impl Inference for PipelineService {
         out.text = text;
         out.trace = traces;
         Ok(out)
+    }
+}
+
+/// Ends the recording of a chat when its stream ends: completed at the chunk with a finish
+/// reason, failed at an error, abandoned when the stream is dropped before either.
+fn recorded(stream: GenerateStream, rec: Recording, recent: Arc<RecentRequests>) -> GenerateStream {
+    struct Guard(Option<Recording>, Arc<RecentRequests>);
+    impl Guard {
+        fn finish(&mut self, outcome: Result<(), String>) {
+            if let Some(r) = self.0.take() {
+                self.1.finish(r, outcome);
+            }
+        }
+    }
+    impl Drop for Guard {
+        fn drop(&mut self) {
+            self.finish(Err(
+                "ended before the answer was complete (the client went away)".into(),
+            ));
+        }
+    }
+    let mut guard = Guard(Some(rec), recent);
+    let mut generate_trace = None;
+    Box::pin(stream.map(move |item| {
+        match &item {
+            Ok(c) => {
+                if c.trace.is_some() {
+                    generate_trace = c.trace.clone();
+                }
+                if c.finish_reason.is_some() {
+                    if let Some(r) = guard.0.as_mut().map(Recording::record) {
+                        r.completion_tokens = c.completion_tokens;
+                        r.trace.extend(generate_trace.take());
+                    }
+                    guard.finish(Ok(()));
+                }
+            }
+            Err(e) => guard.finish(Err(e.message.clone())),
+        }
+        item
+    }))
+}
+
+impl switchyard_api::console::ConsoleSource for PipelineService {
+    fn nodes(&self) -> Vec<switchyard_proto::v1::NodeStatus> {
+        self.0.cluster().snapshot()
+    }
+
+    fn resident(&self) -> Vec<(String, switchyard_proto::v1::ResidentModel)> {
+        self.0.cluster().resident()
+    }
+
+    fn recent_requests(&self) -> Vec<switchyard_api::console::RequestRecord> {
+        self.0.recent.snapshot()
+    }
+}
+
+#[tonic::async_trait]
+impl Inference for PipelineService {
+    async fn list_models(&self) -> Vec<ModelStatus> {
+        crate::cluster::cluster_service::model_statuses(
+            self.0.cluster(),
+            self.0.placer.model_set(),
+            &self.0.keep_alives,
+        )
+    }
+
+    async fn embed(&self, req: EmbedRequest, deadline: Instant) -> Result<EmbedResponse, ApiError> {
+        let resp = self
+            .0
+            .run_batch(StageKind::Embed, &req.model, req.inputs, deadline)
+            .await?;
+        Ok(EmbedResponse {
+            prompt_tokens: resp.input_tokens.iter().sum(),
+            embeddings: resp.embeddings,
+            trace: resp.trace,
+        })
+    }
+
+    async fn classify(
+        &self,
+        req: ClassifyRequest,
+        deadline: Instant,
+    ) -> Result<ClassifyResponse, ApiError> {
+        let resp = self
+            .0
+            .run_batch(StageKind::Classify, &req.model, req.inputs, deadline)
+            .await?;
+        Ok(ClassifyResponse {
+            classifications: resp.classifications,
+            trace: resp.trace,
+        })
+    }
+
+    async fn generate(
+        &self,
+        req: GenerateRequest,
+        deadline: Instant,
+    ) -> Result<GenerateStream, ApiError> {
+        let recent = self.0.recent.clone();
+        let mut rec = recent.start(Route::Chat);
+        match self.chat(req, deadline, &mut rec).await {
+            Ok(stream) => Ok(recorded(stream, rec, recent)),
+            Err(e) => {
+                recent.finish(rec, Err(e.message.clone()));
+                Err(e)
+            }
+        }
+    }
+
+    async fn run_pipeline(
+        &self,
+        req: PipelineRequest,
+        deadline: Instant,
+    ) -> Result<PipelineResponse, ApiError> {
+        if req.explain_only {
+            return self.pipeline(req, deadline).await;
+        }
+        let mut rec = self.0.recent.start(Route::Pipeline);
+        let result = self.pipeline(req, deadline).await;
+        let outcome = match &result {
+            Ok(out) => {
+                let r = rec.record();
+                (r.model, r.tier, r.trace) =
+                    (out.model.clone(), out.tier.clone(), out.trace.clone());
+                r.completion_tokens = out.completion_tokens;
+                Ok(())
+            }
+            Err(e) => Err(e.message.clone()),
+        };
+        self.0.recent.finish(rec, outcome);
+        result
     }
 
     async fn add_documents(

@@ -3,6 +3,7 @@
 pub(crate) mod auth;
 pub(crate) use auth::bearer;
 mod chat;
+mod console;
 mod documents;
 mod embeddings;
 pub mod error;
@@ -38,6 +39,8 @@ pub(crate) struct AppState {
     pub creds: Arc<crate::credentials::Credentials>,
     /// Unix seconds when the router was built (`created` of `/v1/models`).
     pub started: u64,
+    /// What the web console reads beyond the client API (`None`: no console).
+    pub console: Option<Arc<dyn crate::console::ConsoleSource>>,
 }
 
 impl AppState {
@@ -83,14 +86,26 @@ pub(crate) fn unix_now() -> u64 {
 /// `/v1/pipeline`, Ollama's `/api/*` ([`ollama`]) — bearer auth when `cfg.tokens` is not
 /// empty — and the open `/health`, `/ready` and `/api/version`.
 pub fn http_router(inf: Arc<dyn Inference>, cfg: ApiConfig) -> Router {
+    http_router_with_console(inf, cfg, None)
+}
+
+/// [`http_router`] with the web console at `/` (pages) and `/v1/console/*` (its data, behind
+/// the same tokens) when `console` is given.
+pub fn http_router_with_console(
+    inf: Arc<dyn Inference>,
+    cfg: ApiConfig,
+    console: Option<Arc<dyn crate::console::ConsoleSource>>,
+) -> Router {
     let max_body = cfg.max_body_bytes;
+    let with_console = console.is_some();
     let state = AppState {
         inf,
         creds: Arc::new(cfg.credentials()),
         cfg: Arc::new(cfg),
         started: unix_now(),
+        console,
     };
-    let v1 = Router::new()
+    let mut v1 = Router::new()
         .route("/v1/models", get(models::list))
         .route("/v1/embeddings", post(embeddings::create))
         .route("/v1/chat/completions", post(chat::chat_completions))
@@ -106,13 +121,19 @@ pub fn http_router(inf: Arc<dyn Inference>, cfg: ApiConfig) -> Router {
             "/v1/documents/{id}",
             get(documents::get).delete(documents::delete),
         )
-        .route("/v1/pipeline", post(extensions::pipeline))
-        .route_layer(axum::middleware::from_fn_with_state(
-            state.clone(),
-            auth::require_token,
-        ));
+        .route("/v1/pipeline", post(extensions::pipeline));
+    let mut pages = Router::new();
+    if with_console {
+        v1 = v1.merge(console::data());
+        pages = console::pages();
+    }
+    let v1 = v1.route_layer(axum::middleware::from_fn_with_state(
+        state.clone(),
+        auth::require_token,
+    ));
     Router::new()
         .merge(v1)
+        .merge(pages)
         .nest("/api", ollama::router(state.clone()))
         .route("/health", get(health))
         .route("/ready", get(ready))
