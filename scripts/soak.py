@@ -17,6 +17,8 @@ sentence, so the shapes are the batch sizes alone. The
 load generator is wrk (Debian `wrk`; scripts/setup.sh installs it as root): one C process,
 so the clients don't eat the cores the cluster runs on. Not a test: a benchmark that prints
 its figures. Embeddings only: 200 concurrent generations would only measure a CPU queue.
+Meanwhile an open web console is simulated: its two data routes (/v1/console/cluster and
+/v1/console/requests) polled every 2 s, as the page does; its errors count too.
 """
 
 from __future__ import annotations
@@ -108,6 +110,19 @@ def sweep(url: str) -> None:
                 t.join()
 
 
+def console_poller(url: str, stop: threading.Event, counts: dict) -> None:
+    """What an open console tab does: both of its data routes every 2 s."""
+    while not stop.is_set():
+        for path in ("/v1/console/cluster", "/v1/console/requests"):
+            try:
+                with urllib.request.urlopen(url + path, timeout=10) as r:
+                    r.read()
+                counts["ok"] += 1
+            except Exception:  # noqa: BLE001 - every failure counts the same
+                counts["errors"] += 1
+        stop.wait(2.0)
+
+
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--clients", type=int, default=200)
@@ -135,8 +150,12 @@ def main() -> int:
             result: dict = {}
             total = args.warmup + args.seconds
             runner = threading.Thread(target=lambda: result.update(wrk(url, args.clients, total, lua)))
+            console = {"ok": 0, "errors": 0}
+            stop_console = threading.Event()
+            poller = threading.Thread(target=console_poller, args=(url, stop_console, console), daemon=True)
             started = time.monotonic()
             runner.start()
+            poller.start()
             time.sleep(args.warmup)
             base = {h: rss(p) for h, p in pids.items()}
             series = {h: [v] for h, v in base.items()}
@@ -150,11 +169,14 @@ def main() -> int:
                     series[h].append(v)
             end = {h: series[h][-1] for h in HOSTS}
             runner.join()
+            stop_console.set()
+            poller.join(timeout=15)
             elapsed = time.monotonic() - started
             run = result
         if not run:
             sys.exit("soak: wrk failed (see above)")
-        errors = sum(run[k] for k in ("connect", "read", "write", "status", "timeout"))
+        errors = sum(run[k] for k in ("connect", "read", "write", "status", "timeout")) + console["errors"]
+        print(f"soak: console polls (an open console tab): {console['ok']} answered, {console['errors']} failed")
         alive = all(Path(f"/proc/{p}").exists() for p in pids.values())
         print(f"soak: {args.clients} clients x {args.warmup} s warm-up + {args.seconds} s ({elapsed:.1f} s wall): {run['requests']} requests "
               f"({run['requests'] / (run['duration_us'] / 1e6):.0f}/s), {errors} errors "

@@ -25,6 +25,24 @@ pub struct CatalogEntry {
 /// NVIDIA models, matched by their normalised NVML name (see [`normalize_nvidia_name`]).
 const NVIDIA: &[(&[&str], CatalogEntry)] = &[
     (
+        &["h200"],
+        CatalogEntry {
+            model: "NVIDIA H200 SXM",
+            int8_tops: 1979.0,
+            memory_bytes: Some(141 * 1_000_000_000),
+            source: "NVIDIA H200 datasheet: INT8 Tensor Core 3,958 TOPS with sparsity (SXM) -> 1,979 dense",
+        },
+    ),
+    (
+        &["h200 nvl"],
+        CatalogEntry {
+            model: "NVIDIA H200 NVL",
+            int8_tops: 1670.5,
+            memory_bytes: Some(141 * 1_000_000_000),
+            source: "NVIDIA H200 datasheet: INT8 Tensor Core 3,341 TOPS with sparsity (NVL) -> 1,670.5 dense",
+        },
+    ),
+    (
         &["h100"],
         CatalogEntry {
             model: "NVIDIA H100 SXM",
@@ -327,6 +345,8 @@ mod tests {
             nvidia_by_name("NVIDIA H100 80GB HBM3").unwrap().int8_tops,
             1979.0
         );
+        // As NVML named the H200 of the GPU check (scripts/gpu-check.sh, 2026-12-04).
+        assert_eq!(nvidia_by_name("NVIDIA H200").unwrap().int8_tops, 1979.0);
         assert_eq!(
             nvidia_by_name("NVIDIA H100 PCIe").unwrap().int8_tops,
             1513.0

@@ -67,7 +67,7 @@ async function cluster() {
   page = Math.min(page, pages - 1);
   const rows = nodes.slice(page * PAGE, page * PAGE + PAGE).map((n) => {
     const devices = n.devices.map((d) => `<tr data-device="${esc(d.id)}">
-      <td>${esc(n.name)}</td><td>${esc(d.id)}</td><td>${esc(d.kind)}</td><td class="wide">${esc(d.vendor)} ${esc(d.model)}</td>
+      <td>${esc(n.name)}</td><td>${esc(d.id)}</td><td>${esc(d.kind)}</td><td class="wide">${esc(d.model.startsWith(d.vendor) ? d.model : `${d.vendor} ${d.model}`)}</td>
       <td>${gib(d.memory_total_bytes - d.memory_free_bytes)} / ${gib(d.memory_total_bytes)}</td>
       <td>${pct(d.utilization_ratio)} ${spark(`${n.name}/${d.id}`, d.utilization_ratio)}</td>
       <td>${d.temperature_celsius == null ? "—" : esc(d.temperature_celsius.toFixed(0)) + " °C"}</td>
