@@ -330,7 +330,11 @@ mod readme_tests {
         let config = Config::parse(&example[start..end], Path::new("README.md")).unwrap();
         assert_eq!(config.api.tokens, vec!["change-me".to_string()]);
         assert_eq!(config.scheduler.breakers.cooldown_ms, 10_000);
-        let attach = Config::parse(blocks[0], Path::new("README.md")).unwrap();
+        let attach = blocks
+            .iter()
+            .find(|b| b.contains("[[agent.endpoints]]"))
+            .expect("the attach example");
+        let attach = Config::parse(attach, Path::new("README.md")).unwrap();
         assert_eq!(attach.agent.endpoints[0].name, "gpu-box");
     }
 }

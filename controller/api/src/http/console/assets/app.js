@@ -97,7 +97,7 @@ async function models() {
     const sy = m.switchyard || {};
     const where = (sy.loaded_on || []).map((p) => `${esc(p.node)}/${esc(p.device)} (${esc(p.backend)})`).join("<br>");
     const actions = sy.stage === "generate"
-      ? `<button class="secondary" data-load="${esc(m.id)}">Load</button> <button class="secondary" data-unload="${esc(m.id)}">Unload</button>`
+      ? `<button class="secondary" data-load="${esc(m.id)}">Load</button> <button class="secondary" data-keep="${esc(m.id)}" title="keep it loaded until unloaded">Keep</button> <button class="secondary" data-unload="${esc(m.id)}">Unload</button>`
       : "";
     return `<tr data-model="${esc(m.id)}"><td>${esc(m.id)}</td><td>${esc(sy.stage)}</td><td>${esc(sy.tier) || "—"}</td><td>${gib(sy.memory_bytes)}</td><td class="loaded">${where || "<span class=muted>not loaded</span>"}</td><td>${actions}</td></tr>`;
   }).join("");
@@ -112,6 +112,7 @@ async function models() {
   };
   if (modelError) document.getElementById("model-error").textContent = modelError;
   view().querySelectorAll("[data-load]").forEach((b) => { b.onclick = () => act(b.dataset.load, "10m"); });
+  view().querySelectorAll("[data-keep]").forEach((b) => { b.onclick = () => act(b.dataset.keep, -1); });
   view().querySelectorAll("[data-unload]").forEach((b) => { b.onclick = () => act(b.dataset.unload, 0); });
 }
 
