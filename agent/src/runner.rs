@@ -51,8 +51,10 @@ pub struct StageRunner {
     backends: BTreeMap<String, Arc<dyn Backend>>,
     devices: Mutex<HashMap<String, DeviceSlot>>,
     resident: Mutex<HashMap<(String, String), Arc<Resident>>>,
-    /// Serialises loads so two requests don't load the same model twice.
-    load_lock: tokio::sync::Mutex<()>,
+    /// One lock per device: loads on a device run one at a time (so a model is never loaded
+    /// twice, and making room never races another load's reservation there); loads on
+    /// different devices run side by side.
+    load_locks: Mutex<HashMap<String, Arc<tokio::sync::Mutex<()>>>>,
     queue_capacity: usize,
     /// Engine models (`engine = { … }` entries) run as supervised processes here.
     llama_cpp: std::sync::OnceLock<Arc<LlamaCpp>>,
@@ -85,7 +87,7 @@ impl StageRunner {
                 .collect(),
             devices: Mutex::new(HashMap::new()),
             resident: Mutex::new(HashMap::new()),
-            load_lock: tokio::sync::Mutex::new(()),
+            load_locks: Mutex::new(HashMap::new()),
             queue_capacity,
             llama_cpp: std::sync::OnceLock::new(),
         }
@@ -267,12 +269,35 @@ impl StageRunner {
             return Ok((r, 0.0));
         }
         let waited = Instant::now();
-        let _guard = self.load_lock.lock().await;
+        let lock = self.device_load_lock(device_id);
+        let _guard = lock.lock().await;
         if let Some(r) = self.lookup(model, device_id)
             && (backend_id.is_empty() || r.backend == backend_id)
         {
             return Ok((r, waited.elapsed().as_secs_f64() * 1e3));
         }
+        let resident = self.load_resident(model, device_id, backend_id).await?;
+        Ok((resident, waited.elapsed().as_secs_f64() * 1e3))
+    }
+
+    /// The load lock of `device_id`.
+    fn device_load_lock(&self, device_id: &str) -> Arc<tokio::sync::Mutex<()>> {
+        self.load_locks
+            .lock()
+            .expect("load locks")
+            .entry(device_id.to_string())
+            .or_default()
+            .clone()
+    }
+
+    /// Loads `model` on `device_id` with `backend_id` (room made first) and makes it
+    /// resident. Called under the device's load lock.
+    async fn load_resident(
+        &self,
+        model: &str,
+        device_id: &str,
+        backend_id: &str,
+    ) -> Result<Arc<Resident>, BackendError> {
         let mut spec = self.spec(model)?;
         let slot = self.slot(device_id)?;
         // The precision this device's backend computes the model at (an NPU: f16 when the
@@ -363,11 +388,12 @@ impl StageRunner {
                 "model loaded"
             )
         });
-        Ok((resident, waited.elapsed().as_secs_f64() * 1e3))
+        Ok(resident)
     }
 
     /// Evicts idle models from `device_id` (least recently used first) until `spec` fits in
-    /// its `total` bytes, or refuses without evicting anything. Called under the load lock.
+    /// its `total` bytes, or refuses without evicting anything. Called under the device's load
+    /// lock.
     fn make_room(
         &self,
         spec: &ModelSpec,
