@@ -286,3 +286,88 @@ fn a_generation_placed_on_an_npu_runs_llama_cpp_openvino_on_its_cpu_stand_in_rec
         "{log}"
     );
 }
+
+/// The device memory llama.cpp sees on the pinned lavapipe device, MiB (from its fit log).
+fn lavapipe_free_mib(fit: &std::path::Path, gguf: &std::path::Path) -> Result<u64, String> {
+    let out = std::process::Command::new(fit)
+        .env("GGML_VK_VISIBLE_DEVICES", "0")
+        .args([
+            "-m",
+            &gguf.to_string_lossy(),
+            "-c",
+            "2048",
+            "-np",
+            "1",
+            "--device",
+            "Vulkan0",
+        ])
+        .args(["-fitt", "0", "-lv", "4"])
+        .output()
+        .map_err(|e| format!("{}: {e}", fit.display()))?;
+    let log = String::from_utf8_lossy(&out.stderr);
+    log.lines()
+        .find_map(|l| {
+            let rest = l.split(" MiB of device memory vs. ").nth(1)?;
+            rest.split(' ').next()?.parse().ok()
+        })
+        .ok_or_else(|| format!("llama-fit-params printed no free device memory: {log}"))
+}
+
+/// Issue 31: the offload plan Switchyard makes from the GGUF header alone agrees with
+/// llama.cpp's own fit (`llama-fit-params` of the same engine tree, same model, context and
+/// slots, same memory target on the same lavapipe device) within one layer, for budgets that
+/// hold a part of the model.
+#[test]
+fn the_offload_plan_from_the_header_agrees_with_llama_cpps_fit_within_one_layer() {
+    let test = "the_offload_plan_from_the_header_agrees_with_llama_cpps_fit_within_one_layer";
+    let Ok(engine) = vulkan_engine() else {
+        precondition(test, vulkan_engine().map(|_| ()));
+        return;
+    };
+    let fit = engine.join("llama-fit-params");
+    let gguf = switchyard_backend_core::paths::models_dir()
+        .join("smollm2-135m-gguf/SmolLM2-135M-Instruct.Q4_1.gguf");
+    let info = switchyard_backend_core::gguf::GgufInfo::read(&gguf).unwrap();
+    let free = lavapipe_free_mib(&fit, &gguf).unwrap();
+    let mut seen = Vec::new();
+    for budget in [140u64, 160, 180, 200, 230] {
+        let out = std::process::Command::new(&fit)
+            .env("GGML_VK_VISIBLE_DEVICES", "0")
+            .args([
+                "-m",
+                &gguf.to_string_lossy(),
+                "-c",
+                "2048",
+                "-np",
+                "1",
+                "--device",
+                "Vulkan0",
+            ])
+            .args(["-fitt", &(free - budget).to_string()])
+            .output()
+            .unwrap();
+        let stdout = String::from_utf8_lossy(&out.stdout);
+        let theirs: i64 = stdout
+            .split("-ngl ")
+            .nth(1)
+            .and_then(|s| s.split_whitespace().next())
+            .and_then(|n| n.parse().ok())
+            .unwrap_or_else(|| panic!("no -ngl in llama-fit-params' answer: {stdout}"));
+        let ours = info.plan_offload(2048, 1, budget << 20);
+        assert!(
+            !ours.whole() && ours.gpu_layers > 0,
+            "budget {budget} MiB holds a part"
+        );
+        seen.push((budget, i64::from(ours.gpu_layers), theirs));
+    }
+    eprintln!("(budget MiB, Switchyard's -ngl, llama-fit-params' -ngl): {seen:?}");
+    assert!(
+        seen.iter()
+            .all(|(_, ours, theirs)| (ours - theirs).abs() <= 1),
+        "(budget MiB, ours, llama.cpp's): {seen:?}"
+    );
+    assert!(
+        seen.windows(2).all(|w| w[0].1 < w[1].1),
+        "more memory, more layers: {seen:?}"
+    );
+}

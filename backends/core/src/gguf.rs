@@ -3,8 +3,11 @@
 //!
 //! Layout (little-endian): magic `GGUF`, version `u32` (2 or 3), tensor count `u64`, metadata
 //! count `u64`, then that many key/value pairs (key: `u64` length + UTF-8; type `u32`; value).
-//! Only the metadata is read; every length is checked against the bytes left in the file, so
-//! a truncated or corrupt file is an error naming the byte offset, never a huge allocation.
+//! Then one info per tensor (name, dimensions, ggml type, offset): its size comes from the
+//! type's block size ([`tensor_bytes`]); the per-layer sizes feed the offload plan
+//! ([`plan`]). The tensor data is never read; every length is checked against the bytes left
+//! in the file, so a truncated or corrupt file is an error naming the byte offset, never a
+//! huge allocation.
 //!
 //! Memory estimate ([`GgufInfo::estimate`]) for `ctx` tokens per slot × `parallel` slots:
 //! * weights: the file size (llama.cpp maps the tensors as they are stored);
@@ -103,6 +106,57 @@ pub struct GgufInfo {
     pub has_chat_template: bool,
     /// File size in bytes.
     pub file_bytes: u64,
+    /// Every tensor's name and size, in file order.
+    pub tensors: Vec<TensorInfo>,
+}
+
+/// One tensor of the file.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TensorInfo {
+    /// Its name (`blk.3.attn_q.weight`, `output.weight`, …).
+    pub name: String,
+    /// ggml type id.
+    pub ggml_type: u32,
+    /// Bytes it takes in the file (and in a device's memory).
+    pub bytes: u64,
+}
+
+/// Bytes of `elements` values of ggml type `t` (elements per block, bytes per block), or
+/// `None` for a type this parser does not know or a count that is not whole blocks.
+pub fn tensor_bytes(t: u32, elements: u64) -> Option<u64> {
+    let (block, size): (u64, u64) = match t {
+        0 => (1, 4),           // F32
+        1 | 30 => (1, 2),      // F16, BF16
+        2 | 20 => (32, 18),    // Q4_0, IQ4_NL
+        3 => (32, 20),         // Q4_1
+        6 => (32, 22),         // Q5_0
+        7 => (32, 24),         // Q5_1
+        8 => (32, 34),         // Q8_0
+        9 => (32, 36),         // Q8_1
+        10 => (256, 84),       // Q2_K
+        11 | 21 => (256, 110), // Q3_K, IQ3_S
+        12 => (256, 144),      // Q4_K
+        13 => (256, 176),      // Q5_K
+        14 => (256, 210),      // Q6_K
+        15 => (256, 292),      // Q8_K
+        16 | 35 => (256, 66),  // IQ2_XXS, TQ2_0
+        17 => (256, 74),       // IQ2_XS
+        18 => (256, 98),       // IQ3_XXS
+        19 => (256, 50),       // IQ1_S
+        22 => (256, 82),       // IQ2_S
+        23 => (256, 136),      // IQ4_XS
+        24 => (1, 1),          // I8
+        25 => (1, 2),          // I16
+        26 => (1, 4),          // I32
+        27 | 28 => (1, 8),     // I64, F64
+        29 => (256, 56),       // IQ1_M
+        34 => (256, 54),       // TQ1_0
+        39 => (32, 17),        // MXFP4
+        _ => return None,
+    };
+    elements
+        .is_multiple_of(block)
+        .then(|| (elements / block).saturating_mul(size))
 }
 
 /// Memory a model needs, by part (see the module docs).
@@ -453,7 +507,9 @@ fn header(r: &mut Reader<'_>) -> Result<GgufInfo, GgufError> {
         .or_else(|| arrays.get("tokenizer.ggml.tokens"))
         .copied()
         .unwrap_or(0);
+    let tensors = tensor_infos(r, tensor_count)?;
     Ok(GgufInfo {
+        tensors,
         version,
         tensor_count,
         name: strings.get("general.name").cloned(),
@@ -473,6 +529,41 @@ fn header(r: &mut Reader<'_>) -> Result<GgufInfo, GgufError> {
         architecture: arch,
     })
 }
+
+/// The tensor infos that follow the metadata.
+fn tensor_infos(r: &mut Reader<'_>, count: u64) -> Result<Vec<TensorInfo>, GgufError> {
+    // Each info takes at least 8 (name length) + 4 (dimensions) + 4 (type) + 8 (offset).
+    r.need(count.saturating_mul(24), "the tensor infos")?;
+    let mut out = Vec::new();
+    for i in 0..count {
+        let name = r.string(&format!("the name of tensor {i}"))?;
+        let dims = r.u32(&format!("the dimensions of {name}"))?;
+        if !(1..=4).contains(&dims) {
+            return Err(r.invalid(format!(
+                "tensor {name} has {dims} dimensions (1 to 4 expected)"
+            )));
+        }
+        let mut elements = 1u64;
+        for _ in 0..dims {
+            elements = elements.saturating_mul(r.u64(&format!("a dimension of {name}"))?);
+        }
+        let ggml_type = r.u32(&format!("the type of {name}"))?;
+        r.u64(&format!("the offset of {name}"))?;
+        let bytes = tensor_bytes(ggml_type, elements).ok_or_else(|| {
+            r.invalid(format!(
+                "tensor {name}: ggml type {ggml_type} with {elements} elements is not a type this parser knows, or not whole blocks of it"
+            ))
+        })?;
+        out.push(TensorInfo {
+            name,
+            ggml_type,
+            bytes,
+        });
+    }
+    Ok(out)
+}
+
+pub mod plan;
 
 #[cfg(test)]
 mod tests;

@@ -16,6 +16,8 @@ fn smollm2() -> PathBuf {
 struct Craft {
     kvs: Vec<u8>,
     count: u64,
+    tensors: Vec<u8>,
+    tensor_count: u64,
 }
 
 impl Craft {
@@ -46,12 +48,26 @@ impl Craft {
         }
         self
     }
+    /// A tensor info (no data: a header for planning).
+    fn tensor(mut self, name: &str, dims: &[u64], ggml_type: u32) -> Self {
+        self.tensors.extend((name.len() as u64).to_le_bytes());
+        self.tensors.extend(name.as_bytes());
+        self.tensors.extend((dims.len() as u32).to_le_bytes());
+        for d in dims {
+            self.tensors.extend(d.to_le_bytes());
+        }
+        self.tensors.extend(ggml_type.to_le_bytes());
+        self.tensors.extend(0u64.to_le_bytes());
+        self.tensor_count += 1;
+        self
+    }
     fn bytes(&self, version: u32) -> Vec<u8> {
         let mut out = b"GGUF".to_vec();
         out.extend(version.to_le_bytes());
-        out.extend(0u64.to_le_bytes());
+        out.extend(self.tensor_count.to_le_bytes());
         out.extend(self.count.to_le_bytes());
         out.extend(&self.kvs);
+        out.extend(&self.tensors);
         out
     }
 }
@@ -215,4 +231,142 @@ fn an_old_version_and_an_unsupported_architecture_are_named() {
         .unwrap_err()
         .to_string();
     assert!(err.contains("no general.architecture"), "{err}");
+}
+
+#[test]
+fn the_real_smollm2_tensors_add_up_to_its_weights_by_layer() {
+    let info = GgufInfo::read(&smollm2()).unwrap();
+    assert_eq!(info.tensors.len(), 272);
+    let in_file: u64 = info.tensors.iter().map(|t| t.bytes).sum();
+    // The tensor data is the file minus its header and padding (a few MB of metadata).
+    assert!(
+        in_file <= info.file_bytes && in_file > info.file_bytes * 9 / 10,
+        "{in_file} of {}",
+        info.file_bytes
+    );
+    let sizes = info.layer_sizes();
+    assert_eq!(sizes.layers.len(), 30);
+    assert!(
+        sizes.layers.iter().all(|&l| l == sizes.layers[0]),
+        "identical layers: {:?}",
+        sizes.layers
+    );
+    // Tied embeddings (no output.weight): the output layer is a copy of token_embd.
+    assert!(sizes.input > 0 && sizes.output > sizes.input, "{sizes:?}");
+    let whole = info.plan_offload(2048, 1, 1 << 40);
+    assert!(whole.whole() && whole.gpu_layers == 31 && whole.weight_bytes == in_file);
+    assert_eq!(
+        whole.device_weight_bytes,
+        sizes.layers.iter().sum::<u64>() + sizes.output
+    );
+    // Room for the compute buffer and the output layer only: -ngl 1.
+    let one = info.plan_offload(2048, 1, info.device_compute_bytes() + sizes.output);
+    assert_eq!(one.gpu_layers, 1);
+    // No room beside the compute buffer: nothing.
+    let none = info.plan_offload(2048, 1, info.device_compute_bytes() - 1);
+    assert_eq!((none.gpu_layers, none.device_bytes), (0, 0));
+    assert_eq!(
+        none.host_bytes,
+        in_file + info.kv_bytes_per_layer(2048, 1) * 30
+    );
+}
+
+/// deepseek-coder-33B at Q4_K_M as its header says (62 layers of 7168, 56 heads, 8 KV heads,
+/// FFN 19200, vocabulary 32256): header and tensor infos only, no weights.
+fn deepseek_33b() -> Vec<u8> {
+    let (e, kv, ff, vocab) = (7168u64, 1024u64, 19200u64, 32256u64);
+    let (q4k, q6k, f32t) = (12, 14, 0);
+    let mut c = Craft::default()
+        .str("general.architecture", "llama")
+        .u32("llama.block_count", 62)
+        .u32("llama.context_length", 16384)
+        .u32("llama.embedding_length", e as u32)
+        .u32("llama.attention.head_count", 56)
+        .u32("llama.attention.head_count_kv", 8)
+        .u32("llama.vocab_size", vocab as u32)
+        .u32("general.file_type", 15)
+        .tensor("token_embd.weight", &[e, vocab], q4k);
+    for i in 0..62 {
+        c = c
+            .tensor(&format!("blk.{i}.attn_norm.weight"), &[e], f32t)
+            .tensor(&format!("blk.{i}.attn_q.weight"), &[e, e], q4k)
+            .tensor(&format!("blk.{i}.attn_k.weight"), &[e, kv], q4k)
+            .tensor(&format!("blk.{i}.attn_v.weight"), &[e, kv], q6k)
+            .tensor(&format!("blk.{i}.attn_output.weight"), &[e, e], q4k)
+            .tensor(&format!("blk.{i}.ffn_norm.weight"), &[e], f32t)
+            .tensor(&format!("blk.{i}.ffn_gate.weight"), &[e, ff], q4k)
+            .tensor(&format!("blk.{i}.ffn_up.weight"), &[e, ff], q4k)
+            .tensor(&format!("blk.{i}.ffn_down.weight"), &[ff, e], q6k);
+    }
+    c.tensor("output_norm.weight", &[e], f32t)
+        .tensor("output.weight", &[e, vocab], q6k)
+        .bytes(3)
+}
+
+#[test]
+fn a_33b_model_on_a_16_gb_card_offloads_about_three_quarters_of_its_layers() {
+    let info = GgufInfo::parse(&deepseek_33b(), Path::new("deepseek-33b.gguf")).unwrap();
+    let sizes = info.layer_sizes();
+    let weights: u64 = sizes.layers.iter().sum::<u64>() + sizes.output + sizes.input;
+    // Q4_K_M 33B: about 20 GB of weights (the published file is 19.9 GB).
+    assert!(
+        (18_000_000_000..22_000_000_000).contains(&weights),
+        "{weights}"
+    );
+    // A 16 GB card with a 1 GiB margin, 4096 tokens of context, one slot.
+    let plan = info.plan_offload(4096, 1, 16 * 1_000_000_000 - (1 << 30));
+    let share = f64::from(plan.gpu_layers) / 62.0;
+    assert!(
+        (0.65..=0.85).contains(&share),
+        "{} of 62 layers",
+        plan.gpu_layers
+    );
+    assert!(!plan.whole() && plan.device_bytes <= 16 * 1_000_000_000 - (1 << 30));
+    assert!(
+        (0.6..0.85).contains(&plan.device_share()),
+        "{}",
+        plan.device_share()
+    );
+    // The output layer counts first and has no KV cache.
+    let host_layers = 62 - (u64::from(plan.gpu_layers) - 1);
+    assert_eq!(
+        plan.host_bytes + plan.device_weight_bytes - plan.weight_bytes,
+        info.kv_bytes_per_layer(4096, 1) * host_layers
+    );
+    // Twice the card: all of it.
+    assert!(info.plan_offload(4096, 1, 32 * 1_000_000_000).whole());
+}
+
+#[test]
+fn tensor_infos_are_checked() {
+    let bad_type = llama_like()
+        .tensor("blk.0.attn_q.weight", &[256, 256], 99)
+        .bytes(3);
+    let err = GgufInfo::parse(&bad_type, Path::new("x.gguf"))
+        .unwrap_err()
+        .to_string();
+    assert!(
+        err.contains("tensor blk.0.attn_q.weight: ggml type 99"),
+        "{err}"
+    );
+    let ragged = llama_like()
+        .tensor("blk.0.attn_q.weight", &[100], 12)
+        .bytes(3);
+    let err = GgufInfo::parse(&ragged, Path::new("x.gguf"))
+        .unwrap_err()
+        .to_string();
+    assert!(err.contains("not whole blocks"), "{err}");
+    let five = llama_like().tensor("t", &[1, 1, 1, 1, 1], 0).bytes(3);
+    let err = GgufInfo::parse(&five, Path::new("x.gguf"))
+        .unwrap_err()
+        .to_string();
+    assert!(err.contains("tensor t has 5 dimensions"), "{err}");
+    let mut cut = llama_like()
+        .tensor("blk.0.attn_q.weight", &[256, 256], 12)
+        .bytes(3);
+    cut.truncate(cut.len() - 4);
+    let err = GgufInfo::parse(&cut, Path::new("x.gguf"))
+        .unwrap_err()
+        .to_string();
+    assert!(err.contains("offset of blk.0.attn_q.weight"), "{err}");
 }
