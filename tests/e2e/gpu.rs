@@ -287,9 +287,13 @@ fn a_generation_placed_on_an_npu_runs_llama_cpp_openvino_on_its_cpu_stand_in_rec
     );
 }
 
-/// The device memory llama.cpp sees on the pinned lavapipe device, MiB (from its fit log).
-fn lavapipe_free_mib(fit: &std::path::Path, gguf: &std::path::Path) -> Result<u64, String> {
-    let out = std::process::Command::new(fit)
+/// `llama-fit-params` on the pinned lavapipe device for the GGUF at 2048 tokens, one slot.
+fn fit_params(
+    fit: &std::path::Path,
+    gguf: &std::path::Path,
+    extra: &[&str],
+) -> std::process::Output {
+    std::process::Command::new(fit)
         .env("GGML_VK_VISIBLE_DEVICES", "0")
         .args([
             "-m",
@@ -301,16 +305,21 @@ fn lavapipe_free_mib(fit: &std::path::Path, gguf: &std::path::Path) -> Result<u6
             "--device",
             "Vulkan0",
         ])
-        .args(["-fitt", "0", "-lv", "4"])
+        .args(extra)
         .output()
-        .map_err(|e| format!("{}: {e}", fit.display()))?;
+        .unwrap_or_else(|e| panic!("{}: {e}", fit.display()))
+}
+
+/// The device memory llama.cpp sees on the pinned lavapipe device, MiB (from its fit log).
+fn lavapipe_free_mib(fit: &std::path::Path, gguf: &std::path::Path) -> u64 {
+    let out = fit_params(fit, gguf, &["-fitt", "0", "-lv", "4"]);
     let log = String::from_utf8_lossy(&out.stderr);
     log.lines()
         .find_map(|l| {
             let rest = l.split(" MiB of device memory vs. ").nth(1)?;
             rest.split(' ').next()?.parse().ok()
         })
-        .ok_or_else(|| format!("llama-fit-params printed no free device memory: {log}"))
+        .unwrap_or_else(|| panic!("llama-fit-params printed no free device memory: {log}"))
 }
 
 /// Issue 31: the offload plan Switchyard makes from the GGUF header alone agrees with
@@ -328,24 +337,10 @@ fn the_offload_plan_from_the_header_agrees_with_llama_cpps_fit_within_one_layer(
     let gguf = switchyard_backend_core::paths::models_dir()
         .join("smollm2-135m-gguf/SmolLM2-135M-Instruct.Q4_1.gguf");
     let info = switchyard_backend_core::gguf::GgufInfo::read(&gguf).unwrap();
-    let free = lavapipe_free_mib(&fit, &gguf).unwrap();
+    let free = lavapipe_free_mib(&fit, &gguf);
     let mut seen = Vec::new();
     for budget in [140u64, 160, 180, 200, 230] {
-        let out = std::process::Command::new(&fit)
-            .env("GGML_VK_VISIBLE_DEVICES", "0")
-            .args([
-                "-m",
-                &gguf.to_string_lossy(),
-                "-c",
-                "2048",
-                "-np",
-                "1",
-                "--device",
-                "Vulkan0",
-            ])
-            .args(["-fitt", &(free - budget).to_string()])
-            .output()
-            .unwrap();
+        let out = fit_params(&fit, &gguf, &["-fitt", &(free - budget).to_string()]);
         let stdout = String::from_utf8_lossy(&out.stdout);
         let theirs: i64 = stdout
             .split("-ngl ")

@@ -11,6 +11,7 @@ $CARGO_TARGET_DIR or target/{debug,release}/switchyard) with a temporary config 
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import shlex
@@ -172,6 +173,19 @@ def start_binary(tmp: Path, extra_config: str = "") -> System:
         proc=proc,
         stderr_path=stderr_path,
     )
+
+
+@contextlib.contextmanager
+def own_system(tmp: Path, extra_config: str = ""):
+    """A `switchyard up` of a test module's own: started with `extra_config`, ready, killed
+    at the end."""
+    system = start_binary(tmp, extra_config)
+    try:
+        wait_ready(system)
+        yield system
+    finally:
+        system.proc.kill()
+        system.proc.wait()
 
 
 @pytest.fixture(scope="session")

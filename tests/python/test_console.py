@@ -15,7 +15,7 @@ from pathlib import Path
 
 import pytest
 
-from conftest import REPO, TEST_TOKEN, http_json, start_binary, wait_ready
+from conftest import REPO, TEST_TOKEN, http_json, own_system
 
 SHOTS = REPO / "target" / "console-screenshots"
 FACT = "The console's test document says the lighthouse keeper is named Ottoline."
@@ -39,14 +39,8 @@ def browser_or_skip():
 
 @pytest.fixture(scope="module")
 def console(tmp_path_factory):
-    tmp = tmp_path_factory.mktemp("console")
-    system = start_binary(tmp)
-    try:
-        wait_ready(system)
+    with own_system(tmp_path_factory.mktemp("console")) as system:
         yield system
-    finally:
-        system.proc.kill()
-        system.proc.wait()
 
 
 @pytest.fixture(scope="module")

@@ -16,7 +16,7 @@ from pathlib import Path
 
 import pytest
 
-from conftest import binary_path, http_json, setup_env, start_binary, wait_ready
+from conftest import binary_path, http_json, setup_env, own_system
 
 TIERS = {
     "sql": [
@@ -142,14 +142,8 @@ poetry = ["smollm2-135m"]
 @pytest.fixture(scope="module")
 def routed(tmp_path_factory):
     """A second `switchyard up` whose routes serve the four made-up tiers."""
-    tmp = tmp_path_factory.mktemp("routed")
-    system = start_binary(tmp, ROUTES)
-    try:
-        wait_ready(system)
+    with own_system(tmp_path_factory.mktemp("routed"), ROUTES) as system:
         yield system
-    finally:
-        system.proc.kill()
-        system.proc.wait()
 
 
 def tier_of(system, prompt: str) -> str:
