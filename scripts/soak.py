@@ -24,6 +24,7 @@ Meanwhile an open web console is simulated: its two data routes (/v1/console/clu
 from __future__ import annotations
 
 import argparse
+import secrets
 import json
 import os
 import shutil
@@ -40,10 +41,15 @@ SCRIPT = REPO / "scripts" / "netns-cluster.sh"
 NAME, NET = "sysoak", "10.77.251"
 HOSTS = ["ctl", "agent-1", "agent-2"]
 
+# The cluster's client APIs listen beyond loopback, so they require a token (secure as
+# shipped): netns-cluster.sh configures this one (SY_API_TOKEN).
+TOKEN = secrets.token_hex(16)
+AUTH = {"Authorization": f"Bearer {TOKEN}"}
 SENTENCE = "soak request: a short sentence to embed for the soak benchmark"
 WRK_LUA = r"""
 wrk.method = "POST"
 wrk.headers["Content-Type"] = "application/json"
+wrk.headers["Authorization"] = "Bearer TOKEN"
 wrk.body = '{"model":"minilm-l6-v2","input":"SENTENCE"}'
 done = function(summary, latency, requests)
   io.write(string.format(
@@ -96,7 +102,7 @@ def sweep(url: str) -> None:
     def post(k: int) -> None:
         body = json.dumps({"model": "minilm-l6-v2", "input": [SENTENCE] * k}).encode()
         req = urllib.request.Request(f"{url}/v1/embeddings", data=body,
-                                     headers={"Content-Type": "application/json"})
+                                     headers={"Content-Type": "application/json", **AUTH})
         with urllib.request.urlopen(req, timeout=120) as resp:
             resp.read()
 
@@ -115,7 +121,7 @@ def console_poller(url: str, stop: threading.Event, counts: dict) -> None:
     while not stop.is_set():
         for path in ("/v1/console/cluster", "/v1/console/requests"):
             try:
-                with urllib.request.urlopen(url + path, timeout=10) as r:
+                with urllib.request.urlopen(urllib.request.Request(url + path, headers=AUTH), timeout=10) as r:
                     r.read()
                 counts["ok"] += 1
             except Exception:  # noqa: BLE001 - every failure counts the same
@@ -133,7 +139,7 @@ def main() -> int:
         sys.exit("soak: needs root (network namespaces): sudo python3 scripts/soak.py")
     if shutil.which("wrk") is None:
         sys.exit("soak: wrk is missing: apt-get install wrk (or run scripts/setup.sh as root)")
-    env = dict(os.environ, SY_NETNS_NAME=NAME, SY_NETNS_NET=NET, SWITCHYARD_BIN=binary())
+    env = dict(os.environ, SY_NETNS_NAME=NAME, SY_NETNS_NET=NET, SWITCHYARD_BIN=binary(), SY_API_TOKEN=TOKEN)
     env.setdefault("SWITCHYARD_THREADS", "2")
     env.setdefault("SWITCHYARD_LOG", "warn")
     url = f"http://{NET}.1:8080"
@@ -143,7 +149,7 @@ def main() -> int:
         pids = {h: int(cluster("pid", h, env=env)) for h in HOSTS}
         with tempfile.TemporaryDirectory() as d:
             lua = Path(d) / "embed.lua"
-            lua.write_text(WRK_LUA.replace("SENTENCE", SENTENCE))
+            lua.write_text(WRK_LUA.replace("SENTENCE", SENTENCE).replace("TOKEN", TOKEN))
             sweep(url)
             # One wrk run: the warm-up is its first --warmup seconds, so the connections stay
             # open and the RSS compared is the steady state under the same 200 clients.

@@ -140,6 +140,12 @@ pub async fn start_agent(config: &Config, models: ModelRegistry) -> Result<Agent
     }
     let mut dc = discovery_config(a.fixture.as_deref());
     dc.software_gpu |= config.discovery.software_gpu;
+    dc.memory_limits = config
+        .discovery
+        .memory_limit_mib
+        .iter()
+        .map(|(id, mib)| (id.clone(), mib.saturating_mul(1 << 20)))
+        .collect();
     let mut discovery = Discovery::new(dc);
     let first = discovery.scan();
     for note in &first.notes {

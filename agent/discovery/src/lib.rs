@@ -92,6 +92,10 @@ pub struct DiscoveryConfig {
     /// `[discovery] software_gpu`: a software Vulkan device (Mesa lavapipe) becomes a
     /// `vulkan_gpu` that placement may use (tests); never by default.
     pub software_gpu: bool,
+    /// `[discovery] memory_limit_mib`: at most this much of a device (by id) is Switchyard's —
+    /// the rest stays for other programs (a desktop, a game); the device reports the smaller
+    /// total and free figures.
+    pub memory_limits: std::collections::BTreeMap<String, u64>,
 }
 
 /// Where Vulkan answers come from.
@@ -118,6 +122,7 @@ impl DiscoveryConfig {
             vulkan: VulkanMode::Real,
             software_gpu: std::env::var("SWITCHYARD_SOFTWARE_GPU")
                 .is_ok_and(|v| matches!(v.as_str(), "1" | "true" | "yes")),
+            memory_limits: Default::default(),
         }
     }
 
@@ -141,6 +146,7 @@ impl DiscoveryConfig {
             openvino_2022_dir: None,
             vulkan,
             software_gpu: false,
+            memory_limits: Default::default(),
             nvml,
             level_zero: false,
             simulated: true,
@@ -311,6 +317,11 @@ impl Discovery {
 
         for d in &mut inv.devices {
             d.simulated = self.cfg.simulated;
+            if let Some(&limit) = self.cfg.memory_limits.get(&d.id) {
+                d.memory_total_bytes = d.memory_total_bytes.min(limit);
+                d.attributes
+                    .insert("memory_limit_bytes".into(), limit.to_string());
+            }
         }
         // Initial telemetry snapshot (also primes the delta counters).
         let live = self.telemetry(&inv);
@@ -543,6 +554,9 @@ impl Discovery {
             }
             // No vendor counters through Vulkan alone: free memory as scanned.
             DeviceKind::Ncs2 | DeviceKind::VulkanGpu | DeviceKind::Unspecified => {}
+        }
+        if let Some(&limit) = self.cfg.memory_limits.get(&d.id) {
+            t.memory_free_bytes = t.memory_free_bytes.min(limit);
         }
         t
     }

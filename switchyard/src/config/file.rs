@@ -48,6 +48,10 @@ pub struct DiscoveryConfig {
     /// if it were a GPU. For tests of the GPU path on machines without one; never by default.
     /// Also `SWITCHYARD_SOFTWARE_GPU=1`.
     pub software_gpu: bool,
+    /// At most this many MiB of a device (by its id, as `switchyard devices` lists it) are
+    /// Switchyard's: `{ "GPU-6f…" = 12288 }` leaves the rest of a 16 GB card to the desktop.
+    /// A model bigger than that runs partly on the host (llama.cpp's `-ngl`).
+    pub memory_limit_mib: std::collections::BTreeMap<String, u64>,
 }
 
 /// The whole configuration file.
@@ -145,6 +149,16 @@ impl Config {
 
     /// Checks cross-field rules.
     pub fn validate(&self) -> Result<(), ConfigError> {
+        if let Some((id, _)) = self
+            .discovery
+            .memory_limit_mib
+            .iter()
+            .find(|(_, m)| **m == 0)
+        {
+            return Err(ConfigError::Invalid(format!(
+                "discovery.memory_limit_mib.\"{id}\" = 0: a limit must be at least 1 MiB (remove the entry for no limit)"
+            )));
+        }
         self.agent.validate().map_err(ConfigError::Invalid)?;
         self.server().validate().map_err(ConfigError::Invalid)
     }

@@ -182,6 +182,9 @@ pub struct Pin {
     pub max_parallel: Option<u32>,
     /// GGUF quantisations the device runs (an NPU: Q4_0); empty: any.
     pub quantizations: Vec<String>,
+    /// `-ngl` when only part of the model fits the device (the rest on the host's CPU);
+    /// `None`: every layer.
+    pub gpu_layers: Option<u32>,
 }
 
 impl Pin {
@@ -219,7 +222,18 @@ impl Pin {
             env,
             max_parallel: None,
             quantizations: Vec::new(),
+            gpu_layers: None,
         }
+    }
+
+    /// This pin with only `layers` of the model on the device (llama.cpp's `-ngl`, counted
+    /// from the output layer back), the rest on the host.
+    pub fn with_gpu_layers(mut self, layers: u32) -> Pin {
+        if let Some(i) = self.args.iter().position(|a| a == "--n-gpu-layers") {
+            self.args[i + 1] = layers.to_string();
+        }
+        self.gpu_layers = Some(layers);
+        self
     }
 
     /// Whether this device runs a GGUF of `quantization` (`Q4_0`), or why not.
@@ -283,6 +297,7 @@ pub fn plan(build: &BuildDevices, device: &Device) -> Result<Pin, String> {
             env: vec![pair("CUDA_VISIBLE_DEVICES", "")],
             max_parallel: None,
             quantizations: Vec::new(),
+            gpu_layers: None,
         }),
         DeviceKind::NvidiaGpu if build.cuda => {
             let uuid = attr(UUID).unwrap_or(&device.id);

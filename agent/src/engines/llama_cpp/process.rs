@@ -110,16 +110,18 @@ impl Offload {
         }
     }
 
-    /// Whether every layer sits on `device` (`Vulkan0`), or what the engine did instead.
-    pub(super) fn check(&self, device: &str) -> Result<(), String> {
+    /// Whether the layers planned (`planned`: a partial offload's `-ngl`; `None`: every
+    /// layer) sit on `device` (`Vulkan0`), or what the engine did instead.
+    pub(super) fn check(&self, device: &str, planned: Option<u32>) -> Result<(), String> {
         let Some((n, m)) = self.layers else {
             return Err(format!(
                 "llama-server's load log shows no offload to {device} (no \"offloaded N/M layers\" line)"
             ));
         };
-        if n < m || m == 0 {
+        let want = planned.map_or(m, |p| p.min(m));
+        if n < want || m == 0 {
             return Err(format!(
-                "llama-server offloaded only {n}/{m} layers to {device} (too little free memory there?)"
+                "llama-server offloaded only {n}/{m} layers to {device}, {want} planned (too little free memory there?)"
             ));
         }
         if !self.buffers.iter().any(|b| b == device) {
@@ -263,7 +265,7 @@ async fn run_once(
     }
     if let Some(device) = pin.engine_device() {
         let seen = log.offload.lock().expect("offload").clone();
-        if let Err(why) = seen.check(&device) {
+        if let Err(why) = seen.check(&device, pin.gpu_layers) {
             let _ = terminate(&mut child, pid).await;
             return Err(Ended::Misplaced(why));
         }

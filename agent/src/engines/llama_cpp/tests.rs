@@ -29,15 +29,21 @@ fn the_load_log_tells_whether_every_layer_went_to_the_pinned_device() {
     }
     assert_eq!(o.layers, Some((31, 31)));
     assert_eq!(o.buffers, ["CPU_Mapped", "Vulkan0"]);
-    o.check("Vulkan0").unwrap();
-    let why = o.check("Vulkan1").unwrap_err();
+    o.check("Vulkan0", None).unwrap();
+    let why = o.check("Vulkan1", None).unwrap_err();
     assert!(why.contains("no model buffer on Vulkan1"), "{why}");
 
     let mut partial = process::Offload::default();
     partial.note("load_tensors: offloaded 12/31 layers to GPU");
     partial.note("load_tensors:      Vulkan0 model buffer size =    30.00 MiB");
-    let why = partial.check("Vulkan0").unwrap_err();
+    let why = partial.check("Vulkan0", None).unwrap_err();
     assert!(why.contains("12/31"), "{why}");
-    let why = process::Offload::default().check("Vulkan0").unwrap_err();
+    // A partial offload planned at 12 layers: what it should be; at 14: too few.
+    partial.check("Vulkan0", Some(12)).unwrap();
+    let why = partial.check("Vulkan0", Some(14)).unwrap_err();
+    assert!(why.contains("12/31 layers to Vulkan0, 14 planned"), "{why}");
+    let why = process::Offload::default()
+        .check("Vulkan0", None)
+        .unwrap_err();
     assert!(why.contains("no offload"), "{why}");
 }
