@@ -123,6 +123,10 @@ impl LlamaCpp {
             .filter(|d| d.engine.is_empty() && engine_kinds.contains(&d.kind()))
         {
             let usable = self.pin_of(d);
+            self.free
+                .lock()
+                .expect("free memory")
+                .insert(d.id.clone(), d.memory_free_bytes);
             d.backends.retain(|b| b.backend != "llama_cpp");
             d.backends.push(BackendSupport {
                 backend: "llama_cpp".into(),
@@ -201,6 +205,8 @@ pub struct LlamaCpp {
     build: BuildDevices,
     /// Each device id's pin (from [`advertise`]).
     pins: Mutex<HashMap<String, DevicePin>>,
+    /// Each device's free memory as last advertised (what a partial offload is planned in).
+    free: Mutex<HashMap<String, u64>>,
     threads: usize,
     servers: Mutex<HashMap<(String, String), Arc<Server>>>,
     /// What NVML last said each GPU process holds.
@@ -217,6 +223,7 @@ impl LlamaCpp {
                 .map(BuildDevices::probe)
                 .unwrap_or_default(),
             pins: Mutex::new(HashMap::new()),
+            free: Mutex::new(HashMap::new()),
             server,
             threads: settings
                 .threads
@@ -322,6 +329,7 @@ impl LlamaCpp {
                 engine.gguf.display()
             )));
         }
+        let pinning = self.fit(spec, device_id, pinning).map_err(unusable)?;
         let key = (spec.name.clone(), device_id.to_string());
         let mut servers = self.servers.lock().expect("servers");
         if let Some(s) = servers.get(&key) {
@@ -353,6 +361,47 @@ impl LlamaCpp {
         let threads = self.threads;
         tokio::spawn(supervise(server.clone(), binary, threads, pinning).instrument(span));
         Ok(server)
+    }
+
+    /// `pin` with the layers that fit the device's free memory (less a tenth, at most 1 GiB,
+    /// for the engine's own buffers): every layer when the model fits, else llama.cpp's `-ngl`
+    /// from the GGUF's offload plan, the rest of the model on the host's CPU.
+    fn fit(&self, spec: &ModelSpec, device_id: &str, pin: Pin) -> Result<Pin, String> {
+        let free = self
+            .free
+            .lock()
+            .expect("free memory")
+            .get(device_id)
+            .copied();
+        let (Some(free), Some(engine)) = (free, spec.engine.as_ref()) else {
+            return Ok(pin);
+        };
+        if pin.family == pinning::Family::Cpu {
+            return Ok(pin);
+        }
+        let info = switchyard_backend_core::gguf::GgufInfo::read(&engine.gguf)
+            .map_err(|e| e.to_string())?;
+        let budget = free.saturating_sub((free / 10).min(1 << 30));
+        let ctx = spec.context_tokens.unwrap_or(4096);
+        let plan = info.plan_offload(ctx, pin.parallel(engine.parallel), budget);
+        if plan.whole() {
+            return Ok(pin);
+        }
+        if plan.gpu_layers == 0 {
+            return Err(format!(
+                "{} does not fit {device_id} even in part: {} MiB to use there, and its compute buffer and output layer alone take more",
+                spec.name,
+                budget >> 20
+            ));
+        }
+        tracing::info!(
+            model = %spec.name,
+            device = device_id,
+            layers = %format!("{}/{}", plan.gpu_layers, plan.total_layers),
+            on_device = %format!("{:.0} %", plan.device_share() * 100.0),
+            "partial offload: the rest of the model runs on the host's CPU"
+        );
+        Ok(pin.with_gpu_layers(plan.gpu_layers))
     }
 
     /// Stops (model, device): SIGTERM, SIGKILL after [`GRACE`]; returns once the process is

@@ -171,6 +171,11 @@ pub struct EngineSpec {
     /// tools, so the engine can answer tool calls.
     #[serde(default)]
     pub chat_template: Option<PathBuf>,
+    /// The least device memory a part of the model can run in (llama.cpp's `-ngl 2`: the
+    /// compute buffer, the output layer and one layer), from the GGUF header; `None` when
+    /// the file is not on this host.
+    #[serde(skip)]
+    pub offload_min_bytes: Option<u64>,
 }
 
 fn default_parallel() -> u32 {
@@ -428,10 +433,11 @@ fn check_files(spec: &mut ModelSpec, models_dir: &Path, registry_dir: &Path) -> 
     }
     let info =
         crate::gguf::GgufInfo::read(&engine.gguf).map_err(|e| format!("model {name}: {e}"))?;
+    let ctx = spec.context_tokens.unwrap_or(info.context_length);
     if spec.memory_bytes == 0 {
-        let ctx = spec.context_tokens.unwrap_or(info.context_length);
         spec.memory_bytes = info.estimate(ctx, engine.parallel).total();
     }
+    engine.offload_min_bytes = Some(info.min_offload_bytes(ctx, engine.parallel));
     let facts = [
         ("family", info.architecture.clone()),
         ("quantization", info.quantization()),

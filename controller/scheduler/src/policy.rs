@@ -36,6 +36,7 @@
 //! | utilisation | `1 − utilisation` the agent reports | 1.5 |
 //! | thermal | `min(1, (throttle − temperature) / thermal_margin_celsius)`, 0 at or past the throttle point | 2 |
 //! | power | `1 − power / power_limit`: headroom under the device's power cap | 1 |
+//! | partial offload | an engine model bigger than a GPU's room, run partly there (llama.cpp `-ngl`): `−3 × kind_step × (1 − share on the device)`; 0 when it fits whole | 0 to −60 |
 //!
 //! A figure the agent does not report costs nothing (the term is at its full weight), except
 //! latency, which is at half weight until known. The kind step is larger than all other

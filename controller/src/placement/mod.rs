@@ -198,7 +198,8 @@ impl Placer {
             spec.memory_bytes,
             Instant::now(),
         )
-        .with_precisions(&spec.precisions());
+        .with_precisions(&spec.precisions())
+        .with_partial_offload(spec.engine.as_ref().and_then(|e| e.offload_min_bytes));
         if spec.backends.is_empty() {
             req
         } else {

@@ -109,6 +109,17 @@ impl GgufInfo {
             .saturating_mul(4)
     }
 
+    /// The least device memory for a partial offload worth making: the compute buffer, the
+    /// output layer and the largest repeating layer with its KV cache (`-ngl 2`).
+    pub fn min_offload_bytes(&self, ctx: u32, parallel: u32) -> u64 {
+        let sizes = self.layer_sizes();
+        let layer = sizes.layers.iter().copied().max().unwrap_or(0);
+        self.device_compute_bytes()
+            .saturating_add(sizes.output)
+            .saturating_add(layer)
+            .saturating_add(self.kv_bytes_per_layer(ctx, parallel))
+    }
+
     /// The most layers that fit `budget` bytes of device memory, back to front.
     pub fn plan_offload(&self, ctx: u32, parallel: u32, budget: u64) -> OffloadPlan {
         let sizes = self.layer_sizes();

@@ -14,6 +14,8 @@ pub(super) struct Prepared<'a> {
     pub(super) precisions: u8,
     pub(super) model_id: Option<u32>,
     pub(super) need: u64,
+    /// [`PlacementRequest::partial_min_bytes`].
+    pub(super) partial_min: Option<u64>,
     pub(super) headroom_ratio: f64,
     pub(super) pack: bool,
     pub(super) allow_simulated: bool,
@@ -61,6 +63,7 @@ impl<'a> Prepared<'a> {
                 .fold(0u8, |m, p| m | (1 << precision_index(p))),
             model_id: view.model_id(&req.model),
             need: req.memory_bytes,
+            partial_min: req.partial_min_bytes,
             headroom_ratio: policy.memory_headroom_ratio,
             pack: policy.mode == PlacementMode::Pack,
             allow_simulated: policy.allow_simulated,
@@ -135,18 +138,36 @@ pub(super) fn early(
     };
     let warm = p.model_id.is_some_and(|id| h.resident.contains(&id));
     // An attached engine loads what it serves in memory Switchyard does not manage.
-    let need = if warm || h.engine { 0 } else { p.need };
+    let mut need = if warm || h.engine { 0 } else { p.need };
     let mut evict_bytes = 0;
+    let mut device_share = None;
     if !warm && !h.engine {
         let headroom = (h.total as f64 * p.headroom_ratio) as u64;
-        let wanted = need.saturating_add(headroom);
-        if wanted > h.free.saturating_add(h.reclaimable) {
-            return Err(RejectReason::DoesNotFit {
-                needed_bytes: need,
-                headroom_bytes: headroom,
-                free_bytes: h.free,
-                reclaimable_bytes: h.reclaimable,
-            });
+        let room = h.free.saturating_add(h.reclaimable);
+        let mut wanted = need.saturating_add(headroom);
+        if wanted > room {
+            // A model bigger than the device: part of it on a GPU, the rest on the host.
+            match p.partial_min {
+                Some(min)
+                    if matches!(
+                        h.kind,
+                        DeviceType::NvidiaGpu | DeviceType::IntelGpu | DeviceType::VulkanGpu
+                    ) && min.saturating_add(headroom) <= room =>
+                {
+                    let usable = room - headroom;
+                    device_share = Some(usable as f64 / need.max(1) as f64);
+                    need = usable;
+                    wanted = room;
+                }
+                _ => {
+                    return Err(RejectReason::DoesNotFit {
+                        needed_bytes: need,
+                        headroom_bytes: headroom,
+                        free_bytes: h.free,
+                        reclaimable_bytes: h.reclaimable,
+                    });
+                }
+            }
         }
         evict_bytes = wanted.saturating_sub(h.free);
     }
@@ -175,6 +196,11 @@ pub(super) fn early(
         _ => 1.0,
     };
     let terms = ScoreTerms {
+        // A partial offload decodes at a speed between the GPU's and the CPU's (about the CPU's
+        // divided by the share left on the host), nearer the CPU's the more stays there: up to
+        // three kind steps less, so it still edges out the CPU alone.
+        partial: device_share.map_or(0.0, |s| -3.0 * w.kind_step * (1.0 - s.clamp(0.0, 1.0))),
+        device_share,
         preference: preference_term(w.kind_step, rank),
         // The warm bonus shrinks with the device's load: a saturated warm device must not
         // keep the work while an idle one of the same kind stays cold.

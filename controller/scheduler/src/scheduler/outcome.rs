@@ -8,6 +8,10 @@ use super::*;
 pub struct ScoreTerms {
     /// Kind preference term.
     pub preference: f64,
+    /// Partial-offload term (0 when the model fits the device whole).
+    pub partial: f64,
+    /// The share of the model on the device when only part of it fits (`None`: whole).
+    pub device_share: Option<f64>,
     /// Warm (model resident) bonus.
     pub warm: f64,
     /// TOPS term.
@@ -62,6 +66,7 @@ impl ScoreTerms {
     /// Sum of the terms.
     pub fn total(&self) -> f64 {
         self.preference
+            + self.partial
             + self.warm
             + self.tops
             + self.memory
@@ -81,6 +86,14 @@ impl fmt::Display for ScoreTerms {
             self.kind_rank + 1,
             self.preference
         )?;
+        if let Some(share) = self.device_share {
+            write!(
+                f,
+                ", partial offload: {:.0}% of the model on the device, the rest on the host CPU {:+.2}",
+                share * 100.0,
+                self.partial
+            )?;
+        }
         write!(f, ", warm {:+.2}", self.warm)?;
         write!(
             f,

@@ -23,6 +23,10 @@ pub struct PlacementRequest {
     /// The request uses what only engines act on (function calling, structured output):
     /// only attached or supervised engines are candidates, never the native decoder.
     pub engine_only: bool,
+    /// An engine model that may run partly on a GPU (llama.cpp's `-ngl`, the rest on the
+    /// host's CPU) when it fits no GPU whole: at least this many bytes must fit there (the
+    /// compute buffer, the output layer and one layer). `None`: whole or not at all.
+    pub partial_min_bytes: Option<u64>,
     /// (node, device) pairs to skip: where this request already failed.
     pub exclude: Vec<(String, String)>,
     /// How many candidates [`place`] returns (at least 1).
@@ -49,6 +53,7 @@ impl PlacementRequest {
             precision: Precision::F32,
             also_at: Vec::new(),
             engine_only: false,
+            partial_min_bytes: None,
             exclude: Vec::new(),
             top_k: 3,
             now,
@@ -73,6 +78,12 @@ impl PlacementRequest {
             self.precision = *first;
             self.also_at = rest.to_vec();
         }
+        self
+    }
+
+    /// Lets the model run partly on a GPU (see [`PlacementRequest::partial_min_bytes`]).
+    pub fn with_partial_offload(mut self, min_bytes: Option<u64>) -> Self {
+        self.partial_min_bytes = min_bytes;
         self
     }
 

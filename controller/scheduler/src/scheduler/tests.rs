@@ -607,3 +607,58 @@ fn a_device_without_the_models_engine_says_why_the_agent_cannot_use_it() {
         cpu.detail
     );
 }
+
+#[test]
+fn an_engine_model_bigger_than_the_gpu_runs_partly_there_scored_by_the_share_it_holds() {
+    let ctx = Ctx::new();
+    let v = cluster();
+    // 12 GB: fits no GPU whole (10 GB free, 1.2 GB headroom), the gpu-box CPU whole.
+    let whole_only = ctx.req(StageKind::Generate, "coder-33b", 12 * GB);
+    assert_eq!(ctx.place(&v, &whole_only).best().unwrap().device, "cpu");
+    // A partial offload may put 8.8 GB of it on the GPU: 73 % there, the rest on the host.
+    let r = ctx
+        .req(StageKind::Generate, "coder-33b", 12 * GB)
+        .with_partial_offload(Some(GB));
+    let p = ctx.place(&v, &r);
+    let best = p.best().unwrap();
+    assert_eq!(best.device, "GPU-aaaa", "{p:?}");
+    let share = best.terms.device_share.unwrap();
+    assert!((share - 8.8 / 12.0).abs() < 1e-9, "{share}");
+    assert!(
+        best.terms.partial < 0.0
+            && best
+                .terms
+                .to_string()
+                .contains("partial offload: 73% of the model on the device"),
+        "{}",
+        best.terms
+    );
+    // Only GPUs take part of a model: a CPU or an NPU holds it whole or not at all.
+    assert!(
+        p.candidates
+            .iter()
+            .filter(|c| c.kind != DeviceType::NvidiaGpu)
+            .all(|c| c.terms.device_share.is_none())
+    );
+    // Too big for every CPU: 29 % on the GPU is the one way to run it, at a lower score.
+    let huge = ctx
+        .req(StageKind::Generate, "coder-100b", 30 * GB)
+        .with_partial_offload(Some(GB));
+    let p = ctx.place(&v, &huge);
+    assert_eq!(
+        names(&p),
+        vec![("gpu-box".into(), "GPU-aaaa".into())],
+        "{p:?}"
+    );
+    assert!(p.best().unwrap().terms.partial < best.terms.partial);
+    // Less room than the least part: refused as before.
+    let tiny_room = ctx
+        .req(StageKind::Generate, "coder-33b", 12 * GB)
+        .with_partial_offload(Some(9 * GB));
+    let e = ctx.explain(&v, &tiny_room);
+    assert!(
+        e.rejected
+            .iter()
+            .any(|x| x.device == "GPU-aaaa" && matches!(x.reason, RejectReason::DoesNotFit { .. }))
+    );
+}
