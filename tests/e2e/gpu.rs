@@ -366,3 +366,94 @@ fn the_offload_plan_from_the_header_agrees_with_llama_cpps_fit_within_one_layer(
         "more memory, more layers: {seen:?}"
     );
 }
+
+/// Issue 31: a model bigger than the device runs partly on it. The lavapipe device is capped
+/// at 200 MiB (`[discovery] memory_limit_mib`), less than the model needs whole (weights, KV
+/// cache, compute buffer: about 250 MiB): the controller still places it there (the scheduler
+/// admits a partial offload for engine models and scores the share), the agent starts
+/// llama-server with the `-ngl` its offload plan gives for the device's free memory, the
+/// engine's own load log shows that many layers on Vulkan0 (the rest on the CPU), and the
+/// answer comes back.
+#[test]
+fn a_model_bigger_than_the_capped_lavapipe_device_runs_partly_there_the_rest_on_the_cpu() {
+    let test = "gpu::lavapipe_partial_offload";
+    if !precondition(test, vulkan_engine().map(|_| ())) {
+        return;
+    }
+    let lavapipe = match software_gpu() {
+        Ok(d) => d,
+        Err(why) => {
+            precondition(test, Err(why));
+            return;
+        }
+    };
+    let device_id = lavapipe["id"].as_str().unwrap().to_string();
+    let dir = tempfile::tempdir().unwrap();
+    let cfg = config(&dir);
+    let mut text = std::fs::read_to_string(&cfg).unwrap();
+    text.push_str(&format!("memory_limit_mib = {{ {device_id:?} = 200 }}\n"));
+    std::fs::write(&cfg, text).unwrap();
+    let mut args = vec!["--config", cfg.as_str()];
+    args.extend(UP_ON_LOOPBACK);
+    args.extend(["--node-name", "gpu"]);
+    let up = Proc::start("gpu-partial", &args).unwrap_or_else(|e| panic!("up: {e}"));
+    let grpc = up.field("grpc").unwrap();
+    let http = up.field("http").unwrap();
+    wait_node_ready(&up, &grpc, "gpu");
+
+    let body = serde_json::json!({
+        "model": MODEL, "max_tokens": 3, "temperature": 0,
+        "messages": [{"role": "user", "content": "Capital of France?"}],
+    });
+    let (code, raw) = post(&http, "/v1/chat/completions", &body).unwrap();
+    assert_eq!(code, 200, "{raw}\n{}", up.stderr());
+    let v: Value = serde_json::from_str(&raw).unwrap();
+    assert_eq!(v["usage"]["completion_tokens"], 3, "{raw}");
+    let trace = &v["switchyard"]["trace"][0];
+    assert_eq!(
+        trace["device"],
+        device_id.as_str(),
+        "placed on the capped GPU: {raw}"
+    );
+    assert_eq!(trace["engine_device"], "vulkan:Vulkan0", "{raw}");
+
+    let log = strip_ansi(&up.stderr());
+    let planned = log
+        .lines()
+        .find(|l| l.contains("partial offload: the rest of the model runs on the host's CPU"))
+        .unwrap_or_else(|| panic!("no partial-offload plan in the log:\n{log}"));
+    let layers = |line: &str| -> (u32, u32) {
+        let l = line
+            .split("layers=")
+            .nth(1)
+            .and_then(|l| l.split_whitespace().next())
+            .unwrap_or_default();
+        let (n, m) = l.split_once('/').unwrap_or_default();
+        (n.parse().unwrap_or(0), m.parse().unwrap_or(0))
+    };
+    let (n, m) = layers(planned);
+    assert!(
+        n > 1 && n < m && m == 31,
+        "part of the 31 layers: {planned}"
+    );
+    // The engine did what was planned: its load log, read by the agent.
+    let (checked, _) = wait_for(Duration::from_secs(5), || {
+        strip_ansi(&up.stderr())
+            .lines()
+            .find(|l| l.contains("llama-server computes on its pinned device"))
+            .map(str::to_string)
+    })
+    .unwrap_or_else(|| panic!("no offload check in the log:\n{}", up.stderr()));
+    assert_eq!(layers(&checked), (n, m), "{checked}");
+    let argv_ngl = format!("--n-gpu-layers {n}");
+    assert!(
+        std::fs::read_dir("/proc").unwrap().flatten().any(|e| {
+            std::fs::read(e.path().join("cmdline")).is_ok_and(|c| {
+                String::from_utf8_lossy(&c)
+                    .replace('\0', " ")
+                    .contains(&argv_ngl)
+            })
+        }),
+        "a llama-server with {argv_ngl}"
+    );
+}
