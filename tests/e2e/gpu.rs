@@ -445,6 +445,13 @@ fn a_model_bigger_than_the_capped_lavapipe_device_runs_partly_there_the_rest_on_
     })
     .unwrap_or_else(|| panic!("no offload check in the log:\n{}", up.stderr()));
     assert_eq!(layers(&checked), (n, m), "{checked}");
+    // Where it is loaded says so: the layout beside the device.
+    let layout = format!("{n} layers (from the output back) on Vulkan0, the rest on the host CPU");
+    wait_for(Duration::from_secs(10), || {
+        let (_, models) = switchyard_e2e::get(&http, "/v1/models", None).ok()?;
+        models.contains(&layout).then_some(())
+    })
+    .unwrap_or_else(|| panic!("/v1/models never showed {layout:?}"));
     let argv_ngl = format!("--n-gpu-layers {n}");
     assert!(
         std::fs::read_dir("/proc").unwrap().flatten().any(|e| {

@@ -190,6 +190,8 @@ pub(super) struct Server {
     endpoint: Endpoint,
     /// The device it is pinned to.
     pin: Pin,
+    /// What it holds on that device: the model's estimate, or a partial offload's share.
+    device_bytes: u64,
     phase: watch::Sender<Phase>,
     stop: watch::Sender<bool>,
     last_used: Mutex<Instant>,
@@ -329,7 +331,7 @@ impl LlamaCpp {
                 engine.gguf.display()
             )));
         }
-        let pinning = self.fit(spec, device_id, pinning).map_err(unusable)?;
+        let (pinning, device_bytes) = self.fit(spec, device_id, pinning).map_err(unusable)?;
         let key = (spec.name.clone(), device_id.to_string());
         let mut servers = self.servers.lock().expect("servers");
         if let Some(s) = servers.get(&key) {
@@ -350,6 +352,7 @@ impl LlamaCpp {
             device_id: device_id.to_string(),
             endpoint: Endpoint::new(config).map_err(unusable)?,
             pin: pinning.clone(),
+            device_bytes,
             phase: watch::Sender::new(Phase::Starting),
             stop: watch::Sender::new(false),
             last_used: Mutex::new(Instant::now()),
@@ -365,8 +368,10 @@ impl LlamaCpp {
 
     /// `pin` with the layers that fit the device's free memory (less a tenth, at most 1 GiB,
     /// for the engine's own buffers): every layer when the model fits, else llama.cpp's `-ngl`
-    /// from the GGUF's offload plan, the rest of the model on the host's CPU.
-    fn fit(&self, spec: &ModelSpec, device_id: &str, pin: Pin) -> Result<Pin, String> {
+    /// from the GGUF's offload plan, the rest of the model on the host's CPU; and the bytes
+    /// it then holds on the device.
+    fn fit(&self, spec: &ModelSpec, device_id: &str, pin: Pin) -> Result<(Pin, u64), String> {
+        let whole = spec.memory_bytes;
         let free = self
             .free
             .lock()
@@ -374,10 +379,10 @@ impl LlamaCpp {
             .get(device_id)
             .copied();
         let (Some(free), Some(engine)) = (free, spec.engine.as_ref()) else {
-            return Ok(pin);
+            return Ok((pin, whole));
         };
         if pin.family == pinning::Family::Cpu {
-            return Ok(pin);
+            return Ok((pin, whole));
         }
         let info = switchyard_backend_core::gguf::GgufInfo::read(&engine.gguf)
             .map_err(|e| e.to_string())?;
@@ -385,7 +390,7 @@ impl LlamaCpp {
         let ctx = spec.context_tokens.unwrap_or(4096);
         let plan = info.plan_offload(ctx, pin.parallel(engine.parallel), budget);
         if plan.whole() {
-            return Ok(pin);
+            return Ok((pin, whole));
         }
         if plan.gpu_layers == 0 {
             return Err(format!(
@@ -401,7 +406,7 @@ impl LlamaCpp {
             on_device = %format!("{:.0} %", plan.device_share() * 100.0),
             "partial offload: the rest of the model runs on the host's CPU"
         );
-        Ok(pin.with_gpu_layers(plan.gpu_layers))
+        Ok((pin.with_gpu_layers(plan.gpu_layers), plan.device_bytes))
     }
 
     /// Stops (model, device): SIGTERM, SIGKILL after [`GRACE`]; returns once the process is
@@ -455,7 +460,7 @@ impl LlamaCpp {
         servers
             .values()
             .filter(|s| !matches!(*s.phase.borrow(), Phase::Failed(_)))
-            .map(|s| (s.device_id.clone(), s.spec.memory_bytes))
+            .map(|s| (s.device_id.clone(), s.device_bytes))
             .collect()
     }
 
@@ -526,6 +531,16 @@ impl Server {
         }
     }
 
+    /// A partial offload's layout, empty when the model is on its device whole.
+    fn layout(&self) -> String {
+        match (self.pin.gpu_layers, self.pin.engine_device()) {
+            (Some(n), Some(device)) => {
+                format!("{n} layers (from the output back) on {device}, the rest on the host CPU")
+            }
+            _ => String::new(),
+        }
+    }
+
     fn describe(&self) -> Option<ResidentModel> {
         let Phase::Healthy { load_ms, .. } = *self.phase.borrow() else {
             return None;
@@ -538,7 +553,8 @@ impl Server {
             load_ms,
             streams: 1,
             // What the process holds on its device: filled in by `LlamaCpp::describe`.
-            memory_bytes: self.spec.memory_bytes,
+            memory_bytes: self.device_bytes,
+            layout: self.layout(),
             in_flight: self.in_flight.load(std::sync::atomic::Ordering::Relaxed),
             pinned: self.pinned.load(std::sync::atomic::Ordering::Relaxed),
             idle_ms: self

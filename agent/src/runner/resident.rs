@@ -58,6 +58,7 @@ impl Resident {
                 .expect("last used")
                 .elapsed()
                 .as_millis() as u64,
+            layout: String::new(),
         }
     }
 }

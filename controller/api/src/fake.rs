@@ -123,6 +123,7 @@ impl Inference for Fake {
             backend: "ort-cpu".into(),
             device_kind: switchyard_proto::v1::DeviceKind::Cpu as i32,
             expires_in_ms: 60_000,
+            layout: String::new(),
         }];
         vec![
             ModelStatus {

@@ -124,6 +124,7 @@ pub fn model_statuses(
                     .copied()
                     .unwrap_or_default(),
                 expires_in_ms: keep_alives.expires_in_ms(r),
+                layout: r.layout.clone(),
             })
             .collect()
     };

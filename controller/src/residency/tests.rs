@@ -20,6 +20,7 @@ fn resident(model: &str, pinned: bool, in_flight: u32, idle_s: u64) -> ResidentM
         precision: "f32".into(),
         load_ms: 0.0,
         streams: 1,
+        layout: String::new(),
     }
 }
 

@@ -16,7 +16,13 @@ pub(crate) fn model_json(m: &ModelStatus, created: u64) -> Value {
     let loaded_on: Vec<Value> = m
         .loaded_on
         .iter()
-        .map(|p| json!({"node": p.node, "device": p.device_id, "backend": p.backend}))
+        .map(|p| {
+            let mut v = json!({"node": p.node, "device": p.device_id, "backend": p.backend});
+            if !p.layout.is_empty() {
+                v["layout"] = json!(p.layout);
+            }
+            v
+        })
         .collect();
     json!({
         "id": m.name,

@@ -95,7 +95,7 @@ async function models() {
   const data = await api("/v1/models");
   const rows = data.data.map((m) => {
     const sy = m.switchyard || {};
-    const where = (sy.loaded_on || []).map((p) => `${esc(p.node)}/${esc(p.device)} (${esc(p.backend)})`).join("<br>");
+    const where = (sy.loaded_on || []).map((p) => `${esc(p.node)}/${esc(p.device)} (${esc(p.backend)})${p.layout ? `<div class="muted">partial: ${esc(p.layout)}</div>` : ""}`).join("<br>");
     const actions = sy.stage === "generate"
       ? `<button class="secondary" data-load="${esc(m.id)}">Load</button> <button class="secondary" data-keep="${esc(m.id)}" title="keep it loaded until unloaded">Keep</button> <button class="secondary" data-unload="${esc(m.id)}">Unload</button>`
       : "";
