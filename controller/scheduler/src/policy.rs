@@ -233,6 +233,11 @@ pub struct PlacementPolicy {
     pub backend_preferences: BackendPreferences,
     /// Score weights.
     pub weights: ScoreWeights,
+    /// The largest model an NPU generates with (bytes when loaded). NPUs decode at 2–30
+    /// tokens/s for 1B-parameter models (2026 reports for Intel Core Ultra NPUs through
+    /// llama.cpp's OpenVINO backend and OpenVINO GenAI): fine for small models, draft models
+    /// and classify/embed, too slow for bigger ones. Default 2.5 GB (a 3B model at Q4).
+    pub npu_generate_max_bytes: u64,
 }
 
 impl Default for PlacementPolicy {
@@ -247,6 +252,7 @@ impl Default for PlacementPolicy {
             thermal_margin_celsius: 15.0,
             backend_preferences: BackendPreferences::default(),
             weights: ScoreWeights::default(),
+            npu_generate_max_bytes: 2_500_000_000,
         }
     }
 }

@@ -138,6 +138,15 @@ pub(super) fn early(
     };
     let warm = p.model_id.is_some_and(|id| h.resident.contains(&id));
     // An attached engine loads what it serves in memory Switchyard does not manage.
+    if p.stage == StageKind::Generate
+        && h.kind == DeviceType::IntelNpu
+        && p.need > p.policy.npu_generate_max_bytes
+    {
+        return Err(RejectReason::TooBigForNpuGeneration {
+            needed_bytes: p.need,
+            max_bytes: p.policy.npu_generate_max_bytes,
+        });
+    }
     let mut need = if warm || h.engine { 0 } else { p.need };
     let mut evict_bytes = 0;
     let mut device_share = None;

@@ -247,6 +247,13 @@ pub enum RejectReason {
     },
     /// The circuit is half-open and its one probe is in flight.
     ProbeInFlight,
+    /// Generation on an NPU is for small models only (`npu_generate_max_bytes`).
+    TooBigForNpuGeneration {
+        /// Bytes the model needs.
+        needed_bytes: u64,
+        /// The policy's limit.
+        max_bytes: u64,
+    },
 }
 
 fn mb(bytes: u64) -> f64 {
@@ -307,6 +314,15 @@ impl fmt::Display for RejectReason {
                 )
             }
             RejectReason::ProbeInFlight => write!(f, "circuit half-open, probe in flight"),
+            RejectReason::TooBigForNpuGeneration {
+                needed_bytes,
+                max_bytes,
+            } => write!(
+                f,
+                "an NPU generates with small models only: {:.1} MB > {:.1} MB (NPUs decode at 2-30 tok/s for 1B-parameter models; [scheduler.policy] npu_generate_max_bytes)",
+                mb(*needed_bytes),
+                mb(*max_bytes)
+            ),
         }
     }
 }

@@ -662,3 +662,37 @@ fn an_engine_model_bigger_than_the_gpu_runs_partly_there_scored_by_the_share_it_
             .any(|x| x.device == "GPU-aaaa" && matches!(x.reason, RejectReason::DoesNotFit { .. }))
     );
 }
+
+#[test]
+fn an_npu_generates_with_small_models_only() {
+    let ctx = Ctx::new();
+    let v = cluster();
+    let npu = |r: &PlacementRequest| {
+        let e = ctx.explain(&v, r);
+        let cand = e.candidates.iter().any(|c| c.device == "npu0");
+        let why = e
+            .rejected
+            .iter()
+            .find(|x| x.device == "npu0")
+            .map(|x| x.to_string());
+        (cand, why)
+    };
+    // A 1B model at Q4 (0.8 GB): the NPU is a candidate (after the GPU and CPUs).
+    let (cand, why) = npu(&ctx.req(StageKind::Generate, "llama-1b", 800_000_000));
+    assert!(cand, "{why:?}");
+    // A 3B model at f16 (3 GB fits the NPU's 4 GB, but decodes far too slowly there).
+    let (cand, why) = npu(&ctx.req(StageKind::Generate, "llama-3b", 3 * GB));
+    assert!(!cand);
+    let why = why.unwrap();
+    assert!(
+        why.contains("an NPU generates with small models only: 3000.0 MB > 2500.0 MB"),
+        "{why}"
+    );
+    // Classify and embed models of that size are not affected by the rule.
+    let (_, why) = npu(&ctx.req(StageKind::Embed, "big-embedder", 3 * GB));
+    assert!(
+        why.as_deref()
+            .is_none_or(|w| !w.contains("small models only")),
+        "{why:?}"
+    );
+}

@@ -187,7 +187,8 @@ async function chatView() {
     const answer = document.getElementById("chat-answer");
     const traceOut = document.getElementById("chat-trace");
     answer.textContent = "";
-    traceOut.innerHTML = '<p class="muted">streaming…</p>';
+    delete traceOut.dataset.model;
+    traceOut.innerHTML = '<p class="muted">routing…</p>';
     const body = {
       model: document.getElementById("chat-model").value, stream: true, max_tokens: Number(document.getElementById("chat-max").value),
       messages: [{ role: "user", content: document.getElementById("chat-prompt").value }],
@@ -213,6 +214,10 @@ async function chatView() {
           if (chunk.error) throw new ApiError(500, chunk.error.message);
           const delta = chunk.choices && chunk.choices[0] && chunk.choices[0].delta;
           if (delta && delta.content) answer.textContent += delta.content;
+          if (chunk.model && !traceOut.dataset.model) {
+            traceOut.dataset.model = chunk.model;
+            traceOut.innerHTML = `<p class="muted">answering: ${esc(chunk.model)} (streaming; the stages' trace follows the last token)</p>`;
+          }
           if (chunk.switchyard) last = chunk.switchyard;
         }
       }
