@@ -185,7 +185,13 @@ fn list(models: &[ModelStatus], out: Output) -> Result<()> {
             let loaded: Vec<String> = m
                 .loaded_on
                 .iter()
-                .map(|p| format!("{}/{}", p.node, p.device_id))
+                .map(|p| match p.layout.split_once(' ') {
+                    // A partial offload: how many layers are on the device.
+                    Some((layers, _)) if !p.layout.is_empty() => {
+                        format!("{}/{} ({layers} layers; rest on CPU)", p.node, p.device_id)
+                    }
+                    _ => format!("{}/{}", p.node, p.device_id),
+                })
                 .collect();
             json!({
                 "name": m.name,
