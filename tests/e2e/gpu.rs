@@ -78,34 +78,53 @@ fn config(dir: &tempfile::TempDir) -> String {
     cfg.to_string_lossy().into_owned()
 }
 
-#[test]
-fn a_generation_placed_on_the_lavapipe_vulkan_device_runs_there_through_llama_server_vulkan() {
-    let test = "gpu::lavapipe_generation";
+/// The lavapipe device (its discovery JSON), or `None` when a precondition is missing (a skip,
+/// or a failure under `CI=true`).
+fn lavapipe_or_skip(test: &str) -> Option<Value> {
     if !precondition(test, vulkan_engine().map(|_| ())) {
-        return;
+        return None;
     }
-    let lavapipe = match software_gpu() {
-        Ok(d) => d,
+    match software_gpu() {
+        Ok(d) => Some(d),
         Err(why) => {
             precondition(test, Err(why));
-            return;
+            None
         }
+    }
+}
+
+/// `switchyard up` (node "gpu") with the lavapipe device admitted and `discovery_extra` added
+/// to its `[discovery]` section; with its gRPC and HTTP addresses, once the node is ready.
+fn up_with_lavapipe(
+    name: &str,
+    discovery_extra: &str,
+) -> (Proc, String, String, tempfile::TempDir) {
+    let dir = tempfile::tempdir().unwrap();
+    let cfg = config(&dir);
+    let mut text = std::fs::read_to_string(&cfg).unwrap();
+    text.push_str(discovery_extra);
+    std::fs::write(&cfg, text).unwrap();
+    let mut args = vec!["--config", cfg.as_str()];
+    args.extend(UP_ON_LOOPBACK);
+    args.extend(["--node-name", "gpu"]);
+    let up = Proc::start(name, &args).unwrap_or_else(|e| panic!("up: {e}"));
+    let grpc = up.field("grpc").unwrap();
+    let http = up.field("http").unwrap();
+    wait_node_ready(&up, &grpc, "gpu");
+    (up, grpc, http, dir)
+}
+
+#[test]
+fn a_generation_placed_on_the_lavapipe_vulkan_device_runs_there_through_llama_server_vulkan() {
+    let Some(lavapipe) = lavapipe_or_skip("gpu::lavapipe_generation") else {
+        return;
     };
     let device_id = lavapipe["id"].as_str().unwrap().to_string();
     assert!(
         lavapipe["attributes"]["vulkan_index"].is_string(),
         "discovery gives the Vulkan index: {lavapipe}"
     );
-
-    let dir = tempfile::tempdir().unwrap();
-    let cfg = config(&dir);
-    let mut args = vec!["--config", cfg.as_str()];
-    args.extend(UP_ON_LOOPBACK);
-    args.extend(["--node-name", "gpu"]);
-    let up = Proc::start("gpu", &args).unwrap_or_else(|e| panic!("up: {e}"));
-    let grpc = up.field("grpc").unwrap();
-    let http = up.field("http").unwrap();
-    wait_node_ready(&up, &grpc, "gpu");
+    let (up, grpc, http, _dir) = up_with_lavapipe("gpu", "");
 
     // The agent checked the pin against the engine: llama_cpp usable on the Vulkan device.
     let (status, out, err) = switchyard_e2e::run_cli(&[
@@ -376,30 +395,12 @@ fn the_offload_plan_from_the_header_agrees_with_llama_cpps_fit_within_one_layer(
 /// answer comes back.
 #[test]
 fn a_model_bigger_than_the_capped_lavapipe_device_runs_partly_there_the_rest_on_the_cpu() {
-    let test = "gpu::lavapipe_partial_offload";
-    if !precondition(test, vulkan_engine().map(|_| ())) {
+    let Some(lavapipe) = lavapipe_or_skip("gpu::lavapipe_partial_offload") else {
         return;
-    }
-    let lavapipe = match software_gpu() {
-        Ok(d) => d,
-        Err(why) => {
-            precondition(test, Err(why));
-            return;
-        }
     };
     let device_id = lavapipe["id"].as_str().unwrap().to_string();
-    let dir = tempfile::tempdir().unwrap();
-    let cfg = config(&dir);
-    let mut text = std::fs::read_to_string(&cfg).unwrap();
-    text.push_str(&format!("memory_limit_mib = {{ {device_id:?} = 200 }}\n"));
-    std::fs::write(&cfg, text).unwrap();
-    let mut args = vec!["--config", cfg.as_str()];
-    args.extend(UP_ON_LOOPBACK);
-    args.extend(["--node-name", "gpu"]);
-    let up = Proc::start("gpu-partial", &args).unwrap_or_else(|e| panic!("up: {e}"));
-    let grpc = up.field("grpc").unwrap();
-    let http = up.field("http").unwrap();
-    wait_node_ready(&up, &grpc, "gpu");
+    let cap = format!("memory_limit_mib = {{ {device_id:?} = 200 }}\n");
+    let (up, _grpc, http, _dir) = up_with_lavapipe("gpu-partial", &cap);
 
     let body = serde_json::json!({
         "model": MODEL, "max_tokens": 3, "temperature": 0,
