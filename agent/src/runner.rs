@@ -326,34 +326,14 @@ impl StageRunner {
         let started = Instant::now();
         let target = slot.target.clone();
         let load_spec = spec.clone();
-        let (loaded, wide) = tokio::task::spawn_blocking(move || {
+        let instances = tokio::task::spawn_blocking(move || {
             resident::load_instances(backend.as_ref(), &load_spec, &target, streams)
         })
         .instrument(span.clone())
         .await
         .map_err(|e| BackendError::Inference(format!("load task failed: {e}")))??;
-        let Some(precision) = loaded.first().map(|m| m.precision()) else {
-            return Err(BackendError::Inference(format!(
-                "backend {backend_id} loaded no instance of {model}"
-            )));
-        };
-        if let Some(other) = loaded
-            .iter()
-            .chain(wide.as_ref())
-            .find(|m| m.precision() != spec.precision)
-        {
-            let precision = other.precision();
-            // A backend must refuse rather than run at another precision; never serve one
-            // that did not.
-            return Err(BackendError::DeviceUnsupported {
-                backend: backend_id.into(),
-                device: device_id.into(),
-                reason: format!(
-                    "{model} was asked for {} but loaded at {precision}",
-                    spec.precision
-                ),
-            });
-        }
+        let precision = resident::loaded_precision(&instances, &spec, backend_id, device_id)?;
+        let (loaded, wide) = instances;
         let worker = ModelWorker::spawn_lanes(loaded, wide, self.queue_capacity);
         let reserved = reservation(&spec, worker.streams());
         let batcher = match spec.stage {

@@ -63,6 +63,39 @@ impl Resident {
     }
 }
 
+/// The precision the instances of `spec` loaded at: the one asked for, on every instance. A
+/// backend must refuse rather than run at another precision; one that did not is never
+/// served.
+pub(super) fn loaded_precision(
+    (loaded, wide): &Instances,
+    spec: &ModelSpec,
+    backend_id: &str,
+    device_id: &str,
+) -> Result<Precision, BackendError> {
+    let model = &spec.name;
+    let Some(precision) = loaded.first().map(|m| m.precision()) else {
+        return Err(BackendError::Inference(format!(
+            "backend {backend_id} loaded no instance of {model}"
+        )));
+    };
+    if let Some(other) = loaded
+        .iter()
+        .chain(wide)
+        .find(|m| m.precision() != spec.precision)
+    {
+        return Err(BackendError::DeviceUnsupported {
+            backend: backend_id.into(),
+            device: device_id.into(),
+            reason: format!(
+                "{model} was asked for {} but loaded at {}",
+                spec.precision,
+                other.precision()
+            ),
+        });
+    }
+    Ok(precision)
+}
+
 /// A model's streams and, beside them, its wide instance (if it has one).
 pub(super) type Instances = (Vec<Box<dyn LoadedModel>>, Option<Box<dyn LoadedModel>>);
 

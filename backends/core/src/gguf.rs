@@ -436,6 +436,39 @@ impl Reader<'_> {
     }
 }
 
+/// The key/value pairs a parser acts on: unsigned integers, strings, array lengths.
+#[derive(Default)]
+struct Metadata {
+    strings: std::collections::HashMap<String, String>,
+    uints: std::collections::HashMap<String, u64>,
+    arrays: std::collections::HashMap<String, u64>,
+}
+
+/// The metadata count and that many key/value pairs.
+fn metadata(r: &mut Reader<'_>) -> Result<Metadata, GgufError> {
+    let kv_count = r.u64("the metadata count")?;
+    // Each pair takes at least 8 (key length) + 4 (type) + 1 bytes.
+    r.need(kv_count.saturating_mul(13), "the metadata")?;
+    let mut m = Metadata::default();
+    for _ in 0..kv_count {
+        let key = r.string("a metadata key")?;
+        let t = r.u32(&format!("the type of {key}"))?;
+        match r.value(t, &key)? {
+            Value::Uint(v) => {
+                m.uints.insert(key, v);
+            }
+            Value::Str(s) => {
+                m.strings.insert(key, s);
+            }
+            Value::Array(n) => {
+                m.arrays.insert(key, n);
+            }
+            Value::Other => {}
+        }
+    }
+    Ok(m)
+}
+
 fn header(r: &mut Reader<'_>) -> Result<GgufInfo, GgufError> {
     let magic = r.bytes(4, "the magic")?;
     if magic != b"GGUF" {
@@ -452,28 +485,11 @@ fn header(r: &mut Reader<'_>) -> Result<GgufInfo, GgufError> {
         });
     }
     let tensor_count = r.u64("the tensor count")?;
-    let kv_count = r.u64("the metadata count")?;
-    // Each pair takes at least 8 (key length) + 4 (type) + 1 bytes.
-    r.need(kv_count.saturating_mul(13), "the metadata")?;
-    let mut strings = std::collections::HashMap::new();
-    let mut uints = std::collections::HashMap::new();
-    let mut arrays = std::collections::HashMap::new();
-    for _ in 0..kv_count {
-        let key = r.string("a metadata key")?;
-        let t = r.u32(&format!("the type of {key}"))?;
-        match r.value(t, &key)? {
-            Value::Uint(v) => {
-                uints.insert(key, v);
-            }
-            Value::Str(s) => {
-                strings.insert(key, s);
-            }
-            Value::Array(n) => {
-                arrays.insert(key, n);
-            }
-            Value::Other => {}
-        }
-    }
+    let Metadata {
+        strings,
+        uints,
+        arrays,
+    } = metadata(r)?;
     let arch = strings
         .get("general.architecture")
         .cloned()
