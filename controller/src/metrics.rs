@@ -60,6 +60,7 @@ pub fn install() -> Option<PrometheusHandle> {
             match built {
                 Ok(handle) => {
                     describe();
+                    spawn_upkeep(handle.clone());
                     Some(handle)
                 }
                 Err(e) => {
@@ -69,6 +70,26 @@ pub fn install() -> Option<PrometheusHandle> {
             }
         })
         .clone()
+}
+
+/// How often the recorder's histograms are drained into their buckets.
+const UPKEEP_EVERY: std::time::Duration = std::time::Duration::from_secs(5);
+
+/// Drains the histograms every [`UPKEEP_EVERY`]. The recorder keeps every sample until an
+/// upkeep folds it into the buckets; without one (nobody scraping `/metrics`), 50,000
+/// requests/s grew the controller by about 1 MB/s (seen in the soak).
+fn spawn_upkeep(handle: PrometheusHandle) {
+    let spawned = std::thread::Builder::new()
+        .name("metrics-upkeep".into())
+        .spawn(move || {
+            loop {
+                std::thread::sleep(UPKEEP_EVERY);
+                handle.run_upkeep();
+            }
+        });
+    if let Err(e) = spawned {
+        warn!(error = %e, "metrics upkeep thread not started: histograms drain only on scrape");
+    }
 }
 
 fn describe() {
